@@ -1,0 +1,123 @@
+"""The ``cairn`` command line.
+
+Every command that touches the database finds it through
+:func:`service.database.location.locate`: ``DATABASE_URL`` if set, else the embedded server
+in ``--data-dir`` (started if needed, shared with a running ``cairn serve``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .database.location import DEFAULT_DATA_DIR, Location, locate
+from .database.migrate import migrate_url
+from .errors import CairnError
+
+Command = Callable[[argparse.Namespace, Location], int]
+
+
+def _serve(args: argparse.Namespace, location: Location) -> int:
+    import uvicorn
+
+    from .config import from_env
+    from .http.app import create_app
+
+    asyncio.run(migrate_url(location.url))
+    settings = from_env(location.url, host=args.host, port=args.port, data_dir=args.data_dir)
+    app = create_app(settings)
+    where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
+    print(f"cairn {__version__} serving on http://{args.host}:{args.port} ({where})", flush=True)
+    # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests, runs the
+    # app's shutdown and returns; main() then stops the embedded PostgreSQL cleanly.
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, ws_per_message_deflate=False
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, location: Location) -> int:
+    applied = asyncio.run(migrate_url(location.url))
+    if applied:
+        for migration in applied:
+            print(f"applied {migration.version:04d}_{migration.name}")
+    else:
+        print("schema is up to date")
+    return 0
+
+
+def _verify(args: argparse.Namespace, location: Location) -> int:
+    import asyncpg
+
+    from .events.chain import verify
+
+    async def run() -> int:
+        conn = await asyncpg.connect(location.url)
+        try:
+            report = await verify(conn)
+        finally:
+            await conn.close()
+        print(f"checked {report.events} events in {report.streams} streams")
+        print(f"log digest {report.digest}")
+        if report.ok:
+            print("hash chain intact")
+            return 0
+        print(f"BROKEN at position {report.first_broken}: {report.reason}", file=sys.stderr)
+        return 1
+
+    asyncio.run(migrate_url(location.url))
+    return asyncio.run(run())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cairn", description="Event-sourced collaboration backend."
+    )
+    parser.add_argument("--version", action="version", version=f"cairn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, fn: Command, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            default=DEFAULT_DATA_DIR,
+            help="embedded PostgreSQL's data folder when DATABASE_URL is unset (default ./cairn-data)",
+        )
+        p.set_defaults(fn=fn)
+        return p
+
+    serve = command("serve", _serve, "run the HTTP and WebSocket service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    command("migrate", _migrate, "apply schema migrations (idempotent)")
+    command("verify", _verify, "check the event log's hash chain")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cairn`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    location: Location | None = None
+    try:
+        location = locate(args.data_dir)
+        return int(args.fn(args, location))
+    except CairnError as exc:
+        print(f"cairn: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if location is not None:
+            location.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+-- 0001: the event log. Everything else in Cairn is derived from this table.
+
+-- The log. One row per event, never changed, never removed.
+CREATE TABLE events (
+    -- Unique id of the event in the whole log. Taken at INSERT, so it is NOT commit order:
+    -- readers order by (tx_id, position) instead (see below).
+    position        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The writing transaction. Readers take only rows with tx_id < pg_snapshot_xmin(...):
+    -- every transaction below that horizon has finished, so no row can later appear
+    -- before what a reader has already seen. This closes the "gap problem" without
+    -- serialising writers.
+    tx_id           xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    stream_id       text        NOT NULL CHECK (stream_id <> ''),
+    -- 1, 2, 3 ... within a stream; unique with stream_id, which is what makes
+    -- optimistic concurrency safe: two writers of the same version cannot both commit.
+    stream_version  bigint      NOT NULL CHECK (stream_version >= 1),
+    -- The project an event belongs to (NULL for people and other global streams);
+    -- lets the hub, feeds and activity read one project's slice in log order.
+    project_id      text,
+    event_type      text        NOT NULL,
+    -- Version of the event type's stored shape; upcasters turn old versions into new ones.
+    schema_version  integer     NOT NULL CHECK (schema_version >= 1),
+    data            jsonb       NOT NULL,
+    -- actor, causation_id, correlation_id, request_id, idempotency_key
+    metadata        jsonb       NOT NULL DEFAULT '{}',
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    -- Per-stream hash chain: sha256(previous event's hash in the stream || canonical bytes).
+    -- Chaining per stream (not globally) keeps appends to different streams independent.
+    hash            bytea       NOT NULL,
+    CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+);
+
+-- Gap-free global reading: WHERE (tx_id, position) > cursor AND tx_id < xmin ORDER BY tx_id, position.
+CREATE INDEX events_log_order ON events (tx_id, position);
+-- One project's slice of the log, in log order.
+CREATE INDEX events_project_order ON events (project_id, tx_id, position)
+    WHERE project_id IS NOT NULL;
+
+-- Immutability is enforced by the database, not by convention: any UPDATE, DELETE or
+-- TRUNCATE of the log fails, whoever sends it. Statement-level, so even an UPDATE that
+-- matches no row is refused.
+CREATE FUNCTION cairn_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING
+        ERRCODE = 'CA003',
+        MESSAGE = format('%s on %s is refused: the event log is append-only', TG_OP, TG_TABLE_NAME),
+        HINT = 'Events are immutable. Append a new event that corrects the old one.';
+END
+$$;
+
+CREATE TRIGGER events_refuse_update_delete BEFORE UPDATE OR DELETE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION cairn_refuse_change();
+CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION cairn_refuse_change();
+
+-- The bytes an event's hash covers. Computed by PostgreSQL both when appending and when
+-- verifying, so the two can never disagree about formatting. jsonb's text form is
+-- deterministic for a given value. tx_id and position are left out on purpose: they
+-- change when the log is exported and imported into another cluster.
+CREATE FUNCTION cairn_event_canonical(
+    p_stream_id text, p_stream_version bigint, p_project_id text, p_event_type text,
+    p_schema_version integer, p_data jsonb, p_metadata jsonb, p_recorded_at timestamptz
+) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT convert_to(jsonb_build_array(
+        p_stream_id, p_stream_version, p_project_id, p_event_type, p_schema_version,
+        p_data, p_metadata, (extract(epoch FROM p_recorded_at) * 1000000)::bigint
+    )::text, 'UTF8')
+$$;
+
+-- Idempotency keys of appends. A retried append with the same key returns the positions
+-- of the first one; the fingerprint (of stream and events) refuses reuse of a key for a
+-- different append. Not part of the log: a key's row may be expired one day.
+CREATE TABLE append_keys (
+    key         text        PRIMARY KEY,
+    fingerprint bytea       NOT NULL,
+    positions   bigint[]    NOT NULL DEFAULT '{}',
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- The one write path into the log: a single round trip per append, so appends cost about
+-- what a plain INSERT costs.
+--   p_expected: -1 = any version; 0 = the stream must not exist yet; N = the stream must be at N.
+--   p_events:   [{"type": ..., "schema_version": ..., "data": {...}}, ...]
+-- Errors: CA001 wrong expected version (DETAIL = actual version), CA002 idempotency key
+-- reused for a different append. A concurrent writer of the same version fails on
+-- events_stream_version_key (23505); the caller retries that only when p_expected = -1.
+CREATE FUNCTION cairn_append(
+    p_stream_id text, p_expected bigint, p_project_id text, p_events jsonb,
+    p_metadata jsonb, p_idempotency_key text, p_fingerprint bytea
+) RETURNS TABLE (out_position bigint, out_tx_id xid8, out_stream_version bigint, out_replayed boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_current  bigint;
+    v_hash     bytea;
+    v_key      append_keys%ROWTYPE;
+    v_event    jsonb;
+    v_now      timestamptz := now();
+    v_pos      bigint;
+    v_positions bigint[] := '{}';
+BEGIN
+    IF p_idempotency_key IS NOT NULL THEN
+        -- ON CONFLICT waits for a concurrent holder of the key to finish: if it commits we
+        -- replay its result below, if it rolls back our insert goes ahead. So two racing
+        -- retries can never both append.
+        INSERT INTO append_keys (key, fingerprint) VALUES (p_idempotency_key, p_fingerprint)
+            ON CONFLICT (key) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT * INTO v_key FROM append_keys WHERE key = p_idempotency_key;
+            IF v_key.fingerprint <> p_fingerprint THEN
+                RAISE EXCEPTION USING ERRCODE = 'CA002',
+                    MESSAGE = 'idempotency key reused for a different append',
+                    DETAIL = p_idempotency_key;
+            END IF;
+            RETURN QUERY SELECT e.position, e.tx_id, e.stream_version, true FROM events e
+                WHERE e.position = ANY (v_key.positions) ORDER BY e.position;
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT e.stream_version, e.hash INTO v_current, v_hash FROM events e
+        WHERE e.stream_id = p_stream_id ORDER BY e.stream_version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        v_current := 0;
+        v_hash := '\x'::bytea;
+    END IF;
+    IF p_expected >= 0 AND p_expected <> v_current THEN
+        RAISE EXCEPTION USING ERRCODE = 'CA001',
+            MESSAGE = format('stream %s is at version %s, not %s', p_stream_id, v_current, p_expected),
+            DETAIL = v_current::text;
+    END IF;
+
+    FOR v_event IN SELECT value FROM jsonb_array_elements(p_events) LOOP
+        v_current := v_current + 1;
+        v_hash := sha256(v_hash || cairn_event_canonical(
+            p_stream_id, v_current, p_project_id, v_event->>'type',
+            (v_event->>'schema_version')::integer, v_event->'data', p_metadata, v_now));
+        INSERT INTO events (stream_id, stream_version, project_id, event_type, schema_version,
+                            data, metadata, recorded_at, hash)
+            VALUES (p_stream_id, v_current, p_project_id, v_event->>'type',
+                    (v_event->>'schema_version')::integer, v_event->'data', p_metadata, v_now, v_hash)
+            RETURNING position INTO v_pos;
+        v_positions := v_positions || v_pos;
+        out_position := v_pos;
+        out_tx_id := pg_current_xact_id();
+        out_stream_version := v_current;
+        out_replayed := false;
+        RETURN NEXT;
+    END LOOP;
+
+    IF p_idempotency_key IS NOT NULL THEN
+        UPDATE append_keys SET positions = v_positions WHERE key = p_idempotency_key;
+    END IF;
+END
+$$;

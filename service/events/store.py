@@ -1,0 +1,397 @@
+"""The event store: the one place that talks to the ``events`` table.
+
+Appends go through the ``cairn_append`` SQL function (one round trip; expected version,
+idempotency key and hash chain are all checked inside it). Reads of the global log are
+gap-free: see :meth:`EventStore.read_all`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+
+from ..errors import (
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    ImmutableLog,
+    UnknownPosition,
+    WrongExpectedVersion,
+)
+from .base import (
+    Event,
+    Metadata,
+    RecordedEvent,
+    decode_event,
+    decode_metadata,
+    encode_data,
+    encode_metadata,
+    type_name,
+)
+from .wakeup import TRANSIENT_ERRORS, Listener, Notifier
+
+_log = logging.getLogger(__name__)
+
+ANY: Final = -1
+"""Expected version: append whatever the stream's version is."""
+NO_STREAM: Final = 0
+"""Expected version: the stream must not exist yet."""
+
+Cursor = tuple[int, int]
+"""A place in log order: ``(tx_id, position)`` of the last event read."""
+START: Final[Cursor] = (0, 0)
+
+_COLUMNS = (
+    "position, tx_id, stream_id, stream_version, project_id, event_type, schema_version, "
+    "data, metadata, recorded_at, hash"
+)
+# The horizon: every transaction with a smaller id has finished, so nothing can commit
+# "behind" a row we return. Rows of later transactions wait until the horizon passes them:
+# late, never lost, and never a timeout that skips anything.
+_READ_AFTER = f"""
+SELECT {_COLUMNS} FROM events
+WHERE (tx_id, position) > ($1::xid8, $2::bigint)
+  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx_id, position
+LIMIT $3
+"""
+_READ_AFTER_PROJECT = f"""
+SELECT {_COLUMNS} FROM events
+WHERE project_id = $4
+  AND (tx_id, position) > ($1::xid8, $2::bigint)
+  AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY tx_id, position
+LIMIT $3
+"""
+# Committed rows that the horizon still hides: a reader that sees some retries soon
+# instead of waiting for its next poll.
+_HIDDEN = """
+SELECT EXISTS (
+    SELECT 1 FROM events
+    WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) AND (tx_id, position) > ($1::xid8, $2)
+)
+"""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """What an append wrote (or, for a retried idempotency key, had written)."""
+
+    positions: list[int]
+    stream_version: int
+    tx_id: int
+    replayed: bool
+
+    @property
+    def cursor(self) -> Cursor:
+        """Log-order place of the last event appended."""
+        return (self.tx_id, self.positions[-1]) if self.positions else START
+
+
+_events_encoder = msgspec.json.Encoder()
+
+
+class _Item(msgspec.Struct, array_like=False):
+    type: str
+    schema_version: int
+    data: msgspec.Raw
+
+
+class EventStore:
+    """Append to and read from the event log.
+
+    Args:
+        pool: an asyncpg pool on a migrated database.
+        dsn: the same database's connection string, for the dedicated LISTEN connection.
+        poll_interval: how often live readers re-read without a wake-up (fallback).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, *, poll_interval: float = 1.0) -> None:
+        self.pool = pool
+        self._dsn = dsn
+        self._poll_interval = poll_interval
+        self._notifier = Notifier(pool)
+        self._listener = Listener(dsn)
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, **kw: Any
+    ) -> EventStore:
+        """Open a pool on ``dsn`` and return a store using it (close with :meth:`close`).
+
+        Raises:
+            DatabaseUnavailable: PostgreSQL cannot be reached.
+        """
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        except TRANSIENT_ERRORS as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        assert pool is not None
+        return cls(pool, dsn, **kw)
+
+    async def close(self) -> None:
+        """Stop the wake-up machinery and close the pool."""
+        await self._notifier.close()
+        await self._listener.close()
+        await self.pool.close()
+
+    # ---------------------------------------------------------------- writing
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[Event],
+        expected_version: int,
+        metadata: Metadata | None = None,
+        idempotency_key: str | None = None,
+        *,
+        project_id: str | None = None,
+        connection: asyncpg.Connection | None = None,
+    ) -> AppendResult:
+        """Append ``events`` to ``stream_id`` atomically: all of them or none.
+
+        Args:
+            expected_version: :data:`ANY`, :data:`NO_STREAM`, or the exact version the
+                stream must be at (the number of events in it).
+            metadata: stored with every event (actor, correlation id, ...).
+            idempotency_key: a retry with the same key returns the first append's result,
+                appending nothing, even when the two race.
+            project_id: the project the stream belongs to, if any.
+            connection: run inside the caller's transaction on this connection (the caller
+                then owns commit and rollback, and must call :meth:`committed` after commit).
+
+        Raises:
+            WrongExpectedVersion: the stream is not at ``expected_version``; nothing written.
+            IdempotencyKeyReused: the key was used for a different append.
+            DatabaseUnavailable: PostgreSQL could not be reached; the append may or may not
+                have happened (retry with the same idempotency key to find out).
+        """
+        if not events:
+            raise ValueError("append needs at least one event")
+        if expected_version < ANY:
+            raise ValueError(
+                f"expected_version must be ANY, NO_STREAM or >= 1, not {expected_version}"
+            )
+        metadata = metadata or Metadata()
+        if idempotency_key is not None and metadata.idempotency_key != idempotency_key:
+            metadata = msgspec.structs.replace(metadata, idempotency_key=idempotency_key)
+        items = [
+            _Item(
+                type=type_name(type(e)),
+                schema_version=e.schema_version,
+                data=msgspec.Raw(encode_data(e)),
+            )
+            for e in events
+        ]
+        payload = _events_encoder.encode(items)
+        fingerprint = None
+        if idempotency_key is not None:
+            digest = hashlib.sha256(stream_id.encode())
+            digest.update(b"\x00" + str(project_id).encode() + b"\x00" + payload)
+            fingerprint = digest.digest()
+        args = (
+            stream_id,
+            expected_version,
+            project_id,
+            payload.decode(),
+            encode_metadata(metadata).decode(),
+            idempotency_key,
+            fingerprint,
+        )
+        while True:
+            try:
+                if connection is not None:
+                    rows = await connection.fetch(_APPEND, *args)
+                else:
+                    rows = await self.pool.fetch(_APPEND, *args)
+                break
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "events_stream_version_key":
+                    raise
+                # A concurrent writer took the version we computed. With ANY that is no
+                # conflict: try again on top of it (only possible outside a caller's tx).
+                if expected_version == ANY and connection is None:
+                    continue
+                actual = await self.stream_version(stream_id)
+                raise WrongExpectedVersion(stream_id, expected_version, actual) from exc
+            except asyncpg.PostgresError as exc:
+                translated = _translate(exc, stream_id, expected_version)
+                if translated is None:
+                    raise
+                raise translated from exc
+            except TRANSIENT_ERRORS as exc:
+                raise DatabaseUnavailable(f"append to {stream_id!r} failed: {exc}") from exc
+        result = AppendResult(
+            positions=[r["out_position"] for r in rows],
+            stream_version=rows[-1]["out_stream_version"] if rows else 0,
+            tx_id=rows[-1]["out_tx_id"] if rows else 0,
+            replayed=bool(rows) and rows[0]["out_replayed"],
+        )
+        if connection is None and not result.replayed:
+            self._notifier.poke()
+        return result
+
+    def committed(self) -> None:
+        """Tell live readers that a transaction holding appends has committed."""
+        self._notifier.poke()
+
+    # ---------------------------------------------------------------- reading
+
+    async def stream_version(self, stream_id: str) -> int:
+        """The stream's current version: the number of events in it (0 if none)."""
+        value = await self.pool.fetchval(
+            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id
+        )
+        return int(value)
+
+    async def read_stream(
+        self, stream_id: str, *, from_version: int = 1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """The events of one stream from ``from_version`` on, in stream order."""
+        rows = await self.pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2 "
+            "ORDER BY stream_version LIMIT $3",
+            stream_id,
+            from_version,
+            limit,
+        )
+        return [_decode(r) for r in rows]
+
+    async def cursor_of(self, position: int) -> Cursor:
+        """The log-order cursor of the event at ``position`` (``START`` for 0).
+
+        Raises:
+            UnknownPosition: no event has that position.
+        """
+        if position == 0:
+            return START
+        tx_id = await self.pool.fetchval("SELECT tx_id FROM events WHERE position = $1", position)
+        if tx_id is None:
+            raise UnknownPosition(position)
+        return (int(tx_id), position)
+
+    async def read_all(
+        self, after: int = 0, limit: int = 1000, *, project_id: str | None = None
+    ) -> list[RecordedEvent]:
+        """Up to ``limit`` events of the global log after position ``after``, in log order.
+
+        Log order is ``(tx_id, position)``; only events of transactions below the current
+        snapshot's xmin are returned, so an event committed late is never skipped: it is
+        returned later, in its place after what was returned before. Pass the last returned
+        event's position as ``after`` to continue.
+
+        Raises:
+            UnknownPosition: ``after`` is not a position in the log.
+        """
+        return await self.read_after(await self.cursor_of(after), limit, project_id=project_id)
+
+    async def read_after(
+        self, cursor: Cursor, limit: int = 1000, *, project_id: str | None = None
+    ) -> list[RecordedEvent]:
+        """Like :meth:`read_all`, from a log-order cursor (no position look-up)."""
+        if project_id is None:
+            rows = await self.pool.fetch(_READ_AFTER, cursor[0], cursor[1], limit)
+        else:
+            rows = await self.pool.fetch(
+                _READ_AFTER_PROJECT, cursor[0], cursor[1], limit, project_id
+            )
+        return [_decode(r) for r in rows]
+
+    async def head(self) -> Cursor:
+        """The cursor of the last event a gap-free reader could read now."""
+        row = await self.pool.fetchrow(
+            "SELECT tx_id, position FROM events WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY tx_id DESC, position DESC LIMIT 1"
+        )
+        return START if row is None else (int(row["tx_id"]), int(row["position"]))
+
+    async def subscribe(
+        self, after: int = 0, *, project_id: str | None = None, batch: int = 500
+    ) -> AsyncIterator[RecordedEvent]:
+        """Every event after position ``after``: catch up, then follow live, forever.
+
+        Never skips an event that commits late and never yields one twice. Survives
+        PostgreSQL restarts: it waits, reconnects and resumes from the last event yielded.
+
+        Raises:
+            UnknownPosition: ``after`` is not a position in the log.
+        """
+        cursor = await self._retrying(lambda: self.cursor_of(after))
+        async for event in self.follow(cursor, project_id=project_id, batch=batch):
+            yield event
+
+    async def follow(
+        self, cursor: Cursor, *, project_id: str | None = None, batch: int = 500
+    ) -> AsyncIterator[RecordedEvent]:
+        """Like :meth:`subscribe`, from a log-order cursor."""
+        self._listener.start()
+        backoff = 0.002
+        while True:
+            seen = self._listener.generation
+            try:
+                events = await self.read_after(cursor, batch, project_id=project_id)
+                hidden = False
+                if len(events) < batch:
+                    last = events[-1].cursor if events else cursor
+                    hidden = bool(await self.pool.fetchval(_HIDDEN, last[0], last[1]))
+            except TRANSIENT_ERRORS as exc:
+                _log.info("log reader lost PostgreSQL (%s); retrying", exc)
+                await asyncio.sleep(0.2)
+                continue
+            for event in events:
+                cursor = event.cursor
+                yield event
+            if len(events) == batch:
+                continue
+            if hidden:
+                # Committed events wait behind an open transaction: look again soon.
+                await self._listener.wait(seen, backoff)
+                backoff = min(backoff * 2, 0.05)
+            else:
+                backoff = 0.002
+                await self._listener.wait(seen, self._poll_interval)
+
+    async def _retrying(self, fn: Any) -> Any:
+        while True:
+            try:
+                return await fn()
+            except TRANSIENT_ERRORS as exc:
+                _log.info("PostgreSQL unavailable (%s); retrying", exc)
+                await asyncio.sleep(0.2)
+
+
+_APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
+
+
+def _decode(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["position"],
+        tx_id=int(row["tx_id"]),
+        stream_id=row["stream_id"],
+        stream_version=row["stream_version"],
+        project_id=row["project_id"],
+        event_type=row["event_type"],
+        schema_version=row["schema_version"],
+        event=decode_event(row["event_type"], row["schema_version"], row["data"]),
+        metadata=decode_metadata(row["metadata"]),
+        recorded_at=row["recorded_at"],
+        hash=bytes(row["hash"]),
+    )
+
+
+def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exception | None:
+    code = getattr(exc, "sqlstate", None)
+    if code == "CA001":
+        actual = int(getattr(exc, "detail", None) or 0)
+        return WrongExpectedVersion(stream_id, expected, actual)
+    if code == "CA002":
+        return IdempotencyKeyReused(str(getattr(exc, "detail", "")))
+    if code == "CA003":
+        return ImmutableLog(str(exc))
+    return None

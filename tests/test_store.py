@@ -1,0 +1,191 @@
+"""The event store against a real PostgreSQL: appends, concurrency, idempotency, immutability."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+
+from service.errors import (
+    IdempotencyKeyReused,
+    UnknownPosition,
+    WrongExpectedVersion,
+)
+from service.events.base import Event, Metadata, register, upcaster
+from service.events.store import ANY, NO_STREAM, EventStore
+
+
+@register
+class NoteWritten(Event, frozen=True, kw_only=True):
+    text: str
+
+
+@register
+class NoteRenamed(Event, frozen=True, kw_only=True):
+    """At v2: ``title`` split into ``old`` and ``new`` (v1 had only ``title``)."""
+
+    schema_version = 2
+    old: str | None
+    new: str
+
+
+@upcaster("NoteRenamed", from_version=1)
+def _note_renamed_v1(data: dict[str, Any]) -> dict[str, Any]:
+    return {"old": None, "new": data["title"]}
+
+
+async def test_append_then_read_stream_and_log(store: EventStore) -> None:
+    """Appended events come back from the stream and the log with versions and positions."""
+    meta = Metadata(actor="person-1", request_id="r1")
+    first = await store.append("note-1", [NoteWritten(text="a")], NO_STREAM, meta, project_id="p1")
+    second = await store.append(
+        "note-1", [NoteWritten(text="b"), NoteWritten(text="c")], 1, meta, project_id="p1"
+    )
+    assert first.stream_version == 1
+    assert second.stream_version == 3
+    assert len(second.positions) == 2
+
+    stream = await store.read_stream("note-1")
+    assert [e.stream_version for e in stream] == [1, 2, 3]
+    assert [e.event for e in stream] == [NoteWritten(text=t) for t in "abc"]
+    assert stream[0].metadata.actor == "person-1"
+    assert stream[0].project_id == "p1"
+
+    log = await store.read_all(0)
+    assert [e.position for e in log] == first.positions + second.positions
+    assert [e.position for e in await store.read_all(first.positions[0])] == second.positions
+    assert await store.read_all(0, limit=1) == log[:1]
+
+
+@pytest.mark.parametrize(
+    ("expected", "ok"),
+    [(ANY, True), (NO_STREAM, False), (1, False), (2, True), (3, False)],
+)
+async def test_expected_version(store: EventStore, expected: int, ok: bool) -> None:
+    """Only ANY or the exact current version may append; anything else is a typed conflict."""
+    await store.append("s", [NoteWritten(text="1"), NoteWritten(text="2")], NO_STREAM)
+    if ok:
+        result = await store.append("s", [NoteWritten(text="3")], expected)
+        assert result.stream_version == 3
+    else:
+        with pytest.raises(WrongExpectedVersion) as info:
+            await store.append("s", [NoteWritten(text="3")], expected)
+        assert info.value.actual == 2
+        assert await store.stream_version("s") == 2
+
+
+async def test_twenty_racers_one_winner(store: EventStore) -> None:
+    """20 tasks append version N+1 of one stream at once: exactly one wins, 19 conflict."""
+    await store.append("race", [NoteWritten(text="seed")], NO_STREAM)
+
+    async def attempt(i: int) -> str:
+        try:
+            await store.append("race", [NoteWritten(text=f"t{i}")], 1)
+        except WrongExpectedVersion:
+            return "conflict"
+        return "won"
+
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(20)))
+    assert outcomes.count("won") == 1
+    assert outcomes.count("conflict") == 19
+    assert await store.stream_version("race") == 2
+
+
+async def test_any_version_racers_all_land(store: EventStore) -> None:
+    """Concurrent appends with ANY never conflict and never lose an event."""
+    await asyncio.gather(
+        *(store.append("busy", [NoteWritten(text=str(i))], ANY) for i in range(20))
+    )
+    stream = await store.read_stream("busy")
+    assert [e.stream_version for e in stream] == list(range(1, 21))
+    assert sorted(e.event.text for e in stream) == sorted(str(i) for i in range(20))  # type: ignore[attr-defined]
+
+
+async def test_multi_event_append_is_atomic(store: EventStore) -> None:
+    """A failed multi-event append leaves nothing behind."""
+    await store.append("atomic", [NoteWritten(text="x")], NO_STREAM)
+    with pytest.raises(WrongExpectedVersion):
+        await store.append("atomic", [NoteWritten(text="y"), NoteWritten(text="z")], NO_STREAM)
+    assert len(await store.read_all(0)) == 1
+
+
+async def test_idempotent_retry_returns_first_positions(store: EventStore) -> None:
+    """A retried append with the same key returns the original positions and appends nothing."""
+    events = [NoteWritten(text="once"), NoteWritten(text="twice")]
+    first = await store.append("idem", events, NO_STREAM, idempotency_key="k1")
+    again = await store.append("idem", events, NO_STREAM, idempotency_key="k1")
+    assert again.positions == first.positions
+    assert again.replayed
+    assert not first.replayed
+    assert len(await store.read_all(0)) == 2
+    with pytest.raises(IdempotencyKeyReused):
+        await store.append("idem", [NoteWritten(text="other")], ANY, idempotency_key="k1")
+
+
+async def test_idempotency_race_appends_once(store: EventStore) -> None:
+    """Ten identical appends racing with one key write the events exactly once."""
+    events = [NoteWritten(text="race")]
+    results = await asyncio.gather(
+        *(store.append("idem-race", events, ANY, idempotency_key="same") for _ in range(10))
+    )
+    assert len({tuple(r.positions) for r in results}) == 1
+    assert sum(not r.replayed for r in results) == 1
+    assert len(await store.read_all(0)) == 1
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE events SET data = '{}'",
+        "UPDATE events SET data = '{}' WHERE false",
+        "DELETE FROM events",
+        "TRUNCATE events",
+    ],
+)
+async def test_log_is_immutable(store: EventStore, database_url: str, statement: str) -> None:
+    """PostgreSQL itself refuses UPDATE, DELETE and TRUNCATE of the log, with a clear error."""
+    await store.append("imm", [NoteWritten(text="keep")], NO_STREAM)
+    conn = await asyncpg.connect(database_url)
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="append-only") as info:
+            await conn.execute(statement)
+        assert info.value.sqlstate == "CA003"
+    finally:
+        await conn.close()
+    assert [e.event for e in await store.read_stream("imm")] == [NoteWritten(text="keep")]
+
+
+async def test_stored_v1_event_is_upcast(store: EventStore, database_url: str) -> None:
+    """A NoteRenamed stored at v1 (with the old shape) reads back as the current v2 type."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.fetch(
+            "SELECT * FROM cairn_append('old', 0, NULL, $1::jsonb, '{}'::jsonb, NULL, NULL)",
+            msgspec.json.encode(
+                [
+                    {
+                        "type": "NoteRenamed",
+                        "schema_version": 1,
+                        "data": {"type": "NoteRenamed", "title": "T"},
+                    }
+                ]
+            ).decode(),
+        )
+    finally:
+        await conn.close()
+    await store.append("old", [NoteRenamed(old="T", new="U")], 1)
+    events = await store.read_stream("old")
+    assert [e.schema_version for e in events] == [1, 2]
+    assert [e.event for e in events] == [
+        NoteRenamed(old=None, new="T"),
+        NoteRenamed(old="T", new="U"),
+    ]
+
+
+async def test_unknown_position_is_an_error(store: EventStore) -> None:
+    """Reading after a position that does not exist raises instead of guessing."""
+    with pytest.raises(UnknownPosition):
+        await store.read_all(12345)
