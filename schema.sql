@@ -94,7 +94,7 @@ CREATE TABLE append_keys (
 CREATE FUNCTION cairn_append(
     p_stream_id text, p_expected bigint, p_project_id text, p_events jsonb,
     p_metadata jsonb, p_idempotency_key text, p_fingerprint bytea
-) RETURNS TABLE (out_position bigint, out_stream_version bigint, out_replayed boolean)
+) RETURNS TABLE (out_position bigint, out_tx_id xid8, out_stream_version bigint, out_replayed boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_current  bigint;
@@ -118,7 +118,7 @@ BEGIN
                     MESSAGE = 'idempotency key reused for a different append',
                     DETAIL = p_idempotency_key;
             END IF;
-            RETURN QUERY SELECT e.position, e.stream_version, true FROM events e
+            RETURN QUERY SELECT e.position, e.tx_id, e.stream_version, true FROM events e
                 WHERE e.position = ANY (v_key.positions) ORDER BY e.position;
             RETURN;
         END IF;
@@ -148,6 +148,7 @@ BEGIN
             RETURNING position INTO v_pos;
         v_positions := v_positions || v_pos;
         out_position := v_pos;
+        out_tx_id := pg_current_xact_id();
         out_stream_version := v_current;
         out_replayed := false;
         RETURN NEXT;
@@ -158,3 +159,39 @@ BEGIN
     END IF;
 END
 $$;
+
+-- ===== migration 0002_projections =====
+-- 0002: bookkeeping of projections (read models). Read models themselves live in one
+-- schema per projection generation (p_<name>_<generation>), exposed through views in
+-- public, so a rebuild can fill a fresh generation while the old one serves, then swap
+-- the views in one transaction.
+
+CREATE TABLE projections (
+    name            text        PRIMARY KEY,
+    version         integer     NOT NULL,
+    generation      integer     NOT NULL,
+    -- The checkpoint: the log-order cursor of the last event applied. Written in the same
+    -- transaction as the read-model rows it covers, so a crash can never apply an event
+    -- twice or skip one (exactly-once effect).
+    tx_id           xid8        NOT NULL DEFAULT '0',
+    position        bigint      NOT NULL DEFAULT 0,
+    events_applied  bigint      NOT NULL DEFAULT 0,
+    last_event_at   timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- ===== migration 0003_http =====
+-- 0003: state of the HTTP layer that is not derived from the log.
+
+-- First responses to POSTs sent with an Idempotency-Key, replayed to retries. Scoped per
+-- person so that two callers can never see each other's responses.
+CREATE TABLE http_responses (
+    person_id   text        NOT NULL,
+    key         text        NOT NULL,
+    fingerprint bytea       NOT NULL,
+    status      integer     NOT NULL,
+    headers     jsonb       NOT NULL,
+    body        bytea       NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (person_id, key)
+);

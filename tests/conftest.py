@@ -41,3 +41,53 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     store = await EventStore.open(database_url, max_size=20, poll_interval=0.5)
     yield store
     await store.close()
+
+
+class LiveServer:
+    """A real uvicorn server on a free port, serving Cairn on the test database."""
+
+    def __init__(self, url: str, base_url: str, app: object) -> None:
+        self.database_url = url
+        self.base_url = base_url
+        self.app = app
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(database_url: str, **settings: object) -> tuple[object, object, str]:
+    """Start uvicorn in this event loop; return (server, task, base url)."""
+    import asyncio
+
+    import uvicorn
+
+    from service.config import from_env
+    from service.http.app import create_app
+
+    port = free_port()
+    app = create_app(from_env(database_url, port=port, **settings))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped during start-up")
+        await asyncio.sleep(0.01)
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
+    """Cairn served by a real uvicorn on a free port, on a fresh database."""
+    server, task, base = await start_server(database_url)
+    yield LiveServer(database_url, base, server)
+    server.should_exit = True  # type: ignore[attr-defined]
+    await task  # type: ignore[misc]

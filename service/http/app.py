@@ -2,42 +2,101 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
+from typing import Any, TypedDict
 
+import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from .. import __version__
 from ..config import Settings
 from ..events.store import EventStore
+from ..projections import all_projections
+from ..projections.engine import ProjectionEngine
+from .api import Api, Ctx, Reply
+from .context import RateLimiter
+from .problems import exception_handlers
+
+# Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
+# OpenAPI document see the same set.
+ROUTE_MODULES: list[str] = []
 
 
 class State(TypedDict):
-    """Resources living as long as the app."""
+    """Resources living as long as the app (Starlette's typed lifespan state)."""
 
     settings: Settings
     store: EventStore
+    engine: ProjectionEngine
+    limiter: RateLimiter
 
 
-async def _health(request: Request) -> JSONResponse:
-    store: EventStore = request.state.store
-    head = await store.head()
-    return JSONResponse({"status": "ok", "version": __version__, "head_position": head[1]})
+system = Api()
 
 
-def create_app(settings: Settings) -> Starlette:
+class Health(msgspec.Struct, frozen=True):
+    status: str
+    version: str
+    head_position: int
+
+
+@system.get("/v1/health", summary="Liveness and the log's head", response=Health, auth="none")
+async def health(ctx: Ctx) -> Reply:
+    head = await ctx.store.head()
+    return Reply(Health(status="ok", version=__version__, head_position=head[1]))
+
+
+def all_apis() -> list[Api]:
+    """The system endpoints and every route module's."""
+    apis = [system]
+    for name in ROUTE_MODULES:
+        module = importlib.import_module(f"service.http.{name}")
+        apis.append(module.api)
+    return apis
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every endpoint."""
+    merged = Api()
+    for api in all_apis():
+        merged.endpoints.extend(api.endpoints)
+    return merged.openapi(title="Cairn API", version=__version__)
+
+
+def create_app(settings: Settings, *, rate: float = 200.0, burst: float = 400.0) -> Starlette:
     """Build the app for ``settings``; resources open on startup and close on shutdown."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
-        store = await EventStore.open(settings.database_url, poll_interval=settings.poll_interval)
+        store = await EventStore.open(
+            settings.database_url, min_size=2, max_size=20, poll_interval=settings.poll_interval
+        )
+        engine = ProjectionEngine(store, all_projections())
         try:
-            yield {"settings": settings, "store": store}
+            await engine.prepare()
+            engine.start()
+            yield {
+                "settings": settings,
+                "store": store,
+                "engine": engine,
+                "limiter": RateLimiter(rate, burst),
+            }
         finally:
+            await engine.stop()
             await store.close()
 
-    return Starlette(routes=[Route("/v1/health", _health)], lifespan=lifespan)
+    merged = Api()
+    for api in all_apis():
+        merged.endpoints.extend(api.endpoints)
+    spec = msgspec.json.encode(merged.openapi(title="Cairn API", version=__version__))
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/json")
+
+    routes: list[BaseRoute] = [Route("/openapi.json", openapi), *merged.starlette_routes()]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())

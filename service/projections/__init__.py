@@ -1,0 +1,10 @@
+"""Read models: each a named, versioned projection of the log (see engine.py)."""
+
+from __future__ import annotations
+
+from .engine import Projection
+
+
+def all_projections() -> list[Projection]:
+    """Every read model of the app, in the order they are prepared."""
+    return []

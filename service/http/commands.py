@@ -1,0 +1,134 @@
+"""Running a command: load the aggregate from its stream, decide, append, wait for the read
+models. The optimistic-concurrency loop lives here, once for every endpoint."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..errors import WrongExpectedVersion
+from ..events.base import Event, Metadata, RecordedEvent
+from ..events.store import NO_STREAM, AppendResult
+from .context import Ctx
+
+S = TypeVar("S")
+
+_ATTEMPTS = 5
+
+
+def metadata_for(ctx: Ctx) -> Metadata:
+    """Metadata of the appends of this request: actor, request id, correlation id."""
+    headers = ctx.request.headers
+    request_id = getattr(ctx.request.state, "request_id", None)
+    if request_id is None:
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        ctx.request.state.request_id = request_id
+    return Metadata(
+        actor=ctx.viewer.person_id if ctx.viewer else None,
+        request_id=request_id[:200],
+        correlation_id=(headers.get("x-correlation-id") or request_id)[:200],
+        idempotency_key=ctx.idempotency_key,
+    )
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """An aggregate's events and folded state."""
+
+    events: list[RecordedEvent]
+    version: int
+
+
+async def load(ctx: Ctx, stream_id: str) -> Loaded:
+    """Every event of ``stream_id`` (stream order) and its version."""
+    events = await ctx.store.read_stream(stream_id)
+    return Loaded(events=events, version=events[-1].stream_version if events else 0)
+
+
+async def execute(
+    ctx: Ctx,
+    stream_id: str,
+    fold: Callable[[Sequence[Event]], S],
+    decide: Callable[[S], list[Event]],
+    *,
+    project_id: str | None,
+    wait: bool = True,
+) -> tuple[S, AppendResult | None]:
+    """Fold ``stream_id``'s events into a state, ``decide`` on it, append what it returns with
+    the version read as the expected version, and (``wait``) wait until the read models show
+    it. On a concurrent change the whole thing runs again on the new state; a decision
+    that no longer holds raises its own error then.
+
+    Returns the state decided on and the append (None when ``decide`` returned nothing).
+    """
+    for attempt in range(_ATTEMPTS):
+        loaded = await load(ctx, stream_id)
+        state = fold([e.event for e in loaded.events])
+        new_events = decide(state)
+        if not new_events:
+            return state, None
+        try:
+            result = await ctx.store.append(
+                stream_id,
+                new_events,
+                loaded.version if loaded.version else NO_STREAM,
+                metadata_for(ctx),
+                ctx.store_key(stream_id),
+                project_id=project_id,
+            )
+        except WrongExpectedVersion:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            continue
+        if wait:
+            await settle(ctx, result)
+        return state, result
+    raise AssertionError("unreachable")
+
+
+async def append_new(
+    ctx: Ctx,
+    appends: Sequence[tuple[str, list[Event], str | None]],
+) -> AppendResult:
+    """Append to brand-new streams (expected NO_STREAM) in one transaction: all or none.
+
+    Each item is (stream id, events, project id). Used for creations that claim something
+    (a person and their e-mail address).
+    """
+    store = ctx.store
+    meta = metadata_for(ctx)
+    last: AppendResult | None = None
+    async with store.pool.acquire() as conn, conn.transaction():
+        for stream_id, events, project_id in appends:
+            last = await store.append(
+                stream_id,
+                events,
+                NO_STREAM,
+                meta,
+                ctx.store_key(stream_id),
+                project_id=project_id,
+                connection=conn,
+            )
+    store.committed()
+    assert last is not None
+    await settle(ctx, last)
+    return last
+
+
+async def settle(ctx: Ctx, result: AppendResult) -> None:
+    """Read-your-writes: wait (bounded) until every projection has applied ``result``."""
+    await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
+
+
+def fold_with(evolve: Callable[[Any, Event], Any]) -> Callable[[Sequence[Event]], Any]:
+    """A fold from an ``evolve(state | None, event)`` function."""
+
+    def fold(events: Sequence[Event]) -> Any:
+        state = None
+        for event in events:
+            state = evolve(state, event)
+        return state
+
+    return fold

@@ -1,0 +1,444 @@
+"""The projection engine: read models that follow the log, rebuildable at any time.
+
+Each projection is named and versioned. Its tables live in a schema of their own per
+*generation* (``p_<name>_<generation>``) and are read through views of the same names in
+``public``. That gives three properties:
+
+* **Exactly-once effect.** A batch of events and the projection's checkpoint are written in
+  one transaction; a crash loses both or neither.
+* **Rebuild without downtime.** ``rebuild`` fills generation N+1 from position 0 while N keeps
+  serving, then, holding the projection's lock so the live follower pauses, applies the last
+  events and swaps the views in one transaction.
+* **Several instances.** Every instance runs followers; a transaction-level advisory lock per
+  projection makes one of them apply a batch at a time. ``pg_try_advisory_xact_lock`` is used,
+  not ``SELECT ... FOR UPDATE``: a waiter on a row lock holds a transaction id, which would hold
+  back the log's read horizon for every reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import asyncpg
+
+from ..errors import CairnError
+from ..events.base import RecordedEvent
+from ..events.store import START, Cursor, EventStore
+from ..events.wakeup import TRANSIENT_ERRORS
+
+_log = logging.getLogger(__name__)
+
+_LOCK_SPACE = 0x50524F4A  # "PROJ": advisory lock namespace (first key)
+_SETUP_KEY = 0
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+class Projection(Protocol):
+    """A read model. Implementations must be deterministic: the same events in the same
+    order give the same rows, however they are split into batches (rebuild equality)."""
+
+    name: str
+    """Lower-case identifier; also names the schema of each generation."""
+    version: int
+    """Bump to rebuild on the next start (changed tables or logic)."""
+    tables: Sequence[str]
+    """Table names exposed as views in ``public`` (must be unique across projections)."""
+
+    def ddl(self) -> str:
+        """CREATE statements for the tables, with unqualified names (run with the search
+        path set to the generation's schema)."""
+        ...
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        """Apply ``events`` (in log order) inside the caller's transaction; the search path
+        is the generation's schema, so unqualified names reach this projection's tables."""
+        ...
+
+
+class UnknownProjection(CairnError):
+    """Raised when a command names a projection that is not registered."""
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    """Where a projection stands."""
+
+    name: str
+    version: int
+    generation: int
+    position: int
+    events_applied: int
+    lag_events: int
+    lag_seconds: float
+
+
+def _lock_key(name: str) -> int:
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+def _schema(name: str, generation: int) -> str:
+    return f"p_{name}_{generation}"
+
+
+class ProjectionEngine:
+    """Runs projections over an :class:`EventStore`.
+
+    Args:
+        store: the event store (its pool is used for read-model writes too).
+        projections: every read model of the app.
+        batch: events per transaction.
+    """
+
+    def __init__(
+        self, store: EventStore, projections: Sequence[Projection], *, batch: int = 500
+    ) -> None:
+        for p in projections:
+            if not _NAME.match(p.name):
+                raise ValueError(f"bad projection name {p.name!r}")
+        self.store = store
+        self.projections = {p.name: p for p in projections}
+        self.batch = batch
+        self._generation: dict[str, int] = {}
+        self._progress: dict[str, Cursor] = {}
+        self._changed = asyncio.Condition()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refreshed = 0.0
+
+    # ----------------------------------------------------------- lifecycle
+
+    async def prepare(self) -> None:
+        """Create missing projections and rebuild those whose version changed (blocking).
+
+        Serialised across instances by a session advisory lock, so two instances starting
+        together do not both rebuild.
+        """
+        async with self.store.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1, $2)", _LOCK_SPACE, _SETUP_KEY)
+            try:
+                for projection in self.projections.values():
+                    row = await conn.fetchrow(
+                        "SELECT version, generation, tx_id, position FROM projections WHERE name = $1",
+                        projection.name,
+                    )
+                    if row is None:
+                        await self._install(conn, projection)
+                    elif row["version"] != projection.version:
+                        _log.warning(
+                            "projection %s: version %s -> %s, rebuilding",
+                            projection.name,
+                            row["version"],
+                            projection.version,
+                        )
+                        await self._rebuild(projection, conn=conn)
+                    else:
+                        self._generation[projection.name] = row["generation"]
+                        self._progress[projection.name] = (int(row["tx_id"]), row["position"])
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", _LOCK_SPACE, _SETUP_KEY)
+
+    def start(self) -> None:
+        """Start one follower task per projection (call after :meth:`prepare`)."""
+        loop = asyncio.get_running_loop()
+        for name in self.projections:
+            self._tasks.append(loop.create_task(self._follow(name), name=f"projection-{name}"))
+
+    async def stop(self) -> None:
+        """Stop the followers (a batch in flight is rolled back or committed whole)."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # ----------------------------------------------------------- following
+
+    async def _follow(self, name: str) -> None:
+        wakeups = self.store.wakeups
+        wakeups.start()
+        backoff = 0.002
+        while True:
+            seen = wakeups.generation
+            try:
+                applied = await self.step(name)
+                if applied == self.batch:
+                    continue
+                hidden = applied >= 0 and await self.store.has_hidden(self._progress[name])
+            except TRANSIENT_ERRORS as exc:
+                _log.info("projection %s lost PostgreSQL (%s); retrying", name, exc)
+                await asyncio.sleep(0.2)
+                continue
+            except Exception:
+                # A bug in a projection must not spin: log it and retry slowly. The
+                # checkpoint did not move, so nothing is lost.
+                _log.exception("projection %s failed; retrying in 1 s", name)
+                await asyncio.sleep(1.0)
+                continue
+            if applied < 0:
+                # Another instance holds the lock: it is doing the work.
+                await wakeups.wait(seen, 0.05)
+            elif hidden:
+                await wakeups.wait(seen, backoff)
+                backoff = min(backoff * 2, 0.05)
+            else:
+                backoff = 0.002
+                await wakeups.wait(seen, self.store.poll_interval)
+
+    async def step(self, name: str) -> int:
+        """Apply the next batch of ``name``; return the number of events applied, or -1 if
+        another process holds the projection's lock."""
+        projection = self.projections[name]
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_SPACE, _lock_key(name)
+            )
+            if not locked:
+                return -1
+            row = await conn.fetchrow(
+                "SELECT generation, tx_id, position FROM projections WHERE name = $1", name
+            )
+            cursor: Cursor = (int(row["tx_id"]), row["position"])
+            events = await self.store.read_after(cursor, self.batch)
+            if events:
+                await self._apply(conn, projection, row["generation"], events)
+        await self._advance(name, events[-1].cursor if events else cursor, row["generation"])
+        return len(events)
+
+    async def _apply(
+        self,
+        conn: asyncpg.Connection,
+        projection: Projection,
+        generation: int,
+        events: Sequence[RecordedEvent],
+    ) -> None:
+        await conn.execute(
+            f"SET LOCAL search_path = {_schema(projection.name, generation)}, public"
+        )
+        await projection.apply(conn, events)
+        await conn.execute("SET LOCAL search_path = public")
+        last = events[-1]
+        await conn.execute(
+            "UPDATE projections SET tx_id = $2, position = $3, events_applied = events_applied + $4, "
+            "last_event_at = $5, updated_at = now() WHERE name = $1",
+            projection.name,
+            last.tx_id,
+            last.position,
+            len(events),
+            last.recorded_at,
+        )
+
+    async def _advance(self, name: str, cursor: Cursor, generation: int) -> None:
+        async with self._changed:
+            self._generation[name] = generation
+            if cursor > self._progress.get(name, START):
+                self._progress[name] = cursor
+            self._changed.notify_all()
+
+    # ----------------------------------------------------------- read-your-writes
+
+    async def wait_for(
+        self, cursor: Cursor, within: float, names: Sequence[str] | None = None
+    ) -> bool:
+        """Wait until the projections (all, or ``names``) have applied the event at ``cursor``.
+
+        Returns False if that did not happen ``within`` seconds (the write stands; the
+        read models are only late).
+        """
+        wanted = list(names) if names is not None else list(self.projections)
+        deadline = time.monotonic() + within
+
+        def done() -> bool:
+            return all(self._progress.get(n, START) >= cursor for n in wanted)
+
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            async with self._changed:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait_for(done), min(remaining, 0.05))
+            if not done() and time.monotonic() - self._refreshed > 0.05:
+                # Another instance may be the one applying: read the checkpoints.
+                await self.refresh()
+        return True
+
+    async def refresh(self) -> None:
+        """Re-read every checkpoint from the database."""
+        self._refreshed = time.monotonic()
+        rows = await self.store.pool.fetch(
+            "SELECT name, generation, tx_id, position FROM projections"
+        )
+        for row in rows:
+            if row["name"] in self.projections:
+                await self._advance(
+                    row["name"], (int(row["tx_id"]), row["position"]), row["generation"]
+                )
+
+    # ----------------------------------------------------------- install / rebuild
+
+    async def _install(self, conn: asyncpg.Connection, projection: Projection) -> None:
+        async with conn.transaction():
+            await self._create_generation(conn, projection, 1)
+            await self._swap_views(conn, projection, 1)
+            await conn.execute(
+                "INSERT INTO projections (name, version, generation) VALUES ($1, $2, 1)",
+                projection.name,
+                projection.version,
+            )
+        self._generation[projection.name] = 1
+        self._progress[projection.name] = START
+
+    async def _create_generation(
+        self, conn: asyncpg.Connection, projection: Projection, generation: int
+    ) -> None:
+        schema = _schema(projection.name, generation)
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"SET LOCAL search_path = {schema}, public")
+        await conn.execute(projection.ddl())
+        await conn.execute("SET LOCAL search_path = public")
+
+    async def _swap_views(
+        self, conn: asyncpg.Connection, projection: Projection, generation: int
+    ) -> None:
+        schema = _schema(projection.name, generation)
+        for table in projection.tables:
+            await conn.execute(f"DROP VIEW IF EXISTS public.{table}")
+            await conn.execute(f"CREATE VIEW public.{table} AS SELECT * FROM {schema}.{table}")
+
+    async def rebuild(self, name: str, progress: Callable[[int, int], None] | None = None) -> None:
+        """Rebuild ``name`` from position 0 into a new generation and swap it in.
+
+        The current generation keeps serving (and following) until the swap. ``progress``
+        is called with (events applied, events in the log) after each batch.
+
+        Raises:
+            UnknownProjection: no projection has that name.
+        """
+        if name not in self.projections:
+            raise UnknownProjection(f"no projection is named {name!r}")
+        async with self.store.pool.acquire() as conn:
+            await self._rebuild(self.projections[name], conn=conn, progress=progress)
+
+    async def _rebuild(
+        self,
+        projection: Projection,
+        *,
+        conn: asyncpg.Connection,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        row = await conn.fetchrow(
+            "SELECT generation FROM projections WHERE name = $1", projection.name
+        )
+        old = row["generation"] if row is not None else 0
+        new = old + 1
+        async with conn.transaction():
+            await self._create_generation(conn, projection, new)
+        total = int(await conn.fetchval("SELECT count(*) FROM events"))
+        applied = 0
+        cursor: Cursor = START
+        while True:
+            events = await self.store.read_after(cursor, self.batch)
+            if len(events) < self.batch:
+                break
+            async with conn.transaction():
+                await conn.execute(
+                    f"SET LOCAL search_path = {_schema(projection.name, new)}, public"
+                )
+                await projection.apply(conn, events)
+            cursor = events[-1].cursor
+            applied += len(events)
+            if progress is not None:
+                progress(applied, max(total, applied))
+        async with conn.transaction():
+            # Pause the live follower (it takes the same lock per batch), apply the tail,
+            # then swap: readers see the old generation or the new one, never a mix.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)", _LOCK_SPACE, _lock_key(projection.name)
+            )
+            last: RecordedEvent | None = None
+            while True:
+                events = await self.store.read_after(cursor, self.batch)
+                if not events:
+                    break
+                await conn.execute(
+                    f"SET LOCAL search_path = {_schema(projection.name, new)}, public"
+                )
+                await projection.apply(conn, events)
+                await conn.execute("SET LOCAL search_path = public")
+                cursor = events[-1].cursor
+                last = events[-1]
+                applied += len(events)
+            await self._swap_views(conn, projection, new)
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO projections (name, version, generation) VALUES ($1, $2, $3)",
+                    projection.name,
+                    projection.version,
+                    new,
+                )
+            await conn.execute(
+                "UPDATE projections SET version = $2, generation = $3, tx_id = $4, position = $5, "
+                "events_applied = $6, last_event_at = coalesce($7, last_event_at), updated_at = now() "
+                "WHERE name = $1",
+                projection.name,
+                projection.version,
+                new,
+                cursor[0],
+                cursor[1],
+                applied,
+                last.recorded_at if last is not None else None,
+            )
+            if old:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {_schema(projection.name, old)} CASCADE")
+        if progress is not None:
+            progress(applied, max(total, applied))
+        await self._advance(projection.name, cursor, new)
+        # The follower may hold a stale generation number: it re-reads it every batch.
+        async with self._changed:
+            self._generation[projection.name] = new
+
+    # ----------------------------------------------------------- status
+
+    async def status(self) -> list[ProjectionStatus]:
+        """Every registered projection's version, generation, position and lag."""
+        result = []
+        for name, projection in self.projections.items():
+            row = await self.store.pool.fetchrow(
+                "SELECT version, generation, tx_id, position, events_applied FROM projections "
+                "WHERE name = $1",
+                name,
+            )
+            if row is None:
+                result.append(ProjectionStatus(name, projection.version, 0, 0, 0, -1, 0.0))
+                continue
+            lag = await self.store.pool.fetchrow(
+                "SELECT count(*) AS n, min(recorded_at) AS oldest FROM events "
+                "WHERE (tx_id, position) > ($1::xid8, $2::bigint)",
+                row["tx_id"],
+                row["position"],
+            )
+            seconds = 0.0
+            if lag["oldest"] is not None:
+                seconds = max(0.0, (datetime.now(UTC) - lag["oldest"]).total_seconds())
+            result.append(
+                ProjectionStatus(
+                    name=name,
+                    version=row["version"],
+                    generation=row["generation"],
+                    position=row["position"],
+                    events_applied=row["events_applied"],
+                    lag_events=int(lag["n"]),
+                    lag_seconds=seconds,
+                )
+            )
+        return result
