@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from . import __version__
 from .database.location import DEFAULT_DATA_DIR, Location, locate
@@ -20,6 +23,14 @@ from .database.migrate import migrate_url
 from .errors import CairnError
 
 Command = Callable[[argparse.Namespace, Location], int]
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwind to :func:`main` like Ctrl-C does, releasing PostgreSQL on the way."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise _Terminated
 
 
 def _serve(args: argparse.Namespace, location: Location) -> int:
@@ -33,8 +44,10 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     app = create_app(settings)
     where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
     print(f"cairn {__version__} serving on http://{args.host}:{args.port} ({where})", flush=True)
-    # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests, runs the
-    # app's shutdown and returns; main() then stops the embedded PostgreSQL cleanly.
+    # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests and runs the
+    # app's shutdown. Then it restores the previous handlers and raises the signal again:
+    # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
+    # uvicorn.run return. Either way main() then stops the embedded PostgreSQL, exit 0.
     uvicorn.run(
         app, host=args.host, port=args.port, log_level=args.log_level, ws_per_message_deflate=False
     )
@@ -105,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cairn`` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # With the default SIGTERM action the process would die on the spot, leaving the
+    # embedded PostgreSQL running and this process registered as one of its users.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     location: Location | None = None
     try:
         location = locate(args.data_dir)
@@ -114,9 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except _Terminated:
+        # Being asked to stop is how a service ends normally (systemd, docker, CI).
+        return 0
     finally:
         if location is not None:
             location.release()
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

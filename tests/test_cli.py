@@ -1,0 +1,347 @@
+"""The ``cairn`` command as people run it: real processes, real PostgreSQL, real HTTP.
+
+The ``serve`` and ``migrate`` tests force the embedded PostgreSQL (``DATABASE_URL`` is removed
+from the child's environment) and share one data folder, the way successive runs on one
+machine share ``./cairn-data``. The ``verify`` tests hand each child a fresh database through
+``DATABASE_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service import __version__
+from service.database.location import start_embedded
+from service.events.base import Event, register
+from service.events.store import NO_STREAM, EventStore
+
+# The console script next to this interpreter (a virtualenv's bin/), else the one on PATH.
+CAIRN = shutil.which("cairn", path=str(Path(sys.executable).parent)) or shutil.which("cairn")
+STARTUP_TIMEOUT = 60.0
+
+
+@register
+class ProbeRecorded(Event, frozen=True, kw_only=True):
+    note: str
+
+
+def _child_env(database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postmaster(data_dir: Path) -> list[str] | None:
+    """Lines of the embedded server's ``postmaster.pid``; None when no server runs there."""
+    pid_file = data_dir / "pg" / "postmaster.pid"
+    try:
+        return pid_file.read_text().splitlines()
+    except FileNotFoundError:
+        return None
+
+
+def _embedded_url(data_dir: Path) -> str:
+    """Connection URL of the embedded server running in ``data_dir`` (without joining it)."""
+    lines = _postmaster(data_dir)
+    assert lines is not None, "no embedded PostgreSQL runs in this data folder"
+    port, socket_dir = lines[3].strip(), lines[4].strip()
+    return f"postgresql://postgres@/cairn?host={socket_dir}&port={port}"
+
+
+async def _ends(pid: int) -> bool:
+    """Whether process ``pid`` (not our child) ends within ten seconds; woken by a pidfd.
+
+    PostgreSQL removes ``postmaster.pid`` a moment before its last process exits, so a
+    stopped server's pid may still be alive right after ``pg_ctl stop`` returns.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+    loop.add_reader(fd, ended.set)
+    try:
+        async with asyncio.timeout(10):
+            await ended.wait()
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run ``cairn *args`` to completion; its exit code and its stdout and stderr together."""
+    assert CAIRN is not None
+    proc = await asyncio.create_subprocess_exec(
+        CAIRN,
+        *args,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    async with asyncio.timeout(STARTUP_TIMEOUT):
+        output, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, output.decode()
+
+
+class Service:
+    """A running ``cairn serve`` child process and an HTTP client for it."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
+        self.process = process
+        self.output = output
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    async def health(self) -> dict[str, Any]:
+        response = await self.http.get("/v1/health")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the process to end; its exit code."""
+        self.process.send_signal(sig)
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def serving(data_dir: Path) -> AsyncIterator[Service]:
+    """Start ``cairn serve`` on the embedded server in ``data_dir``; ready once uvicorn listens."""
+    assert CAIRN is not None
+    port = _free_port()
+    process = await asyncio.create_subprocess_exec(
+        CAIRN,
+        *("serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "info"),
+        env=_child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    listening = asyncio.Event()
+
+    async def collect() -> None:
+        # Read everything the child prints, so that it never blocks on a full pipe.
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            line = raw.decode(errors="replace")
+            output.append(line)
+            if "Uvicorn running on" in line:
+                listening.set()
+        listening.set()  # the child ended: stop waiting and let the check below fail
+
+    reader = asyncio.create_task(collect())
+    service = Service(process, port, output)
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            await listening.wait()
+        assert process.returncode is None, "cairn serve ended early:\n" + "".join(output)
+        yield service
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await reader
+        await service.http.aclose()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One data folder for the serve tests, as on a machine that runs Cairn again and again."""
+    path = tmp_path_factory.mktemp("cairn-data")
+    yield path
+    if _postmaster(path) is not None:
+        # A test failed with a server still up: join it as its last user and stop it.
+        start_embedded(path).release()
+
+
+def test_version() -> None:
+    """`cairn --version` prints the package's version."""
+    assert CAIRN is not None
+    done = subprocess.run(
+        [CAIRN, "--version"], capture_output=True, text=True, check=True, env=_child_env()
+    )
+    assert done.stdout.strip() == f"cairn {__version__}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_serve_answers_then_stops_its_postgres(data_dir: Path, sig: signal.Signals) -> None:
+    """`cairn serve` answers /v1/health; SIGTERM or Ctrl-C ends it with 0 and stops PostgreSQL."""
+    async with serving(data_dir) as service:
+        health = await service.health()
+        assert health["status"] == "ok"
+        assert health["version"] == __version__
+        lines = _postmaster(data_dir)
+        assert lines is not None
+        postgres = int(lines[0])
+        assert await service.stop(sig) == 0, "".join(service.output)
+    assert _postmaster(data_dir) is None
+    assert await _ends(postgres)
+
+
+async def test_restart_keeps_the_log(data_dir: Path) -> None:
+    """An event appended while `cairn serve` runs is still there after a stop and a new start."""
+    stream = f"probe-{uuid.uuid4().hex}"
+    async with serving(data_dir) as service:
+        store = await EventStore.open(_embedded_url(data_dir), min_size=1, max_size=2)
+        try:
+            appended = await store.append(stream, [ProbeRecorded(note="kept")], NO_STREAM)
+        finally:
+            await store.close()
+        assert (await service.health())["head_position"] == appended.positions[0]
+        assert await service.stop() == 0
+    assert _postmaster(data_dir) is None
+
+    async with serving(data_dir) as service:
+        assert (await service.health())["head_position"] == appended.positions[0]
+        store = await EventStore.open(_embedded_url(data_dir), min_size=1, max_size=2)
+        try:
+            [event] = await store.read_stream(stream)
+        finally:
+            await store.close()
+        assert event.event == ProbeRecorded(note="kept")
+        assert await service.stop() == 0
+
+
+async def test_migrate_shares_a_running_serve(data_dir: Path) -> None:
+    """`cairn migrate` beside `cairn serve` uses the same PostgreSQL and leaves it running."""
+    async with serving(data_dir) as service:
+        before = _postmaster(data_dir)
+        assert before is not None
+        code, output = await _run("migrate", "--data-dir", str(data_dir), env=_child_env())
+        assert (code, output.strip()) == (0, "schema is up to date")
+        assert _postmaster(data_dir) == before
+        assert (await service.health())["status"] == "ok"
+        assert await service.stop() == 0
+    assert _postmaster(data_dir) is None
+    assert await _ends(int(before[0]))
+
+
+async def test_serve_stops_postgres_left_behind_by_a_killed_serve(data_dir: Path) -> None:
+    """A `cairn serve` killed outright does not keep PostgreSQL alive after the next one stops."""
+    async with serving(data_dir) as service:
+        service.process.kill()
+        await service.process.wait()
+    assert _postmaster(data_dir) is not None
+    async with serving(data_dir) as service:
+        lines = _postmaster(data_dir)
+        assert lines is not None
+        assert await service.stop() == 0
+    assert _postmaster(data_dir) is None
+    assert await _ends(int(lines[0]))
+
+
+# ------------------------------------------------------------------------------ cairn verify
+
+
+async def _append_two_streams(store: EventStore) -> dict[str, list[int]]:
+    """Three events in each of two interleaved streams; their positions by stream."""
+    positions: dict[str, list[int]] = {"a": [], "b": []}
+    for i in range(3):
+        for stream in positions:
+            result = await store.append(stream, [ProbeRecorded(note=f"{stream}{i}")], i)
+            positions[stream] += result.positions
+    return positions
+
+
+async def _tamper(database_url: str, statements: list[str], victims: list[int]) -> None:
+    """Run ``statements`` (each given the ``victims`` positions as $1) on the events table with
+    its immutability triggers off, as an attacker with the table owner's rights could."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("ALTER TABLE events DISABLE TRIGGER USER")
+            for sql in statements:
+                await conn.execute(sql, victims)
+            await conn.execute("ALTER TABLE events ENABLE TRIGGER USER")
+    finally:
+        await conn.close()
+
+
+async def test_verify_passes_an_intact_log(store: EventStore, database_url: str) -> None:
+    """`cairn verify` on an untouched log exits 0 and says the chain is intact."""
+    await _append_two_streams(store)
+    code, output = await _run("verify", env=_child_env(database_url))
+    assert code == 0, output
+    assert "checked 6 events in 2 streams" in output
+    assert "hash chain intact" in output
+
+
+_TAMPERINGS = {
+    "changed data": (
+        [
+            "UPDATE events SET data = jsonb_set(data, '{note}', '\"forged\"') "
+            "WHERE position = ANY($1::bigint[])"
+        ],
+        [("b", 1), ("a", 2)],
+        ("b", 1),
+    ),
+    "changed metadata": (
+        [
+            'UPDATE events SET metadata = \'{"actor": "mallory"}\' WHERE position = ANY($1::bigint[])'
+        ],
+        [("a", 2)],
+        ("a", 2),
+    ),
+    "removed middle event": (
+        ["DELETE FROM events WHERE position = ANY($1::bigint[])"],
+        [("a", 1)],
+        ("a", 2),
+    ),
+    "reordered events": (
+        # Swap versions 1 and 2 (through 1001/1002: the unique key is checked row by row).
+        [
+            "UPDATE events SET stream_version = stream_version + 1000 "
+            "WHERE position = ANY($1::bigint[])",
+            "UPDATE events SET stream_version = 1003 - stream_version "
+            "WHERE position = ANY($1::bigint[])",
+        ],
+        [("a", 0), ("a", 1)],
+        ("a", 0),
+    ),
+}
+
+
+@pytest.mark.parametrize("tampering", list(_TAMPERINGS))
+async def test_verify_names_the_first_broken_position(
+    store: EventStore, database_url: str, tampering: str
+) -> None:
+    """After tampering with the log behind the triggers, `cairn verify` exits 1 naming the
+    lowest position where the chain breaks."""
+    statements, victims, broken = _TAMPERINGS[tampering]
+    positions = await _append_two_streams(store)
+    await _tamper(database_url, statements, [positions[s][i] for s, i in victims])
+    code, output = await _run("verify", env=_child_env(database_url))
+    assert code == 1, output
+    assert "hash chain intact" not in output
+    assert f"BROKEN at position {positions[broken[0]][broken[1]]}:" in output
