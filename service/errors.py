@@ -69,3 +69,43 @@ class ImmutableLog(StoreError):
 
 class ChainBroken(StoreError):
     """Raised by verification when the tamper-evident hash chain does not hold."""
+
+
+class DomainError(CairnError):
+    """Base of the errors raised by the pure domain rules (``service.domain``).
+
+    ``detail`` is a readable sentence meant for the caller of the API.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(DomainError):
+    """Raised when the thing does not exist, or the viewer may not know that it exists.
+
+    The two cases are deliberately indistinguishable: never a hint that a hidden item exists.
+    """
+
+
+class Forbidden(DomainError):
+    """Raised when the viewer may see the thing but not do this to it; ``detail`` says why."""
+
+
+class InvalidCommand(DomainError):
+    """Raised when a command carries a bad value: ``field`` names it, ``detail`` says what is wrong."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class Conflict(DomainError):
+    """Raised when the current state forbids the command, e.g. an archived project is read-only,
+    a to-do is already completed, or an e-mail address is already taken."""
+
+
+class InconsistentStream(DomainError):
+    """Raised when a stream's events cannot be folded into a state (an event before the creation
+    event, or an event of another aggregate): a bug or a damaged log, never bad input."""

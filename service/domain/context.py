@@ -1,0 +1,27 @@
+"""The context every ``decide`` function gets: who acts, and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from .access import Viewer
+
+
+class Context(msgspec.Struct, frozen=True, kw_only=True):
+    """Who issues a command (``actor``) and the time to record (``now``, timezone-aware).
+
+    The domain never reads a clock: the caller passes ``now``, so rules are reproducible and
+    tests need no fake clock.
+
+    Raises:
+        ValueError: ``now`` is naive (a bug in the caller).
+    """
+
+    actor: Viewer
+    now: datetime
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None or self.now.utcoffset() is None:
+            raise ValueError("Context.now must be timezone-aware")

@@ -1,0 +1,104 @@
+"""Messages on a project's message board."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..events.base import Event
+from ..events.recordings import MessageEdited, MessagePosted
+from . import text
+from .access import Action, check
+from .context import Context
+from .edits import diff, not_null, patch_of
+from .memberships import require_members
+from .projects import ProjectState, project_facts, require_writable
+from .recordings import RecordingState, authorize, expect_kind, require_open
+
+UNSET = msgspec.UNSET
+_Unset = msgspec.UnsetType
+
+
+class PostMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Post a message; ``recording_id`` is made by the caller, ``body`` is HTML.
+
+    ``subscriber_ids`` ``None`` subscribes everyone on the project who can see the message.
+    """
+
+    recording_id: str
+    subject: str
+    body: str
+    category: str | None = None
+    visible_to_clients: bool = False
+    subscriber_ids: tuple[str, ...] | None = None
+
+
+class EditMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Merge-patch a message; ``category`` may be cleared with ``None``."""
+
+    subject: str | _Unset = UNSET
+    body: str | _Unset = UNSET
+    category: str | _Unset | None = UNSET
+
+
+def decide_post_message(project: ProjectState, cmd: PostMessage, ctx: Context) -> list[Event]:
+    """Staff post messages: ``[MessagePosted]`` for the new recording's stream.
+
+    The author is always subscribed; clients only if the message is visible to them.
+
+    Raises:
+        NotFound, Forbidden: see :func:`~service.domain.access.check`.
+        Conflict: the project is not active.
+        InvalidCommand: a bad subject, body or category, or a subscriber who is not on the
+            project (or is a client and the message is hidden from clients).
+    """
+    check(ctx.actor, Action.CREATE_RECORDING, project_facts(project))
+    require_writable(project)
+    visible = cmd.visible_to_clients
+    if cmd.subscriber_ids is None:
+        everyone = (p for p, role in project.members.items() if visible or role != "client")
+        subscribers = tuple(everyone)
+    else:
+        subscribers = require_members(
+            project, "subscriber_ids", cmd.subscriber_ids, clients_allowed=visible
+        )
+    return [
+        MessagePosted(
+            recording_id=cmd.recording_id,
+            project_id=project.project_id,
+            creator_id=ctx.actor.person_id,
+            at=ctx.now,
+            subject=text.line("subject", cmd.subject),
+            body=text.html("body", cmd.body),
+            category=text.optional_line("category", cmd.category),
+            visible_to_clients=visible,
+            subscriber_ids=tuple(dict.fromkeys((ctx.actor.person_id, *subscribers))),
+        )
+    ]
+
+
+def decide_edit_message(
+    project: ProjectState, message: RecordingState, cmd: EditMessage, ctx: Context
+) -> list[Event]:
+    """Staff edit a message: ``[MessageEdited]``, or ``[]`` when nothing changes.
+
+    Raises:
+        NotFound: ``message`` is not a message, or see :func:`~service.domain.access.check`.
+        Forbidden: see :func:`~service.domain.access.check`.
+        Conflict: the project or the message is not active.
+        InvalidCommand: a bad value.
+    """
+    expect_kind(message, "message")
+    authorize(Action.EDIT_RECORDING, project, message, (), ctx)
+    require_open(project, message)
+    updates: dict[str, Any] = {}
+    for field, value in patch_of(cmd).items():
+        if field == "subject":
+            updates[field] = text.line(field, not_null(field, value))
+        elif field == "body":
+            updates[field] = text.html(field, not_null(field, value))
+        else:
+            updates[field] = text.optional_line(field, value)
+    changes = diff(message, updates)
+    return [MessageEdited(at=ctx.now, changes=changes)] if changes else []

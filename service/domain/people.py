@@ -1,0 +1,252 @@
+"""People: their state (folded from ``person-<id>``), creating, editing and deactivating them.
+
+Tokens are in :mod:`service.domain.tokens`; e-mail uniqueness, which every creation and change
+of address must go through in the same transaction, in :mod:`service.domain.emails`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+
+from ..errors import Conflict, InconsistentStream, InvalidCommand
+from ..events.base import Event
+from ..events.people import (
+    FeedTokenRotated,
+    PersonCreated,
+    PersonDeactivated,
+    PersonEdited,
+    PersonReactivated,
+    PersonRole,
+    TokenIssued,
+    TokenRevoked,
+)
+from ..events.projects import ProjectRole
+from . import text
+from .access import AccountAction, check_account
+from .context import Context
+from .edits import apply_changes, diff, not_null, patch_of
+
+UNSET = msgspec.UNSET
+_Unset = msgspec.UnsetType
+
+
+class TokenState(msgspec.Struct, frozen=True, kw_only=True):
+    """One API token of a person (only the hash of its secret is known)."""
+
+    token_id: str
+    token_hash: str
+    label: str
+    active: bool = True
+
+
+class PersonState(msgspec.Struct, frozen=True, kw_only=True):
+    """A person folded from their stream up to stream version ``version``."""
+
+    person_id: str
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None
+    title: str | None
+    active: bool = True
+    tokens: dict[str, TokenState] = {}
+    feed_token_hash: str | None = None
+    version: int = 0
+
+    @property
+    def active_tokens(self) -> list[TokenState]:
+        """The tokens that still work (none once the person is deactivated)."""
+        return [t for t in self.tokens.values() if t.active and self.active]
+
+
+class CreatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Add a person; ``person_id`` is made by the caller. Clients need a ``company``."""
+
+    person_id: str
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None = None
+    title: str | None = None
+
+
+class EditPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Merge-patch a person; ``company`` and ``title`` may be cleared with ``None``."""
+
+    name: str | _Unset = UNSET
+    email: str | _Unset = UNSET
+    role: PersonRole | _Unset = UNSET
+    company: str | _Unset | None = UNSET
+    title: str | _Unset | None = UNSET
+
+
+class DeactivatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Stop a person from signing in; all their tokens are revoked."""
+
+
+class ReactivatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Let a deactivated person sign in again (with new tokens)."""
+
+
+def person_stream(person_id: str) -> str:
+    """The stream of person ``person_id``."""
+    return f"person-{person_id}"
+
+
+def evolve_person(state: PersonState | None, event: Event) -> PersonState:
+    """``state`` after ``event`` (``None`` before ``PersonCreated``); version goes up by one.
+
+    Raises:
+        InconsistentStream: an event before ``PersonCreated``, or a second ``PersonCreated``.
+    """
+    if isinstance(event, PersonCreated):
+        if state is not None:
+            raise InconsistentStream(f"person {state.person_id} is created twice")
+        return PersonState(
+            person_id=event.person_id,
+            name=event.name,
+            email=event.email,
+            role=event.role,
+            company=event.company,
+            title=event.title,
+            version=1,
+        )
+    if state is None:
+        raise InconsistentStream(f"{type(event).__name__} before PersonCreated")
+    state = msgspec.structs.replace(state, version=state.version + 1)
+    match event:
+        case PersonEdited(changes=changes):
+            return apply_changes(state, changes)
+        case PersonDeactivated():
+            tokens = {k: msgspec.structs.replace(t, active=False) for k, t in state.tokens.items()}
+            return msgspec.structs.replace(state, active=False, tokens=tokens, feed_token_hash=None)
+        case PersonReactivated():
+            return msgspec.structs.replace(state, active=True)
+        case TokenIssued(token_id=token_id, token_hash=token_hash, label=label):
+            token = TokenState(token_id=token_id, token_hash=token_hash, label=label)
+            return msgspec.structs.replace(state, tokens={**state.tokens, token_id: token})
+        case TokenRevoked(token_id=token_id) if token_id in state.tokens:
+            revoked = msgspec.structs.replace(state.tokens[token_id], active=False)
+            return msgspec.structs.replace(state, tokens={**state.tokens, token_id: revoked})
+        case FeedTokenRotated(token_hash=token_hash):
+            return msgspec.structs.replace(state, feed_token_hash=token_hash)
+    # Events this code does not know (written by newer code) change nothing it knows about.
+    return state
+
+
+def fold_person(events: Iterable[Event]) -> PersonState | None:
+    """The state of a person's stream, from its first event; ``None`` for an empty stream."""
+    state: PersonState | None = None
+    for event in events:
+        state = evolve_person(state, event)
+    return state
+
+
+def decide_create_person(cmd: CreatePerson, ctx: Context) -> list[Event]:
+    """Admins add people. Returns ``[PersonCreated]`` for the new person's stream.
+
+    Raises:
+        Forbidden: the actor is not an admin.
+        InvalidCommand: a bad name, e-mail, title, or a client without a company.
+    """
+    check_account(ctx.actor, AccountAction.CREATE_PERSON)
+    company = text.optional_line("company", cmd.company)
+    _require_company(cmd.role, company)
+    return [
+        PersonCreated(
+            person_id=cmd.person_id,
+            name=text.line("name", cmd.name),
+            email=text.email("email", cmd.email),
+            role=cmd.role,
+            company=company,
+            title=text.optional_line("title", cmd.title),
+        )
+    ]
+
+
+def decide_edit_person(
+    person: PersonState,
+    cmd: EditPerson,
+    ctx: Context,
+    memberships: Mapping[str, ProjectRole] | None = None,
+) -> list[Event]:
+    """Edit a person: admins edit anyone, people themselves (but not their own role).
+
+    Args:
+        memberships: the person's project roles by project id; needed only to refuse a role
+            change between client and staff while they are on projects in the old capacity.
+
+    Returns:
+        ``[PersonEdited]``, or ``[]`` when nothing changes. See :func:`email_change`.
+
+    Raises:
+        NotFound: a client edits someone else.
+        Forbidden: a member edits someone else, or anyone but an admin (or the person
+            themselves) changes a role.
+        InvalidCommand: a bad value, or a client left without a company.
+        Conflict: the role change would contradict the person's project memberships.
+    """
+    check_account(ctx.actor, AccountAction.EDIT_PERSON, person.person_id)
+    updates: dict[str, Any] = {}
+    for field, value in patch_of(cmd).items():
+        if field == "name":
+            updates[field] = text.line(field, not_null(field, value))
+        elif field == "email":
+            updates[field] = text.email(field, not_null(field, value))
+        elif field == "role":
+            updates[field] = not_null(field, value)
+        else:
+            updates[field] = text.optional_line(field, value)
+    role: PersonRole = updates.get("role", person.role)
+    if role != person.role:
+        check_account(ctx.actor, AccountAction.CHANGE_ROLE, person.person_id)
+        clashing = [
+            p for p, r in (memberships or {}).items() if (r == "client") != (role == "client")
+        ]
+        if clashing:
+            raise Conflict(f"remove the person from {len(clashing)} project(s) before this change")
+    _require_company(role, updates.get("company", person.company))
+    changes = diff(person, updates)
+    return [PersonEdited(changes=changes)] if changes else []
+
+
+def decide_deactivate_person(
+    person: PersonState, cmd: DeactivatePerson, ctx: Context
+) -> list[Event]:
+    """Admins deactivate someone else: ``TokenRevoked`` for each live token, then
+    ``PersonDeactivated`` (which also voids the feed token).
+
+    Raises:
+        Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        Conflict: the person is already deactivated.
+    """
+    check_account(ctx.actor, AccountAction.DEACTIVATE_PERSON, person.person_id)
+    if not person.active:
+        raise Conflict("the person is already deactivated")
+    revoked: list[Event] = [
+        TokenRevoked(token_id=t.token_id, reason="deactivated") for t in person.active_tokens
+    ]
+    return [*revoked, PersonDeactivated()]
+
+
+def decide_reactivate_person(
+    person: PersonState, cmd: ReactivatePerson, ctx: Context
+) -> list[Event]:
+    """Admins reactivate someone: ``[PersonReactivated]`` (old tokens stay revoked).
+
+    Raises:
+        Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        Conflict: the person is active.
+    """
+    check_account(ctx.actor, AccountAction.DEACTIVATE_PERSON, person.person_id)
+    if person.active:
+        raise Conflict("the person is active")
+    return [PersonReactivated()]
+
+
+def _require_company(role: PersonRole, company: str | None) -> None:
+    if role == "client" and company is None:
+        raise InvalidCommand("company", "a client needs a company")

@@ -1,0 +1,311 @@
+"""Recordings: the state every kind shares, its fold, and status and client visibility.
+
+One stream per recording, ``recording-<id>`` (:func:`recording_stream`). The state is one flat
+struct for all kinds (message, comment, to-do list, to-do, milestone); fields a kind does not
+use stay at their defaults. Subscriptions are in :mod:`service.domain.subscriptions`.
+
+**Lineage.** Comments and to-dos inherit client visibility (and the effect of being archived
+or trashed) from the recordings above them: a to-do from its list, a comment from its parent
+(and, for a comment on a to-do, from that to-do's list). Functions acting on an existing
+recording take ``lineage``: those recordings, nearest first. Build it by following
+:func:`visibility_parent_id` until it gives ``None``; it is checked by :func:`recording_facts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+import msgspec
+
+from ..errors import Conflict, InconsistentStream, NotFound
+from ..events.base import Event
+from ..events.recordings import (
+    ClientVisibilityChanged,
+    CommentAdded,
+    CommentEdited,
+    MessageEdited,
+    MessagePosted,
+    MilestoneCompleted,
+    MilestoneCreated,
+    MilestoneEdited,
+    MilestoneReopened,
+    RecordingKind,
+    RecordingStatus,
+    RecordingStatusChanged,
+    SubscriberAdded,
+    SubscriberRemoved,
+    TodoAdded,
+    TodoCompleted,
+    TodoEdited,
+    TodolistCreated,
+    TodolistEdited,
+    TodoMoved,
+    TodoReopened,
+)
+from .access import INHERITS_VISIBILITY, KIND_LABELS, Action, RecordingFacts, check
+from .context import Context
+from .edits import apply_changes
+from .projects import ProjectState, project_facts, require_writable
+
+Lineage = Sequence["RecordingState"]
+"""The recordings a recording inherits from, nearest first (see the module docstring)."""
+
+
+class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
+    """A recording folded from its stream up to stream version ``version``.
+
+    ``visible_to_clients`` is the recording's own setting; for kinds that inherit it
+    (comment, to-do) it is ``None``: see :func:`recording_facts` for the effective value.
+    """
+
+    recording_id: str
+    project_id: str
+    kind: RecordingKind
+    creator_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: RecordingStatus = "active"
+    visible_to_clients: bool | None = None
+    subscriber_ids: tuple[str, ...] = ()
+    version: int = 0
+    # message
+    subject: str | None = None
+    body: str | None = None
+    category: str | None = None
+    # comment
+    parent_id: str | None = None
+    parent_kind: RecordingKind | None = None
+    # comment, to-do
+    content: str | None = None
+    # to-do list
+    name: str | None = None
+    description: str | None = None
+    # to-do
+    todolist_id: str | None = None
+    assignee_ids: tuple[str, ...] = ()
+    starts_on: date | None = None
+    # to-do, milestone
+    notes: str | None = None
+    due_on: date | None = None
+    completed_at: datetime | None = None
+    completer_id: str | None = None
+    # milestone
+    title: str | None = None
+    responsible_id: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        """Whether a to-do or milestone is completed."""
+        return self.completed_at is not None
+
+
+class SetRecordingStatus(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Archive, trash or restore (``"active"``) a recording of any kind."""
+
+    status: RecordingStatus
+
+
+class SetClientVisibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Show a message, to-do list or milestone to clients, or hide it from them."""
+
+    visible_to_clients: bool
+
+
+def recording_stream(recording_id: str) -> str:
+    """The stream of recording ``recording_id``."""
+    return f"recording-{recording_id}"
+
+
+def visibility_parent_id(recording: RecordingState) -> str | None:
+    """The recording ``recording`` inherits visibility from: a to-do's list, a comment's parent."""
+    if recording.kind == "todo":
+        return recording.todolist_id
+    if recording.kind == "comment":
+        return recording.parent_id
+    return None
+
+
+def recording_facts(recording: RecordingState, lineage: Lineage = ()) -> RecordingFacts:
+    """What the access rules need to know about ``recording``, visibility resolved.
+
+    Raises:
+        ValueError: ``lineage`` is not the chain :func:`visibility_parent_id` names (a bug).
+    """
+    return RecordingFacts(
+        recording_id=recording.recording_id,
+        project_id=recording.project_id,
+        kind=recording.kind,
+        status=recording.status,
+        visible_to_clients=_source(recording, lineage).visible_to_clients is True,
+        creator_id=recording.creator_id,
+        assignee_ids=frozenset(recording.assignee_ids),
+    )
+
+
+def expect_kind(recording: RecordingState, kind: RecordingKind) -> None:
+    """Make sure a recording found by id is of the kind the route names.
+
+    Raises:
+        NotFound: it is of another kind (``/v1/todos/{id}`` given a message's id).
+    """
+    if recording.kind != kind:
+        raise NotFound(f"there is no such {KIND_LABELS[kind]}")
+
+
+def require_open(project: ProjectState, recording: RecordingState, lineage: Lineage = ()) -> None:
+    """Refuse content writes unless the project, the recording and its lineage are active.
+
+    Raises:
+        Conflict: any of them is archived or trashed.
+    """
+    require_writable(project)
+    for item in (recording, *lineage):
+        if item.status != "active":
+            what = "it" if item is recording else f"its {KIND_LABELS[item.kind]}"
+            raise Conflict(f"{what} is {item.status}: restore {what} first")
+
+
+def authorize(
+    action: Action,
+    project: ProjectState,
+    recording: RecordingState,
+    lineage: Lineage,
+    ctx: Context,
+) -> None:
+    """:func:`~service.domain.access.check` for ``action`` on ``recording``.
+
+    Raises:
+        NotFound, Forbidden: see :func:`~service.domain.access.check`.
+    """
+    check(ctx.actor, action, project_facts(project), recording_facts(recording, lineage))
+
+
+def evolve_recording(state: RecordingState | None, event: Event) -> RecordingState:
+    """``state`` after ``event`` (``None`` before the creation event); version goes up by one.
+
+    Raises:
+        InconsistentStream: an event before the creation event, or a second creation event.
+    """
+    if isinstance(event, _CREATED):
+        if state is not None:
+            raise InconsistentStream(f"recording {state.recording_id} is created twice")
+        return _created(event)
+    if state is None:
+        raise InconsistentStream(f"{type(event).__name__} before the recording was created")
+    state = msgspec.structs.replace(state, version=state.version + 1)
+    replace = msgspec.structs.replace
+    match event:
+        case (
+            MessageEdited() | CommentEdited() | TodolistEdited() | TodoEdited() | MilestoneEdited()
+        ):
+            return replace(apply_changes(state, event.changes), updated_at=event.at)
+        case TodoCompleted(at=at, completer_id=who) | MilestoneCompleted(at=at, completer_id=who):
+            return replace(state, completed_at=at, completer_id=who, updated_at=at)
+        case TodoReopened(at=at) | MilestoneReopened(at=at):
+            return replace(state, completed_at=None, completer_id=None, updated_at=at)
+        case TodoMoved(at=at, to_todolist_id=to_id):
+            return replace(state, todolist_id=to_id, updated_at=at)
+        case RecordingStatusChanged(at=at, after=after):
+            return replace(state, status=after, updated_at=at)
+        case ClientVisibilityChanged(at=at, after=after):
+            return replace(state, visible_to_clients=after, updated_at=at)
+        case SubscriberAdded(person_id=person_id) if person_id not in state.subscriber_ids:
+            return replace(state, subscriber_ids=(*state.subscriber_ids, person_id))
+        case SubscriberRemoved(person_id=person_id):
+            kept = tuple(p for p in state.subscriber_ids if p != person_id)
+            return replace(state, subscriber_ids=kept)
+    # Events this code does not know (written by newer code) change nothing it knows about.
+    return state
+
+
+def fold_recording(events: Iterable[Event]) -> RecordingState | None:
+    """The state of a recording's stream, from its first event; ``None`` for an empty stream."""
+    state: RecordingState | None = None
+    for event in events:
+        state = evolve_recording(state, event)
+    return state
+
+
+def decide_set_recording_status(
+    project: ProjectState,
+    recording: RecordingState,
+    cmd: SetRecordingStatus,
+    ctx: Context,
+    lineage: Lineage = (),
+) -> list[Event]:
+    """Archive, trash or restore a recording: ``[RecordingStatusChanged]``, ``[]`` if unchanged.
+
+    Raises:
+        NotFound, Forbidden: see :func:`~service.domain.access.check`.
+        Conflict: the project is not active.
+    """
+    authorize(Action.SET_RECORDING_STATUS, project, recording, lineage, ctx)
+    require_writable(project)
+    if cmd.status == recording.status:
+        return []
+    return [RecordingStatusChanged(at=ctx.now, before=recording.status, after=cmd.status)]
+
+
+def decide_set_client_visibility(
+    project: ProjectState,
+    recording: RecordingState,
+    cmd: SetClientVisibility,
+    ctx: Context,
+    lineage: Lineage = (),
+) -> list[Event]:
+    """Show a recording to clients or hide it: ``[ClientVisibilityChanged]``, ``[]`` if unchanged.
+
+    Raises:
+        NotFound: see :func:`~service.domain.access.check`.
+        Forbidden: see :func:`~service.domain.access.check`; also for a comment or to-do,
+            whose visibility follows its parent or list (``detail`` says which).
+        Conflict: the project or the recording is not active.
+    """
+    authorize(Action.SET_CLIENT_VISIBILITY, project, recording, lineage, ctx)
+    require_open(project, recording, lineage)
+    before = recording.visible_to_clients is True
+    if cmd.visible_to_clients == before:
+        return []
+    return [ClientVisibilityChanged(at=ctx.now, before=before, after=cmd.visible_to_clients)]
+
+
+_CREATED = (MessagePosted, CommentAdded, TodolistCreated, TodoAdded, MilestoneCreated)
+_KIND: dict[type[Event], RecordingKind] = {
+    MessagePosted: "message",
+    CommentAdded: "comment",
+    TodolistCreated: "todolist",
+    TodoAdded: "todo",
+    MilestoneCreated: "milestone",
+}
+# Fields of a creation event that are not recording fields of the same name.
+_NOT_STATE = {"type", "recording_id", "project_id", "creator_id", "at"}
+
+
+def _created(event: Event) -> RecordingState:
+    assert isinstance(event, _CREATED)
+    fields = {
+        name: getattr(event, name) for name in event.__struct_fields__ if name not in _NOT_STATE
+    }
+    return RecordingState(
+        recording_id=event.recording_id,
+        project_id=event.project_id,
+        kind=_KIND[type(event)],
+        creator_id=event.creator_id,
+        created_at=event.at,
+        updated_at=event.at,
+        version=1,
+        **fields,
+    )
+
+
+def _source(recording: RecordingState, lineage: Lineage) -> RecordingState:
+    """The recording whose own ``visible_to_clients`` applies to ``recording``."""
+    current = recording
+    for ancestor in lineage:
+        if ancestor.recording_id != visibility_parent_id(current):
+            raise ValueError(f"lineage of {recording.recording_id} is not its chain of parents")
+        current = ancestor
+    if current.kind in INHERITS_VISIBILITY:
+        raise ValueError(f"lineage of {recording.recording_id} is incomplete")
+    return current

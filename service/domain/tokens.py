@@ -1,0 +1,96 @@
+"""API tokens and the feed token of a person (events of the ``person-<id>`` stream).
+
+Secrets never reach the domain: the caller makes a secret, shows it once, and passes its hex
+SHA-256 here.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..errors import Conflict, NotFound
+from ..events.base import Event
+from ..events.people import FeedTokenRotated, TokenIssued, TokenRevoked
+from . import text
+from .access import AccountAction, check_account
+from .context import Context
+from .people import PersonState
+
+
+class IssueToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Issue an API token; the caller makes the secret and passes its hex SHA-256 only."""
+
+    token_id: str
+    token_hash: str
+    label: str | None = None
+
+
+class RevokeToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Revoke one of the person's API tokens."""
+
+    token_id: str
+    reason: str = "revoked"
+
+
+class RotateFeedToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Replace the person's feed token; the caller passes the new secret's hex SHA-256."""
+
+    token_hash: str
+
+
+def decide_issue_token(person: PersonState, cmd: IssueToken, ctx: Context) -> list[Event]:
+    """The person or an admin issues an API token: ``[TokenIssued]``.
+
+    Raises:
+        Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        Conflict: the person is deactivated, or ``token_id`` is taken.
+        InvalidCommand: a bad hash or label.
+    """
+    check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    _require_active(person)
+    if cmd.token_id in person.tokens:
+        raise Conflict(f"token {cmd.token_id} exists already")
+    return [
+        TokenIssued(
+            token_id=cmd.token_id,
+            token_hash=text.token_hash("token_hash", cmd.token_hash),
+            label=text.optional_line("label", cmd.label) or "",
+        )
+    ]
+
+
+def decide_revoke_token(person: PersonState, cmd: RevokeToken, ctx: Context) -> list[Event]:
+    """The person or an admin revokes a token: ``[TokenRevoked]``.
+
+    Raises:
+        Forbidden / NotFound: see :func:`~service.domain.access.check_account`; NotFound also
+            when the person has no such token.
+        Conflict: the token is revoked already.
+    """
+    check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    token = person.tokens.get(cmd.token_id)
+    if token is None:
+        raise NotFound("there is no such token")
+    if not token.active:
+        raise Conflict("the token is revoked already")
+    return [TokenRevoked(token_id=cmd.token_id, reason=text.line("reason", cmd.reason))]
+
+
+def decide_rotate_feed_token(
+    person: PersonState, cmd: RotateFeedToken, ctx: Context
+) -> list[Event]:
+    """The person or an admin replaces the feed token: ``[FeedTokenRotated]``.
+
+    Raises:
+        Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        Conflict: the person is deactivated.
+        InvalidCommand: a bad hash.
+    """
+    check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    _require_active(person)
+    return [FeedTokenRotated(token_hash=text.token_hash("token_hash", cmd.token_hash))]
+
+
+def _require_active(person: PersonState) -> None:
+    if not person.active:
+        raise Conflict("the person is deactivated")

@@ -1,0 +1,87 @@
+"""Events of people (stream ``person-<id>``) and of e-mail claims (stream ``email-<address>``).
+
+A person's stream holds their profile, role, activation, API tokens and feed token. Secrets
+never enter the log: tokens are stored as the hex SHA-256 of the secret the caller made.
+
+An e-mail claim stream (address lower-cased) makes addresses unique: ``EmailClaimed`` is
+appended with the expected version the claim stream was read at (``NO_STREAM`` for a fresh
+address), in the same transaction as ``PersonCreated`` or the ``PersonEdited`` that changes
+the address.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import Event, register
+from .recordings import FieldChange
+
+PersonRole = Literal["admin", "member", "client"]
+
+
+@register
+class PersonCreated(Event, frozen=True, kw_only=True):
+    """A person got an account. ``company`` is set for clients (optional for others)."""
+
+    person_id: str
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None
+    title: str | None
+
+
+@register
+class PersonEdited(Event, frozen=True, kw_only=True):
+    """Some of a person's name, email, role, company or title changed."""
+
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class PersonDeactivated(Event, frozen=True, kw_only=True):
+    """A person can no longer sign in; their tokens and feed token are void from here on."""
+
+
+@register
+class PersonReactivated(Event, frozen=True, kw_only=True):
+    """A deactivated person may sign in again (with newly issued tokens)."""
+
+
+@register
+class TokenIssued(Event, frozen=True, kw_only=True):
+    """An API token was issued; ``token_hash`` is the hex SHA-256 of its secret."""
+
+    token_id: str
+    token_hash: str
+    label: str
+
+
+@register
+class TokenRevoked(Event, frozen=True, kw_only=True):
+    """An API token stopped working (``reason``: e.g. ``"revoked"``, ``"deactivated"``)."""
+
+    token_id: str
+    reason: str
+
+
+@register
+class FeedTokenRotated(Event, frozen=True, kw_only=True):
+    """The person's feed token was replaced; ``token_hash`` is the hex SHA-256 of the new one."""
+
+    token_hash: str
+
+
+@register
+class EmailClaimed(Event, frozen=True, kw_only=True):
+    """An e-mail address now belongs to ``person_id`` (event of an ``email-<address>`` stream)."""
+
+    person_id: str
+    email: str
+
+
+@register
+class EmailReleased(Event, frozen=True, kw_only=True):
+    """``person_id`` gave up an e-mail address (it changed theirs); anyone may claim it again."""
+
+    person_id: str

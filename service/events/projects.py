@@ -1,0 +1,72 @@
+"""Events of projects (stream ``project-<id>``): settings, status and memberships."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import Event, register
+from .recordings import FieldChange
+
+ProjectRole = Literal["owner", "member", "client"]
+ProjectStatus = Literal["active", "archived", "trashed"]
+
+
+@register
+class ProjectCreated(Event, frozen=True, kw_only=True):
+    """A project was created (its creator joins it as owner in a following event)."""
+
+    project_id: str
+    name: str
+    description: str | None
+    clients_enabled: bool
+
+
+@register
+class ProjectEdited(Event, frozen=True, kw_only=True):
+    """Some of a project's name, description or ``clients_enabled`` changed."""
+
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class ProjectArchived(Event, frozen=True, kw_only=True):
+    """The project became read-only (until unarchived)."""
+
+
+@register
+class ProjectUnarchived(Event, frozen=True, kw_only=True):
+    """An archived project became active again."""
+
+
+@register
+class ProjectTrashed(Event, frozen=True, kw_only=True):
+    """The project went to the trash (nothing is deleted; it can be restored)."""
+
+
+@register
+class ProjectRestored(Event, frozen=True, kw_only=True):
+    """A trashed project became active again."""
+
+
+@register
+class ProjectMemberAdded(Event, frozen=True, kw_only=True):
+    """A person joined the project with ``project_role``."""
+
+    person_id: str
+    project_role: ProjectRole
+
+
+@register
+class ProjectMemberRoleChanged(Event, frozen=True, kw_only=True):
+    """A member's project role changed."""
+
+    person_id: str
+    before: ProjectRole
+    after: ProjectRole
+
+
+@register
+class ProjectMemberRemoved(Event, frozen=True, kw_only=True):
+    """A person left the project (or was removed from it)."""
+
+    person_id: str

@@ -1,0 +1,228 @@
+"""Events of recordings: messages, comments, to-do lists, to-dos and milestones.
+
+Each recording has its own stream ``recording-<id>``. The creation event names the kind and
+carries everything a projection needs without looking at other streams (project, creator,
+parent or list). Every event carries ``at``, the time the domain was told it happened, so a
+recording's state (``updated_at``, completion times) is a pure fold of its own stream.
+
+A comment or to-do inherits client visibility from its parent or list; that visibility is not
+copied into the child's stream (it would go stale), so readers resolve it through
+``parent_id`` / ``todolist_id``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+import msgspec
+
+from .base import Event, register
+
+RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone"]
+RecordingStatus = Literal["active", "archived", "trashed"]
+
+
+class FieldChange(msgspec.Struct, frozen=True, kw_only=True):
+    """One field of an edit, with its value before and after.
+
+    ``before`` and ``after`` are always in their JSON form (dates as ISO strings, sequences as
+    lists), so an event compares equal to itself after a trip through the store.
+    """
+
+    field: str
+    before: Any
+    after: Any
+
+
+@register
+class MessagePosted(Event, frozen=True, kw_only=True):
+    """A message was posted on a project's message board."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    subject: str
+    body: str
+    category: str | None
+    visible_to_clients: bool
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class MessageEdited(Event, frozen=True, kw_only=True):
+    """A message's subject, body or category changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class CommentAdded(Event, frozen=True, kw_only=True):
+    """A comment was added under another recording (its parent)."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    parent_id: str
+    parent_kind: RecordingKind
+    content: str
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class CommentEdited(Event, frozen=True, kw_only=True):
+    """A comment's content changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class TodolistCreated(Event, frozen=True, kw_only=True):
+    """A to-do list was created."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    name: str
+    description: str | None
+    visible_to_clients: bool
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class TodolistEdited(Event, frozen=True, kw_only=True):
+    """A to-do list's name or description changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class TodoAdded(Event, frozen=True, kw_only=True):
+    """A to-do was added at the end of a to-do list."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    todolist_id: str
+    content: str
+    notes: str | None
+    assignee_ids: tuple[str, ...]
+    starts_on: date | None
+    due_on: date | None
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class TodoEdited(Event, frozen=True, kw_only=True):
+    """A to-do's content, notes, assignees or dates changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class TodoCompleted(Event, frozen=True, kw_only=True):
+    """A to-do was completed by ``completer_id`` at ``at``."""
+
+    at: datetime
+    completer_id: str
+
+
+@register
+class TodoReopened(Event, frozen=True, kw_only=True):
+    """A completed to-do was opened again."""
+
+    at: datetime
+
+
+@register
+class TodoMoved(Event, frozen=True, kw_only=True):
+    """A to-do took 1-based ``position`` in ``to_todolist_id`` (possibly the list it was in).
+
+    The to-dos of the target list at ``position`` and after it move down by one.
+    """
+
+    at: datetime
+    from_todolist_id: str
+    to_todolist_id: str
+    position: int
+
+
+@register
+class MilestoneCreated(Event, frozen=True, kw_only=True):
+    """A milestone was set."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    title: str
+    due_on: date
+    responsible_id: str | None
+    notes: str | None
+    visible_to_clients: bool
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class MilestoneEdited(Event, frozen=True, kw_only=True):
+    """A milestone's title, notes, responsible person or due date (a reschedule) changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class MilestoneCompleted(Event, frozen=True, kw_only=True):
+    """A milestone was completed by ``completer_id`` at ``at``."""
+
+    at: datetime
+    completer_id: str
+
+
+@register
+class MilestoneReopened(Event, frozen=True, kw_only=True):
+    """A completed milestone was opened again."""
+
+    at: datetime
+
+
+@register
+class RecordingStatusChanged(Event, frozen=True, kw_only=True):
+    """A recording was archived, trashed or made active again (nothing is ever deleted)."""
+
+    at: datetime
+    before: RecordingStatus
+    after: RecordingStatus
+
+
+@register
+class ClientVisibilityChanged(Event, frozen=True, kw_only=True):
+    """A recording that owns its client visibility was shown to or hidden from clients."""
+
+    at: datetime
+    before: bool
+    after: bool
+
+
+@register
+class SubscriberAdded(Event, frozen=True, kw_only=True):
+    """A person now receives notifications about a recording."""
+
+    at: datetime
+    person_id: str
+
+
+@register
+class SubscriberRemoved(Event, frozen=True, kw_only=True):
+    """A person no longer receives notifications about a recording."""
+
+    at: datetime
+    person_id: str
