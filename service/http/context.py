@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.requests import Request
 
+from ..domain.access import Viewer
 from .problems import ApiError, FieldError
 
 if TYPE_CHECKING:
@@ -20,27 +21,19 @@ if TYPE_CHECKING:
     from ..projections.engine import ProjectionEngine
 
 
-class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """The authenticated caller."""
-
-    person_id: str
-    role: str
-    active: bool = True
-
-
 @dataclass
 class Ctx:
     """What a handler gets: the request, the caller, the decoded body and the services."""
 
     request: Request
-    viewer: Principal | None
+    viewer: Viewer | None
     endpoint_path: str
     body: Any = None
     idempotency_key: str | None = None
     _ids: int = field(default=0)
 
     @property
-    def me(self) -> Principal:
+    def me(self) -> Viewer:
         """The authenticated caller (handlers of bearer endpoints only)."""
         assert self.viewer is not None
         return self.viewer
@@ -138,7 +131,7 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def principal_for_token(request: Request, token: str) -> Principal | None:
+async def principal_for_token(request: Request, token: str) -> Viewer | None:
     """The active person holding API token ``token``, or None."""
     row = await request.state.store.pool.fetchrow(
         "SELECT p.person_id, p.role, p.active FROM api_tokens t JOIN people p USING (person_id) "
@@ -147,10 +140,10 @@ async def principal_for_token(request: Request, token: str) -> Principal | None:
     )
     if row is None:
         return None
-    return Principal(person_id=row["person_id"], role=row["role"], active=row["active"])
+    return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
 
 
-async def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Viewer:
     """The caller of a bearer endpoint; 401 when the token is missing, unknown or revoked;
     429 when the caller exceeds the rate limit."""
     token = bearer_token(request)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from .directory import Directory
 from .engine import Projection
 
 
 def all_projections() -> list[Projection]:
     """Every read model of the app, in the order they are prepared."""
-    return []
+    return [Directory()]

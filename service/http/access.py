@@ -1,0 +1,81 @@
+"""Facts for the access rules, read from the read models.
+
+The rules themselves live in :mod:`service.domain.access` (one place for HTTP, WebSocket,
+feeds and webhooks); this module only gathers the facts they need from the directory
+projection, and turns "may not see" into the same 404 as "does not exist".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from ..domain.access import ProjectFacts, Viewer, can_see_project
+from ..errors import NotFound
+
+_FACTS = """
+SELECT p.project_id, p.status, p.clients_enabled,
+       coalesce(array_agg(m.person_id) FILTER (WHERE m.person_id IS NOT NULL), '{}') AS people,
+       coalesce(array_agg(m.project_role) FILTER (WHERE m.person_id IS NOT NULL), '{}') AS roles
+FROM projects p LEFT JOIN project_members m ON m.project_id = p.project_id
+WHERE p.project_id = ANY($1::text[])
+GROUP BY p.project_id
+"""
+
+
+def _facts(row: asyncpg.Record) -> ProjectFacts:
+    return ProjectFacts(
+        project_id=row["project_id"],
+        status=row["status"],
+        clients_enabled=row["clients_enabled"],
+        members=dict(zip(row["people"], row["roles"], strict=True)),
+    )
+
+
+async def projects_facts(pool: asyncpg.Pool, project_ids: Sequence[str]) -> dict[str, ProjectFacts]:
+    """Facts of the given projects (missing ids are left out)."""
+    rows = await pool.fetch(_FACTS, list(project_ids))
+    return {row["project_id"]: _facts(row) for row in rows}
+
+
+async def project_facts(pool: asyncpg.Pool, project_id: str) -> ProjectFacts | None:
+    """Facts of one project, or None if there is no such project."""
+    return (await projects_facts(pool, [project_id])).get(project_id)
+
+
+async def visible_project(pool: asyncpg.Pool, viewer: Viewer, project_id: str) -> ProjectFacts:
+    """Facts of a project ``viewer`` may see.
+
+    Raises:
+        NotFound: no such project, or the viewer may not know it exists.
+    """
+    facts = await project_facts(pool, project_id)
+    if facts is None or not can_see_project(viewer, facts):
+        raise NotFound("there is no such project")
+    return facts
+
+
+async def visible_projects(pool: asyncpg.Pool, viewer: Viewer) -> dict[str, ProjectFacts]:
+    """Every project ``viewer`` may see (admins: all of them)."""
+    if viewer.role == "admin":
+        ids = [r["project_id"] for r in await pool.fetch("SELECT project_id FROM projects")]
+    else:
+        ids = [
+            r["project_id"]
+            for r in await pool.fetch(
+                "SELECT project_id FROM project_members WHERE person_id = $1", viewer.person_id
+            )
+        ]
+    facts = await projects_facts(pool, ids)
+    return {pid: f for pid, f in facts.items() if can_see_project(viewer, f)}
+
+
+async def viewer_by_id(pool: asyncpg.Pool, person_id: str) -> Viewer | None:
+    """The person ``person_id`` as a viewer (for feeds, hubs and notifiers acting for them)."""
+    row = await pool.fetchrow(
+        "SELECT person_id, role, active FROM people WHERE person_id = $1", person_id
+    )
+    if row is None:
+        return None
+    return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
