@@ -91,3 +91,42 @@ async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
     yield LiveServer(database_url, base, server)
     server.should_exit = True  # type: ignore[attr-defined]
     await task  # type: ignore[misc]
+
+
+class Api:
+    """An HTTP client on a live server, authenticated as the first admin."""
+
+    def __init__(self, server: LiveServer, client: object, admin_id: str, admin_token: str) -> None:
+        self.server = server
+        self.client = client
+        self.admin_id = admin_id
+        self.admin_token = admin_token
+
+
+@pytest.fixture
+async def api(live_server: LiveServer) -> AsyncIterator[Api]:
+    """A live server with a first admin; ``api.client`` is an httpx client sending their token."""
+    import httpx
+
+    from service.bootstrap import create_admin
+
+    store = await EventStore.open(live_server.database_url, min_size=1, max_size=2)
+    try:
+        admin = await create_admin(store, "Ada Admin", "ada@example.com")
+    finally:
+        await store.close()
+    async with httpx.AsyncClient(
+        base_url=live_server.base_url,
+        headers={"Authorization": f"Bearer {admin.token}"},
+        timeout=30,
+    ) as client:
+        # The directory projection follows the log: wait until the token works.
+        import asyncio
+
+        for _ in range(500):
+            if (await client.get("/v1/health")).status_code == 200:
+                probe = await client.get("/v1/me")
+                if probe.status_code != 401:
+                    break
+            await asyncio.sleep(0.01)
+        yield Api(live_server, client, admin.person_id, admin.token)
