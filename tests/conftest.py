@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,12 +15,17 @@ from .pg import Cluster
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(Path(tmp_path_factory.mktemp("cluster")))
+def cluster() -> Iterator[Cluster]:
+    # Not under pytest's basetemp: concurrent pytest sessions of one user prune old
+    # pytest-N folders (deleting a running cluster's data) and reset the folder to 0700
+    # (locking out the "pgserver" user PostgreSQL runs as when we are root).
+    parent = Path(tempfile.mkdtemp(prefix="cairn-test-pg-"))
+    cluster = Cluster(parent)
     try:
         yield cluster
     finally:
         cluster.close()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -69,12 +69,57 @@ WHERE project_id = $4
 ORDER BY tx_id, position
 LIMIT $3
 """
-# Committed rows that the horizon still hides: a reader that sees some retries soon
-# instead of waiting for its next poll.
-_HIDDEN = """
+# A live reader's page: the readable rows after the cursor plus, in the same statement and
+# so under the same snapshot, at most one committed row the horizon still hides (``ready``
+# false). Two separate statements would race: if the transaction holding the horizon
+# ended between them, the second would find nothing hidden and the reader would sleep a
+# whole poll interval with readable rows waiting (a rollback sends no wake-up).
+# The hidden row is looked for after the cursor or the horizon, whichever is later, as one
+# row comparison: written as "(tx_id, position) > cursor AND tx_id >= horizon", the index
+# scan would start at the cursor and walk the whole backlog on every page of a catch-up.
+_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
+_HIDDEN_START = f"""(
+    CASE WHEN $1::xid8 >= {_HORIZON} THEN $1::xid8 ELSE {_HORIZON} END,
+    CASE WHEN $1::xid8 >= {_HORIZON} THEN $2::bigint ELSE 0 END
+)"""
+_PAGE = f"""
+SELECT * FROM (
+    (SELECT {_COLUMNS}, true AS ready FROM events
+     WHERE (tx_id, position) > ($1::xid8, $2::bigint) AND tx_id < {_HORIZON}
+     ORDER BY tx_id, position
+     LIMIT $3)
+    UNION ALL
+    (SELECT {_COLUMNS}, false FROM events
+     WHERE (tx_id, position) > {_HIDDEN_START}
+     ORDER BY tx_id, position
+     LIMIT 1)
+) page
+ORDER BY tx_id, position
+"""
+_PAGE_PROJECT = f"""
+SELECT * FROM (
+    (SELECT {_COLUMNS}, true AS ready FROM events
+     WHERE project_id = $4
+       AND (tx_id, position) > ($1::xid8, $2::bigint) AND tx_id < {_HORIZON}
+     ORDER BY tx_id, position
+     LIMIT $3)
+    UNION ALL
+    (SELECT {_COLUMNS}, false FROM events
+     WHERE project_id = $4 AND (tx_id, position) > {_HIDDEN_START}
+     ORDER BY tx_id, position
+     LIMIT 1)
+) page
+ORDER BY tx_id, position
+"""
+# Anything committed after a cursor, readable or not. Asked after a separate read, it must
+# not look at the horizon: the horizon may have moved past hidden rows in between, and
+# those rows are then readable, not hidden, yet unread.
+_PENDING = """
+SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > ($1::xid8, $2::bigint))
+"""
+_PENDING_PROJECT = """
 SELECT EXISTS (
-    SELECT 1 FROM events
-    WHERE tx_id >= pg_snapshot_xmin(pg_current_snapshot()) AND (tx_id, position) > ($1::xid8, $2)
+    SELECT 1 FROM events WHERE project_id = $3 AND (tx_id, position) > ($1::xid8, $2::bigint)
 )
 """
 
@@ -115,9 +160,12 @@ class EventStore:
     def __init__(self, pool: asyncpg.Pool, dsn: str, *, poll_interval: float = 1.0) -> None:
         self.pool = pool
         self._dsn = dsn
-        self._poll_interval = poll_interval
+        self.poll_interval = poll_interval
         self._notifier = Notifier(pool)
         self._listener = Listener(dsn)
+        self.wakeups = self._listener
+        """Wake-ups of this process's log readers (generation counter; see wakeup.py)."""
+        self._closed = False
 
     @classmethod
     async def open(
@@ -135,8 +183,15 @@ class EventStore:
         assert pool is not None
         return cls(pool, dsn, **kw)
 
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     async def close(self) -> None:
-        """Stop the wake-up machinery and close the pool."""
+        """Stop the wake-up machinery and close the pool; live subscriptions then end."""
+        # Set first: readers that fail on the closing pool must stop, not retry forever
+        # (asyncpg reports a closed pool as an InterfaceError, which looks transient).
+        self._closed = True
         await self._notifier.close()
         await self._listener.close()
         await self.pool.close()
@@ -234,11 +289,13 @@ class EventStore:
             replayed=bool(rows) and rows[0]["out_replayed"],
         )
         if connection is None and not result.replayed:
-            self._notifier.poke()
+            self.committed()
         return result
 
     def committed(self) -> None:
         """Tell live readers that a transaction holding appends has committed."""
+        # Readers in this process directly, the others through a coalesced NOTIFY.
+        self._listener.wake()
         self._notifier.poke()
 
     # ---------------------------------------------------------------- reading
@@ -311,18 +368,34 @@ class EventStore:
         )
         return START if row is None else (int(row["tx_id"]), int(row["position"]))
 
+    async def has_hidden(self, cursor: Cursor, *, project_id: str | None = None) -> bool:
+        """Whether committed events after ``cursor`` exist that a read may not have returned.
+
+        True while events wait behind the read horizon (an older transaction is open) and
+        for events that became readable since the caller's last read: either way a live
+        reader should read again soon. Call it after a page shorter than asked for.
+        """
+        if project_id is None:
+            value = await self.pool.fetchval(_PENDING, cursor[0], cursor[1])
+        else:
+            value = await self.pool.fetchval(_PENDING_PROJECT, cursor[0], cursor[1], project_id)
+        return bool(value)
+
     async def subscribe(
         self, after: int = 0, *, project_id: str | None = None, batch: int = 500
     ) -> AsyncIterator[RecordedEvent]:
-        """Every event after position ``after``: catch up, then follow live, forever.
+        """Every event after position ``after``: catch up, then follow live, until closed.
 
         Never skips an event that commits late and never yields one twice. Survives
         PostgreSQL restarts: it waits, reconnects and resumes from the last event yielded.
+        Ends when the store is closed.
 
         Raises:
             UnknownPosition: ``after`` is not a position in the log.
         """
         cursor = await self._retrying(lambda: self.cursor_of(after))
+        if cursor is None:
+            return
         async for event in self.follow(cursor, project_id=project_id, batch=batch):
             yield event
 
@@ -331,41 +404,55 @@ class EventStore:
     ) -> AsyncIterator[RecordedEvent]:
         """Like :meth:`subscribe`, from a log-order cursor."""
         self._listener.start()
-        backoff = 0.002
-        while True:
+        backoff = _FIRST_BACKOFF
+        while not self._closed:
+            # Taken before reading: a wake-up for a commit this read misses moves it.
             seen = self._listener.generation
             try:
-                events = await self.read_after(cursor, batch, project_id=project_id)
-                hidden = False
-                if len(events) < batch:
-                    last = events[-1].cursor if events else cursor
-                    hidden = bool(await self.pool.fetchval(_HIDDEN, last[0], last[1]))
+                if project_id is None:
+                    rows = await self.pool.fetch(_PAGE, cursor[0], cursor[1], batch)
+                else:
+                    rows = await self.pool.fetch(
+                        _PAGE_PROJECT, cursor[0], cursor[1], batch, project_id
+                    )
             except TRANSIENT_ERRORS as exc:
+                if self.closed():
+                    return
                 _log.info("log reader lost PostgreSQL (%s); retrying", exc)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(_RETRY_DELAY)
                 continue
-            for event in events:
+            ready = [r for r in rows if r["ready"]]
+            for row in ready:
+                event = _decode(row)
                 cursor = event.cursor
                 yield event
-            if len(events) == batch:
+            if len(ready) == batch:
                 continue
-            if hidden:
-                # Committed events wait behind an open transaction: look again soon.
+            if len(ready) < len(rows):
+                # Committed events wait behind an open transaction, which may yet end by
+                # a rollback (no wake-up at all): look again soon.
                 await self._listener.wait(seen, backoff)
-                backoff = min(backoff * 2, 0.05)
+                backoff = min(backoff * 2, _MAX_BACKOFF)
             else:
-                backoff = 0.002
-                await self._listener.wait(seen, self._poll_interval)
+                backoff = _FIRST_BACKOFF
+                await self._listener.wait(seen, self.poll_interval)
 
     async def _retrying(self, fn: Any) -> Any:
-        while True:
+        """``await fn()``, retried while PostgreSQL is unreachable; None once closed."""
+        while not self._closed:
             try:
                 return await fn()
             except TRANSIENT_ERRORS as exc:
+                if self.closed():
+                    break
                 _log.info("PostgreSQL unavailable (%s); retrying", exc)
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(_RETRY_DELAY)
+        return None
 
 
+_FIRST_BACKOFF: Final = 0.002
+_MAX_BACKOFF: Final = 0.05
+_RETRY_DELAY: Final = 0.2
 _APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
 
 
