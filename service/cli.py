@@ -48,8 +48,15 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # app's shutdown. Then it restores the previous handlers and raises the signal again:
     # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
     # uvicorn.run return. Either way main() then stops the embedded PostgreSQL, exit 0.
+    # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
     uvicorn.run(
-        app, host=args.host, port=args.port, log_level=args.log_level, ws_per_message_deflate=False
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_timeout,
     )
     return 0
 
@@ -87,6 +94,54 @@ def _verify(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(run())
 
 
+def _create_admin(args: argparse.Namespace, location: Location) -> int:
+    from .bootstrap import create_admin
+    from .events.store import EventStore
+
+    async def run() -> str:
+        await migrate_url(location.url)
+        store = await EventStore.open(location.url, min_size=1, max_size=2)
+        try:
+            admin = await create_admin(store, args.name, args.email)
+        finally:
+            await store.close()
+        return admin.token
+
+    token = asyncio.run(run())
+    # The token alone on stdout, so that scripts can capture it; the rest goes to stderr.
+    print(
+        f"created admin {args.name} <{args.email}>; their API token (shown once):", file=sys.stderr
+    )
+    print(token, flush=True)
+    return 0
+
+
+def _replay(args: argparse.Namespace, location: Location) -> int:
+    from .http.snapshot import replay_command
+
+    asyncio.run(migrate_url(location.url))
+    sys.stdout.buffer.write(replay_command(location.url, args.project, args.until_position))
+    sys.stdout.buffer.write(b"\n")
+    return 0
+
+
+def _projections_status(args: argparse.Namespace, location: Location) -> int:
+    from .projections import admin
+
+    asyncio.run(migrate_url(location.url))
+    return asyncio.run(admin.status(location.url))
+
+
+def _projections_rebuild(args: argparse.Namespace, location: Location) -> int:
+    from .projections import admin
+
+    if bool(args.names) == args.all:
+        print("cairn: name the projections to rebuild, or give --all", file=sys.stderr)
+        return 2
+    asyncio.run(migrate_url(location.url))
+    return asyncio.run(admin.rebuild(location.url, [] if args.all else args.names))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cairn", description="Event-sourced collaboration backend."
@@ -94,8 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cairn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, fn: Command, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help)
+    def command(
+        name: str,
+        fn: Command,
+        help: str,
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help)
         p.add_argument(
             "--data-dir",
             type=Path,
@@ -111,6 +171,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     command("migrate", _migrate, "apply schema migrations (idempotent)")
     command("verify", _verify, "check the event log's hash chain")
+    people = sub.add_parser("people", help="manage people").add_subparsers(
+        dest="people_command", required=True
+    )
+    create_admin = command(
+        "create-admin", _create_admin, "create an admin and print their API token", people
+    )
+    create_admin.add_argument("--name", required=True)
+    create_admin.add_argument("--email", required=True)
+    replay = command("replay", _replay, "print a project's snapshot at a log position (JSON)")
+    replay.add_argument("--project", required=True, help="the project's id")
+    replay.add_argument("--until-position", type=int, required=True, help="a log position")
+    projections = sub.add_parser("projections", help="read models").add_subparsers(
+        dest="projections_command", required=True
+    )
+    command("status", _projections_status, "version, position and lag of each", projections)
+    rebuild = command(
+        "rebuild", _projections_rebuild, "rebuild from the log and swap in", projections
+    )
+    rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
+    rebuild.add_argument("--all", action="store_true", help="rebuild every projection")
     return parser
 
 

@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, kw_only=True):
     read_your_writes_timeout: float = 5.0
     # CAIRN_PING_INTERVAL: WebSocket heartbeat period.
     ping_interval: float = 20.0
+    # CAIRN_PING_TIMEOUT: a WebSocket peer that leaves a ping unanswered this long is dropped.
+    ping_timeout: float = 20.0
     # CAIRN_WS_BUFFER_MESSAGES / CAIRN_WS_BUFFER_BYTES: per-connection send buffer.
     ws_buffer_messages: int = 1000
     ws_buffer_bytes: int = 1_048_576
@@ -41,6 +43,7 @@ def from_env(database_url: str, **overrides: object) -> Settings:
         "CAIRN_POLL_INTERVAL": ("poll_interval", float),
         "CAIRN_RYW_TIMEOUT": ("read_your_writes_timeout", float),
         "CAIRN_PING_INTERVAL": ("ping_interval", float),
+        "CAIRN_PING_TIMEOUT": ("ping_timeout", float),
         "CAIRN_WS_BUFFER_MESSAGES": ("ws_buffer_messages", int),
         "CAIRN_WS_BUFFER_BYTES": ("ws_buffer_bytes", int),
         "CAIRN_FEED_AUTHORITY": ("feed_authority", str),

@@ -20,7 +20,7 @@ SELECT p.project_id, p.status, p.clients_enabled,
        coalesce(array_agg(m.project_role) FILTER (WHERE m.person_id IS NOT NULL), '{}') AS roles
 FROM projects p LEFT JOIN project_members m ON m.project_id = p.project_id
 WHERE p.project_id = ANY($1::text[])
-GROUP BY p.project_id
+GROUP BY p.project_id, p.status, p.clients_enabled
 """
 
 

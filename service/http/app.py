@@ -11,20 +11,36 @@ import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .. import __version__
 from ..config import Settings
 from ..events.store import EventStore
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
+from ..realtime.hub import Hub
 from .api import Api, Ctx, Reply
 from .context import RateLimiter
 from .problems import exception_handlers
+from .stream import create_hub, stream
 
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
 # OpenAPI document see the same set.
-ROUTE_MODULES: list[str] = []
+ROUTE_MODULES: list[str] = [
+    "feeds",
+    "people",
+    "projects",
+    "overview",
+    "reports",
+    "snapshot",
+    "activity",
+    "recordings",
+    "messages",
+    "comments",
+    "todos",
+    "milestones",
+    "stream",
+]
 
 
 class State(TypedDict):
@@ -34,6 +50,7 @@ class State(TypedDict):
     store: EventStore
     engine: ProjectionEngine
     limiter: RateLimiter
+    hub: Hub
 
 
 system = Api()
@@ -77,16 +94,20 @@ def create_app(settings: Settings, *, rate: float = 200.0, burst: float = 400.0)
             settings.database_url, min_size=2, max_size=20, poll_interval=settings.poll_interval
         )
         engine = ProjectionEngine(store, all_projections())
+        hub = create_hub(store, engine, settings)
         try:
             await engine.prepare()
             engine.start()
+            await hub.start()
             yield {
                 "settings": settings,
                 "store": store,
                 "engine": engine,
                 "limiter": RateLimiter(rate, burst),
+                "hub": hub,
             }
         finally:
+            await hub.stop()
             await engine.stop()
             await store.close()
 
@@ -98,5 +119,9 @@ def create_app(settings: Settings, *, rate: float = 200.0, burst: float = 400.0)
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
-    routes: list[BaseRoute] = [Route("/openapi.json", openapi), *merged.starlette_routes()]
+    routes: list[BaseRoute] = [
+        Route("/openapi.json", openapi),
+        WebSocketRoute("/v1/stream", stream),
+        *merged.starlette_routes(),
+    ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from ..domain.access import Viewer
 from .problems import ApiError, FieldError
@@ -131,7 +131,7 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-async def principal_for_token(request: Request, token: str) -> Viewer | None:
+async def principal_for_token(request: HTTPConnection, token: str) -> Viewer | None:
     """The active person holding API token ``token``, or None."""
     row = await request.state.store.pool.fetchrow(
         "SELECT p.person_id, p.role, p.active FROM api_tokens t JOIN people p USING (person_id) "

@@ -53,6 +53,8 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
     ctx.idempotency_key = key
     response = await run()
     if 200 <= response.status_code < 300:
+        # A handler may save a different body for replays (e.g. without a one-time secret).
+        saved: bytes | None = getattr(ctx.request.state, "replay_body", None)
         headers = {
             k: v
             for k, v in response.headers.items()
@@ -66,6 +68,6 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
             fingerprint,
             response.status_code,
             msgspec.json.encode(headers).decode(),
-            bytes(response.body),
+            bytes(response.body) if saved is None else saved,
         )
     return response

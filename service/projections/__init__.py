@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from .activity import Activity
 from .directory import Directory
 from .engine import Projection
+from .recordings import Recordings
 
 
 def all_projections() -> list[Projection]:
     """Every read model of the app, in the order they are prepared."""
-    return [Directory()]
+    return [Directory(), Recordings(), Activity()]

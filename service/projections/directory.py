@@ -25,7 +25,7 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    version = 1
+    version = 2
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
 
     def ddl(self) -> str:
@@ -50,9 +50,10 @@ class Directory:
             label       text NOT NULL,
             revoked     boolean NOT NULL,
             created_at  timestamptz NOT NULL,
-            revoked_at  timestamptz
+            revoked_at  timestamptz,
+            seq         bigint NOT NULL
         );
-        CREATE INDEX api_tokens_person ON api_tokens (person_id);
+        CREATE INDEX api_tokens_person ON api_tokens (person_id, seq);
         CREATE TABLE feed_tokens (
             person_id   text PRIMARY KEY,
             token_hash  text NOT NULL UNIQUE,
@@ -119,9 +120,9 @@ class Directory:
                 )
             case pe.TokenIssued():
                 await conn.execute(
-                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at) "
-                    "VALUES ($1, $2, $3, $4, false, $5)",
-                    e.token_id, person_id, e.token_hash, e.label, at,
+                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq) "
+                    "VALUES ($1, $2, $3, $4, false, $5, $6)",
+                    e.token_id, person_id, e.token_hash, e.label, at, r.position,
                 )  # fmt: skip
             case pe.TokenRevoked():
                 await conn.execute(

@@ -1,0 +1,545 @@
+"""Activity: what a recorded event means to the people following a project.
+
+Pure: an event, with what the caller knows about where it was recorded, becomes at most one
+:class:`ActivityItem` (:func:`activity_of`); an item becomes a sentence
+(:func:`sentence`) from names and titles the caller reads at render time, so renaming a person
+or a to-do renames it in every past sentence too.
+
+**What produces no activity.** Everything in people's streams and e-mail claim streams
+(``PersonCreated``, ``PersonEdited``, ``TokenIssued``, ``FeedTokenRotated``, ``EmailClaimed``
+...): account administration, not project work, and it belongs to no project, so no project's
+followers could be told. ``SubscriberAdded`` and ``SubscriberRemoved``: notification
+bookkeeping (an edit that assigns someone subscribes them as a side effect). The
+``ProjectMemberAdded`` that seats a project's creator as owner (stream version 2, always
+appended with ``ProjectCreated``): it is part of "created the project". Events this code does
+not know (written by newer code) produce nothing either.
+
+**Activity Streams 2.0.** Each kind has a core AS2 activity type (:data:`AS_TYPES`); objects
+are typed by :data:`OBJECT_TYPES`. AS2 has no "complete" or "archive": completing and
+reopening are ``Update``; archiving is ``Remove`` (out of the project's active items),
+trashing is ``Delete``, and restoring or unarchiving is ``Undo`` of that ``Remove`` or
+``Delete`` (:func:`undone_type`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from ..events import projects as pr
+from ..events import recordings as rc
+from ..events.base import Event
+from ..events.recordings import FieldChange, RecordingKind
+from .access import KIND_LABELS
+
+MAX_EXCERPT: Final = 200
+"""Longest excerpt, in characters (an ellipsis marks a cut)."""
+
+
+class KnownRecording(msgspec.Struct, frozen=True, kw_only=True):
+    """What an activity needs to know about a recording its event does not carry: its kind,
+    project and, for a comment, the recording commented on (from the creation event)."""
+
+    recording_id: str
+    kind: RecordingKind
+    project_id: str
+    parent_id: str | None = None
+
+
+class ActivityItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One entry of an activity stream.
+
+    ``recording_id``/``recording_kind`` name the recording the activity is about (None for
+    project-level items). ``parent_id`` is the commented recording for comment items and the
+    to-do's list for ``todo_added``/``todo_moved`` (the list moved to). ``person_id`` is the
+    person a membership item is about.
+    """
+
+    kind: str
+    as_type: str
+    project_id: str
+    actor_id: str | None
+    at: datetime
+    recording_id: str | None = None
+    recording_kind: RecordingKind | None = None
+    parent_id: str | None = None
+    person_id: str | None = None
+    excerpt: str | None = None
+    changes: tuple[FieldChange, ...] = ()
+
+
+# ------------------------------------------------------------------ vocabulary
+
+AS_TYPES: Final[Mapping[str, str]] = {
+    "message_posted": "Create",
+    "message_edited": "Update",
+    "comment_added": "Create",
+    "comment_edited": "Update",
+    "todolist_created": "Create",
+    "todolist_edited": "Update",
+    "todo_added": "Create",
+    "todo_edited": "Update",
+    "todo_assigned": "Update",
+    "todo_rescheduled": "Update",
+    "todo_completed": "Update",
+    "todo_reopened": "Update",
+    "todo_moved": "Move",
+    "milestone_created": "Create",
+    "milestone_edited": "Update",
+    "milestone_rescheduled": "Update",
+    "milestone_completed": "Update",
+    "milestone_reopened": "Update",
+    "recording_archived": "Remove",
+    "recording_trashed": "Delete",
+    "recording_restored": "Undo",
+    "recording_shown_to_clients": "Update",
+    "recording_hidden_from_clients": "Update",
+    "project_created": "Create",
+    "project_edited": "Update",
+    "project_archived": "Remove",
+    "project_unarchived": "Undo",
+    "project_trashed": "Delete",
+    "project_restored": "Undo",
+    "person_added_to_project": "Add",
+    "project_role_changed": "Update",
+    "person_removed_from_project": "Remove",
+}
+"""Every activity kind and its Activity Streams 2.0 activity type."""
+
+KINDS: Final = frozenset(AS_TYPES)
+"""Every activity kind (the values ``?kind=`` accepts)."""
+
+OBJECT_TYPES: Final[Mapping[str, str]] = {
+    "message": "Note",
+    "comment": "Note",
+    "todolist": "OrderedCollection",
+    "todo": "Document",
+    "milestone": "Event",
+    "project": "Group",
+    "person": "Person",
+}
+"""AS2 object type of each target type: messages and comments are ``Note`` (a message's
+subject is its ``name``), a to-do list is the ``OrderedCollection`` of its to-dos, a to-do a
+``Document``, a milestone an ``Event`` (its due date is ``endTime``), a project a ``Group``."""
+
+_TEMPLATES: Final[Mapping[str, str]] = {
+    "message_posted": "{actor} posted the message {title}",
+    "message_edited": "{actor} edited the message {title}",
+    "comment_added": "{actor} commented on {parent}",
+    "comment_edited": "{actor} edited a comment on {parent}",
+    "todolist_created": "{actor} created the to-do list {title}",
+    "todolist_edited": "{actor} edited the to-do list {title}",
+    "todo_added": "{actor} added {title} to {parent}",
+    "todo_edited": "{actor} edited {title}",
+    "todo_assigned": "{actor} changed who is assigned to {title}",
+    "todo_rescheduled": "{actor} changed the dates of {title}",
+    "todo_completed": "{actor} completed {title}",
+    "todo_reopened": "{actor} reopened {title}",
+    "todo_moved": "{actor} moved {title} to {parent}",
+    "milestone_created": "{actor} set the milestone {title}",
+    "milestone_edited": "{actor} edited the milestone {title}",
+    "milestone_rescheduled": "{actor} rescheduled the milestone {title}",
+    "milestone_completed": "{actor} completed the milestone {title}",
+    "milestone_reopened": "{actor} reopened the milestone {title}",
+    "recording_archived": "{actor} archived {thing}",
+    "recording_trashed": "{actor} put {thing} in the trash",
+    "recording_restored": "{actor} restored {thing}",
+    "recording_shown_to_clients": "{actor} made {thing} visible to clients",
+    "recording_hidden_from_clients": "{actor} hid {thing} from clients",
+    "project_created": "{actor} created the project {project}",
+    "project_edited": "{actor} changed the project {project}",
+    "project_archived": "{actor} archived the project {project}",
+    "project_unarchived": "{actor} unarchived the project {project}",
+    "project_trashed": "{actor} put the project {project} in the trash",
+    "project_restored": "{actor} restored the project {project}",
+    "person_added_to_project": "{actor} added {person} to {project}",
+    "project_role_changed": "{actor} changed {person}’s role on {project}",
+    "person_removed_from_project": "{actor} removed {person} from {project}",
+}
+assert set(_TEMPLATES) == set(AS_TYPES)
+
+
+def quoted(text: str) -> str:
+    """``text`` in curly double quotes, as sentences quote titles."""
+    return f"“{text}”"
+
+
+def sentence(
+    kind: str,
+    *,
+    actor: str,
+    title: str | None = None,
+    recording_kind: RecordingKind | None = None,
+    parent: str | None = None,
+    person: str | None = None,
+    project: str | None = None,
+) -> str:
+    """The human sentence of an activity of ``kind``: "Ana completed “Ship v1”".
+
+    Args:
+        actor: the actor's current name.
+        title: the target recording's current title (unused for comments: they have none).
+        recording_kind: the target's kind, for sentences naming it ("the to-do list “…”").
+        parent: the current title of the commented recording (comment items) or of the list
+            (``todo_added``, ``todo_moved``).
+        person: the current name of the person a membership item is about.
+        project: the project's current name.
+
+    Missing names and titles read "someone", "an item" and so on, never "None".
+
+    Raises:
+        KeyError: ``kind`` is not an activity kind.
+    """
+    template = _TEMPLATES[kind]
+    title_q = quoted(title) if title else "an untitled item"
+    parent_q = quoted(parent) if parent else "an item"
+    if recording_kind == "comment":
+        thing = f"a comment on {parent_q}"
+    elif recording_kind is not None:
+        thing = f"the {KIND_LABELS[recording_kind]} {title_q}"
+    else:
+        thing = title_q
+    return template.format(
+        actor=actor or "Someone",
+        title=title_q,
+        parent=parent_q,
+        thing=thing,
+        person=person or "someone",
+        project=quoted(project) if project else "a project",
+    )
+
+
+def undone_type(item_changes: Sequence[FieldChange]) -> str:
+    """For an ``Undo`` (restore, unarchive): the type of the activity it undoes, from the
+    status change it records (``Delete`` for a trashed item, else ``Remove``)."""
+    for change in item_changes:
+        if change.field == "status":
+            return "Delete" if change.before == "trashed" else "Remove"
+    return "Remove"
+
+
+# ------------------------------------------------------------------ deriving
+
+
+def created_recording(event: Event) -> KnownRecording | None:
+    """What a recording's creation event says about it; None for any other event."""
+    match event:
+        case rc.CommentAdded():
+            return KnownRecording(
+                recording_id=event.recording_id,
+                kind="comment",
+                project_id=event.project_id,
+                parent_id=event.parent_id,
+            )
+        case rc.MessagePosted() | rc.TodolistCreated() | rc.TodoAdded() | rc.MilestoneCreated():
+            return KnownRecording(
+                recording_id=event.recording_id,
+                kind=_CREATED_KIND[type(event)],
+                project_id=event.project_id,
+                parent_id=event.todolist_id if isinstance(event, rc.TodoAdded) else None,
+            )
+    return None
+
+
+def recording_id_of(stream_id: str) -> str | None:
+    """The recording id of a ``recording-<id>`` stream, else None."""
+    return stream_id.removeprefix("recording-") if stream_id.startswith("recording-") else None
+
+
+def activity_of(
+    event: Event,
+    *,
+    stream_id: str,
+    stream_version: int,
+    project_id: str | None,
+    actor_id: str | None,
+    recorded_at: datetime,
+    recording: KnownRecording | None = None,
+) -> ActivityItem | None:
+    """The activity ``event`` amounts to, or None (see the module docstring for which).
+
+    Args:
+        stream_id, stream_version, project_id, recorded_at: where and when it was recorded.
+        actor_id: who caused it (the append's metadata).
+        recording: what the creation event said about the recording whose stream this is
+            (:func:`created_recording`). Required for the stream's other events: without it
+            they produce nothing, there being nothing to say what they are about.
+    """
+    if isinstance(event, (rc.SubscriberAdded, rc.SubscriberRemoved)):
+        return None
+    if isinstance(event, _CREATED):
+        known = recording if recording is not None else created_recording(event)
+        assert known is not None
+        return _created_item(event, known, actor_id)
+    rec_id = recording_id_of(stream_id)
+    if rec_id is not None:
+        if recording is None or recording.recording_id != rec_id:
+            return None
+        return _recording_item(event, recording, actor_id)
+    if stream_id.startswith("project-") and project_id is not None:
+        return _project_item(event, stream_version, project_id, actor_id, recorded_at)
+    return None
+
+
+_CREATED_KIND: Final[dict[type[Event], RecordingKind]] = {
+    rc.MessagePosted: "message",
+    rc.CommentAdded: "comment",
+    rc.TodolistCreated: "todolist",
+    rc.TodoAdded: "todo",
+    rc.MilestoneCreated: "milestone",
+}
+_CREATED: Final = (
+    rc.MessagePosted,
+    rc.CommentAdded,
+    rc.TodolistCreated,
+    rc.TodoAdded,
+    rc.MilestoneCreated,
+)
+_CREATED_ACTIVITY: Final[dict[RecordingKind, str]] = {
+    "message": "message_posted",
+    "comment": "comment_added",
+    "todolist": "todolist_created",
+    "todo": "todo_added",
+    "milestone": "milestone_created",
+}
+
+
+def _created_item(event: Event, rec: KnownRecording, actor_id: str | None) -> ActivityItem:
+    excerpt: str | None = None
+    match event:
+        case rc.MessagePosted():
+            excerpt = event.subject
+        case rc.CommentAdded():
+            excerpt = plain_text(event.content)
+        case rc.TodolistCreated():
+            excerpt = event.name
+        case rc.TodoAdded():
+            excerpt = event.content
+        case rc.MilestoneCreated():
+            excerpt = f"{event.title} (due {event.due_on.isoformat()})"
+    creation = event
+    assert isinstance(creation, _CREATED)
+    return ActivityItem(
+        kind=_CREATED_ACTIVITY[rec.kind],
+        as_type=AS_TYPES[_CREATED_ACTIVITY[rec.kind]],
+        project_id=rec.project_id,
+        actor_id=actor_id or creation.creator_id,
+        at=creation.at,
+        recording_id=rec.recording_id,
+        recording_kind=rec.kind,
+        parent_id=rec.parent_id,
+        excerpt=clip(excerpt),
+    )
+
+
+_EDITED: Final[dict[type[Event], str]] = {
+    rc.MessageEdited: "message_edited",
+    rc.CommentEdited: "comment_edited",
+    rc.TodolistEdited: "todolist_edited",
+    rc.TodoEdited: "todo_edited",
+    rc.MilestoneEdited: "milestone_edited",
+}
+_STATUS_KIND: Final[dict[str, str]] = {
+    "archived": "recording_archived",
+    "trashed": "recording_trashed",
+    "active": "recording_restored",
+}
+
+
+def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> ActivityItem | None:
+    at: datetime | None = getattr(event, "at", None)
+    if at is None:
+        return None
+    parent_id = rec.parent_id if rec.kind == "comment" else None
+    changes: tuple[FieldChange, ...] = ()
+    excerpt: str | None = None
+    match event:
+        case (
+            rc.MessageEdited() | rc.CommentEdited() | rc.TodolistEdited() | rc.TodoEdited()
+            | rc.MilestoneEdited()
+        ):  # fmt: skip
+            kind = _edit_kind(_EDITED[type(event)], event.changes)
+            changes = event.changes
+            if isinstance(event, rc.CommentEdited):
+                excerpt = " ".join(plain_text(str(c.after)) for c in event.changes)
+            else:
+                excerpt = describe_changes(event.changes)
+        case rc.TodoCompleted() | rc.MilestoneCompleted():
+            kind = f"{rec.kind}_completed"
+            actor_id = actor_id or event.completer_id
+        case rc.TodoReopened() | rc.MilestoneReopened():
+            kind = f"{rec.kind}_reopened"
+        case rc.TodoMoved():
+            kind = "todo_moved"
+            parent_id = event.to_todolist_id
+            changes = (
+                FieldChange(
+                    field="todolist_id", before=event.from_todolist_id, after=event.to_todolist_id
+                ),
+                FieldChange(field="position", before=None, after=event.position),
+            )
+            excerpt = f"to position {event.position}"
+        case rc.RecordingStatusChanged():
+            kind = _STATUS_KIND[event.after]
+            changes = (FieldChange(field="status", before=event.before, after=event.after),)
+            excerpt = f"{event.before} → {event.after}"
+        case rc.ClientVisibilityChanged():
+            kind = "recording_shown_to_clients" if event.after else "recording_hidden_from_clients"
+            changes = (
+                FieldChange(field="visible_to_clients", before=event.before, after=event.after),
+            )
+        case _:
+            return None
+    if kind not in AS_TYPES:
+        # e.g. a completion event in the stream of a kind that cannot be completed.
+        return None
+    return ActivityItem(
+        kind=kind,
+        as_type=AS_TYPES[kind],
+        project_id=rec.project_id,
+        actor_id=actor_id,
+        at=at,
+        recording_id=rec.recording_id,
+        recording_kind=rec.kind,
+        parent_id=parent_id,
+        excerpt=clip(excerpt),
+        changes=changes,
+    )
+
+
+def _edit_kind(kind: str, changes: Sequence[FieldChange]) -> str:
+    fields = {c.field for c in changes}
+    if kind == "milestone_edited" and "due_on" in fields:
+        return "milestone_rescheduled"
+    if kind == "todo_edited":
+        if "assignee_ids" in fields:
+            return "todo_assigned"
+        if fields and fields <= {"due_on", "starts_on"}:
+            return "todo_rescheduled"
+    return kind
+
+
+_PROJECT_STATUS: Final[dict[type[Event], tuple[str, str, str]]] = {
+    pr.ProjectArchived: ("project_archived", "active", "archived"),
+    pr.ProjectUnarchived: ("project_unarchived", "archived", "active"),
+    pr.ProjectTrashed: ("project_trashed", "active", "trashed"),
+    pr.ProjectRestored: ("project_restored", "trashed", "active"),
+}
+
+
+def _project_item(
+    event: Event,
+    stream_version: int,
+    project_id: str,
+    actor_id: str | None,
+    at: datetime,
+) -> ActivityItem | None:
+    person_id: str | None = None
+    changes: tuple[FieldChange, ...] = ()
+    excerpt: str | None = None
+    match event:
+        case pr.ProjectCreated():
+            kind = "project_created"
+            excerpt = event.name
+        case pr.ProjectEdited():
+            kind = "project_edited"
+            changes = event.changes
+            excerpt = describe_changes(event.changes)
+        case pr.ProjectMemberAdded():
+            if stream_version <= 2:
+                return None  # the creator's seat as owner: part of project_created
+            kind = "person_added_to_project"
+            person_id = event.person_id
+            changes = (FieldChange(field="project_role", before=None, after=event.project_role),)
+            excerpt = f"as {event.project_role}"
+        case pr.ProjectMemberRoleChanged():
+            kind = "project_role_changed"
+            person_id = event.person_id
+            changes = (FieldChange(field="project_role", before=event.before, after=event.after),)
+            excerpt = f"{event.before} → {event.after}"
+        case pr.ProjectMemberRemoved():
+            kind = "person_removed_from_project"
+            person_id = event.person_id
+        case _ if type(event) in _PROJECT_STATUS:
+            kind, before, after = _PROJECT_STATUS[type(event)]
+            changes = (FieldChange(field="status", before=before, after=after),)
+        case _:
+            return None
+    return ActivityItem(
+        kind=kind,
+        as_type=AS_TYPES[kind],
+        project_id=project_id,
+        actor_id=actor_id,
+        at=at,
+        person_id=person_id,
+        excerpt=clip(excerpt),
+        changes=changes,
+    )
+
+
+# ------------------------------------------------------------------ text
+
+_HTML_FIELDS: Final = frozenset({"body", "notes", "description"})
+_SPACE = re.compile(r"\s+")
+_CLEAN = re.compile(r"\S+(?: \S+)*")
+_TAG = re.compile(r"<[^>]*>")
+_BLOCK_END = re.compile(r"<(?:br|/p|/li|/h[1-3]|/blockquote|/pre)\b[^>]*>")
+
+
+def plain_text(value: str) -> str:
+    """The text of a sanitised HTML fragment (as stored: see :mod:`service.domain.text`):
+    tags dropped, entities decoded, whitespace collapsed.
+
+    Only for stored text: sanitising escapes every ``<`` that is not a tag, which is what
+    makes dropping ``<...>`` enough (and much cheaper than parsing, over a rebuild).
+    """
+    # Block ends become spaces so "<p>a</p><p>b</p>" reads "a b", not "ab".
+    spaced = _BLOCK_END.sub(" ", value)
+    return _SPACE.sub(" ", html.unescape(_TAG.sub("", spaced))).strip()
+
+
+def clip(text: str | None, limit: int = MAX_EXCERPT) -> str | None:
+    """``text`` cut to ``limit`` characters at a word boundary with an ellipsis; blank gives
+    None."""
+    if text is None:
+        return None
+    if not _CLEAN.fullmatch(text):
+        text = _SPACE.sub(" ", text).strip()
+    if not text:
+        return None
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def describe_changes(changes: Sequence[FieldChange]) -> str:
+    """A short plain-text account of an edit: "due_on 2026-05-01 → 2026-05-08; body".
+
+    HTML fields and lists are only named; other values are shown before and after.
+    """
+    parts = []
+    for change in changes:
+        field = change.field
+        if field in _HTML_FIELDS or isinstance(change.after, list | dict):
+            parts.append(field)
+        else:
+            parts.append(f"{field} {_short(change.before)} → {_short(change.after)}")
+    return "; ".join(parts)
+
+
+def _short(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    text = str(value)
+    return text if len(text) <= 60 else text[:59] + "…"

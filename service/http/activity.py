@@ -1,0 +1,595 @@
+"""Activity streams over HTTP: per project, per person, and everything the caller may see.
+
+``GET /v1/projects/{id}/activity``, ``GET /v1/people/{id}/activity`` (what that person did),
+``GET /v1/activity``. Newest first, paged by the activity read model's ``seq`` (stable while
+items are added): ``Link`` rel=next (older) and rel=prev (newer). Filters: ``kind``
+(repeatable or a comma list), ``type`` (a recording kind, or ``project`` for project-level
+items), ``actor_id``, ``since`` (inclusive) and ``until`` (exclusive), RFC 3339.
+
+Sentences, names and titles are the current ones (people, projects and recordings read
+models), whatever they were when it happened; the excerpt is from the event itself.
+
+**Visibility** (docs/ACCESS.md, "Activity"): projects come from
+:func:`~service.http.access.visible_projects`; whether a viewer sees every recording of a
+project or only the client-visible ones is asked of
+:func:`~service.domain.access.can_see_recording`. Client-visibility is the target's current
+effective value, so hiding a list hides its whole past from clients.
+
+With ``Accept: application/activity+json`` the page is a W3C Activity Streams 2.0
+``OrderedCollectionPage`` (see :mod:`service.domain.activity` for the types).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import asyncpg
+import msgspec
+from starlette.responses import Response
+
+from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_person, can_see_recording
+from ..domain.activity import (
+    KINDS,
+    OBJECT_TYPES,
+    sentence,
+    undone_type,
+)
+from ..errors import NotFound
+from ..events.recordings import FieldChange
+from .access import visible_projects
+from .api import Api, Ctx, Reply, etag_for, if_none_match
+from .context import decode_cursor, encode_cursor
+from .problems import ApiError, FieldError
+
+api = Api()
+
+AS2_CONTEXT: Final = "https://www.w3.org/ns/activitystreams"
+AS2_MEDIA: Final = "application/activity+json"
+_TAGS = ["activity"]
+_TYPES: Final = ("message", "comment", "todolist", "todo", "milestone", "project")
+_QUERY = {
+    "kind": "activity kinds, repeatable or comma-separated (e.g. todo_completed)",
+    "type": "target type: message, comment, todolist, todo, milestone, or project",
+    "actor_id": "only what this person did",
+    "since": "RFC 3339 time; items at or after it",
+    "until": "RFC 3339 time; items before it",
+    "limit": "page size, 1-100 (default 25)",
+    "cursor": "from a Link rel=next or rel=prev",
+}
+_LABEL_URL: Final = {
+    "message": "messages",
+    "comment": "comments",
+    "todolist": "todolists",
+    "todo": "todos",
+    "milestone": "milestones",
+}
+_encoder = msgspec.json.Encoder()
+
+
+# ------------------------------------------------------------------ representations
+
+
+class ActorRef(msgspec.Struct, frozen=True, kw_only=True):
+    """Who did it. ``id`` and ``url`` are null for someone the caller may not see (a client
+    is not told about people outside their projects) and for Cairn itself."""
+
+    id: str | None
+    name: str
+    url: str | None
+
+
+class TargetRef(msgspec.Struct, frozen=True, kw_only=True):
+    """What it was done to: a recording (``type`` its kind), a person, or the project."""
+
+    id: str
+    type: str
+    title: str
+    url: str
+
+
+class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The project it happened in."""
+
+    id: str
+    name: str
+    url: str
+
+
+class ActivityEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One activity: ``kind`` for machines, ``sentence`` for people, ``changes`` the
+    before/after values of the fields it changed."""
+
+    kind: str
+    sentence: str
+    actor: ActorRef
+    target: TargetRef
+    parent: TargetRef | None
+    project: ProjectRef
+    at: datetime
+    excerpt: str | None
+    changes: list[FieldChange]
+    position: int
+    seq: int
+
+
+# ------------------------------------------------------------------ routes
+
+
+@api.get(
+    "/v1/activity",
+    summary="Everything the caller may see, newest first",
+    response=list[ActivityEntry],
+    query=_QUERY,
+    tags=_TAGS,
+)
+async def all_activity(ctx: Ctx) -> Reply | Response:
+    scope = await _Scope.of(ctx, None)
+    return await _page(ctx, scope, actor_id=None)
+
+
+@api.get(
+    "/v1/projects/{project_id}/activity",
+    summary="A project's activity, newest first",
+    response=list[ActivityEntry],
+    query=_QUERY,
+    tags=_TAGS,
+)
+async def project_activity(ctx: Ctx) -> Reply | Response:
+    scope = await _Scope.of(ctx, ctx.path("project_id"))
+    return await _page(ctx, scope, actor_id=None)
+
+
+@api.get(
+    "/v1/people/{person_id}/activity",
+    summary="What a person did, newest first (in what the caller may see)",
+    response=list[ActivityEntry],
+    query={k: v for k, v in _QUERY.items() if k != "actor_id"},
+    tags=_TAGS,
+)
+async def person_activity(ctx: Ctx) -> Reply | Response:
+    person_id = ctx.path("person_id")
+    scope = await _Scope.of(ctx, None)
+    if not can_see_person(ctx.me, person_id, scope.projects.values()):
+        raise NotFound("there is no such person")
+    exists = await ctx.store.pool.fetchval("SELECT 1 FROM people WHERE person_id = $1", person_id)
+    if exists is None:
+        raise NotFound("there is no such person")
+    return await _page(ctx, scope, actor_id=person_id)
+
+
+# ------------------------------------------------------------------ visibility
+
+
+class _Scope:
+    """The projects a viewer sees, split by whether they see every recording in them."""
+
+    def __init__(self, viewer: Viewer, projects: dict[str, ProjectFacts]) -> None:
+        self.viewer = viewer
+        self.projects = projects
+        self.full: list[str] = []
+        self.clients_only: list[str] = []
+        for pid, facts in projects.items():
+            if can_see_recording(viewer, facts, _hidden_probe(pid)):
+                self.full.append(pid)
+            else:
+                self.clients_only.append(pid)
+        # People a client may be told about (docs/ACCESS.md): themselves and the people
+        # of the projects they see. Others see everyone.
+        self.people: set[str] | None = None
+        if self.clients_only:
+            self.people = {viewer.person_id}
+            for facts in projects.values():
+                self.people.update(facts.members)
+
+    @classmethod
+    async def of(cls, ctx: Ctx, project_id: str | None) -> _Scope:
+        """The caller's scope, narrowed to ``project_id`` (404 if they may not see it)."""
+        projects = await visible_projects(ctx.store.pool, ctx.me)
+        if project_id is not None:
+            if project_id not in projects:
+                raise NotFound("there is no such project")
+            scope = cls(ctx.me, projects)
+            scope.full = [p for p in scope.full if p == project_id]
+            scope.clients_only = [p for p in scope.clients_only if p == project_id]
+            return scope
+        return cls(ctx.me, projects)
+
+
+def _hidden_probe(project_id: str) -> RecordingFacts:
+    # A recording hidden from clients: whoever may see it sees everything in the project.
+    return RecordingFacts(
+        recording_id="",
+        project_id=project_id,
+        kind="message",
+        status="active",
+        visible_to_clients=False,
+        creator_id="",
+    )
+
+
+# ------------------------------------------------------------------ the query
+
+_VISIBLE_STAFF = "a.project_id = ANY($1::text[])"
+_VISIBLE = """
+(a.project_id = ANY($1::text[])
+ OR (a.project_id = ANY($2::text[]) AND CASE
+        WHEN a.recording_id IS NOT NULL THEN coalesce(r.visible_to_clients, false)
+             AND (a.parent_id IS NULL OR coalesce(rp.visible_to_clients, false))
+        WHEN a.person_id IS NOT NULL THEN EXISTS (
+            SELECT 1 FROM project_members m
+            WHERE m.project_id = a.project_id AND m.person_id = a.person_id)
+        ELSE true END))
+"""
+_ITEM_COLUMNS = (
+    "a.seq, a.position, a.project_id, a.recording_id, a.recording_kind, a.parent_id, "
+    "a.person_id, a.kind, a.as_type, a.actor_id, a.at, a.excerpt, a.changes"
+)
+_JOINS = (
+    "LEFT JOIN recordings r ON r.recording_id = a.recording_id "
+    "LEFT JOIN recordings rp ON rp.recording_id = a.parent_id "
+)
+_RENDER = """
+SELECT page.*, r.title, rp.title AS parent_title, rp.kind AS parent_kind,
+       p.name AS project_name, ac.name AS actor_name, pe.name AS person_name
+FROM ({inner}) page
+LEFT JOIN recordings r ON r.recording_id = page.recording_id
+LEFT JOIN recordings rp ON rp.recording_id = page.parent_id
+LEFT JOIN projects p ON p.project_id = page.project_id
+LEFT JOIN people ac ON ac.person_id = page.actor_id
+LEFT JOIN people pe ON pe.person_id = page.person_id
+ORDER BY page.seq {order}
+"""
+
+
+class _Filters:
+    """The WHERE clause of a request (visibility and filters) and its arguments."""
+
+    def __init__(self, ctx: Ctx, scope: _Scope, actor_id: str | None) -> None:
+        self.args: list[Any] = [scope.full]
+        self.where = [_VISIBLE_STAFF]
+        self.joins = ""
+        # The same filters on activity_counts, while the request allows (see count()).
+        self.counts: list[str] | None = [_VISIBLE_STAFF]
+        if scope.clients_only:
+            # Only a client's view needs the targets' visibility: the join is skipped
+            # for everyone else.
+            self.args.append(scope.clients_only)
+            self.where = [_VISIBLE]
+            self.joins = _JOINS
+            self.counts = None
+        kinds = _kinds(ctx)
+        if kinds:
+            self._both(f"a.kind = ANY(${self._arg(kinds)}::text[])")
+        kind = ctx.query("type")
+        if kind is not None:
+            if kind not in _TYPES:
+                raise _bad("type", f"?type= must be one of {', '.join(_TYPES)}")
+            if kind == "project":
+                self._both("a.recording_id IS NULL", "a.recording_kind = ''")
+            else:
+                self._both(f"a.recording_kind = ${self._arg(kind)}")
+        actor = actor_id if actor_id is not None else ctx.query("actor_id")
+        if actor is not None:
+            self._both(f"a.actor_id = ${self._arg(actor)}")
+        since = _time(ctx, "since")
+        if since is not None:
+            self.where.append(f"a.at >= ${self._arg(since)}")
+            self.counts = None
+        until = _time(ctx, "until")
+        if until is not None:
+            self.where.append(f"a.at < ${self._arg(until)}")
+            self.counts = None
+
+    def _both(self, clause: str, on_counts: str | None = None) -> None:
+        self.where.append(clause)
+        if self.counts is not None:
+            self.counts.append(on_counts or clause)
+
+    def _arg(self, value: Any) -> int:
+        self.args.append(value)
+        return len(self.args)
+
+    def select(self, extra: str, order: str, limit: int) -> tuple[str, list[Any]]:
+        """The page query: visible, filtered items beyond ``extra``, rendered."""
+        args = [*self.args, limit]
+        inner = (
+            f"SELECT {_ITEM_COLUMNS} FROM activity a {self.joins}"
+            f"WHERE {' AND '.join([*self.where, extra])} "
+            f"ORDER BY a.seq {order} LIMIT ${len(args)}"
+        )
+        return _RENDER.format(inner=inner, order=order), args
+
+    def exists(self, extra: str) -> str:
+        return (
+            f"SELECT EXISTS (SELECT 1 FROM activity a {self.joins}"
+            f"WHERE {' AND '.join([*self.where, extra])})"
+        )
+
+    def count(self) -> str:
+        """The total: summed from activity_counts when the filters allow (no time range, no
+        client's view), else counted."""
+        if self.counts is not None:
+            return (
+                "SELECT coalesce(sum(n), 0) FROM activity_counts a "
+                f"WHERE {' AND '.join(self.counts)}"
+            )
+        return f"SELECT count(*) FROM activity a {self.joins}WHERE {' AND '.join(self.where)}"
+
+
+async def _page(ctx: Ctx, scope: _Scope, *, actor_id: str | None) -> Reply | Response:
+    limit = ctx.limit()
+    filters = _Filters(ctx, scope, actor_id)
+    direction, at = _cursor(ctx)
+    pool: asyncpg.Pool = ctx.store.pool
+    n = len(filters.args) + 2  # the cursor's placeholder, after the page query's limit
+    if direction == "prev":
+        # Newer items than the cursor: the ones just above it, shown newest first.
+        sql, args = filters.select(f"a.seq > ${n}", "ASC", limit + 1)
+        rows = list(reversed(await pool.fetch(sql, *args, at)))
+        more_newer = len(rows) > limit
+        rows = rows[1:] if more_newer else rows
+        more_older = await _exists(
+            pool, filters, "<", rows[-1]["seq"] if rows else (None if at is None else at + 1)
+        )
+    else:
+        bound = f"a.seq < ${n}" if at is not None else f"${n}::bigint IS NULL"
+        sql, args = filters.select(bound, "DESC", limit + 1)
+        rows = list(await pool.fetch(sql, *args, at))
+        more_older = len(rows) > limit
+        rows = rows[:limit]
+        # The first page has nothing newer; a later one has what the pages before it had.
+        more_newer = at is not None and await _exists(
+            pool, filters, ">", rows[0]["seq"] if rows else at - 1
+        )
+    total = int(await pool.fetchval(filters.count(), *filters.args))
+    headers = {"X-Total-Count": str(total), "Vary": "Accept"}
+    next_url = _url(ctx, "next", rows[-1]["seq"]) if rows and more_older else None
+    prev_url = None
+    if more_newer:
+        prev_url = _url(ctx, "prev", rows[0]["seq"] if rows else (at or 0) - 1)
+    links = [f'<{u}>; rel="{rel}"' for u, rel in ((next_url, "next"), (prev_url, "prev")) if u]
+    if links:
+        headers["Link"] = ", ".join(links)
+    entries = [_entry(ctx, scope, row) for row in rows]
+    if _wants_as2(ctx):
+        return _as2_response(ctx, entries, rows, next_url, prev_url, headers)
+    return Reply(entries, headers=headers)
+
+
+async def _exists(pool: asyncpg.Pool, filters: _Filters, op: str, seq: int | None) -> bool:
+    if seq is None:
+        return False
+    sql = filters.exists(f"a.seq {op} ${len(filters.args) + 1}")
+    return bool(await pool.fetchval(sql, *filters.args, seq))
+
+
+# ------------------------------------------------------------------ query parameters
+
+
+def _bad(name: str, detail: str) -> ApiError:
+    return ApiError(400, detail, field_errors=[FieldError(field=name, detail=detail)])
+
+
+def _kinds(ctx: Ctx) -> list[str]:
+    kinds = [
+        k.strip()
+        for raw in ctx.request.query_params.getlist("kind")
+        for k in raw.split(",")
+        if k.strip()
+    ]
+    unknown = sorted(set(kinds) - KINDS)
+    if unknown:
+        raise _bad("kind", f"unknown activity kind {', '.join(unknown)}")
+    return kinds
+
+
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)([Zz]|[+\- ]\d{2}:\d{2})"
+)
+
+
+def _time(ctx: Ctx, name: str) -> datetime | None:
+    raw = ctx.query(name)
+    if raw is None:
+        return None
+    match = _RFC3339.fullmatch(raw.strip())
+    value = None
+    if match is not None:
+        day, clock, offset = match.groups()
+        # A "+" left unescaped in a query string arrives as a space.
+        offset = "+00:00" if offset in "Zz" else offset.replace(" ", "+")
+        whole, _, fraction = clock.partition(".")
+        clock = f"{whole}.{fraction[:6]}" if fraction else whole
+        try:
+            value = datetime.fromisoformat(f"{day}T{clock}{offset}")
+        except ValueError:
+            value = None
+    if value is None:
+        raise _bad(name, f"?{name}= must be an RFC 3339 time, like 2026-05-01T09:00:00Z")
+    return value
+
+
+def _cursor(ctx: Ctx) -> tuple[str, int | None]:
+    raw = ctx.query("cursor")
+    if raw is None:
+        return "next", None
+    direction, seq = decode_cursor(raw, tuple[str, int])
+    if direction not in ("next", "prev"):
+        raise ApiError(400, "?cursor= is not a cursor this API gave out")
+    return direction, seq
+
+
+def _url(ctx: Ctx, direction: str, seq: int) -> str:
+    return str(ctx.request.url.include_query_params(cursor=encode_cursor([direction, seq])))
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def _api_url(ctx: Ctx, path: str) -> str:
+    return str(ctx.request.base_url).rstrip("/") + path
+
+
+def _entry(ctx: Ctx, scope: _Scope, row: asyncpg.Record) -> ActivityEntry:
+    actor_id = row["actor_id"]
+    if actor_id is None or row["actor_name"] is None:
+        actor = ActorRef(id=None, name="Cairn" if actor_id == "system" else "Someone", url=None)
+    elif scope.people is not None and actor_id not in scope.people:
+        actor = ActorRef(id=None, name="Someone", url=None)
+    else:
+        actor = ActorRef(
+            id=actor_id, name=row["actor_name"], url=_api_url(ctx, f"/v1/people/{actor_id}")
+        )
+    project_id = row["project_id"]
+    project_name = row["project_name"] or ""
+    project = ProjectRef(
+        id=project_id, name=project_name, url=_api_url(ctx, f"/v1/projects/{project_id}")
+    )
+    recording_kind = row["recording_kind"]
+    parent: TargetRef | None = None
+    if row["parent_id"] is not None:
+        parent_kind = row["parent_kind"] or "recording"
+        parent = TargetRef(
+            id=row["parent_id"],
+            type=parent_kind,
+            title=row["parent_title"] or "",
+            url=_api_url(
+                ctx, f"/v1/{_LABEL_URL.get(parent_kind, 'recordings')}/{row['parent_id']}"
+            ),
+        )
+    if row["recording_id"] is not None:
+        target = TargetRef(
+            id=row["recording_id"],
+            type=recording_kind,
+            title=row["title"] or "",
+            url=_api_url(ctx, f"/v1/{_LABEL_URL[recording_kind]}/{row['recording_id']}"),
+        )
+    elif row["person_id"] is not None:
+        target = TargetRef(
+            id=row["person_id"],
+            type="person",
+            title=row["person_name"] or "",
+            url=_api_url(ctx, f"/v1/people/{row['person_id']}"),
+        )
+    else:
+        target = TargetRef(id=project_id, type="project", title=project_name, url=project.url)
+    text = sentence(
+        row["kind"],
+        actor=actor.name,
+        title=row["title"],
+        recording_kind=recording_kind,
+        parent=row["parent_title"],
+        person=row["person_name"],
+        project=project_name,
+    )
+    changes = msgspec.json.decode(row["changes"], type=list[FieldChange])
+    if row["kind"] == "todo_moved" and project_id in scope.clients_only:
+        # The list it came from may be hidden from clients: do not even name its id.
+        changes = [c for c in changes if c.field != "todolist_id"]
+    return ActivityEntry(
+        kind=row["kind"],
+        sentence=text,
+        actor=actor,
+        target=target,
+        parent=parent,
+        project=project,
+        at=row["at"],
+        excerpt=row["excerpt"],
+        changes=changes,
+        position=row["position"],
+        seq=row["seq"],
+    )
+
+
+# ------------------------------------------------------------------ Activity Streams 2.0
+
+
+def _wants_as2(ctx: Ctx) -> bool:
+    accept = ctx.request.headers.get("accept", "").lower()
+    return AS2_MEDIA in accept or ("application/ld+json" in accept and "activitystreams" in accept)
+
+
+def _as2_response(
+    ctx: Ctx,
+    entries: Sequence[ActivityEntry],
+    rows: Sequence[asyncpg.Record],
+    next_url: str | None,
+    prev_url: str | None,
+    headers: dict[str, str],
+) -> Response:
+    page_url = str(ctx.request.url)
+    collection = str(ctx.request.url.remove_query_params("cursor"))
+    body: dict[str, Any] = {
+        "@context": AS2_CONTEXT,
+        "type": "OrderedCollectionPage",
+        "id": page_url,
+        "partOf": collection,
+        "totalItems": int(headers["X-Total-Count"]),
+        "orderedItems": [
+            _as2_activity(ctx, e, r["as_type"]) for e, r in zip(entries, rows, strict=True)
+        ],
+    }
+    if next_url:
+        body["next"] = next_url
+    if prev_url:
+        body["prev"] = prev_url
+    data = _encoder.encode(body)
+    etag = etag_for(data)
+    headers = {**headers, "ETag": etag, "Cache-Control": "private, no-cache"}
+    if if_none_match(ctx.request, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(data, 200, headers=headers, media_type=AS2_MEDIA)
+
+
+def as2_activity(entry: ActivityEntry, as_type: str, base_url: str) -> dict[str, Any]:
+    """One activity as an AS2 object (``base_url``: the API's origin, for ids)."""
+    actor: dict[str, Any] = {"type": "Person", "name": entry.actor.name}
+    if entry.actor.url:
+        actor["id"] = entry.actor.url
+    project = {"type": "Group", "id": entry.project.url, "name": entry.project.name}
+    obj: dict[str, Any] = {
+        "type": OBJECT_TYPES[entry.target.type],
+        "id": entry.target.url,
+        "name": entry.target.title,
+    }
+    if entry.parent is not None and entry.target.type == "comment":
+        obj["inReplyTo"] = entry.parent.url
+    if entry.excerpt and entry.target.type in ("message", "comment"):
+        obj["summary"] = entry.excerpt
+    activity: dict[str, Any] = {
+        "id": f"{base_url}/v1/activity#{entry.seq}",
+        "type": as_type,
+        "summary": entry.sentence,
+        "actor": actor,
+        "published": entry.at.isoformat(),
+        "context": project,
+    }
+    if as_type == "Undo":
+        activity["object"] = {"type": undone_type(entry.changes), "object": obj}
+    else:
+        activity["object"] = obj
+    if as_type == "Move" and entry.parent is not None:
+        moved = next((c for c in entry.changes if c.field == "todolist_id"), None)
+        if moved is not None and moved.before:
+            activity["origin"] = {
+                "type": "OrderedCollection",
+                "id": f"{base_url}/v1/todolists/{moved.before}",
+            }
+        activity["target"] = {"type": "OrderedCollection", "id": entry.parent.url}
+    elif entry.target.type == "todo" and as_type == "Create" and entry.parent is not None:
+        activity["target"] = {
+            "type": "OrderedCollection",
+            "id": entry.parent.url,
+            "name": entry.parent.title,
+        }
+    elif as_type in ("Add", "Remove") and entry.target.type == "person":
+        key = "target" if as_type == "Add" else "origin"
+        activity[key] = project
+    return activity
+
+
+def _as2_activity(ctx: Ctx, entry: ActivityEntry, as_type: str) -> dict[str, Any]:
+    return as2_activity(entry, as_type, str(ctx.request.base_url).rstrip("/"))

@@ -1,0 +1,86 @@
+"""Messages on a project's message board: post, list (newest first), read, edit."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from ..domain.messages import EditMessage, PostMessage, decide_post_message
+from .api import Api, Ctx, Reply
+from .envelope import SEQ_DESC, Message, page, project_for_list, show, status_filter
+from .recordings import change, context, create, edit_decision, load_project
+
+api = Api()
+_TAGS: Final = ["messages"]
+
+
+class NewMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A message to post. ``body`` is HTML (sanitised); ``subscriber_ids`` left out
+    subscribes everyone on the project who can see the message."""
+
+    subject: str
+    body: str
+    category: str | None = None
+    visible_to_clients: bool = False
+    subscriber_ids: list[str] | None = None
+
+
+@api.post(
+    "/v1/projects/{project_id}/messages",
+    summary="Post a message",
+    body=NewMessage,
+    response=Message,
+    status=201,
+    tags=_TAGS,
+)
+async def post_message(ctx: Ctx) -> Reply:
+    body: NewMessage = ctx.body
+    project = await load_project(ctx, ctx.path("project_id"))
+    recording_id = ctx.new_id("rec")
+    cmd = PostMessage(
+        recording_id=recording_id,
+        subject=body.subject,
+        body=body.body,
+        category=body.category,
+        visible_to_clients=body.visible_to_clients,
+        subscriber_ids=None if body.subscriber_ids is None else tuple(body.subscriber_ids),
+    )
+    events = decide_post_message(project, cmd, context(ctx))
+    return await create(ctx, project.project_id, recording_id, events)
+
+
+@api.get(
+    "/v1/projects/{project_id}/messages",
+    summary="A project's messages, newest first",
+    response=list[Message],
+    query={
+        "status": "active (default), archived or trashed",
+        "limit": "page size, 1-100 (default 25)",
+        "cursor": "from a Link header",
+    },
+    tags=_TAGS,
+)
+async def list_messages(ctx: Ctx) -> Reply:
+    project = await project_for_list(ctx)
+    where = "r.project_id = $1 AND r.kind = 'message' AND r.status = $2"
+    return await page(
+        ctx, where, [project.project_id, status_filter(ctx)], SEQ_DESC, project=project
+    )
+
+
+@api.get("/v1/messages/{id}", summary="A message", response=Message, tags=_TAGS)
+async def get_message(ctx: Ctx) -> Reply:
+    return await show(ctx, ctx.path("id"), kind="message")
+
+
+@api.patch(
+    "/v1/messages/{id}",
+    summary="Merge-patch a message (omitted: unchanged; null clears the category)",
+    body=EditMessage,
+    response=Message,
+    tags=_TAGS,
+)
+async def patch_message(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), edit_decision("message", ctx.body), "message")
+    return await show(ctx, ctx.path("id"), kind="message")

@@ -1,0 +1,141 @@
+"""Milestones: set, list (upcoming, late, completed), read, edit or reschedule, complete."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Final
+
+import msgspec
+
+from ..domain.context import Context
+from ..domain.milestones import (
+    CompleteMilestone,
+    CreateMilestone,
+    EditMilestone,
+    ReopenMilestone,
+    decide_complete_milestone,
+    decide_create_milestone,
+    decide_reopen_milestone,
+)
+from ..domain.projects import ProjectState
+from ..domain.recordings import Lineage, RecordingState
+from ..events.base import Event
+from .api import Api, Ctx, Reply
+from .envelope import DUE, Milestone, page, project_for_list, show, status_filter
+from .recordings import change, context, create, edit_decision, load_project
+
+api = Api()
+_TAGS: Final = ["milestones"]
+
+
+class NewMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A milestone to set; ``notes`` is HTML (sanitised)."""
+
+    title: str
+    due_on: date
+    responsible_id: str | None = None
+    notes: str | None = None
+    visible_to_clients: bool = False
+
+
+@api.post(
+    "/v1/projects/{project_id}/milestones",
+    summary="Set a milestone",
+    body=NewMilestone,
+    response=Milestone,
+    status=201,
+    tags=_TAGS,
+)
+async def post_milestone(ctx: Ctx) -> Reply:
+    body: NewMilestone = ctx.body
+    project = await load_project(ctx, ctx.path("project_id"))
+    recording_id = ctx.new_id("rec")
+    cmd = CreateMilestone(
+        recording_id=recording_id,
+        title=body.title,
+        due_on=body.due_on,
+        responsible_id=body.responsible_id,
+        notes=body.notes,
+        visible_to_clients=body.visible_to_clients,
+    )
+    events = decide_create_milestone(project, cmd, context(ctx))
+    return await create(ctx, project.project_id, recording_id, events)
+
+
+# "Today" is the UTC date: the API has no notion of the caller's time zone.
+_FILTERS: Final = {
+    "all": "true",
+    "upcoming": "NOT r.completed AND r.due_on >= $3",
+    "late": "NOT r.completed AND r.due_on < $3",
+    "completed": "r.completed",
+}
+
+
+@api.get(
+    "/v1/projects/{project_id}/milestones",
+    summary="A project's milestones, soonest due first",
+    response=list[Milestone],
+    query={
+        "filter": "all (default), upcoming, late (due before today, UTC, and not completed) "
+        "or completed",
+        "status": "active (default), archived or trashed",
+        "limit": "page size, 1-100 (default 25)",
+        "cursor": "from a Link header",
+    },
+    tags=_TAGS,
+)
+async def list_milestones(ctx: Ctx) -> Reply:
+    project = await project_for_list(ctx)
+    which = ctx.query_choice("filter", tuple(_FILTERS), "all")
+    where = f"r.project_id = $1 AND r.kind = 'milestone' AND r.status = $2 AND {_FILTERS[which]}"
+    args: list[object] = [project.project_id, status_filter(ctx)]
+    if "$3" in where:
+        args.append(datetime.now(UTC).date())
+    return await page(ctx, where, args, DUE, project=project)
+
+
+@api.get("/v1/milestones/{id}", summary="A milestone", response=Milestone, tags=_TAGS)
+async def get_milestone(ctx: Ctx) -> Reply:
+    return await show(ctx, ctx.path("id"), kind="milestone")
+
+
+@api.patch(
+    "/v1/milestones/{id}",
+    summary="Merge-patch a milestone; a new due_on reschedules it",
+    body=EditMilestone,
+    response=Milestone,
+    tags=_TAGS,
+)
+async def patch_milestone(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), edit_decision("milestone", ctx.body), "milestone")
+    return await show(ctx, ctx.path("id"), kind="milestone")
+
+
+def _complete(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
+    return decide_complete_milestone(p, r, CompleteMilestone(), c)
+
+
+def _reopen(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
+    return decide_reopen_milestone(p, r, ReopenMilestone(), c)
+
+
+@api.post(
+    "/v1/milestones/{id}/completion",
+    summary="Complete a milestone (409 if it is completed already)",
+    response=Milestone,
+    tags=_TAGS,
+)
+async def complete_milestone(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), _complete, "milestone")
+    return await show(ctx, ctx.path("id"), kind="milestone")
+
+
+@api.delete(
+    "/v1/milestones/{id}/completion",
+    summary="Reopen a completed milestone (409 if it is open)",
+    response=Milestone,
+    tags=_TAGS,
+)
+async def reopen_milestone(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), _reopen, "milestone")
+    return await show(ctx, ctx.path("id"), kind="milestone")

@@ -1,0 +1,537 @@
+"""People and their API tokens over HTTP: ``/v1/people``, ``/v1/me`` and ``/v1/tokens``.
+
+Writes go through the domain (:mod:`service.domain.people`, :mod:`service.domain.tokens`,
+:mod:`service.domain.emails`); reads come from the directory read model after the write has
+reached it (read-your-writes). Token secrets are made here, shown once, and only their hash is
+stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+from starlette.responses import Response
+
+from ..domain.access import AccountAction, Viewer, can_see_person, check_account
+from ..domain.context import Context
+from ..domain.emails import (
+    decide_claim_email,
+    decide_release_email,
+    email_change,
+    email_stream,
+    fold_email_claim,
+)
+from ..domain.people import (
+    CreatePerson,
+    DeactivatePerson,
+    EditPerson,
+    PersonState,
+    ReactivatePerson,
+    decide_create_person,
+    decide_deactivate_person,
+    decide_edit_person,
+    decide_reactivate_person,
+    fold_person,
+    person_stream,
+)
+from ..domain.tokens import IssueToken, RevokeToken, decide_issue_token, decide_revoke_token
+from ..errors import NotFound, WrongExpectedVersion
+from ..events.base import Event
+from ..events.people import PersonRole
+from ..events.projects import ProjectRole
+from ..events.store import AppendResult
+from .access import visible_projects
+from .api import Api, Ctx, Reply
+from .commands import execute, load, metadata_for, settle
+from .context import decode_cursor, encode_cursor, hash_secret, next_link
+from .envelope import PersonRef as PersonRef  # re-exported: the one person reference
+
+api = Api()
+
+_TAGS = ["people"]
+_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
+_ATTEMPTS = 5
+_UNSET = msgspec.UNSET
+_Unset = msgspec.UnsetType
+
+
+# ------------------------------------------------------------------ representations
+
+
+class Person(msgspec.Struct, frozen=True, kw_only=True):
+    """A person as the API shows them."""
+
+    id: str
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None
+    title: str | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    url: str
+
+
+class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/people``. Clients need a ``company``."""
+
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None = None
+    title: str | None = None
+
+
+class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PATCH /v1/people/{id}``: omitted fields stay, ``null`` clears company/title."""
+
+    name: str | _Unset = _UNSET
+    email: str | _Unset = _UNSET
+    role: PersonRole | _Unset = _UNSET
+    company: str | _Unset | None = _UNSET
+    title: str | _Unset | None = _UNSET
+
+
+class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
+    """An API token without its secret."""
+
+    id: str
+    person_id: str
+    label: str
+    revoked: bool
+    created_at: datetime
+    revoked_at: datetime | None
+    url: str
+
+
+class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/people/{id}/tokens``."""
+
+    label: str | None = None
+
+
+class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
+    """A new API token: ``token`` is the secret, shown in this response only (``null`` when an
+    idempotent retry replays it)."""
+
+    id: str
+    label: str
+    token: str | None
+    created_at: datetime
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def api_url(ctx: Ctx, path: str) -> str:
+    """The absolute URL of API path ``path`` on the server the request came to."""
+    return str(ctx.request.base_url).rstrip("/") + path
+
+
+def person_ref(ctx: Ctx, person_id: str, name: str | None) -> PersonRef:
+    """A reference to a person: the API's one :class:`~service.http.envelope.PersonRef` shape
+    (``name`` null for someone the directory lacks)."""
+    return PersonRef(id=person_id, name=name)
+
+
+def _context(ctx: Ctx) -> Context:
+    return Context(actor=ctx.me, now=datetime.now(UTC))
+
+
+_PERSON_COLUMNS = (
+    "person_id, name, email, role, company, title, active, created_at, updated_at, seq"
+)
+
+
+def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
+    return Person(
+        id=row["person_id"],
+        name=row["name"],
+        email=row["email"],
+        role=row["role"],
+        company=row["company"],
+        title=row["title"],
+        active=row["active"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        url=api_url(ctx, f"/v1/people/{row['person_id']}"),
+    )
+
+
+async def _person_row(ctx: Ctx, person_id: str) -> asyncpg.Record:
+    row = await ctx.store.pool.fetchrow(
+        f"SELECT {_PERSON_COLUMNS} FROM people WHERE person_id = $1", person_id
+    )
+    if row is None:
+        raise NotFound("there is no such person")
+    return row
+
+
+async def _may_see(ctx: Ctx, viewer: Viewer, person_id: str) -> bool:
+    if viewer.role != "client" or person_id == viewer.person_id:
+        return can_see_person(viewer, person_id)
+    projects = await visible_projects(ctx.store.pool, viewer)
+    return can_see_person(viewer, person_id, projects.values())
+
+
+async def _visible_person(ctx: Ctx, person_id: str) -> Person:
+    """The person as the caller may see them; 404 when they may not (or there is none)."""
+    if not await _may_see(ctx, ctx.me, person_id):
+        raise NotFound("there is no such person")
+    return _person(ctx, await _person_row(ctx, person_id))
+
+
+def _existing(person: PersonState | None) -> PersonState:
+    if person is None:
+        raise NotFound("there is no such person")
+    return person
+
+
+Plan = list[tuple[str, list[Event], int]]
+
+
+async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> AppendResult | None:
+    """Append to several streams in one transaction, then wait for the read models.
+
+    ``plan`` reads the streams and decides; it returns (stream, events, expected version)
+    triples (empty event lists are skipped). When a concurrent writer got there first, the
+    whole plan runs again on the new state: a decision that no longer holds then raises its
+    own error (e.g. the e-mail address was just taken).
+
+    Returns the last append, or None when the plan appends nothing.
+    """
+    store = ctx.store
+    for attempt in range(_ATTEMPTS):
+        appends = [a for a in await plan() if a[1]]
+        if not appends:
+            return None
+        last: AppendResult | None = None
+        try:
+            async with store.pool.acquire() as conn, conn.transaction():
+                for stream_id, events, expected in appends:
+                    last = await store.append(
+                        stream_id,
+                        events,
+                        expected,
+                        metadata_for(ctx),
+                        ctx.store_key(stream_id),
+                        connection=conn,
+                    )
+        except WrongExpectedVersion:
+            if attempt == _ATTEMPTS - 1:
+                raise
+            continue
+        store.committed()
+        assert last is not None
+        await settle(ctx, last)
+        return last
+    raise AssertionError("unreachable")
+
+
+async def _claim_plan(email: str, person_id: str, ctx: Ctx) -> tuple[str, list[Event], int]:
+    """Claim ``email`` for ``person_id`` (Conflict when someone else holds it)."""
+    stream = email_stream(email)
+    claim = fold_email_claim(email, [e.event for e in await ctx.store.read_stream(stream)])
+    return stream, decide_claim_email(claim, person_id), claim.version
+
+
+async def _release_plan(email: str, person_id: str, ctx: Ctx) -> tuple[str, list[Event], int]:
+    stream = email_stream(email)
+    claim = fold_email_claim(email, [e.event for e in await ctx.store.read_stream(stream)])
+    return stream, decide_release_email(claim, person_id), claim.version
+
+
+async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
+    # From the read model: memberships live in every project's stream, too many to fold
+    # here. A membership added meanwhile is caught the other way round: adding someone to a
+    # project checks their role against their own stream.
+    rows = await ctx.store.pool.fetch(
+        "SELECT project_id, project_role FROM project_members WHERE person_id = $1", person_id
+    )
+    return {r["project_id"]: r["project_role"] for r in rows}
+
+
+def page_headers(
+    ctx: Ctx, rows: Sequence[asyncpg.Record], limit: int, total: int
+) -> dict[str, str]:
+    """Headers of a page fetched as ``limit + 1`` rows ordered by a ``seq`` column:
+    ``X-Total-Count``, and ``Link rel=next`` (cursor: the page's last ``seq``) if there is more.
+    """
+    cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
+    return {"X-Total-Count": str(total), **next_link(ctx.request, cursor)}
+
+
+def cursor_after(ctx: Ctx) -> int:
+    """The ``seq`` after which the requested page starts (0: the first page)."""
+    raw = ctx.query("cursor")
+    return int(decode_cursor(raw, int)) if raw else 0
+
+
+# ------------------------------------------------------------------ people
+
+
+@api.post(
+    "/v1/people",
+    summary="Add a person (admins)",
+    body=NewPerson,
+    response=Person,
+    status=201,
+    tags=_TAGS,
+)
+async def create_person(ctx: Ctx) -> Reply:
+    body: NewPerson = ctx.body
+    person_id = ctx.new_id("per")
+    created = decide_create_person(
+        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), _context(ctx)
+    )
+    person = _existing(fold_person(created))
+
+    async def plan() -> Plan:
+        # The address is claimed in the same transaction as the person is created: two
+        # people racing for one address cannot both get it (one append fails, re-plans and
+        # finds it taken).
+        return [
+            await _claim_plan(person.email, person_id, ctx),
+            (person_stream(person_id), created, 0),
+        ]
+
+    await append_together(ctx, plan)
+    out = _person(ctx, await _person_row(ctx, person_id))
+    return Reply(out, 201, {"Location": out.url})
+
+
+@api.get(
+    "/v1/people",
+    summary="People the caller may see (clients: themselves and the people of their projects)",
+    response=list[Person],
+    query=_PAGING,
+    tags=_TAGS,
+)
+async def list_people(ctx: Ctx) -> Reply:
+    limit = ctx.limit()
+    after = cursor_after(ctx)
+    me = ctx.me
+    pool = ctx.store.pool
+    if me.role == "client":
+        # The SQL form of can_see_person: themselves, and the members of visible projects.
+        projects = list(await visible_projects(pool, me))
+        where = (
+            "(person_id = $1 OR person_id IN "
+            "(SELECT person_id FROM project_members WHERE project_id = ANY($2::text[])))"
+        )
+        args: list[Any] = [me.person_id, projects]
+    else:
+        where, args = "true", []
+    n = len(args)
+    rows = await pool.fetch(
+        f"SELECT {_PERSON_COLUMNS} FROM people WHERE {where} AND seq > ${n + 1} "
+        f"ORDER BY seq LIMIT ${n + 2}",
+        *args,
+        after,
+        limit + 1,
+    )
+    total = await pool.fetchval(f"SELECT count(*) FROM people WHERE {where}", *args)
+    body = [_person(ctx, r) for r in rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+
+
+@api.get("/v1/me", summary="The caller", response=Person, tags=_TAGS)
+async def me(ctx: Ctx) -> Reply:
+    return Reply(_person(ctx, await _person_row(ctx, ctx.me.person_id)))
+
+
+@api.get("/v1/people/{person_id}", summary="One person", response=Person, tags=_TAGS)
+async def get_person(ctx: Ctx) -> Reply:
+    return Reply(await _visible_person(ctx, ctx.path("person_id")))
+
+
+@api.patch(
+    "/v1/people/{person_id}",
+    summary="Edit a person (merge: omitted fields stay, null clears)",
+    body=PersonPatch,
+    response=Person,
+    tags=_TAGS,
+)
+async def edit_person(ctx: Ctx) -> Reply:
+    person_id = ctx.path("person_id")
+    body: PersonPatch = ctx.body
+    cmd = EditPerson(**msgspec.structs.asdict(body))
+    c = _context(ctx)
+    stream = person_stream(person_id)
+
+    async def plan() -> Plan:
+        loaded = await load(ctx, stream)
+        person = _existing(fold_person([e.event for e in loaded.events]))
+        events = decide_edit_person(person, cmd, c, await _memberships(ctx, person_id))
+        appends: Plan = [(stream, events, loaded.version)]
+        change = email_change(events)
+        if change is not None:
+            # A new address is claimed and the old one released in the same transaction
+            # as the edit. Addresses differing only in case share one claim: nothing to do.
+            before, after = str(change.before), str(change.after)
+            appends.append(await _claim_plan(after, person_id, ctx))
+            if email_stream(before) != email_stream(after):
+                appends.append(await _release_plan(before, person_id, ctx))
+        return appends
+
+    await append_together(ctx, plan)
+    return Reply(await _visible_person(ctx, person_id))
+
+
+async def _set_active(ctx: Ctx, active: bool) -> Reply:
+    person_id = ctx.path("person_id")
+    c = _context(ctx)
+
+    def decide(person: PersonState | None) -> list[Event]:
+        if active:
+            return decide_reactivate_person(_existing(person), ReactivatePerson(), c)
+        return decide_deactivate_person(_existing(person), DeactivatePerson(), c)
+
+    await execute(ctx, person_stream(person_id), fold_person, decide, project_id=None)
+    return Reply(await _visible_person(ctx, person_id))
+
+
+@api.post(
+    "/v1/people/{person_id}/deactivate",
+    summary="Deactivate a person (admins): every token stops working at once",
+    response=Person,
+    tags=_TAGS,
+)
+async def deactivate_person(ctx: Ctx) -> Reply:
+    return await _set_active(ctx, False)
+
+
+@api.post(
+    "/v1/people/{person_id}/reactivate",
+    summary="Reactivate a person (admins); old tokens stay revoked",
+    response=Person,
+    tags=_TAGS,
+)
+async def reactivate_person(ctx: Ctx) -> Reply:
+    return await _set_active(ctx, True)
+
+
+# ------------------------------------------------------------------ tokens
+
+_TOKEN_COLUMNS = "token_id, person_id, label, revoked, created_at, revoked_at, seq"
+
+
+def _token(ctx: Ctx, row: asyncpg.Record) -> ApiToken:
+    return ApiToken(
+        id=row["token_id"],
+        person_id=row["person_id"],
+        label=row["label"],
+        revoked=row["revoked"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        url=api_url(ctx, f"/v1/tokens/{row['token_id']}"),
+    )
+
+
+async def _own_token_row(ctx: Ctx, token_id: str) -> asyncpg.Record:
+    """The token, if it is the caller's or the caller is an admin; else 404.
+
+    Not 403 for a member asking about someone else's token: token ids are not listed to
+    anyone but their holder and admins, so the answer must not confirm that one exists.
+    """
+    row = await ctx.store.pool.fetchrow(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_id = $1", token_id
+    )
+    if row is None or (ctx.me.role != "admin" and row["person_id"] != ctx.me.person_id):
+        raise NotFound("there is no such token")
+    return row
+
+
+@api.post(
+    "/v1/people/{person_id}/tokens",
+    summary="Issue an API token (the person or an admin); the secret is shown only here",
+    body=NewApiToken,
+    response=IssuedApiToken,
+    status=201,
+    tags=_TAGS,
+)
+async def issue_token(ctx: Ctx) -> Reply:
+    person_id = ctx.path("person_id")
+    body: NewApiToken = ctx.body
+    token_id = ctx.new_id("tok")
+    secret = f"cairn_{secrets.token_urlsafe(32)}"
+    cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
+    c = _context(ctx)
+    await execute(
+        ctx,
+        person_stream(person_id),
+        fold_person,
+        lambda person: decide_issue_token(_existing(person), cmd, c),
+        project_id=None,
+    )
+    row = await _own_token_row(ctx, token_id)
+    issued = IssuedApiToken(
+        id=token_id, label=row["label"], token=secret, created_at=row["created_at"]
+    )
+    # What an idempotent retry replays: the same token without its secret, so that the
+    # secret is never stored (see service.http.idempotency).
+    ctx.request.state.replay_body = msgspec.json.encode(msgspec.structs.replace(issued, token=None))
+    return Reply(issued, 201, {"Location": api_url(ctx, f"/v1/tokens/{token_id}")})
+
+
+@api.get(
+    "/v1/people/{person_id}/tokens",
+    summary="A person's API tokens, without secrets (the person or an admin)",
+    response=list[ApiToken],
+    query=_PAGING,
+    tags=_TAGS,
+)
+async def list_tokens(ctx: Ctx) -> Reply:
+    person_id = ctx.path("person_id")
+    check_account(ctx.me, AccountAction.MANAGE_TOKENS, person_id)
+    await _person_row(ctx, person_id)
+    limit = ctx.limit()
+    pool = ctx.store.pool
+    rows = await pool.fetch(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE person_id = $1 AND seq > $2 "
+        "ORDER BY seq LIMIT $3",
+        person_id,
+        cursor_after(ctx),
+        limit + 1,
+    )
+    total = await pool.fetchval("SELECT count(*) FROM api_tokens WHERE person_id = $1", person_id)
+    body = [_token(ctx, r) for r in rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+
+
+@api.get(
+    "/v1/tokens/{token_id}",
+    summary="One API token, without its secret (its holder or an admin)",
+    response=ApiToken,
+    tags=_TAGS,
+)
+async def get_token(ctx: Ctx) -> Reply:
+    return Reply(_token(ctx, await _own_token_row(ctx, ctx.path("token_id"))))
+
+
+@api.delete(
+    "/v1/tokens/{token_id}",
+    summary="Revoke an API token (its holder or an admin); it stops working at once",
+    status=204,
+    tags=_TAGS,
+)
+async def revoke_token(ctx: Ctx) -> Response:
+    row = await _own_token_row(ctx, ctx.path("token_id"))
+    cmd = RevokeToken(token_id=row["token_id"])
+    c = _context(ctx)
+
+    def decide(person: PersonState | None) -> list[Event]:
+        token = _existing(person).tokens.get(cmd.token_id)
+        # DELETE is idempotent: revoking a revoked token again changes nothing.
+        if token is not None and not token.active:
+            return []
+        return decide_revoke_token(_existing(person), cmd, c)
+
+    await execute(ctx, person_stream(row["person_id"]), fold_person, decide, project_id=None)
+    return Response(status_code=204)

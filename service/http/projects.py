@@ -1,0 +1,398 @@
+"""Projects and their memberships over HTTP: ``/v1/projects`` and ``/v1/projects/{id}/people``.
+
+Writes load the project from its stream and go through :mod:`service.domain.projects` and
+:mod:`service.domain.memberships` (which raise NotFound for a project the caller may not see,
+Forbidden for what they may not do, Conflict for writes to an archived or trashed project);
+reads come from the directory read model, filtered by :mod:`service.domain.access`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+from starlette.responses import Response
+
+from ..domain.access import Action, check
+from ..domain.context import Context
+from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
+from ..domain.people import fold_person, person_stream
+from ..domain.projects import (
+    ArchiveProject,
+    CreateProject,
+    EditProject,
+    ProjectState,
+    RestoreProject,
+    TrashProject,
+    UnarchiveProject,
+    decide_archive_project,
+    decide_create_project,
+    decide_edit_project,
+    decide_restore_project,
+    decide_trash_project,
+    decide_unarchive_project,
+    fold_project,
+    project_facts,
+    project_stream,
+)
+from ..errors import NotFound
+from ..events.base import Event
+from ..events.people import PersonRole
+from ..events.projects import ProjectRole, ProjectStatus
+from .access import visible_project, visible_projects
+from .api import Api, Ctx, Reply
+from .commands import append_new, execute, load
+from .envelope import PersonRef
+from .people import api_url, cursor_after, page_headers, person_ref
+
+api = Api()
+
+_TAGS = ["projects"]
+_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
+_STATUSES: tuple[ProjectStatus, ...] = ("active", "archived", "trashed")
+_UNSET = msgspec.UNSET
+_Unset = msgspec.UnsetType
+
+
+# ------------------------------------------------------------------ representations
+
+
+class Project(msgspec.Struct, frozen=True, kw_only=True):
+    """A project as the API shows it; ``project_role`` is the caller's (null: an admin who
+    is not on the project)."""
+
+    id: str
+    name: str
+    description: str | None
+    clients_enabled: bool
+    status: ProjectStatus
+    created_at: datetime
+    updated_at: datetime
+    creator: PersonRef | None
+    url: str
+    app_url: str
+    project_role: ProjectRole | None
+
+
+class NewProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/projects``; the creator becomes its owner."""
+
+    name: str
+    description: str | None = None
+    clients_enabled: bool = False
+
+
+class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PATCH /v1/projects/{id}``: omitted fields stay, ``null`` clears description."""
+
+    name: str | _Unset = _UNSET
+    description: str | _Unset | None = _UNSET
+    clients_enabled: bool | _Unset = _UNSET
+
+
+class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
+    """A person on a project, with their role there; ``url`` is the person's."""
+
+    id: str
+    name: str
+    email: str
+    role: PersonRole
+    company: str | None
+    title: str | None
+    active: bool
+    project_role: ProjectRole
+    added_at: datetime
+    url: str
+
+
+class Membership(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Body of ``PUT /v1/projects/{id}/people/{person_id}``."""
+
+    project_role: ProjectRole
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _context(ctx: Ctx) -> Context:
+    return Context(actor=ctx.me, now=datetime.now(UTC))
+
+
+def _existing(project: ProjectState | None) -> ProjectState:
+    if project is None:
+        raise NotFound("there is no such project")
+    return project
+
+
+_PROJECT_SELECT = """
+SELECT p.project_id, p.name, p.description, p.clients_enabled, p.status, p.created_at,
+       p.updated_at, p.seq, p.creator_id, c.name AS creator_name
+FROM projects p LEFT JOIN people c ON c.person_id = p.creator_id
+"""
+
+
+def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project:
+    project_id = row["project_id"]
+    creator = None
+    if row["creator_id"] is not None:
+        creator = person_ref(ctx, row["creator_id"], row["creator_name"])
+    return Project(
+        id=project_id,
+        name=row["name"],
+        description=row["description"],
+        clients_enabled=row["clients_enabled"],
+        status=row["status"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        creator=creator,
+        url=api_url(ctx, f"/v1/projects/{project_id}"),
+        app_url=ctx.settings.app_url_template.format(
+            type="project", id=project_id, project_id=project_id
+        ),
+        project_role=role,
+    )
+
+
+async def _visible(ctx: Ctx, project_id: str) -> Project:
+    """The project as the caller sees it; 404 when they may not (or there is none)."""
+    facts = await visible_project(ctx.store.pool, ctx.me, project_id)
+    row = await ctx.store.pool.fetchrow(_PROJECT_SELECT + "WHERE p.project_id = $1", project_id)
+    if row is None:  # pragma: no cover - the facts came from the same row
+        raise NotFound("there is no such project")
+    return _project(ctx, row, facts.members.get(ctx.me.person_id))
+
+
+# ------------------------------------------------------------------ projects
+
+
+@api.post(
+    "/v1/projects",
+    summary="Create a project (admins and members); the creator becomes its owner",
+    body=NewProject,
+    response=Project,
+    status=201,
+    tags=_TAGS,
+)
+async def create_project(ctx: Ctx) -> Reply:
+    body: NewProject = ctx.body
+    project_id = ctx.new_id("prj")
+    cmd = CreateProject(project_id=project_id, **msgspec.structs.asdict(body))
+    events = decide_create_project(cmd, _context(ctx))
+    await append_new(ctx, [(project_stream(project_id), events, project_id)])
+    out = await _visible(ctx, project_id)
+    return Reply(out, 201, {"Location": out.url})
+
+
+@api.get(
+    "/v1/projects",
+    summary="Projects the caller may see, by status (default active)",
+    response=list[Project],
+    query={"status": "active (default), archived or trashed", **_PAGING},
+    tags=_TAGS,
+)
+async def list_projects(ctx: Ctx) -> Reply:
+    status = ctx.query_choice("status", _STATUSES, "active")
+    limit = ctx.limit()
+    after = cursor_after(ctx)
+    visible = await visible_projects(ctx.store.pool, ctx.me)
+    ids = [pid for pid, facts in visible.items() if facts.status == status]
+    rows = await ctx.store.pool.fetch(
+        _PROJECT_SELECT + "WHERE p.project_id = ANY($1::text[]) AND p.seq > $2 "
+        "ORDER BY p.seq LIMIT $3",
+        ids,
+        after,
+        limit + 1,
+    )
+    me = ctx.me.person_id
+    body = [_project(ctx, r, visible[r["project_id"]].members.get(me)) for r in rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, rows, limit, len(ids)))
+
+
+@api.get("/v1/projects/{project_id}", summary="One project", response=Project, tags=_TAGS)
+async def get_project(ctx: Ctx) -> Reply:
+    return Reply(await _visible(ctx, ctx.path("project_id")))
+
+
+@api.patch(
+    "/v1/projects/{project_id}",
+    summary="Edit a project's settings (owners and admins; merge: omitted fields stay)",
+    body=ProjectPatch,
+    response=Project,
+    tags=_TAGS,
+)
+async def edit_project(ctx: Ctx) -> Reply:
+    body: ProjectPatch = ctx.body
+    cmd = EditProject(**msgspec.structs.asdict(body))
+    c = _context(ctx)
+    return await _change(ctx, lambda project: decide_edit_project(project, cmd, c))
+
+
+async def _change(ctx: Ctx, decide: Callable[[ProjectState], list[Event]]) -> Reply:
+    project_id = ctx.path("project_id")
+    await execute(
+        ctx,
+        project_stream(project_id),
+        fold_project,
+        lambda state: decide(_existing(state)),
+        project_id=project_id,
+    )
+    return Reply(await _visible(ctx, project_id))
+
+
+def _status_route(
+    path: str, summary: str, decide: Callable[[ProjectState, Context], list[Event]]
+) -> None:
+    async def handler(ctx: Ctx) -> Reply:
+        c = _context(ctx)
+        return await _change(ctx, lambda project: decide(project, c))
+
+    handler.__name__ = path.rsplit("/", 1)[-1] + "_project"
+    api.post(f"/v1/projects/{{project_id}}/{path}", summary=summary, response=Project, tags=_TAGS)(
+        handler
+    )
+
+
+_status_route(
+    "archive",
+    "Archive a project: it becomes read-only (writes answer 409)",
+    lambda p, c: decide_archive_project(p, ArchiveProject(), c),
+)
+_status_route(
+    "unarchive",
+    "Make an archived project active again",
+    lambda p, c: decide_unarchive_project(p, UnarchiveProject(), c),
+)
+_status_route(
+    "trash",
+    "Put a project in the trash (it can be restored)",
+    lambda p, c: decide_trash_project(p, TrashProject(), c),
+)
+_status_route(
+    "restore",
+    "Take a project out of the trash",
+    lambda p, c: decide_restore_project(p, RestoreProject(), c),
+)
+
+
+# ------------------------------------------------------------------ memberships
+
+_MEMBER_SELECT = """
+SELECT m.person_id, m.project_role, m.added_at, m.seq,
+       p.name, p.email, p.role, p.company, p.title, p.active
+FROM project_members m JOIN people p USING (person_id)
+"""
+
+
+def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
+    return ProjectMember(
+        id=row["person_id"],
+        name=row["name"],
+        email=row["email"],
+        role=row["role"],
+        company=row["company"],
+        title=row["title"],
+        active=row["active"],
+        project_role=row["project_role"],
+        added_at=row["added_at"],
+        url=api_url(ctx, f"/v1/people/{row['person_id']}"),
+    )
+
+
+async def _member_of(ctx: Ctx, project_id: str, person_id: str) -> ProjectMember:
+    await visible_project(ctx.store.pool, ctx.me, project_id)
+    row = await ctx.store.pool.fetchrow(
+        _MEMBER_SELECT + "WHERE m.project_id = $1 AND m.person_id = $2", project_id, person_id
+    )
+    if row is None:
+        raise NotFound("the person is not on the project")
+    return _member(ctx, row)
+
+
+@api.get(
+    "/v1/projects/{project_id}/people",
+    summary="The people on a project, in the order they joined",
+    response=list[ProjectMember],
+    query=_PAGING,
+    tags=_TAGS,
+)
+async def list_members(ctx: Ctx) -> Reply:
+    project_id = ctx.path("project_id")
+    await visible_project(ctx.store.pool, ctx.me, project_id)
+    limit = ctx.limit()
+    pool = ctx.store.pool
+    rows = await pool.fetch(
+        _MEMBER_SELECT + "WHERE m.project_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+        project_id,
+        cursor_after(ctx),
+        limit + 1,
+    )
+    total = await pool.fetchval(
+        "SELECT count(*) FROM project_members WHERE project_id = $1", project_id
+    )
+    body = [_member(ctx, r) for r in rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+
+
+@api.get(
+    "/v1/projects/{project_id}/people/{person_id}",
+    summary="One person's membership of a project",
+    response=ProjectMember,
+    tags=_TAGS,
+)
+async def get_member(ctx: Ctx) -> Reply:
+    return Reply(await _member_of(ctx, ctx.path("project_id"), ctx.path("person_id")))
+
+
+@api.put(
+    "/v1/projects/{project_id}/people/{person_id}",
+    summary="Put a person on a project or change their project role (owners and admins); "
+    "201 when added, 200 otherwise",
+    body=Membership,
+    response=ProjectMember,
+    tags=_TAGS,
+)
+async def set_member(ctx: Ctx) -> Reply:
+    project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
+    body: Membership = ctx.body
+    cmd = SetMember(person_id=person_id, project_role=body.project_role)
+    c = _context(ctx)
+    person = fold_person([e.event for e in (await load(ctx, person_stream(person_id))).events])
+
+    def decide(state: ProjectState | None) -> list[Event]:
+        project = _existing(state)
+        if person is None:
+            # Only someone who may manage the members learns that there is no such person.
+            check(ctx.me, Action.MANAGE_MEMBERS, project_facts(project))
+            raise NotFound("there is no such person")
+        return decide_set_member(project, person, cmd, c)
+
+    state, result = await execute(
+        ctx, project_stream(project_id), fold_project, decide, project_id=project_id
+    )
+    added = result is not None and person_id not in _existing(state).members
+    out = await _member_of(ctx, project_id, person_id)
+    if added:
+        return Reply(out, 201, {"Location": api_url(ctx, ctx.request.url.path)})
+    return Reply(out)
+
+
+@api.delete(
+    "/v1/projects/{project_id}/people/{person_id}",
+    summary="Take a person off a project (owners and admins)",
+    status=204,
+    tags=_TAGS,
+)
+async def remove_member(ctx: Ctx) -> Response:
+    project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
+    cmd = RemoveMember(person_id=person_id)
+    c = _context(ctx)
+    await execute(
+        ctx,
+        project_stream(project_id),
+        fold_project,
+        lambda state: decide_remove_member(_existing(state), cmd, c),
+        project_id=project_id,
+    )
+    return Response(status_code=204)

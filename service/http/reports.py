@@ -1,0 +1,263 @@
+"""Cross-project reports: ``/v1/my/assignments``, ``/v1/reports/overdue``, ``/v1/reports/upcoming``.
+
+Read from the recordings and directory read models, over every project the caller can see
+(:func:`~service.http.access.visible_projects`). In a project where the caller sees only what
+is visible to clients (the shared rule, :func:`client_view`), only such items are reported.
+
+What counts: open (not completed) to-dos and milestones that are active, in an active list
+(the read model's ``effective_status``), in an active project. Archived and trashed items,
+to-dos of archived or trashed lists, and the items of archived (read-only) or trashed projects
+are left out: nothing there can be done. "Today" is the current date in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+import msgspec
+
+from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_recording
+from .access import visible_projects
+from .api import Api, Ctx, Reply
+from .context import decode_cursor, encode_cursor, next_link
+from .people import api_url
+
+api = Api()
+
+_TAGS = ["reports"]
+_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
+_ROUTES = {
+    "todo": "todos",
+    "milestone": "milestones",
+    "todolist": "todolists",
+    "message": "messages",
+}
+
+
+class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A short reference to a project."""
+
+    id: str
+    name: str
+    url: str
+
+
+class TodolistRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A short reference to a to-do list."""
+
+    id: str
+    name: str
+    url: str
+
+
+class DueItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An open to-do or milestone with its dates. ``todolist`` is a to-do's list (None for a
+    milestone); ``assignee_ids`` are a to-do's, ``responsible_id`` a milestone's."""
+
+    id: str
+    type: Literal["todo", "milestone"]
+    title: str
+    status: str
+    visible_to_clients: bool
+    starts_on: date | None
+    due_on: date | None
+    completed: bool
+    assignee_ids: list[str]
+    responsible_id: str | None
+    project: ProjectRef
+    todolist: TodolistRef | None
+    url: str
+    app_url: str
+
+
+class ProjectAssignments(msgspec.Struct, frozen=True, kw_only=True):
+    """The caller's open to-dos in one project, by due date (undated last)."""
+
+    project: ProjectRef
+    todos: list[DueItem]
+
+
+class Assignments(msgspec.Struct, frozen=True, kw_only=True):
+    """``GET /v1/my/assignments``: open to-dos assigned to the caller, grouped by project
+    (projects by name). ``today`` is the UTC date the report was made on."""
+
+    today: date
+    total: int
+    overdue: int
+    projects: list[ProjectAssignments]
+
+
+def today_utc() -> date:
+    """The current date in UTC: what "today" means in every report and overview."""
+    return datetime.now(UTC).date()
+
+
+def client_view(viewer: Viewer, facts: ProjectFacts) -> bool:
+    """Whether ``viewer`` sees only client-visible recordings of the project: the shared rule
+    :func:`~service.domain.access.can_see_recording`, asked about a hidden probe."""
+    probe = RecordingFacts(
+        recording_id="",
+        project_id=facts.project_id,
+        kind="message",
+        status="active",
+        visible_to_clients=False,
+        creator_id="",
+    )
+    return not can_see_recording(viewer, facts, probe)
+
+
+def split_projects(
+    viewer: Viewer, projects: Mapping[str, ProjectFacts]
+) -> tuple[list[str], list[str]]:
+    """The ids of ``projects`` where ``viewer`` sees everything, and where only what clients see."""
+    full: list[str] = []
+    clients: list[str] = []
+    for project_id, facts in projects.items():
+        (clients if client_view(viewer, facts) else full).append(project_id)
+    return full, clients
+
+
+def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
+    """The API URL of a recording (its flat route)."""
+    return api_url(ctx, f"/v1/{_ROUTES.get(kind, 'recordings')}/{recording_id}")
+
+
+def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -> str:
+    """The front end's URL of a recording (``app_url_template``)."""
+    return ctx.settings.app_url_template.format(type=kind, id=recording_id, project_id=project_id)
+
+
+def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
+    """A :class:`ProjectRef`."""
+    return ProjectRef(id=project_id, name=name, url=api_url(ctx, f"/v1/projects/{project_id}"))
+
+
+# The items the caller may see: $1 projects seen whole, $2 projects seen as a client.
+_DUE_FROM = """
+FROM recordings r
+JOIN projects p ON p.project_id = r.project_id
+LEFT JOIN recordings l ON l.recording_id = r.parent_id AND r.kind = 'todo'
+WHERE r.kind IN ('todo', 'milestone') AND NOT r.completed AND r.effective_status = 'active'
+  AND p.status = 'active'
+  AND (r.project_id = ANY($1::text[]) OR (r.project_id = ANY($2::text[]) AND r.visible_to_clients))
+"""
+_DUE_COLUMNS = """
+SELECT r.recording_id, r.kind, r.title, r.status, r.visible_to_clients, r.starts_on, r.due_on,
+       r.completed, r.assignee_ids, r.responsible_id, r.project_id, p.name AS project_name,
+       l.recording_id AS list_id, l.title AS list_name
+"""
+
+
+def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
+    """A :class:`DueItem` from a row with the columns of ``_DUE_COLUMNS``."""
+    kind = row["kind"]
+    recording_id = row["recording_id"]
+    todolist = None
+    if row["list_id"] is not None:
+        todolist = TodolistRef(
+            id=row["list_id"],
+            name=row["list_name"],
+            url=recording_url(ctx, "todolist", row["list_id"]),
+        )
+    return DueItem(
+        id=recording_id,
+        type=kind,
+        title=row["title"],
+        status=row["status"],
+        visible_to_clients=row["visible_to_clients"],
+        starts_on=row["starts_on"],
+        due_on=row["due_on"],
+        completed=row["completed"],
+        assignee_ids=list(row["assignee_ids"]),
+        responsible_id=row["responsible_id"],
+        project=project_ref(ctx, row["project_id"], row["project_name"]),
+        todolist=todolist,
+        url=recording_url(ctx, kind, recording_id),
+        app_url=recording_app_url(ctx, kind, recording_id, row["project_id"]),
+    )
+
+
+@api.get(
+    "/v1/my/assignments",
+    summary="Open to-dos assigned to the caller, grouped by project, with due dates",
+    response=Assignments,
+    tags=_TAGS,
+)
+async def my_assignments(ctx: Ctx) -> Reply:
+    """Every open to-do assigned to the caller in the projects they see (not paged: one
+    person's open assignments are a bounded, working set)."""
+    full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
+    rows = await ctx.store.pool.fetch(
+        _DUE_COLUMNS + _DUE_FROM + " AND r.kind = 'todo' AND $3 = ANY(r.assignee_ids)"
+        " ORDER BY p.name, r.project_id, r.due_on NULLS LAST, l.seq, r.position",
+        full,
+        clients,
+        ctx.me.person_id,
+    )
+    today = today_utc()
+    groups: dict[str, ProjectAssignments] = {}
+    for row in rows:
+        item = due_item(ctx, row)
+        group = groups.get(item.project.id)
+        if group is None:
+            group = groups[item.project.id] = ProjectAssignments(project=item.project, todos=[])
+        group.todos.append(item)
+    overdue = sum(1 for r in rows if r["due_on"] is not None and r["due_on"] < today)
+    return Reply(
+        Assignments(today=today, total=len(rows), overdue=overdue, projects=list(groups.values()))
+    )
+
+
+@api.get(
+    "/v1/reports/overdue",
+    summary="Open to-dos and milestones due before today (UTC), across every project the caller sees",
+    response=list[DueItem],
+    query=_PAGING,
+    tags=_TAGS,
+)
+async def overdue(ctx: Ctx) -> Reply:
+    """Oldest due date first; paged by cursor with ``X-Total-Count``."""
+    today = today_utc()
+    return await _due_page(ctx, "r.due_on < $3", [today])
+
+
+@api.get(
+    "/v1/reports/upcoming",
+    summary="Open to-dos and milestones due from today (UTC) to today + days, across projects",
+    response=list[DueItem],
+    query={"days": "how many days ahead, 1-365 (default 14)", **_PAGING},
+    tags=_TAGS,
+)
+async def upcoming(ctx: Ctx) -> Reply:
+    """Items due from today through today + ``days`` (both included), soonest first; paged
+    by cursor with ``X-Total-Count``."""
+    days = ctx.query_int("days", 14, low=1, high=365)
+    today = today_utc()
+    return await _due_page(ctx, "r.due_on BETWEEN $3 AND $4", [today, today + timedelta(days=days)])
+
+
+async def _due_page(ctx: Ctx, condition: str, args: list[Any]) -> Reply:
+    limit = ctx.limit()
+    raw = ctx.query("cursor")
+    after: tuple[date, str] | None = decode_cursor(raw, tuple[date, str]) if raw else None
+    full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
+    where = _DUE_FROM + " AND " + condition
+    total = await ctx.store.pool.fetchval("SELECT count(*) " + where, full, clients, *args)
+    page_args: list[Any] = [full, clients, *args]
+    if after is not None:
+        n = len(page_args)
+        where += f" AND (r.due_on, r.recording_id) > (${n + 1}::date, ${n + 2}::text)"
+        page_args += [after[0], after[1]]
+    rows = await ctx.store.pool.fetch(
+        _DUE_COLUMNS + where + f" ORDER BY r.due_on, r.recording_id LIMIT {limit + 1}",
+        *page_args,
+    )
+    items = [due_item(ctx, row) for row in rows[:limit]]
+    cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        cursor = encode_cursor([last["due_on"], last["recording_id"]])
+    return Reply(items, headers={"X-Total-Count": str(total), **next_link(ctx.request, cursor)})

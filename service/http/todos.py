@@ -1,0 +1,266 @@
+"""To-do lists and to-dos: create, list, read, edit, complete and reopen, reorder and move.
+
+Positions are 1-based everywhere. A list's order counts every to-do in it, whatever its
+status or completion (the order the domain and the ``recordings`` projection keep).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+
+import msgspec
+
+from ..domain.context import Context
+from ..domain.projects import ProjectState
+from ..domain.recordings import Lineage, RecordingState
+from ..domain.todolists import CreateTodolist, EditTodolist, decide_create_todolist
+from ..domain.todos import (
+    AddTodo,
+    CompleteTodo,
+    EditTodo,
+    MoveTodo,
+    ReopenTodo,
+    decide_add_todo,
+    decide_complete_todo,
+    decide_move_todo,
+    decide_reopen_todo,
+)
+from ..events.base import Event
+from .api import Api, Ctx, Reply
+from .envelope import (
+    POSITION,
+    SEQ_ASC,
+    Todo,
+    Todolist,
+    page,
+    parent_for_list,
+    project_for_list,
+    show,
+    status_filter,
+)
+from .recordings import change, context, create, edit_decision, load, load_project
+
+api = Api()
+_TAGS: Final = ["to-dos"]
+
+
+class NewTodolist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A to-do list to create; ``description`` is HTML (sanitised)."""
+
+    name: str
+    description: str | None = None
+    visible_to_clients: bool = False
+
+
+class NewTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A to-do to add at the end of a list; ``content`` is one line, ``notes`` HTML."""
+
+    content: str
+    notes: str | None = None
+    assignee_ids: list[str] = []
+    starts_on: date | None = None
+    due_on: date | None = None
+
+
+# ----------------------------------------------------------------- lists
+
+
+@api.post(
+    "/v1/projects/{project_id}/todolists",
+    summary="Create a to-do list",
+    body=NewTodolist,
+    response=Todolist,
+    status=201,
+    tags=_TAGS,
+)
+async def post_todolist(ctx: Ctx) -> Reply:
+    body: NewTodolist = ctx.body
+    project = await load_project(ctx, ctx.path("project_id"))
+    recording_id = ctx.new_id("rec")
+    cmd = CreateTodolist(
+        recording_id=recording_id,
+        name=body.name,
+        description=body.description,
+        visible_to_clients=body.visible_to_clients,
+    )
+    events = decide_create_todolist(project, cmd, context(ctx))
+    return await create(ctx, project.project_id, recording_id, events)
+
+
+@api.get(
+    "/v1/projects/{project_id}/todolists",
+    summary="A project's to-do lists with their progress, oldest first",
+    response=list[Todolist],
+    query={
+        "status": "active (default), archived or trashed",
+        "limit": "page size, 1-100 (default 25)",
+        "cursor": "from a Link header",
+    },
+    tags=_TAGS,
+)
+async def list_todolists(ctx: Ctx) -> Reply:
+    project = await project_for_list(ctx)
+    where = "r.project_id = $1 AND r.kind = 'todolist' AND r.status = $2"
+    args = [project.project_id, status_filter(ctx)]
+    return await page(ctx, where, args, SEQ_ASC, project=project)
+
+
+@api.get(
+    "/v1/todolists/{id}",
+    summary="A to-do list with its active to-dos (in order) and its progress",
+    response=Todolist,
+    tags=_TAGS,
+)
+async def get_todolist(ctx: Ctx) -> Reply:
+    return await show(ctx, ctx.path("id"), kind="todolist", with_todos=True)
+
+
+@api.patch(
+    "/v1/todolists/{id}",
+    summary="Merge-patch a to-do list (omitted: unchanged; null clears the description)",
+    body=EditTodolist,
+    response=Todolist,
+    tags=_TAGS,
+)
+async def patch_todolist(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), edit_decision("todolist", ctx.body), "todolist")
+    return await show(ctx, ctx.path("id"), kind="todolist", with_todos=True)
+
+
+# ----------------------------------------------------------------- to-dos
+
+
+@api.post(
+    "/v1/todolists/{id}/todos",
+    summary="Add a to-do at the end of a list",
+    body=NewTodo,
+    response=Todo,
+    status=201,
+    tags=_TAGS,
+)
+async def post_todo(ctx: Ctx) -> Reply:
+    body: NewTodo = ctx.body
+    todolist = await load(ctx, ctx.path("id"), "todolist")
+    recording_id = ctx.new_id("rec")
+    cmd = AddTodo(
+        recording_id=recording_id,
+        content=body.content,
+        notes=body.notes,
+        assignee_ids=tuple(body.assignee_ids),
+        starts_on=body.starts_on,
+        due_on=body.due_on,
+    )
+    events = decide_add_todo(todolist.project, todolist.recording, cmd, context(ctx))
+    return await create(ctx, todolist.project.project_id, recording_id, events)
+
+
+_TODO_FILTERS: Final = {
+    "open": "r.status = 'active' AND NOT r.completed",
+    "completed": "r.status = 'active' AND r.completed",
+    "all": "r.status = 'active'",
+    "archived": "r.status = 'archived'",
+    "trashed": "r.status = 'trashed'",
+}
+
+
+@api.get(
+    "/v1/todolists/{id}/todos",
+    summary="A list's to-dos in order",
+    response=list[Todo],
+    query={
+        "status": "open, completed, all (default; active to-dos), archived or trashed",
+        "assignee_id": "only the to-dos assigned to this person",
+        "limit": "page size, 1-100 (default 25)",
+        "cursor": "from a Link header",
+    },
+    tags=_TAGS,
+)
+async def list_todos(ctx: Ctx) -> Reply:
+    todolist, project = await parent_for_list(ctx, "todolist")
+    status = ctx.query_choice("status", tuple(_TODO_FILTERS), "all")
+    where = f"r.parent_id = $1 AND r.kind = 'todo' AND {_TODO_FILTERS[status]}"
+    args: list[object] = [todolist["recording_id"]]
+    assignee = ctx.query("assignee_id")
+    if assignee is not None:
+        args.append([assignee])
+        where += f" AND r.assignee_ids @> ${len(args)}::text[]"
+    return await page(ctx, where, args, POSITION, project=project)
+
+
+@api.get("/v1/todos/{id}", summary="A to-do", response=Todo, tags=_TAGS)
+async def get_todo(ctx: Ctx) -> Reply:
+    return await show(ctx, ctx.path("id"), kind="todo")
+
+
+@api.patch(
+    "/v1/todos/{id}",
+    summary="Merge-patch a to-do (omitted: unchanged; null clears all but content)",
+    body=EditTodo,
+    response=Todo,
+    tags=_TAGS,
+)
+async def patch_todo(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), edit_decision("todo", ctx.body), "todo")
+    return await show(ctx, ctx.path("id"), kind="todo")
+
+
+def _complete(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
+    return decide_complete_todo(p, r, CompleteTodo(), c, lineage)
+
+
+def _reopen(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
+    return decide_reopen_todo(p, r, ReopenTodo(), c, lineage)
+
+
+@api.post(
+    "/v1/todos/{id}/completion",
+    summary="Complete a to-do (409 if it is completed already)",
+    response=Todo,
+    tags=_TAGS,
+)
+async def complete_todo(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), _complete, "todo")
+    return await show(ctx, ctx.path("id"), kind="todo")
+
+
+@api.delete(
+    "/v1/todos/{id}/completion",
+    summary="Reopen a completed to-do (409 if it is open)",
+    response=Todo,
+    tags=_TAGS,
+)
+async def reopen_todo(ctx: Ctx) -> Reply:
+    await change(ctx, ctx.path("id"), _reopen, "todo")
+    return await show(ctx, ctx.path("id"), kind="todo")
+
+
+@api.put(
+    "/v1/todos/{id}/position",
+    summary="Put a to-do at a 1-based position of its list, or of another list (todolist_id)",
+    body=MoveTodo,
+    response=Todo,
+    tags=_TAGS,
+)
+async def put_position(ctx: Ctx) -> Reply:
+    cmd: MoveTodo = ctx.body
+    todo_id = ctx.path("id")
+    todo = await load(ctx, todo_id, "todo")
+    target_id = cmd.todolist_id or todo.recording.todolist_id
+    assert target_id is not None
+    target = todo.lineage[0] if target_id == todo.lineage[0].recording_id else None
+    if target is None:
+        target = (await load(ctx, target_id, "todolist")).recording
+    # The list's size comes from the read model, not from folding every to-do stream of the
+    # list: positions are a presentation order, not a rule anything else depends on, and the
+    # projection clamps a position into 1..n+1 and renumbers densely, so a size off by a
+    # racing add or move gives at worst a to-do one place from where it was asked to go.
+    size = await ctx.store.pool.fetchval(
+        "SELECT count(*) FROM recordings WHERE parent_id = $1 AND kind = 'todo'", target_id
+    )
+
+    def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
+        return decide_move_todo(p, r, target, size, cmd, c, lineage)
+
+    await change(ctx, todo_id, decide, "todo")
+    return await show(ctx, todo_id, kind="todo")

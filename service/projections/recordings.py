@@ -1,0 +1,508 @@
+"""The recordings read model: messages, comments, to-do lists, to-dos and milestones.
+
+Tables:
+
+* ``recordings``: one row per recording, every kind in the same table. Kind-specific values
+  share columns: ``title`` is a message's subject, a list's name, a to-do's content, a
+  milestone's title, or the first 80 characters of a comment's text; ``content`` is a
+  message's body, a list's description, a to-do's or milestone's notes, a comment's content.
+  ``parent_id`` is a comment's parent or a to-do's list. ``status`` is the recording's own;
+  ``effective_status`` the most removed of its own and its lineage's (a to-do in a trashed
+  list is effectively trashed). ``own_visible_to_clients`` is the recording's own setting
+  (``NULL`` for comments and to-dos, which inherit it) and ``visible_to_clients`` the
+  effective one, kept up to date when an ancestor's setting changes or a to-do moves.
+  ``position`` is a to-do's 1-based place in its list (every to-do of the list counts,
+  whatever its status or completion). ``comments_count`` counts active comments.
+  ``created_at``/``updated_at`` are event times; ``seq`` is the log position of the creation
+  event and ``version`` the stream version the row reflects.
+* ``subscriptions(recording_id, person_id)``: who is notified about what.
+
+**Batches.** A batch is applied in memory, with a few queries per batch rather than per
+event: one reads the recordings of the batch, their parents and the whole to-do order of the
+lists a to-do moves in or out of; one the last position of lists that only get new to-dos; and,
+when a visibility, status or list changed, up to two more read the descendants (a list's
+to-dos and comments, then their comments). The events are folded over those rows in log
+order, positions and inherited values are settled once, and the rows are written back with
+``COPY`` (new rows) and one ``UPDATE`` (changed rows). Inherited values depend only on the
+final state of the lineage, which is why settling them once per batch gives the same rows as
+settling them per event, however the log is split into batches.
+"""
+
+from __future__ import annotations
+
+import html
+import operator
+import re
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import Any, Final
+
+import asyncpg
+import nh3
+
+from ..events.base import RecordedEvent
+from ..events.recordings import (
+    ClientVisibilityChanged,
+    CommentAdded,
+    CommentEdited,
+    FieldChange,
+    MessageEdited,
+    MessagePosted,
+    MilestoneCompleted,
+    MilestoneCreated,
+    MilestoneEdited,
+    MilestoneReopened,
+    RecordingStatusChanged,
+    SubscriberAdded,
+    SubscriberRemoved,
+    TodoAdded,
+    TodoCompleted,
+    TodoEdited,
+    TodolistCreated,
+    TodolistEdited,
+    TodoMoved,
+    TodoReopened,
+)
+
+COLUMNS: Final = (
+    "recording_id",
+    "kind",
+    "project_id",
+    "parent_id",
+    "parent_kind",
+    "creator_id",
+    "status",
+    "effective_status",
+    "own_visible_to_clients",
+    "visible_to_clients",
+    "title",
+    "content",
+    "category",
+    "created_at",
+    "updated_at",
+    "seq",
+    "version",
+    "completed",
+    "completed_at",
+    "completer_id",
+    "starts_on",
+    "due_on",
+    "assignee_ids",
+    "responsible_id",
+    "position",
+    "comments_count",
+)
+"""Every column of ``recordings``, in table order."""
+
+TITLE_LENGTH: Final = 80
+"""How many characters of a comment's text make its ``title``."""
+
+_PREFIX = "recording-"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM recordings"
+_LOAD = f"""
+{_SELECT} WHERE recording_id = ANY($1::text[])
+UNION ALL
+{_SELECT} WHERE recording_id IN (
+    SELECT parent_id FROM recordings WHERE recording_id = ANY($1::text[]) AND parent_id IS NOT NULL)
+UNION ALL
+{_SELECT} WHERE parent_id = ANY($2::text[]) AND kind = 'todo'
+"""
+_CHILDREN = f"{_SELECT} WHERE parent_id = ANY($1::text[])"
+_ENDS = (
+    "SELECT parent_id, max(position) AS last FROM recordings "
+    "WHERE parent_id = ANY($1::text[]) AND kind = 'todo' GROUP BY parent_id"
+)
+_UPSERT = (
+    f"INSERT INTO recordings ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
+    "ON CONFLICT (recording_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[1:])
+)
+_CHANGES_TABLE = (
+    "CREATE TEMPORARY TABLE _recording_changes (LIKE recordings INCLUDING DEFAULTS) ON COMMIT DROP"
+)
+_UPDATE_FROM_CHANGES = (
+    "UPDATE recordings r SET "
+    + ", ".join(f"{c} = u.{c}" for c in COLUMNS[1:])
+    + " FROM _recording_changes u WHERE r.recording_id = u.recording_id"
+)
+# Up to this many changed rows, one statement per row costs less than a temporary table.
+_FEW: Final = 20
+_values = operator.itemgetter(*COLUMNS)
+_STATUS_RANK: Final = {"active": 0, "archived": 1, "trashed": 2}
+_TOP_LEVEL: Final = frozenset({"message", "todolist", "milestone"})
+_SPACE = re.compile(r"\s+")
+
+# A field of an edit event, by kind, to its column; fields not listed keep their name.
+_FIELD_COLUMN: Final = {
+    "subject": "title",
+    "body": "content",
+    "name": "title",
+    "description": "content",
+    "notes": "content",
+}
+_DATE_COLUMNS: Final = frozenset({"starts_on", "due_on"})
+_CREATED = (MessagePosted, CommentAdded, TodolistCreated, TodoAdded, MilestoneCreated)
+
+Row = dict[str, Any]
+
+
+class Recordings:
+    """Projection ``recordings``: tables ``recordings`` and ``subscriptions``."""
+
+    name = "recordings"
+    version = 1
+    tables: Sequence[str] = ("recordings", "subscriptions")
+
+    def ddl(self) -> str:
+        return """
+        CREATE TABLE recordings (
+            recording_id           text PRIMARY KEY,
+            kind                   text NOT NULL,
+            project_id             text NOT NULL,
+            parent_id              text,
+            parent_kind            text,
+            creator_id             text NOT NULL,
+            status                 text NOT NULL,
+            effective_status       text NOT NULL,
+            own_visible_to_clients boolean,
+            visible_to_clients     boolean NOT NULL,
+            title                  text NOT NULL,
+            content                text,
+            category               text,
+            created_at             timestamptz NOT NULL,
+            updated_at             timestamptz NOT NULL,
+            seq                    bigint NOT NULL,
+            version                integer NOT NULL,
+            completed              boolean NOT NULL DEFAULT false,
+            completed_at           timestamptz,
+            completer_id           text,
+            starts_on              date,
+            due_on                 date,
+            assignee_ids           text[] NOT NULL DEFAULT '{}',
+            responsible_id         text,
+            position               integer,
+            comments_count         integer NOT NULL DEFAULT 0
+        );
+        CREATE INDEX recordings_project_kind ON recordings (project_id, kind, status, seq);
+        CREATE INDEX recordings_parent ON recordings (parent_id, position);
+        CREATE INDEX recordings_parent_seq ON recordings (parent_id, seq);
+        CREATE INDEX recordings_assignees ON recordings USING gin (assignee_ids);
+        CREATE INDEX recordings_due ON recordings (due_on) WHERE due_on IS NOT NULL;
+        CREATE TABLE subscriptions (
+            recording_id text NOT NULL,
+            person_id    text NOT NULL,
+            PRIMARY KEY (recording_id, person_id)
+        );
+        CREATE INDEX subscriptions_person ON subscriptions (person_id);
+        """
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        mine = [r for r in events if r.stream_id.startswith(_PREFIX)]
+        if not mine:
+            return
+        # A rebuild fills tables that have no statistics until autovacuum gets to them; the
+        # planner then takes sequential scans for look-ups by parent, and every batch costs
+        # as much as the whole table. Every statement here is an index look-up by design, so
+        # sequential scans are turned off for this batch (and the setting put back, as the
+        # transaction may go on with other projections).
+        previous = await conn.fetchrow(
+            "SELECT current_setting('enable_seqscan') AS scan, "
+            "current_setting('max_parallel_workers_per_gather') AS workers"
+        )
+        # Parallel workers too: their start-up costs more than these small look-ups.
+        await conn.execute(
+            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
+        )
+        batch = _Batch()
+        await batch.load(conn, mine)
+        for recorded in mine:
+            batch.apply(recorded)
+        await batch.save(conn)
+        await conn.execute(
+            "SELECT set_config('enable_seqscan', $1, true), "
+            "set_config('max_parallel_workers_per_gather', $2, true)",
+            previous["scan"],
+            previous["workers"],
+        )
+
+
+class _Batch:
+    """The rows one batch touches, in memory, and what changes in them."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.loaded: dict[str, tuple[Any, ...]] = {}
+        # Ids of recordings with an event in the batch (their parents are loaded).
+        self.touched: set[str] = set()
+        # The whole to-do order of each list a to-do moves in or out of in the batch.
+        self.orders: dict[str, list[str]] = {}
+        # The last position of the other lists that get to-dos (no need to read their order).
+        self.ends: dict[str, int] = {}
+        # Last subscription change per (recording, person): True = subscribed.
+        self.subscriptions: dict[tuple[str, str], bool] = {}
+
+    async def load(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
+        lists: set[str] = set()
+        growing: set[str] = set()
+        roots: set[str] = set()
+        for recorded in events:
+            recording_id = recorded.stream_id[len(_PREFIX) :]
+            self.touched.add(recording_id)
+            match recorded.event:
+                case CommentAdded(parent_id=parent_id):
+                    self.touched.add(parent_id)
+                case TodoAdded(todolist_id=list_id):
+                    self.touched.add(list_id)
+                    growing.add(list_id)
+                case TodoMoved(from_todolist_id=from_id, to_todolist_id=to_id):
+                    self.touched |= {from_id, to_id}
+                    lists |= {from_id, to_id}
+                    roots.add(recording_id)
+                case ClientVisibilityChanged() | RecordingStatusChanged():
+                    roots.add(recording_id)
+        self._keep(await conn.fetch(_LOAD, list(self.touched), list(lists)))
+        # Descendants of what changed visibility, status or list: two levels at most (a
+        # list's to-dos and comments, then the to-dos' comments; comments have none).
+        if roots:
+            children = await conn.fetch(_CHILDREN, list(roots))
+            self._keep(children)
+            todos = [r["recording_id"] for r in children if r["kind"] == "todo"]
+            if todos:
+                self._keep(await conn.fetch(_CHILDREN, todos))
+        growing -= lists
+        if growing:
+            ends = await conn.fetch(_ENDS, list(growing))
+            self.ends = dict.fromkeys(growing, 0) | {r["parent_id"]: r["last"] for r in ends}
+        members: dict[str, list[Row]] = {list_id: [] for list_id in lists}
+        for row in self.rows.values():
+            if row["kind"] == "todo" and row["parent_id"] in members:
+                members[row["parent_id"]].append(row)
+        for list_id, in_list in members.items():
+            in_list.sort(key=lambda r: (r["position"] or 0, r["seq"]))
+            self.orders[list_id] = [r["recording_id"] for r in in_list]
+
+    def _keep(self, records: Iterable[asyncpg.Record]) -> None:
+        for record in records:
+            recording_id = record["recording_id"]
+            if recording_id not in self.rows:
+                # The queries select COLUMNS in order, so the record is the row's snapshot.
+                self.rows[recording_id] = dict(zip(COLUMNS, record, strict=True))
+                self.loaded[recording_id] = tuple(record)
+
+    def apply(self, recorded: RecordedEvent) -> None:
+        """Fold one event into the rows (log order)."""
+        event = recorded.event
+        recording_id = recorded.stream_id[len(_PREFIX) :]
+        if isinstance(event, _CREATED):
+            self._create(recorded, recording_id)
+            return
+        row = self.rows.get(recording_id)
+        if row is None:
+            # No creation event in the read model: a damaged log; nothing to attach to.
+            return
+        row["version"] = recorded.stream_version
+        match event:
+            case (
+                MessageEdited(at=at, changes=changes)
+                | CommentEdited(at=at, changes=changes)
+                | TodolistEdited(at=at, changes=changes)
+                | TodoEdited(at=at, changes=changes)
+                | MilestoneEdited(at=at, changes=changes)
+            ):
+                _edit(row, changes)
+                row["updated_at"] = at
+            case (
+                TodoCompleted(at=at, completer_id=who) | MilestoneCompleted(at=at, completer_id=who)
+            ):
+                row.update(completed=True, completed_at=at, completer_id=who, updated_at=at)
+            case TodoReopened(at=at) | MilestoneReopened(at=at):
+                row.update(completed=False, completed_at=None, completer_id=None, updated_at=at)
+            case TodoMoved(at=at, to_todolist_id=to_id, position=position):
+                self._move(row, to_id, position)
+                row["updated_at"] = at
+            case RecordingStatusChanged(at=at, after=after):
+                self._count_comment(row, after)
+                row["status"] = after
+                row["updated_at"] = at
+            case ClientVisibilityChanged(at=at, after=after):
+                row["own_visible_to_clients"] = after
+                row["updated_at"] = at
+            case SubscriberAdded(person_id=person_id):
+                self.subscriptions[(recording_id, person_id)] = True
+            case SubscriberRemoved(person_id=person_id):
+                self.subscriptions[(recording_id, person_id)] = False
+            case _:
+                pass
+
+    def _create(self, recorded: RecordedEvent, recording_id: str) -> None:
+        e = recorded.event
+        assert isinstance(e, _CREATED)
+        row: Row = dict.fromkeys(COLUMNS)
+        row.update(
+            recording_id=recording_id,
+            project_id=e.project_id,
+            creator_id=e.creator_id,
+            status="active",
+            effective_status="active",
+            created_at=e.at,
+            updated_at=e.at,
+            seq=recorded.position,
+            version=recorded.stream_version,
+            completed=False,
+            assignee_ids=[],
+            comments_count=0,
+        )
+        match e:
+            case MessagePosted():
+                row.update(kind="message", title=e.subject, content=e.body, category=e.category)
+                row["own_visible_to_clients"] = e.visible_to_clients
+            case CommentAdded():
+                row.update(kind="comment", parent_id=e.parent_id, parent_kind=e.parent_kind)
+                row.update(title=summary(e.content), content=e.content)
+                parent = self.rows.get(e.parent_id)
+                if parent is not None:
+                    parent["comments_count"] += 1
+            case TodolistCreated():
+                row.update(kind="todolist", title=e.name, content=e.description)
+                row["own_visible_to_clients"] = e.visible_to_clients
+            case TodoAdded():
+                row.update(kind="todo", parent_id=e.todolist_id, parent_kind="todolist")
+                row.update(title=e.content, content=e.notes, assignee_ids=list(e.assignee_ids))
+                row.update(starts_on=e.starts_on, due_on=e.due_on)
+                if e.todolist_id in self.ends:
+                    self.ends[e.todolist_id] += 1
+                    row["position"] = self.ends[e.todolist_id]
+                else:
+                    self.orders.setdefault(e.todolist_id, []).append(recording_id)
+            case MilestoneCreated():
+                row.update(kind="milestone", title=e.title, content=e.notes, due_on=e.due_on)
+                row["responsible_id"] = e.responsible_id
+                row["own_visible_to_clients"] = e.visible_to_clients
+        row["visible_to_clients"] = bool(row["own_visible_to_clients"])
+        self.rows[recording_id] = row
+        for person_id in e.subscriber_ids:
+            self.subscriptions[(recording_id, person_id)] = True
+
+    def _move(self, row: Row, to_id: str, position: int) -> None:
+        recording_id = row["recording_id"]
+        source = self.orders.setdefault(row["parent_id"], [])
+        if recording_id in source:
+            source.remove(recording_id)
+        target = self.orders.setdefault(to_id, [])
+        # Clamped, so an out-of-range position (never decided, but possible in a log written
+        # by other code) still gives a dense 1..n order.
+        target.insert(min(max(position, 1), len(target) + 1) - 1, recording_id)
+        row["parent_id"] = to_id
+
+    def _count_comment(self, row: Row, after: str) -> None:
+        if row["kind"] != "comment" or (row["status"] == "active") == (after == "active"):
+            return
+        parent = self.rows.get(row["parent_id"])
+        if parent is not None:
+            parent["comments_count"] += 1 if after == "active" else -1
+
+    def settle(self) -> None:
+        """Renumber the changed orders and resolve inherited visibility and status."""
+        for list_id, order in self.orders.items():
+            for place, todo_id in enumerate(order, start=1):
+                todo = self.rows.get(todo_id)
+                if todo is not None and todo["parent_id"] == list_id:
+                    todo["position"] = place
+        # Parents before children, so a child reads its parent's settled values.
+        for row in sorted(self.rows.values(), key=_depth):
+            parent_id = row["parent_id"]
+            if parent_id is None:
+                row["visible_to_clients"] = bool(row["own_visible_to_clients"])
+                row["effective_status"] = row["status"]
+                continue
+            parent = self.rows.get(parent_id)
+            if parent is None:
+                # Not loaded, so nothing above this row changed in the batch (and this row's
+                # own status did not either: a row with an event has its parent loaded).
+                continue
+            own = row["own_visible_to_clients"]
+            row["visible_to_clients"] = parent["visible_to_clients"] if own is None else own
+            row["effective_status"] = max(
+                row["status"], parent["effective_status"], key=_STATUS_RANK.__getitem__
+            )
+
+    async def save(self, conn: asyncpg.Connection) -> None:
+        self.settle()
+        created: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        for recording_id, row in self.rows.items():
+            values = _values(row)
+            before = self.loaded.get(recording_id)
+            if before is None:
+                created.append(values)
+            elif before != values:
+                changed.append(values)
+        # COPY for new rows and one UPDATE from a COPY-filled temporary table for changed
+        # ones: a rebuild writes most rows several times, and row-by-row statements were
+        # where a batch spent most of its time.
+        if created:
+            await conn.copy_records_to_table("recordings", records=created, columns=COLUMNS)
+        if len(changed) > _FEW:
+            await conn.execute(_CHANGES_TABLE)
+            await conn.copy_records_to_table("_recording_changes", records=changed, columns=COLUMNS)
+            await conn.execute(_UPDATE_FROM_CHANGES)
+        elif changed:
+            await conn.executemany(_UPSERT, changed)
+        fresh = [k for k, on in self.subscriptions.items() if on and k[0] not in self.loaded]
+        added = [k for k, on in self.subscriptions.items() if on and k[0] in self.loaded]
+        removed = [key for key, on in self.subscriptions.items() if not on]
+        if fresh:
+            # Recordings created in this batch have no subscription rows yet: COPY them.
+            await conn.copy_records_to_table(
+                "subscriptions", records=fresh, columns=("recording_id", "person_id")
+            )
+        if added:
+            await conn.execute(
+                "INSERT INTO subscriptions (recording_id, person_id) "
+                "SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                [r for r, _ in added],
+                [p for _, p in added],
+            )
+        if removed:
+            await conn.execute(
+                "DELETE FROM subscriptions s USING unnest($1::text[], $2::text[]) AS d(r, p) "
+                "WHERE s.recording_id = d.r AND s.person_id = d.p",
+                [r for r, _ in removed],
+                [p for _, p in removed],
+            )
+
+
+def summary(content: str | None) -> str:
+    """The plain text of an HTML ``content``, whitespace collapsed, cut to
+    :data:`TITLE_LENGTH` characters (a comment's ``title``)."""
+    if not content:
+        return ""
+    text = html.unescape(nh3.clean(content, tags=set()))
+    return _SPACE.sub(" ", text).strip()[:TITLE_LENGTH].rstrip()
+
+
+def _depth(row: Row) -> int:
+    if row["kind"] in _TOP_LEVEL:
+        return 0
+    if row["kind"] == "comment" and row["parent_kind"] == "todo":
+        return 2
+    return 1
+
+
+def _edit(row: Row, changes: Iterable[FieldChange]) -> None:
+    for change in changes:
+        field = change.field
+        if field == "content" and row["kind"] == "comment":
+            row["content"] = change.after
+            row["title"] = summary(change.after)
+            continue
+        column = "title" if field == "content" else _FIELD_COLUMN.get(field, field)
+        if column not in row:
+            continue
+        value = change.after
+        if column in _DATE_COLUMNS:
+            value = date.fromisoformat(value) if value else None
+        elif column == "assignee_ids":
+            value = list(value or ())
+        row[column] = value

@@ -1,0 +1,196 @@
+"""The ``/v1/stream`` wire protocol: JSON text frames, typed with msgspec, no I/O.
+
+Client frames (one tagged union, one decoder built at import):
+
+* ``{"type": "subscribe", "project_id": "prj_…" | "all", "since": <position>?}``
+* ``{"type": "unsubscribe", "project_id": "prj_…" | "all"}``
+
+Server frames: ``subscribed``, ``unsubscribed``, ``event`` and ``error``. A subscription is
+named by what it follows (a project id, or ``"all"``); one connection may hold several, as
+long as they do not overlap. ``docs/REALTIME.md`` documents the protocol with examples.
+
+Close codes used by the server are the ``CLOSE_*`` constants below.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Final, Literal
+
+import msgspec
+
+from ..events.base import RecordedEvent, encode_data, type_name
+
+ALL: Final = "all"
+"""The ``project_id`` of a subscription to every project the person may see."""
+
+CLOSE_SHUTDOWN: Final = 1012
+"""The server is going away (restart or shutdown): reconnect, elsewhere if need be."""
+CLOSE_UNAUTHORIZED: Final = 4401
+"""The token is missing, unknown or revoked (at connect, or revoked while connected)."""
+CLOSE_DEACTIVATED: Final = 4403
+"""The person's account was deactivated while connected: do not reconnect."""
+CLOSE_SLOW: Final = 4008
+"""The client read too slowly and its send buffer overflowed: reconnect with ``since``."""
+
+ErrorCode = Literal[
+    "bad_frame",
+    "not_found",
+    "unknown_position",
+    "already_subscribed",
+    "not_subscribed",
+    "too_many_subscriptions",
+    "access_revoked",
+    "unavailable",
+]
+
+
+# ------------------------------------------------------------------ client → server
+
+
+class Subscribe(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag="subscribe",
+    tag_field="type",
+    forbid_unknown_fields=True,
+):
+    """Follow a project's events (or ``"all"`` visible projects'), replaying those after
+    position ``since`` first when it is given."""
+
+    project_id: str
+    since: int | None = None
+
+
+class Unsubscribe(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    tag="unsubscribe",
+    tag_field="type",
+    forbid_unknown_fields=True,
+):
+    """Stop following ``project_id`` (a subscription's name)."""
+
+    project_id: str
+
+
+ClientFrame = Subscribe | Unsubscribe
+_client_decoder: Final = msgspec.json.Decoder(ClientFrame)
+
+
+class BadFrame(ValueError):
+    """Raised by :func:`decode_client_frame` for a frame that is not a valid client frame;
+    the message says what is wrong."""
+
+
+def decode_client_frame(data: str | bytes) -> ClientFrame:
+    """Decode one client frame.
+
+    Raises:
+        BadFrame: not JSON, an unknown ``type``, or fields that do not fit it.
+    """
+    try:
+        frame: ClientFrame = _client_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise BadFrame(str(exc)) from None
+    if isinstance(frame, Subscribe) and frame.since is not None and frame.since < 0:
+        raise BadFrame("since must be a position (0 or more)")
+    return frame
+
+
+# ------------------------------------------------------------------ server → client
+
+
+class Subscribed(msgspec.Struct, frozen=True, kw_only=True, tag="subscribed", tag_field="type"):
+    """The subscription exists; its events follow (replayed ones first)."""
+
+    subscription: str
+
+
+class Unsubscribed(msgspec.Struct, frozen=True, kw_only=True, tag="unsubscribed", tag_field="type"):
+    """The subscription ended at the client's request; no more of its events follow."""
+
+    subscription: str
+
+
+class ErrorFrame(
+    msgspec.Struct, frozen=True, kw_only=True, tag="error", tag_field="type", omit_defaults=True
+):
+    """Something went wrong; ``subscription`` names the subscription concerned, if any
+    (an error about a subscription also ends it)."""
+
+    code: ErrorCode
+    detail: str
+    subscription: str | None = None
+
+
+class EventFrame(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="type"):
+    """One event of the log. ``position`` is what a reconnecting client sends as ``since``.
+
+    The same frame goes to every audience allowed to see the event, so it carries nothing
+    specific to one subscription or one person.
+    """
+
+    position: int
+    project_id: str
+    kind: str
+    recording: str | None
+    actor: str | None
+    data: msgspec.Raw
+    at: datetime
+
+
+ServerFrame = Subscribed | Unsubscribed | ErrorFrame | EventFrame
+_encoder: Final = msgspec.json.Encoder()
+
+
+class Outgoing:
+    """An encoded server frame, ready for any number of sockets.
+
+    ASGI text frames are ``str``: the frame is encoded once and decoded once, and this very
+    ``text`` object is handed to every socket (the WebSocket layer then writes it as UTF-8).
+    ``size`` is its encoded length, counted against send buffers.
+    """
+
+    __slots__ = ("size", "text")
+
+    def __init__(self, payload: bytes) -> None:
+        self.text = payload.decode()
+        self.size = len(payload)
+
+
+def encode(frame: ServerFrame) -> Outgoing:
+    """Encode one server frame."""
+    return Outgoing(_encoder.encode(frame))
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def kind_of(event_type: str) -> str:
+    """The machine ``kind`` of an event type: ``MessagePosted`` → ``message_posted``."""
+    return _CAMEL.sub("_", event_type).lower()
+
+
+def recording_of(event: RecordedEvent) -> str | None:
+    """The recording an event belongs to (its stream's id), or None."""
+    prefix, _, rest = event.stream_id.partition("-")
+    return rest if prefix == "recording" else None
+
+
+def event_frame(event: RecordedEvent, kind: str | None = None) -> EventFrame:
+    """The frame of a project event (``event.project_id`` must be set); ``kind`` defaults to
+    :func:`kind_of` its type."""
+    assert event.project_id is not None
+    return EventFrame(
+        position=event.position,
+        project_id=event.project_id,
+        kind=kind or kind_of(type_name(type(event.event))),
+        recording=recording_of(event),
+        actor=event.metadata.actor,
+        data=msgspec.Raw(encode_data(event.event)),
+        at=event.recorded_at,
+    )
