@@ -166,6 +166,7 @@ class EventStore:
         self.wakeups = self._listener
         """Wake-ups of this process's log readers (generation counter; see wakeup.py)."""
         self._closed = False
+        self._cursors: dict[int, Cursor] = {}
 
     @classmethod
     async def open(
@@ -177,7 +178,9 @@ class EventStore:
             DatabaseUnavailable: PostgreSQL cannot be reached.
         """
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+            )
         except TRANSIENT_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
         assert pool is not None
@@ -346,7 +349,10 @@ class EventStore:
         Raises:
             UnknownPosition: ``after`` is not a position in the log.
         """
-        return await self.read_after(await self.cursor_of(after), limit, project_id=project_id)
+        cursor = self._cursors.get(after)
+        if cursor is None:
+            cursor = await self.cursor_of(after)
+        return await self.read_after(cursor, limit, project_id=project_id)
 
     async def read_after(
         self, cursor: Cursor, limit: int = 1000, *, project_id: str | None = None
@@ -358,7 +364,15 @@ class EventStore:
             rows = await self.pool.fetch(
                 _READ_AFTER_PROJECT, cursor[0], cursor[1], limit, project_id
             )
-        return [_decode(r) for r in rows]
+        events = [_decode(r) for r in rows]
+        if events:
+            # Events never change, so a position's cursor can be remembered for good: a
+            # reader continuing from the last event returned skips the look-up.
+            last = events[-1]
+            self._cursors[last.position] = last.cursor
+            if len(self._cursors) > _CURSOR_CACHE:
+                del self._cursors[next(iter(self._cursors))]
+        return events
 
     async def head(self) -> Cursor:
         """The cursor of the last event a gap-free reader could read now."""
@@ -450,10 +464,21 @@ class EventStore:
         return None
 
 
+_CURSOR_CACHE: Final = 256
 _FIRST_BACKOFF: Final = 0.002
 _MAX_BACKOFF: Final = 0.05
 _RETRY_DELAY: Final = 0.2
 _APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset on release: nothing beyond asyncpg's own rollback of an open transaction.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL`` on every release: one more round trip per append and per read. The store's
+    connections never take session advisory locks, cursors, LISTENs or settings (LISTEN has
+    its own connection), and code given a pooled connection must not either.
+    """
 
 
 def _decode(row: asyncpg.Record) -> RecordedEvent:

@@ -47,9 +47,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 class Notifier:
     """Sends coalesced NOTIFYs after appends. Call :meth:`poke` after each commit."""
 
-    def __init__(self, pool: asyncpg.Pool, *, attempts: int = 4) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, attempts: int = 4, min_gap: float = 0.002) -> None:
         self._pool = pool
         self._attempts = attempts
+        self._min_gap = min_gap
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -67,6 +68,12 @@ class Notifier:
             try:
                 await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
                 failures = 0
+                # At most one NOTIFY per ``min_gap``: every NOTIFY commit takes the server-wide
+                # notify lock, so a steady stream of appends must not become a steady stream
+                # of NOTIFYs. Appends during the gap are covered by the next one (other
+                # processes' readers learn of them at most ``min_gap`` later; this process's
+                # readers are woken directly).
+                await asyncio.sleep(self._min_gap)
             except TRANSIENT_ERRORS as exc:
                 failures += 1
                 if failures >= self._attempts:
