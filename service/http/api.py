@@ -50,6 +50,7 @@ class Endpoint:
     body: Any
     response: Any
     status: int
+    also: tuple[int, ...]
     auth: str
     tags: list[str]
     query: dict[str, str]
@@ -98,6 +99,7 @@ class Api:
         body: Any = None,
         response: Any = None,
         status: int = 200,
+        also: tuple[int, ...] = (),
         auth: str = "bearer",
         tags: list[str] | None = None,
         query: dict[str, str] | None = None,
@@ -108,6 +110,7 @@ class Api:
             body: msgspec type of the JSON request body (None: no body).
             response: msgspec type of the JSON response body (for OpenAPI).
             status: success status.
+            also: other success statuses with the same body (e.g. 201 of a PUT that creates).
             auth: ``"bearer"`` (a person's API token) or ``"none"``.
             query: query parameters, name to description (for OpenAPI).
         """
@@ -122,6 +125,7 @@ class Api:
                     body=body,
                     response=response,
                     status=status,
+                    also=also,
                     auth=auth,
                     tags=tags or [],
                     query=query or {},
@@ -215,7 +219,8 @@ class Api:
             ok: dict[str, Any] = {"description": "success"}
             if ep.response is not None:
                 ok["content"] = {JSON: {"schema": schema_of[id(ep.response)]}}
-            op["responses"][str(ep.status)] = ok
+            for code in (ep.status, *ep.also):
+                op["responses"][str(code)] = ok
             if ep.method == "GET":
                 op["responses"]["304"] = {"description": "not modified (If-None-Match)"}
             if ep.auth == "bearer":

@@ -351,6 +351,7 @@ async def get_member(ctx: Ctx) -> Reply:
     "201 when added, 200 otherwise",
     body=Membership,
     response=ProjectMember,
+    also=(201,),
     tags=_TAGS,
 )
 async def set_member(ctx: Ctx) -> Reply:
