@@ -85,8 +85,15 @@ def openapi_document() -> dict[str, Any]:
     return merged.openapi(title="Cairn API", version=__version__)
 
 
-def create_app(settings: Settings, *, rate: float = 200.0, burst: float = 400.0) -> Starlette:
-    """Build the app for ``settings``; resources open on startup and close on shutdown."""
+def create_app(
+    settings: Settings, *, rate: float | None = None, burst: float | None = None
+) -> Starlette:
+    """Build the app for ``settings``; resources open on startup and close on shutdown.
+
+    ``rate`` and ``burst`` override the settings' rate limit (requests/s per person; 0: off).
+    """
+    per_second = settings.rate_limit if rate is None else rate
+    allowance = settings.rate_burst if burst is None else burst
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -103,7 +110,7 @@ def create_app(settings: Settings, *, rate: float = 200.0, burst: float = 400.0)
                 "settings": settings,
                 "store": store,
                 "engine": engine,
-                "limiter": RateLimiter(rate, burst),
+                "limiter": RateLimiter(per_second, allowance),
                 "hub": hub,
             }
         finally:

@@ -14,11 +14,13 @@ URLs, and the old one stops working when the response is sent (read-your-writes)
 never reach logs: :class:`RedactTokens` blanks ``token=`` and ``access_token=`` in uvicorn's
 access and error log records (installed when this module is imported, i.e. by the app).
 
-**Caching.** ``Cache-Control: private`` always. The strong ETag is derived, before any entry
-is read or rendered, from the feed, the viewer's visibility class, the feed's stamp (last
-visible position ...), the renderer version and what the links are made of; a matching
-``If-None-Match`` answers 304 at the cost of three small queries. ``If-Modified-Since`` is
-honoured when there is no ``If-None-Match``. Archive pages get a long lifetime.
+**Caching.** ``Cache-Control: private`` always; archive pages get a long lifetime. The
+strong ETag is derived, before any entry is read or rendered, from the feed, the viewer's
+visibility class, the feed's stamp (last visible position ...: :mod:`service.feeds.query`),
+the renderer version and what the links are made of; a matching ``If-None-Match`` answers
+304. ``If-Modified-Since`` is honoured when there is no ``If-None-Match``. While the read
+models stand still, each instance remembers its answers and rendered bytes
+(:mod:`service.feeds.cache`): a repeated poll then costs no query and no rendering.
 """
 
 from __future__ import annotations
@@ -236,11 +238,12 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
     checkpoint = await _checkpoint(ctx, cache)
     known = cache.answers.get(key, checkpoint)
     if known is not None:
-        _limit(request, known.person_id)
         if _not_modified(request, known.etag, known.last_modified):
+            _limit(request, known.person_id)
             return Response(status_code=304, headers=known.headers_304)
         body = cache.bodies.get(known.etag)
         if body is not None:
+            _limit(request, known.person_id)
             return Response(body, 200, headers=known.headers, media_type=MEDIA_TYPES[fmt])
     feed = await _Feed.open(ctx, credential, project_id, fmt)
 
