@@ -30,3 +30,40 @@ async def test_unknown_route_and_method_are_problems(live_server: LiveServer) ->
         wrong = await client.delete("/v1/health")
         assert wrong.status_code == 405
         assert wrong.json()["status"] == 405
+
+
+async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> None:
+    """Past the per-person rate limit a caller gets 429 problem+json with Retry-After, and
+    other people are not affected."""
+    from service.bootstrap import create_admin
+    from service.events.store import EventStore
+
+    from .conftest import start_server
+
+    server, task, base = await start_server(database_url, rate_limit=1.0, rate_burst=3.0)
+    try:
+        store = await EventStore.open(database_url, min_size=1, max_size=2)
+        try:
+            ada = await create_admin(store, "Ada", "ada@example.com")
+            bob = await create_admin(store, "Bob", "bob@example.com")
+        finally:
+            await store.close()
+        async with httpx.AsyncClient(base_url=base) as client:
+            statuses = []
+            for _ in range(200):
+                r = await client.get("/v1/me", headers={"Authorization": f"Bearer {ada.token}"})
+                if r.status_code != 401:  # 401: the directory has not caught up yet
+                    statuses.append(r.status_code)
+                if r.status_code == 429:
+                    break
+            limited = r
+            assert limited.status_code == 429
+            assert limited.headers["content-type"] == "application/problem+json"
+            assert limited.json()["type"] == "urn:cairn:problem:rate-limited"
+            assert int(limited.headers["retry-after"]) >= 1
+            assert statuses.count(200) <= 3
+            other = await client.get("/v1/me", headers={"Authorization": f"Bearer {bob.token}"})
+            assert other.status_code == 200
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]
