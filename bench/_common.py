@@ -1,6 +1,8 @@
 """Shared helpers for the benchmarks: a PostgreSQL server, fresh databases, timing and tables.
 
-Also a pool of realistic events (``Payloads``) for benchmarks that write to the log.
+Also a pool of realistic events (``Payloads``) for benchmarks that write to the log, and
+the pieces of benchmarks that run Cairn (or a contender) in a server process of its own:
+:func:`server_process`, :func:`first_admin`, :func:`wait_for_token`.
 
 Benchmarks compare numbers taken in one run on one server, never across runs: the machines
 they run on are small and noisy. Every helper here serves that: one server per run, a fresh
@@ -9,6 +11,7 @@ database per contender, interleaved rounds and medians.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -17,6 +20,8 @@ import random
 import shutil
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -28,9 +33,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import msgspec
 
+from service.bootstrap import create_admin
 from service.events.base import Event, Metadata, encode_data, encode_metadata, register
+from service.events.store import EventStore
 
 
 @dataclass
@@ -179,6 +187,25 @@ def machine_facts() -> dict[str, str]:
     return facts
 
 
+def verdict(missed: Sequence[str]) -> int:
+    """Print whether every target held; the exit status (1 when one was missed)."""
+    if missed:
+        print("\ntargets missed:\n  " + "\n  ".join(missed))
+        return 1
+    print("\nall targets held")
+    return 0
+
+
+def arguments(module: str, doc: str | None, quick: str) -> argparse.ArgumentParser:
+    """The command line of ``python -m <module>``: described by the first line of ``doc``,
+    with ``--quick`` (its help: ``quick``)."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}", description=(doc or "").split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help=quick)
+    return parser
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A Markdown table (also readable on a terminal), columns padded to their widest cell."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
@@ -188,6 +215,96 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+# ------------------------------------------------------------------ servers of their own
+
+
+@dataclass
+class Process:
+    """A server process a benchmark started, listening on 127.0.0.1:``port``."""
+
+    popen: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def rss(self) -> int:
+        """The process's resident memory now, in bytes."""
+        import psutil
+
+        return int(psutil.Process(self.popen.pid).memory_info().rss)
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+
+
+def serve_cairn(port: int, **options: Any) -> None:
+    """Serve Cairn on ``DATABASE_URL`` at 127.0.0.1:``port`` as ``cairn serve`` runs it (uvicorn,
+    one worker), rate limit off, until stopped; ``options`` are uvicorn's, over these."""
+    import uvicorn
+
+    from service.config import from_env
+    from service.http.app import create_app
+
+    settings = from_env(os.environ["DATABASE_URL"], port=port)
+    uvicorn.run(
+        create_app(settings, rate=0),
+        **{"host": "127.0.0.1", "port": port, "log_level": "warning", "backlog": 4096, **options},
+    )
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    module: str, kind: str, database_url: str, *extra: str
+) -> AsyncIterator[Process]:
+    """Run ``python -m <module> --serve <kind> --port <free port> <extra...>`` on
+    ``database_url``; ready once its ``/v1/health`` answers 200; stopped on exit.
+
+    Raises:
+        RuntimeError: the process exited before it was ready.
+    """
+    port = free_port()
+    argv = [sys.executable, "-m", module, "--serve", kind, "--port", str(port), *extra]
+    # Popen only starts the process; readiness is awaited below.
+    popen = subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": database_url})  # noqa: ASYNC220
+    process = Process(popen, port)
+    try:
+        async with httpx.AsyncClient(base_url=process.base) as client:
+            for _ in range(600):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/v1/health")).status_code == 200:
+                        break
+                if popen.poll() is not None:
+                    raise RuntimeError(f"{kind} server exited with {popen.returncode}")
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        process.stop()
+
+
+async def first_admin(database_url: str, name: str, email: str) -> str:
+    """Make the first admin of a fresh Cairn database; their API token."""
+    store = await EventStore.open(database_url, min_size=1, max_size=2)
+    try:
+        return (await create_admin(store, name, email)).token
+    finally:
+        await store.close()
+
+
+async def wait_for_token(client: httpx.AsyncClient) -> None:
+    """Wait (up to about 10 s) until the directory projection knows ``client``'s token."""
+    for _ in range(500):
+        if (await client.get("/v1/me")).status_code != 401:
+            return
+        await asyncio.sleep(0.02)
 
 
 # ------------------------------------------------------------------ realistic events

@@ -35,6 +35,7 @@ from service.events.store import EventStore
 from ._common import (
     Payloads,
     Server,
+    arguments,
     fresh_database,
     libpq_params,
     machine_facts,
@@ -43,6 +44,7 @@ from ._common import (
     run_for,
     server_facts,
     table,
+    verdict,
 )
 
 WRITERS = 16
@@ -483,18 +485,11 @@ async def _main(args: argparse.Namespace) -> int:
     print(
         f"\n(medians of {rounds} interleaved rounds; total {time.perf_counter() - started:.0f} s)"
     )
-    if missed:
-        print("\ntargets missed:\n  " + "\n  ".join(missed))
-        return 1
-    print("\nall targets held")
-    return 0
+    return verdict(missed)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.append", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="short run (~30 s)")
+    parser = arguments("bench.append", __doc__, "short run (~30 s)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per workload")
     parser.add_argument("--seconds", type=float, help="seconds per measurement")
     parser.add_argument("--scan-rows", type=int, help="events read by each scan")

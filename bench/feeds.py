@@ -30,27 +30,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
 
-from service.bootstrap import create_admin
 from service.database.migrate import migrate_url
-from service.events.store import EventStore
 
 from ._common import (
-    free_port,
+    arguments,
+    first_admin,
     fresh_database,
     machine_facts,
     median,
     postgres_server,
+    serve_cairn,
     server_facts,
+    server_process,
     table,
+    wait_for_token,
 )
 
 FULL_RATIO = 0.3
@@ -61,11 +59,7 @@ ITEMS = 120
 
 
 def _serve_cairn(port: int, *, cold: bool = False) -> None:
-    import uvicorn
-
-    from service.config import from_env
     from service.http import feeds
-    from service.http.app import create_app
 
     if cold:
         # Informational contenders: nothing remembered between requests, so every 200
@@ -78,15 +72,7 @@ def _serve_cairn(port: int, *, cold: bool = False) -> None:
 
         feeds.FeedCache = Forgetful  # type: ignore[misc]
 
-    settings = from_env(os.environ["DATABASE_URL"], port=port)
-    uvicorn.run(
-        create_app(settings, rate=0),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        access_log=False,
-        backlog=4096,
-    )
+    serve_cairn(port, access_log=False)
 
 
 def _serve_bare(port: int) -> None:
@@ -101,44 +87,6 @@ def _serve_bare(port: int) -> None:
 
     app = Starlette(routes=[Route("/v1/health", ok), Route("/bare", ok)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-
-
-@contextlib.asynccontextmanager
-async def server_process(kind: str, database_url: str) -> AsyncIterator[Process]:
-    port = free_port()
-    argv = [sys.executable, "-m", "bench.feeds", "--serve", kind, "--port", str(port)]
-    # Popen only starts the process; readiness is awaited below.
-    popen = subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": database_url})  # noqa: ASYNC220
-    process = Process(popen, port)
-    try:
-        async with httpx.AsyncClient(base_url=process.base) as client:
-            for _ in range(600):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/v1/health")).status_code == 200:
-                        break
-                if popen.poll() is not None:
-                    raise RuntimeError(f"{kind} server exited with {popen.returncode}")
-                await asyncio.sleep(0.05)
-        yield process
-    finally:
-        process.stop()
 
 
 # ------------------------------------------------------------------ the load
@@ -187,17 +135,10 @@ def _get(port: int, path: str, *extra: str) -> bytes:
 
 async def _prepare(base: str, database_url: str) -> tuple[str, str]:
     """A project with :data:`ITEMS` activity items; returns (feed path with token, ETag)."""
-    store = await EventStore.open(database_url, min_size=1, max_size=2)
-    try:
-        admin = await create_admin(store, "Ada Admin", "ada@example.com")
-    finally:
-        await store.close()
-    headers = {"Authorization": f"Bearer {admin.token}"}
+    admin_token = await first_admin(database_url, "Ada Admin", "ada@example.com")
+    headers = {"Authorization": f"Bearer {admin_token}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
-        for _ in range(500):
-            if (await client.get("/v1/me")).status_code != 401:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for_token(client)
         project = (await client.post("/v1/projects", json={"name": "Bench"})).json()["id"]
         todolist = (
             await client.post(f"/v1/projects/{project}/todolists", json={"name": "Launch"})
@@ -229,9 +170,9 @@ async def main(args: argparse.Namespace) -> int:
         async with fresh_database(server, "feeds") as url:
             await migrate_url(url)
             async with (
-                server_process("cairn", url) as cairn,
-                server_process("cairn-cold", url) as cold,
-                server_process("bare", url) as bare,
+                server_process("bench.feeds", "cairn", url) as cairn,
+                server_process("bench.feeds", "cairn-cold", url) as cold,
+                server_process("bench.feeds", "bare", url) as bare,
             ):
                 path, etag = await _prepare(cairn.base, url)
                 # The Host header is part of the ETag: the cold server's differs by its port.
@@ -292,8 +233,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 1 s")
+    parser = arguments("bench.feeds", __doc__, "3 rounds of 1 s")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
@@ -306,10 +246,10 @@ def _args() -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    arguments = _args()
-    if arguments.serve in ("cairn", "cairn-cold"):
-        _serve_cairn(arguments.port, cold=arguments.serve == "cairn-cold")
-    elif arguments.serve == "bare":
-        _serve_bare(arguments.port)
+    options = _args()
+    if options.serve in ("cairn", "cairn-cold"):
+        _serve_cairn(options.port, cold=options.serve == "cairn-cold")
+    elif options.serve == "bare":
+        _serve_bare(options.port)
     else:
-        sys.exit(asyncio.run(main(arguments)))
+        sys.exit(asyncio.run(main(options)))

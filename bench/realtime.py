@@ -29,7 +29,6 @@ import contextlib
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -37,22 +36,25 @@ from dataclasses import dataclass, field
 
 import httpx
 import msgspec
-import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from service.bootstrap import create_admin
 from service.database.migrate import migrate_url
-from service.events.store import EventStore
 
+from . import _common
 from ._common import (
-    free_port,
+    Process,
+    arguments,
+    first_admin,
     fresh_database,
     machine_facts,
     median,
     percentile,
     postgres_server,
+    serve_cairn,
     server_facts,
     table,
+    verdict,
+    wait_for_token,
 )
 
 LATENCY_P50_MS = 10.0
@@ -65,22 +67,15 @@ KIB_PER_SOCKET = 50.0
 
 
 def _serve_cairn(port: int, deflate: bool) -> None:
-    import uvicorn
-
     from service.config import from_env
-    from service.http.app import create_app
 
     settings = from_env(os.environ["DATABASE_URL"], port=port)
     # The same uvicorn settings as `cairn serve`, compression aside.
-    uvicorn.run(
-        create_app(settings, rate=0),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
+    serve_cairn(
+        port,
         ws_per_message_deflate=deflate,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,
-        backlog=4096,
     )
 
 
@@ -130,48 +125,12 @@ def _serve_naive(port: int) -> None:
     )
 
 
-@dataclass
-class Process:
-    """A server process of this benchmark."""
-
-    popen: subprocess.Popen[bytes]
-    base: str
-
-    @property
-    def rss(self) -> int:
-        return int(psutil.Process(self.popen.pid).memory_info().rss)
-
-    def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-
-
-@contextlib.asynccontextmanager
-async def server_process(
+def server_process(
     kind: str, database_url: str, *, deflate: bool = False
-) -> AsyncIterator[Process]:
-    port = free_port()
-    argv = [sys.executable, "-m", "bench.realtime", "--serve", kind, "--port", str(port)]
-    if deflate:
-        argv.append("--deflate")
-    # Popen only starts the process; readiness is awaited below.
-    popen = subprocess.Popen(argv, env={**os.environ, "DATABASE_URL": database_url})  # noqa: ASYNC220
-    process = Process(popen, f"http://127.0.0.1:{port}")
-    try:
-        async with httpx.AsyncClient(base_url=process.base) as client:
-            for _ in range(600):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/v1/health")).status_code == 200:
-                        break
-                if popen.poll() is not None:
-                    raise RuntimeError(f"{kind} server exited with {popen.returncode}")
-                await asyncio.sleep(0.05)
-        yield process
-    finally:
-        process.stop()
+) -> contextlib.AbstractAsyncContextManager[Process]:
+    """A server of ``kind`` (``cairn`` or ``naive``) in a process of its own."""
+    extra = ("--deflate",) if deflate else ()
+    return _common.server_process("bench.realtime", kind, database_url, *extra)
 
 
 # ------------------------------------------------------------------ clients (this process)
@@ -287,10 +246,7 @@ async def cairn_client(process: Process, token: str) -> AsyncIterator[Cairn]:
     async with httpx.AsyncClient(
         base_url=process.base, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
-        for _ in range(500):
-            if (await client.get("/v1/me")).status_code != 401:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for_token(client)
         yield Cairn(client, token, process.base.replace("http", "ws", 1) + "/v1/stream")
 
 
@@ -440,20 +396,16 @@ async def _main(args: argparse.Namespace) -> int:
         print(", ".join(f"{k}={v}" for k, v in facts.items()))
         async with fresh_database(server, "rt") as url:
             await migrate_url(url)
-            store = await EventStore.open(url, min_size=1, max_size=2)
-            try:
-                admin = await create_admin(store, "Bench Admin", "bench@example.com")
-            finally:
-                await store.close()
+            token = await first_admin(url, "Bench Admin", "bench@example.com")
             async with (
                 server_process("cairn", url) as process,
                 server_process("naive", url) as naive,
-                cairn_client(process, admin.token) as cairn,
+                cairn_client(process, token) as cairn,
             ):
                 lat = await latency(cairn, posts)
                 fan = await fanout(cairn, naive, rounds)
-            mem_off = await memory(url, admin.token, False, count)
-            mem_on = await memory(url, admin.token, True, count)
+            mem_off = await memory(url, token, False, count)
+            mem_on = await memory(url, token, True, count)
     missed = []
     if lat["p50"] > LATENCY_P50_MS:
         missed.append(f"latency p50 {lat['p50']:.1f} ms > {LATENCY_P50_MS:g} ms")
@@ -487,18 +439,11 @@ async def _main(args: argparse.Namespace) -> int:
         f"{mem_on['before_mib']:.0f} → {mem_on['after_mib']:.0f} MiB (on)."
         f"\ntotal {time.perf_counter() - started:.0f} s"
     )
-    if missed:
-        print("\ntargets missed:\n  " + "\n  ".join(missed))
-        return 1
-    print("\nall targets held")
-    return 0
+    return verdict(missed)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.realtime", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--quick", action="store_true", help="short run (~1 min)")
+    parser = arguments("bench.realtime", __doc__, "short run (~1 min)")
     parser.add_argument("--posts", type=int, help="messages posted for (a)")
     parser.add_argument("--rounds", type=int, help="fan-out rounds per contender for (b)")
     parser.add_argument("--serve", choices=["cairn", "naive"], help=argparse.SUPPRESS)

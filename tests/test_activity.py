@@ -25,6 +25,7 @@ from service.events.base import Event
 from service.events.recordings import FieldChange
 
 from .conftest import Api
+from .scenario import Apollo, new_person, post
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 TODO = KnownRecording(recording_id="rec_t", kind="todo", project_id="prj_1", parent_id="rec_l")
@@ -241,83 +242,20 @@ def test_excerpts_are_clipped_at_a_word() -> None:
 # ------------------------------------------------------------------ over HTTP
 
 
-async def _person(api: Api, name: str, role: str, **extra: Any) -> tuple[str, httpx.AsyncClient]:
-    email = f"{name.lower().replace(' ', '.')}@example.com"
-    r = await api.client.post(  # type: ignore[attr-defined]
-        "/v1/people", json={"name": name, "email": email, "role": role, **extra}
-    )
-    assert r.status_code == 201, r.text
-    person_id = r.json()["id"]
-    r = await api.client.post(f"/v1/people/{person_id}/tokens", json={})  # type: ignore[attr-defined]
-    assert r.status_code == 201, r.text
-    client = httpx.AsyncClient(
-        base_url=api.server.base_url,
-        headers={"Authorization": f"Bearer {r.json()['token']}"},
-        timeout=30,
-    )
-    return person_id, client
-
-
-async def _post(client: httpx.AsyncClient, path: str, body: Any) -> Any:
-    r = await client.post(path, json=body)
-    assert r.status_code in (200, 201), r.text
-    return r.json() if r.content else None
-
-
-async def _put(client: httpx.AsyncClient, path: str, body: Any) -> Any:
-    r = await client.put(path, json=body)
-    assert r.status_code in (200, 201), r.text
-    return r.json()
-
-
-class Scenario:
-    """A project with a member and a client, a visible and a hidden list, a message."""
-
-    def __init__(self) -> None:
-        self.clients: list[httpx.AsyncClient] = []
+class Scenario(Apollo):
+    """Apollo (tests/scenario.py), then: Ana completes the hidden to-do, posts the kick-off,
+    Cleo comments, Ana comments on the hidden list, and makes and reschedules a milestone."""
 
     async def build(self, api: Api) -> Scenario:
-        admin: httpx.AsyncClient = api.client  # type: ignore[assignment]
-        self.admin = admin
-        self.ana_id, self.ana = await _person(api, "Ana", "member")
-        self.cleo_id, self.cleo = await _person(api, "Cleo", "client", company="Acme")
-        self.clients += [self.ana, self.cleo]
-        project = await _post(admin, "/v1/projects", {"name": "Apollo", "clients_enabled": True})
-        self.project_id = pid = project["id"]
-        await _put(admin, f"/v1/projects/{pid}/people/{self.ana_id}", {"project_role": "member"})
-        await _put(admin, f"/v1/projects/{pid}/people/{self.cleo_id}", {"project_role": "client"})
-        self.public = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/todolists",
-            {"name": "Launch", "visible_to_clients": True},
-        )
-        self.secret = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/todolists",
-            {"name": "Pricing", "visible_to_clients": False},
-        )
-        self.ship = await _post(
-            self.ana, f"/v1/todolists/{self.public['id']}/todos", {"content": "Ship v1"}
-        )
-        self.margin = await _post(
-            self.ana, f"/v1/todolists/{self.secret['id']}/todos", {"content": "Set margin"}
-        )
-        await _post(self.ana, f"/v1/todos/{self.ship['id']}/completion", {})
-        await _post(self.ana, f"/v1/todos/{self.margin['id']}/completion", {})
-        self.message = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/messages",
-            {"subject": "Kick-off", "body": "<p>Hello</p>", "visible_to_clients": True},
-        )
-        await _post(
-            self.cleo, f"/v1/recordings/{self.message['id']}/comments", {"content": "<p>Great!</p>"}
-        )
-        await _post(
+        await super().build(api)
+        await post(self.ana, f"/v1/todos/{self.margin['id']}/completion", {})
+        await self.kick_off("<p>Hello</p>")
+        await post(
             self.ana, f"/v1/recordings/{self.secret['id']}/comments", {"content": "<p>Secret</p>"}
         )
-        self.milestone = await _post(
+        self.milestone = await post(
             self.ana,
-            f"/v1/projects/{pid}/milestones",
+            f"/v1/projects/{self.project_id}/milestones",
             {"title": "Beta", "due_on": "2026-06-01", "visible_to_clients": True},
         )
         r = await self.ana.patch(
@@ -325,10 +263,6 @@ class Scenario:
         )
         assert r.status_code == 200, r.text
         return self
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.aclose()
 
 
 @pytest.fixture
@@ -360,17 +294,9 @@ async def test_project_activity_tells_the_story_newest_first(scenario: Scenario)
         "Ana rescheduled the milestone “Beta”",
         "Ana set the milestone “Beta”",
         "Ana commented on “Pricing”",
-        "Cleo commented on “Kick-off”",
-        "Ana posted the message “Kick-off”",
+        *Scenario.KICK_OFF,
         "Ana completed “Set margin”",
-        "Ana completed “Ship v1”",
-        "Ana added “Set margin” to “Pricing”",
-        "Ana added “Ship v1” to “Launch”",
-        "Ana created the to-do list “Pricing”",
-        "Ana created the to-do list “Launch”",
-        "Ada Admin added Cleo to “Apollo”",
-        "Ada Admin added Ana to “Apollo”",
-        "Ada Admin created the project “Apollo”",
+        *Scenario.STORY,
     ]
     seqs = [i["seq"] for i in items]
     assert seqs == sorted(seqs, reverse=True)
@@ -440,7 +366,7 @@ async def test_a_client_never_sees_activity_about_hidden_items(scenario: Scenari
 async def test_non_members_get_404(scenario: Scenario, api: Api) -> None:
     """Someone who may not see the project or the person gets 404, as if it did not exist."""
     s = scenario
-    outsider_id, outsider = await _person(api, "Olga", "member")
+    outsider_id, outsider = await new_person(api, "Olga", "member")
     s.clients.append(outsider)
     r = await outsider.get(f"/v1/projects/{s.project_id}/activity")
     assert r.status_code == 404
@@ -527,7 +453,7 @@ async def test_paging_is_stable_while_new_activity_arrives(scenario: Scenario) -
         seen += r.json()
         # New activity lands between every two page reads.
         n += 1
-        await _post(
+        await post(
             s.ana, f"/v1/recordings/{s.message['id']}/comments", {"content": f"<p>more {n}</p>"}
         )
         nxt = r.links.get("next")
@@ -622,7 +548,7 @@ async def test_as2_types_of_moves_restores_and_membership(scenario: Scenario) ->
 async def test_a_write_shows_in_activity_at_once(scenario: Scenario) -> None:
     """Read-your-writes: the activity projection is among those a write waits for."""
     s = scenario
-    await _post(s.ana, f"/v1/recordings/{s.message['id']}/comments", {"content": "<p>now</p>"})
+    await post(s.ana, f"/v1/recordings/{s.message['id']}/comments", {"content": "<p>now</p>"})
     r = await s.ana.get(f"/v1/projects/{s.project_id}/activity", params={"limit": 1})
     assert r.json()[0]["excerpt"] == "now"
 
@@ -630,7 +556,7 @@ async def test_a_write_shows_in_activity_at_once(scenario: Scenario) -> None:
 async def test_people_activity_counts_only_the_persons_actions(scenario: Scenario) -> None:
     """``/v1/people/{id}/activity`` is what that person did, across projects."""
     s = scenario
-    other = await _post(s.ana, "/v1/projects", {"name": "Zephyr"})
+    other = await post(s.ana, "/v1/projects", {"name": "Zephyr"})
     items = await _all(s.admin, f"/v1/people/{s.ana_id}/activity", limit=100)
     assert {i["actor"]["id"] for i in items} == {s.ana_id}
     assert items[0]["project"]["id"] == other["id"]
@@ -644,7 +570,7 @@ async def test_items_arrive_concurrently_without_gaps(scenario: Scenario) -> Non
     s = scenario
     await asyncio.gather(
         *(
-            _post(s.ana, f"/v1/recordings/{s.message['id']}/comments", {"content": f"<p>c{i}</p>"})
+            post(s.ana, f"/v1/recordings/{s.message['id']}/comments", {"content": f"<p>c{i}</p>"})
             for i in range(10)
         )
     )

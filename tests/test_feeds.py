@@ -19,9 +19,10 @@ from lxml import etree
 
 from service.feeds.cache import Answer, Answers, Bodies, Checkpoint
 from service.feeds.render import Document, Entry, clean, render, tag_uri, text_html
-from service.http.feeds import RedactTokens, redact
+from service.http.logs import RedactTokens, redact
 
 from .conftest import Api, free_port
+from .scenario import Apollo, post
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FH = "{http://purl.org/syndication/history/1.0}"
@@ -232,93 +233,28 @@ def test_a_checkpoint_read_is_trusted_briefly_and_never_past_a_wake_up() -> None
 # ------------------------------------------------------------------ over HTTP
 
 
-async def _person(api: Api, name: str, role: str, **extra: Any) -> tuple[str, httpx.AsyncClient]:
-    email = f"{name.lower()}@example.com"
-    r = await api.client.post(  # type: ignore[attr-defined]
-        "/v1/people", json={"name": name, "email": email, "role": role, **extra}
-    )
-    assert r.status_code == 201, r.text
-    person_id = r.json()["id"]
-    r = await api.client.post(f"/v1/people/{person_id}/tokens", json={})  # type: ignore[attr-defined]
-    assert r.status_code == 201, r.text
-    client = httpx.AsyncClient(
-        base_url=api.server.base_url,
-        headers={"Authorization": f"Bearer {r.json()['token']}"},
-        timeout=30,
-    )
-    return person_id, client
-
-
-async def _post(client: httpx.AsyncClient, path: str, body: Any) -> Any:
-    r = await client.post(path, json=body)
-    assert r.status_code in (200, 201), r.text
-    return r.json() if r.content else None
-
-
 async def _feed_token(client: httpx.AsyncClient) -> dict[str, Any]:
     r = await client.post("/v1/me/feed_token")
     assert r.status_code == 200, r.text
     return r.json()  # type: ignore[no-any-return]
 
 
-class Scenario:
-    """A project with a member and a client, a visible and a hidden list, a message."""
+class Scenario(Apollo):
+    """Apollo (tests/scenario.py) with its kick-off, and a feed token for the admin, Ana and
+    Cleo; ``anon`` is a client without credentials."""
 
     async def build(self, api: Api) -> Scenario:
-        self.api = api
-        self.admin: httpx.AsyncClient = api.client  # type: ignore[assignment]
+        await super().build(api)
         self.base = api.server.base_url
         self.anon = httpx.AsyncClient(base_url=self.base, timeout=30)
-        self.ana_id, self.ana = await _person(api, "Ana", "member")
-        self.cleo_id, self.cleo = await _person(api, "Cleo", "client", company="Acme")
-        project = await _post(
-            self.admin, "/v1/projects", {"name": "Apollo", "clients_enabled": True}
-        )
-        self.pid = pid = project["id"]
-        for person, role in ((self.ana_id, "member"), (self.cleo_id, "client")):
-            r = await self.admin.put(
-                f"/v1/projects/{pid}/people/{person}", json={"project_role": role}
-            )
-            assert r.status_code in (200, 201), r.text
-        self.public = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/todolists",
-            {"name": "Launch", "visible_to_clients": True},
-        )
-        self.secret = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/todolists",
-            {"name": "Pricing", "visible_to_clients": False},
-        )
-        self.ship = await _post(
-            self.ana, f"/v1/todolists/{self.public['id']}/todos", {"content": "Ship v1"}
-        )
-        self.margin = await _post(
-            self.ana, f"/v1/todolists/{self.secret['id']}/todos", {"content": "Set margin"}
-        )
-        await _post(self.ana, f"/v1/todos/{self.ship['id']}/completion", {})
-        self.message = await _post(
-            self.ana,
-            f"/v1/projects/{pid}/messages",
-            {
-                "subject": "Kick-off",
-                "body": "<p>Hello <strong>all</strong></p>",
-                "visible_to_clients": True,
-            },
-        )
-        await _post(
-            self.cleo, f"/v1/recordings/{self.message['id']}/comments", {"content": "<p>Great!</p>"}
-        )
+        self.clients.append(self.anon)
+        await self.kick_off("<p>Hello <strong>all</strong></p>")
         self.tokens = {
             "admin": (await _feed_token(self.admin))["token"],
             "ana": (await _feed_token(self.ana))["token"],
             "cleo": (await _feed_token(self.cleo))["token"],
         }
         return self
-
-    async def close(self) -> None:
-        for client in (self.ana, self.cleo, self.anon):
-            await client.aclose()
 
     async def feed(self, path: str, who: str = "admin", **headers: str) -> httpx.Response:
         return await self.anon.get(path, params={"token": self.tokens[who]}, headers=headers)
@@ -331,18 +267,7 @@ async def scenario(api: Api) -> AsyncIterator[Scenario]:
     await s.close()
 
 
-EVERYTHING = [
-    "Cleo commented on “Kick-off”",
-    "Ana posted the message “Kick-off”",
-    "Ana completed “Ship v1”",
-    "Ana added “Set margin” to “Pricing”",
-    "Ana added “Ship v1” to “Launch”",
-    "Ana created the to-do list “Pricing”",
-    "Ana created the to-do list “Launch”",
-    "Ada Admin added Cleo to “Apollo”",
-    "Ada Admin added Ana to “Apollo”",
-    "Ada Admin created the project “Apollo”",
-]
+EVERYTHING = [*Scenario.KICK_OFF, *Scenario.STORY]
 FOR_CLIENTS = [s for s in EVERYTHING if "Pricing" not in s and "margin" not in s]
 
 
@@ -350,7 +275,7 @@ FOR_CLIENTS = [s for s in EVERYTHING if "Pricing" not in s and "margin" not in s
 async def test_a_project_feed_tells_the_story_in_a_valid_feed(scenario: Scenario, fmt: str) -> None:
     """A project's feed parses cleanly, newest first, with sentences, ids, dates and links."""
     s = scenario
-    r = await s.feed(f"/feeds/projects/{s.pid}.{fmt}")
+    r = await s.feed(f"/feeds/projects/{s.project_id}.{fmt}")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith(f"application/{fmt}+xml")
     assert r.headers["cache-control"].startswith("private")
@@ -368,14 +293,14 @@ async def test_a_project_feed_tells_the_story_in_a_valid_feed(scenario: Scenario
     assert newest.get("author") == "Cleo" or newest.get("author_detail", {}).get("name") == "Cleo"
     assert all(e.id.startswith("tag:cairn.localhost,2026:event/") for e in parsed.entries)
     # Same events, same bytes.
-    again = await s.feed(f"/feeds/projects/{s.pid}.{fmt}")
+    again = await s.feed(f"/feeds/projects/{s.project_id}.{fmt}")
     assert again.content == r.content
 
 
 async def test_feeds_accept_basic_and_bearer_and_refuse_the_rest(scenario: Scenario) -> None:
     """Basic (feed token as password) and Bearer (API token) work; nothing or junk gets 401."""
     s = scenario
-    url = f"/feeds/projects/{s.pid}.atom"
+    url = f"/feeds/projects/{s.project_id}.atom"
     basic = base64.b64encode(f"anyone:{s.tokens['ana']}".encode()).decode()
     r = await s.anon.get(url, headers={"Authorization": f"Basic {basic}"})
     assert r.status_code == 200, r.text
@@ -388,14 +313,14 @@ async def test_feeds_accept_basic_and_bearer_and_refuse_the_rest(scenario: Scena
     bad = base64.b64encode(b"x:nope").decode()
     assert (await s.anon.get(url, headers={"Authorization": f"Basic {bad}"})).status_code == 401
     assert (
-        await s.anon.get(f"/feeds/projects/{s.pid}.json", params={"token": s.tokens["ana"]})
+        await s.anon.get(f"/feeds/projects/{s.project_id}.json", params={"token": s.tokens["ana"]})
     ).status_code == 404
 
 
 async def test_a_client_never_sees_hidden_items_in_any_feed(scenario: Scenario) -> None:
     """The client's project and personal feeds leave out the hidden list and its to-dos."""
     s = scenario
-    for path in (f"/feeds/projects/{s.pid}.atom", "/feeds/activity.atom"):
+    for path in (f"/feeds/projects/{s.project_id}.atom", "/feeds/activity.atom"):
         r = await s.feed(path, "cleo")
         assert r.status_code == 200, r.text
         parsed, _ = check_feed(r.content, "atom")
@@ -407,7 +332,7 @@ async def test_a_client_never_sees_hidden_items_in_any_feed(scenario: Scenario) 
         f"/v1/recordings/{s.public['id']}/client_visibility", json={"visible_to_clients": False}
     )
     assert r.status_code == 200, r.text
-    r = await s.feed(f"/feeds/projects/{s.pid}.atom", "cleo")
+    r = await s.feed(f"/feeds/projects/{s.project_id}.atom", "cleo")
     assert "Launch" not in r.text
     assert "Ship v1" not in r.text
 
@@ -417,7 +342,7 @@ async def test_a_non_member_gets_404_and_the_personal_feed_spans_projects(
 ) -> None:
     """A project feed is 404 to outsiders; a person's feed holds every project they see."""
     s = scenario
-    other = await _post(s.admin, "/v1/projects", {"name": "Zeus"})
+    other = await post(s.admin, "/v1/projects", {"name": "Zeus"})
     assert (await s.feed(f"/feeds/projects/{other['id']}.rss", "ana")).status_code == 404
     r = await s.feed("/feeds/activity.rss", "admin")
     parsed, _ = check_feed(r.content, "rss")
@@ -449,7 +374,7 @@ async def test_rotating_the_feed_token_retires_the_old_url_at_once(scenario: Sce
 async def test_conditional_get(scenario: Scenario) -> None:
     """ETag and Last-Modified give 304 until something the viewer sees changes."""
     s = scenario
-    url = f"/feeds/projects/{s.pid}.atom"
+    url = f"/feeds/projects/{s.project_id}.atom"
     r = await s.feed(url)
     etag, modified = r.headers["etag"], r.headers["last-modified"]
     assert etag.startswith('"')
@@ -475,7 +400,7 @@ async def test_conditional_get(scenario: Scenario) -> None:
     assert "Ana María" in renamed.text
     # Something new: a new ETag and the entry in the feed.
     etag = renamed.headers["etag"]
-    await _post(s.ana, f"/v1/todolists/{s.public['id']}/todos", {"content": "Write docs"})
+    await post(s.ana, f"/v1/todolists/{s.public['id']}/todos", {"content": "Write docs"})
     fresh = await s.feed(url, **{"If-None-Match": etag})
     assert fresh.status_code == 200
     assert "Write docs" in fresh.text
@@ -484,9 +409,9 @@ async def test_conditional_get(scenario: Scenario) -> None:
 async def test_a_client_etag_does_not_move_for_what_they_cannot_see(scenario: Scenario) -> None:
     """A change in the hidden list gives the client 304: the ETag hints at nothing."""
     s = scenario
-    url = f"/feeds/projects/{s.pid}.atom"
+    url = f"/feeds/projects/{s.project_id}.atom"
     etag = (await s.feed(url, "cleo")).headers["etag"]
-    await _post(s.ana, f"/v1/todolists/{s.secret['id']}/todos", {"content": "Secret plan"})
+    await post(s.ana, f"/v1/todolists/{s.secret['id']}/todos", {"content": "Secret plan"})
     assert (await s.feed(url, "cleo", **{"If-None-Match": etag})).status_code == 304
     assert (await s.feed(url, "ana", **{"If-None-Match": etag})).status_code == 200
 
@@ -502,8 +427,8 @@ async def test_archives_hold_still_as_new_events_arrive(scenario: Scenario) -> N
     s = scenario
     todolist = s.public["id"]
     for n in range(95):  # 10 items so far + 95 = 105: two full pages and a partial one
-        await _post(s.ana, f"/v1/todolists/{todolist}/todos", {"content": f"Task {n}"})
-    current = await s.feed(f"/feeds/projects/{s.pid}.atom")
+        await post(s.ana, f"/v1/todolists/{todolist}/todos", {"content": f"Task {n}"})
+    current = await s.feed(f"/feeds/projects/{s.project_id}.atom")
     parsed, root = check_feed(current.content, "atom")
     assert len(parsed.entries) == 50
     assert parsed.entries[0].title == "Ana added “Task 94” to “Launch”"
@@ -515,7 +440,7 @@ async def test_archives_hold_still_as_new_events_arrive(scenario: Scenario) -> N
     assert root2.find(f"{FH}archive") is not None
     rels2 = {ln.get("rel"): ln.get("href") for ln in root2.findall(f"{ATOM}link")}
     assert "next-archive" not in rels2
-    assert rels2["current"].split("?")[0].endswith(f"{s.pid}.atom")
+    assert rels2["current"].split("?")[0].endswith(f"{s.project_id}.atom")
     page1 = await _fetch(s, rels2["prev-archive"])
     p1, root1 = check_feed(page1.content, "atom")
     rels1 = {ln.get("rel"): ln.get("href") for ln in root1.findall(f"{ATOM}link")}
@@ -529,7 +454,7 @@ async def test_archives_hold_still_as_new_events_arrive(scenario: Scenario) -> N
     assert {e.id for e in parsed.entries} - set(archived) == {e.id for e in parsed.entries[:5]}
     # New events: the full pages keep their bytes, and their 304s.
     for n in range(3):
-        await _post(s.ana, f"/v1/todolists/{todolist}/todos", {"content": f"Later {n}"})
+        await post(s.ana, f"/v1/todolists/{todolist}/todos", {"content": f"Later {n}"})
     again1 = await _fetch(s, rels2["prev-archive"])
     again2 = await _fetch(s, rels["prev-archive"])
     assert again1.content == page1.content
@@ -538,7 +463,7 @@ async def test_archives_hold_still_as_new_events_arrive(scenario: Scenario) -> N
     assert (await s.anon.get(rels["prev-archive"].replace("/2.atom", "/3.atom"))).status_code == 404
     assert (await s.anon.get(rels["prev-archive"].replace("/2.atom", "/0.atom"))).status_code == 404
     # A client's pages count only what the client sees.
-    client_current = await s.feed(f"/feeds/projects/{s.pid}.rss", "cleo")
+    client_current = await s.feed(f"/feeds/projects/{s.project_id}.rss", "cleo")
     _, croot = check_feed(client_current.content, "rss")
     channel = croot.find("channel")
     assert channel is not None
@@ -554,9 +479,9 @@ async def test_hostile_text_over_http_renders_valid_feeds(scenario: Scenario) ->
     s = scenario
     long = "Очень длинная задача " * 45
     for content in ("<script>alert(1)</script> & <b>x</b>", "東京で会議 — مرحبا 🚀", long[:1000]):
-        await _post(s.ana, f"/v1/todolists/{s.public['id']}/todos", {"content": content})
+        await post(s.ana, f"/v1/todolists/{s.public['id']}/todos", {"content": content})
     for fmt in ("atom", "rss"):
-        r = await s.feed(f"/feeds/projects/{s.pid}.{fmt}")
+        r = await s.feed(f"/feeds/projects/{s.project_id}.{fmt}")
         parsed, _ = check_feed(r.content, fmt)
         assert "<script>" not in r.text
         titles = [e.title for e in parsed.entries[:3]]

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from .test_snapshot import TODAY, Scenario
+from .scenario import TODAY, Scenario
 
 
 async def test_overview_sums_up_the_project(api: Any) -> None:
@@ -106,3 +106,37 @@ async def test_outsiders_get_404(api: Any) -> None:
         project = await s.project("Closed")
         assert (await otto.client.get(f"/v1/projects/{project}/overview")).status_code == 404
         assert (await api.client.get("/v1/projects/prj_nope/overview")).status_code == 404
+
+
+async def test_the_overviews_activity_is_the_project_stream_as_the_caller_reads_it(
+    api: Any,
+) -> None:
+    """The overview's latest activity is the first page of the project's activity stream, for
+    staff and client alike: a client is not told of a to-do's stay in a hidden list."""
+    async with Scenario.open(api) as s:
+        cleo = await s.person("Cleo Client", "client", company="Acme")
+        project = await s.project("Agency", members=[(cleo, "client")])
+        shared = await s.todolist(project, "Deliverables", visible=True)
+        internal = await s.todolist(project, "Internal margins")
+        proofs = await s.todo(shared, "Send proofs")
+        await s.move(proofs, 1, to_list=internal)
+        await s.move(proofs, 1, to_list=shared)
+        await s.message(project, "Welcome aboard", visible=True)
+
+        for client in (api.client, cleo.client):
+            overview = (await client.get(f"/v1/projects/{project}/overview")).json()
+            reply = await client.get(f"/v1/projects/{project}/activity", params={"limit": 20})
+            assert reply.status_code == 200, reply.text
+            stream = reply.json()
+            assert [
+                (a["kind"], a["sentence"], a["actor"] and a["actor"]["id"])
+                for a in overview["activity"]
+            ] == [(i["kind"], i["sentence"], i["actor"]["id"]) for i in stream]
+            assert [a["recording"]["id"] for a in overview["activity"] if a["recording"]] == [
+                i["target"]["id"]
+                for i in stream
+                if i["target"]["type"] not in ("project", "person")
+            ]
+        assert "Internal" not in json.dumps(overview)
+        staff = (await api.client.get(f"/v1/projects/{project}/overview")).json()
+        assert any("Internal margins" in a["sentence"] for a in staff["activity"])

@@ -9,11 +9,11 @@ items), ``actor_id``, ``since`` (inclusive) and ``until`` (exclusive), RFC 3339.
 Sentences, names and titles are the current ones (people, projects and recordings read
 models), whatever they were when it happened; the excerpt is from the event itself.
 
-**Visibility** (docs/ACCESS.md, "Activity"): projects come from
-:func:`~service.http.access.visible_projects`; whether a viewer sees every recording of a
-project or only the client-visible ones is asked of
-:func:`~service.domain.access.can_see_recording`. Client-visibility is the target's current
-effective value, so hiding a list hides its whole past from clients.
+**Visibility** (docs/ACCESS.md, "Activity streams") is :mod:`service.http.visibility`'s, shared
+with the overview and the feeds: the SQL filter mirrors the access rules and every row is
+asked once more of :func:`~service.domain.access.can_see_recording`. Client-visibility is the
+target's current effective value, so hiding a list hides its whole past from clients.
+:func:`recent` gives the newest entries of a scope to other views (the overview).
 
 With ``Accept: application/activity+json`` the page is a W3C Activity Streams 2.0
 ``OrderedCollectionPage`` (see :mod:`service.domain.activity` for the types).
@@ -30,19 +30,15 @@ import asyncpg
 import msgspec
 from starlette.responses import Response
 
-from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_person, can_see_recording
-from ..domain.activity import (
-    KINDS,
-    OBJECT_TYPES,
-    sentence,
-    undone_type,
-)
+from ..domain.access import can_see_person
+from ..domain.activity import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
 from ..events.recordings import FieldChange
-from .access import visible_projects
 from .api import Api, Ctx, Reply, etag_for, if_none_match
 from .context import decode_cursor, encode_cursor
+from .envelope import api_url, recording_url
 from .problems import ApiError, FieldError
+from .visibility import STAFF_VISIBLE, Scope, named, viewer_scope
 
 api = Api()
 
@@ -58,13 +54,6 @@ _QUERY = {
     "until": "RFC 3339 time; items before it",
     "limit": "page size, 1-100 (default 25)",
     "cursor": "from a Link rel=next or rel=prev",
-}
-_LABEL_URL: Final = {
-    "message": "messages",
-    "comment": "comments",
-    "todolist": "todolists",
-    "todo": "todos",
-    "milestone": "milestones",
 }
 _encoder = msgspec.json.Encoder()
 
@@ -126,7 +115,7 @@ class ActivityEntry(msgspec.Struct, frozen=True, kw_only=True):
     tags=_TAGS,
 )
 async def all_activity(ctx: Ctx) -> Reply | Response:
-    scope = await _Scope.of(ctx, None)
+    scope = await viewer_scope(ctx.store.pool, ctx.me)
     return await _page(ctx, scope, actor_id=None)
 
 
@@ -138,7 +127,7 @@ async def all_activity(ctx: Ctx) -> Reply | Response:
     tags=_TAGS,
 )
 async def project_activity(ctx: Ctx) -> Reply | Response:
-    scope = await _Scope.of(ctx, ctx.path("project_id"))
+    scope = (await viewer_scope(ctx.store.pool, ctx.me)).narrowed(ctx.path("project_id"))
     return await _page(ctx, scope, actor_id=None)
 
 
@@ -151,7 +140,7 @@ async def project_activity(ctx: Ctx) -> Reply | Response:
 )
 async def person_activity(ctx: Ctx) -> Reply | Response:
     person_id = ctx.path("person_id")
-    scope = await _Scope.of(ctx, None)
+    scope = await viewer_scope(ctx.store.pool, ctx.me)
     if not can_see_person(ctx.me, person_id, scope.projects.values()):
         raise NotFound("there is no such person")
     exists = await ctx.store.pool.fetchval("SELECT 1 FROM people WHERE person_id = $1", person_id)
@@ -160,106 +149,38 @@ async def person_activity(ctx: Ctx) -> Reply | Response:
     return await _page(ctx, scope, actor_id=person_id)
 
 
-# ------------------------------------------------------------------ visibility
-
-
-class _Scope:
-    """The projects a viewer sees, split by whether they see every recording in them."""
-
-    def __init__(self, viewer: Viewer, projects: dict[str, ProjectFacts]) -> None:
-        self.viewer = viewer
-        self.projects = projects
-        self.full: list[str] = []
-        self.clients_only: list[str] = []
-        for pid, facts in projects.items():
-            if can_see_recording(viewer, facts, _hidden_probe(pid)):
-                self.full.append(pid)
-            else:
-                self.clients_only.append(pid)
-        # People a client may be told about (docs/ACCESS.md): themselves and the people
-        # of the projects they see. Others see everyone.
-        self.people: set[str] | None = None
-        if self.clients_only:
-            self.people = {viewer.person_id}
-            for facts in projects.values():
-                self.people.update(facts.members)
-
-    @classmethod
-    async def of(cls, ctx: Ctx, project_id: str | None) -> _Scope:
-        """The caller's scope, narrowed to ``project_id`` (404 if they may not see it)."""
-        projects = await visible_projects(ctx.store.pool, ctx.me)
-        if project_id is not None:
-            if project_id not in projects:
-                raise NotFound("there is no such project")
-            scope = cls(ctx.me, projects)
-            scope.full = [p for p in scope.full if p == project_id]
-            scope.clients_only = [p for p in scope.clients_only if p == project_id]
-            return scope
-        return cls(ctx.me, projects)
-
-
-def _hidden_probe(project_id: str) -> RecordingFacts:
-    # A recording hidden from clients: whoever may see it sees everything in the project.
-    return RecordingFacts(
-        recording_id="",
-        project_id=project_id,
-        kind="message",
-        status="active",
-        visible_to_clients=False,
-        creator_id="",
-    )
-
-
 # ------------------------------------------------------------------ the query
 
-_VISIBLE_STAFF = "a.project_id = ANY($1::text[])"
-_VISIBLE = """
-(a.project_id = ANY($1::text[])
- OR (a.project_id = ANY($2::text[]) AND CASE
-        WHEN a.recording_id IS NOT NULL THEN coalesce(r.visible_to_clients, false)
-             AND (a.parent_id IS NULL OR coalesce(rp.visible_to_clients, false))
-        WHEN a.person_id IS NOT NULL THEN EXISTS (
-            SELECT 1 FROM project_members m
-            WHERE m.project_id = a.project_id AND m.person_id = a.person_id)
-        ELSE true END))
-"""
 _ITEM_COLUMNS = (
     "a.seq, a.position, a.project_id, a.recording_id, a.recording_kind, a.parent_id, "
     "a.person_id, a.kind, a.as_type, a.actor_id, a.at, a.excerpt, a.changes"
 )
-_JOINS = (
-    "LEFT JOIN recordings r ON r.recording_id = a.recording_id "
-    "LEFT JOIN recordings rp ON rp.recording_id = a.parent_id "
-)
-_RENDER = """
-SELECT page.*, r.title, rp.title AS parent_title, rp.kind AS parent_kind,
-       p.name AS project_name, ac.name AS actor_name, pe.name AS person_name
-FROM ({inner}) page
-LEFT JOIN recordings r ON r.recording_id = page.recording_id
-LEFT JOIN recordings rp ON rp.recording_id = page.parent_id
-LEFT JOIN projects p ON p.project_id = page.project_id
-LEFT JOIN people ac ON ac.person_id = page.actor_id
-LEFT JOIN people pe ON pe.person_id = page.person_id
-ORDER BY page.seq {order}
-"""
+
+
+async def recent(
+    conn: asyncpg.Connection | asyncpg.Pool, ctx: Ctx, scope: Scope, limit: int
+) -> list[ActivityEntry]:
+    """The newest ``limit`` entries ``scope``'s viewer may see, newest first, as the streams
+    show them (read on ``conn``, e.g. inside another view's snapshot)."""
+    where, args, joins = scope.where()
+    inner = (
+        f"SELECT {_ITEM_COLUMNS} FROM activity a {joins}WHERE {where} "
+        f"ORDER BY a.seq DESC LIMIT ${len(args) + 1}"
+    )
+    rows = await conn.fetch(named(inner, "DESC"), *args, limit)
+    return [_entry(ctx, scope, row) for row in rows if scope.may_see(row)]
 
 
 class _Filters:
     """The WHERE clause of a request (visibility and filters) and its arguments."""
 
-    def __init__(self, ctx: Ctx, scope: _Scope, actor_id: str | None) -> None:
-        self.args: list[Any] = [scope.full]
-        self.where = [_VISIBLE_STAFF]
-        self.joins = ""
+    def __init__(self, ctx: Ctx, scope: Scope, actor_id: str | None) -> None:
+        # Only a client's view needs the targets' visibility: the join is skipped for
+        # everyone else (scope.where()).
+        visible, self.args, self.joins = scope.where()
+        self.where = [visible]
         # The same filters on activity_counts, while the request allows (see count()).
-        self.counts: list[str] | None = [_VISIBLE_STAFF]
-        if scope.clients_only:
-            # Only a client's view needs the targets' visibility: the join is skipped
-            # for everyone else.
-            self.args.append(scope.clients_only)
-            self.where = [_VISIBLE]
-            self.joins = _JOINS
-            self.counts = None
+        self.counts: list[str] | None = None if scope.clients_only else [STAFF_VISIBLE]
         kinds = _kinds(ctx)
         if kinds:
             self._both(f"a.kind = ANY(${self._arg(kinds)}::text[])")
@@ -300,7 +221,7 @@ class _Filters:
             f"WHERE {' AND '.join([*self.where, extra])} "
             f"ORDER BY a.seq {order} LIMIT ${len(args)}"
         )
-        return _RENDER.format(inner=inner, order=order), args
+        return named(inner, order), args
 
     def exists(self, extra: str) -> str:
         return (
@@ -319,7 +240,7 @@ class _Filters:
         return f"SELECT count(*) FROM activity a {self.joins}WHERE {' AND '.join(self.where)}"
 
 
-async def _page(ctx: Ctx, scope: _Scope, *, actor_id: str | None) -> Reply | Response:
+async def _page(ctx: Ctx, scope: Scope, *, actor_id: str | None) -> Reply | Response:
     limit = ctx.limit()
     filters = _Filters(ctx, scope, actor_id)
     direction, at = _cursor(ctx)
@@ -353,6 +274,9 @@ async def _page(ctx: Ctx, scope: _Scope, *, actor_id: str | None) -> Reply | Res
     links = [f'<{u}>; rel="{rel}"' for u, rel in ((next_url, "next"), (prev_url, "prev")) if u]
     if links:
         headers["Link"] = ", ".join(links)
+    # Cursors above come from every row the filter let through; what is shown is asked of
+    # the access rule once more (visibility module).
+    rows = [row for row in rows if scope.may_see(row)]
     entries = [_entry(ctx, scope, row) for row in rows]
     if _wants_as2(ctx):
         return _as2_response(ctx, entries, rows, next_url, prev_url, headers)
@@ -429,62 +353,32 @@ def _url(ctx: Ctx, direction: str, seq: int) -> str:
 # ------------------------------------------------------------------ rendering
 
 
-def _api_url(ctx: Ctx, path: str) -> str:
-    return str(ctx.request.base_url).rstrip("/") + path
-
-
-def _entry(ctx: Ctx, scope: _Scope, row: asyncpg.Record) -> ActivityEntry:
-    actor_id = row["actor_id"]
-    if actor_id is None or row["actor_name"] is None:
-        actor = ActorRef(id=None, name="Cairn" if actor_id == "system" else "Someone", url=None)
-    elif scope.people is not None and actor_id not in scope.people:
-        actor = ActorRef(id=None, name="Someone", url=None)
-    else:
-        actor = ActorRef(
-            id=actor_id, name=row["actor_name"], url=_api_url(ctx, f"/v1/people/{actor_id}")
-        )
+def _entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
+    named_actor = scope.actor(row)
+    actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
+    actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url)
     project_id = row["project_id"]
     project_name = row["project_name"] or ""
     project = ProjectRef(
-        id=project_id, name=project_name, url=_api_url(ctx, f"/v1/projects/{project_id}")
+        id=project_id, name=project_name, url=api_url(ctx, f"/v1/projects/{project_id}")
     )
     recording_kind = row["recording_kind"]
     parent: TargetRef | None = None
     if row["parent_id"] is not None:
         parent_kind = row["parent_kind"] or "recording"
-        parent = TargetRef(
-            id=row["parent_id"],
-            type=parent_kind,
-            title=row["parent_title"] or "",
-            url=_api_url(
-                ctx, f"/v1/{_LABEL_URL.get(parent_kind, 'recordings')}/{row['parent_id']}"
-            ),
-        )
+        parent = _recording(ctx, row["parent_id"], parent_kind, row["parent_title"])
     if row["recording_id"] is not None:
-        target = TargetRef(
-            id=row["recording_id"],
-            type=recording_kind,
-            title=row["title"] or "",
-            url=_api_url(ctx, f"/v1/{_LABEL_URL[recording_kind]}/{row['recording_id']}"),
-        )
+        target = _recording(ctx, row["recording_id"], recording_kind, row["title"])
     elif row["person_id"] is not None:
         target = TargetRef(
             id=row["person_id"],
             type="person",
             title=row["person_name"] or "",
-            url=_api_url(ctx, f"/v1/people/{row['person_id']}"),
+            url=api_url(ctx, f"/v1/people/{row['person_id']}"),
         )
     else:
         target = TargetRef(id=project_id, type="project", title=project_name, url=project.url)
-    text = sentence(
-        row["kind"],
-        actor=actor.name,
-        title=row["title"],
-        recording_kind=recording_kind,
-        parent=row["parent_title"],
-        person=row["person_name"],
-        project=project_name,
-    )
+    text = scope.sentence(row, named_actor)
     changes = msgspec.json.decode(row["changes"], type=list[FieldChange])
     if row["kind"] == "todo_moved" and project_id in scope.clients_only:
         # The list it came from may be hidden from clients: do not even name its id.
@@ -501,6 +395,12 @@ def _entry(ctx: Ctx, scope: _Scope, row: asyncpg.Record) -> ActivityEntry:
         changes=changes,
         position=row["position"],
         seq=row["seq"],
+    )
+
+
+def _recording(ctx: Ctx, recording_id: str, kind: str, title: str | None) -> TargetRef:
+    return TargetRef(
+        id=recording_id, type=kind, title=title or "", url=recording_url(ctx, kind, recording_id)
     )
 
 

@@ -20,10 +20,12 @@ import msgspec
 from ..domain.access import KIND_LABELS, ProjectFacts, RecordingFacts, can_see_recording
 from ..errors import NotFound
 from ..events.recordings import RecordingKind
-from .access import project_facts, visible_project
+from .access import visible_project
 from .api import Reply
-from .context import Ctx, decode_cursor, encode_cursor, next_link
+from .context import Ctx
+from .paging import cursor, page_headers
 from .problems import ApiError
+from .visibility import client_view
 
 UNSET = msgspec.UNSET
 
@@ -35,6 +37,22 @@ PATHS: Final[dict[str, str]] = {
     "milestone": "milestones",
 }
 """The collection of each kind's flat route: ``/v1/<collection>/{id}``."""
+
+
+def api_url(ctx: Ctx, path: str) -> str:
+    """The absolute URL of API path ``path`` on the server the request came to."""
+    return str(ctx.request.base_url).rstrip("/") + path
+
+
+def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
+    """The API URL of a recording: its kind's flat route (``/v1/recordings/{id}`` for a kind
+    without one)."""
+    return api_url(ctx, f"/v1/{PATHS.get(kind, 'recordings')}/{recording_id}")
+
+
+def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -> str:
+    """The front end's URL of a recording (``app_url_template``)."""
+    return ctx.settings.app_url_template.format(type=kind, id=recording_id, project_id=project_id)
 
 
 class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,10 +170,35 @@ class Milestone(Envelope, frozen=True, kw_only=True, tag="milestone"):
 Recording = Message | Comment | Todolist | Todo | Milestone
 """Any recording, tagged by ``type``."""
 
-_SELECT: Final = (
-    "SELECT r.*, p.title AS parent_title FROM recordings r "
-    "LEFT JOIN recordings p ON p.recording_id = r.parent_id"
-)
+# A recording row with everything its envelope names: the parent's title, the project's name
+# and the names of the people it refers to (assignee names in assignee order), so rendering
+# needs no further queries.
+_SELECT: Final = """
+SELECT r.*, p.title AS parent_title, pr.name AS project_name, cp.name AS creator_name,
+       xp.name AS completer_name, rp.name AS responsible_name,
+       CASE WHEN cardinality(r.assignee_ids) > 0 THEN ARRAY(
+           SELECT a.name FROM unnest(r.assignee_ids) WITH ORDINALITY u(person_id, n)
+           LEFT JOIN people a ON a.person_id = u.person_id ORDER BY u.n
+       ) END AS assignee_names
+FROM recordings r
+LEFT JOIN recordings p ON p.recording_id = r.parent_id
+LEFT JOIN projects pr ON pr.project_id = r.project_id
+LEFT JOIN people cp ON cp.person_id = r.creator_id
+LEFT JOIN people xp ON xp.person_id = r.completer_id
+LEFT JOIN people rp ON rp.person_id = r.responsible_id
+"""
+# One recording with the access facts of its project for one viewer ($2): the project's
+# status and client setting, and the viewer's own role there (NULL: not a member). The
+# access rules consult no other member, so this stands in for the whole member list.
+_VISIBLE = f"""
+SELECT * FROM ({_SELECT} WHERE r.recording_id = $1) one
+CROSS JOIN LATERAL (
+    SELECT pf.status AS project_status, pf.clients_enabled AS project_clients_enabled,
+           (SELECT m.project_role FROM project_members m
+            WHERE m.project_id = pf.project_id AND m.person_id = $2) AS viewer_role
+    FROM projects pf WHERE pf.project_id = one.project_id
+) facts
+"""
 
 
 def label(kind: RecordingKind | None) -> str:
@@ -178,15 +221,7 @@ def recording_facts(row: asyncpg.Record | dict[str, Any]) -> RecordingFacts:
 
 def sees_hidden(ctx: Ctx, project: ProjectFacts) -> bool:
     """Whether the caller sees the project's recordings hidden from clients (not a client)."""
-    probe = RecordingFacts(
-        recording_id="",
-        project_id=project.project_id,
-        kind="message",
-        status="active",
-        visible_to_clients=False,
-        creator_id="",
-    )
-    return can_see_recording(ctx.me, project, probe)
+    return not client_view(ctx.me, project)
 
 
 async def visible_row(
@@ -197,15 +232,25 @@ async def visible_row(
     Raises:
         NotFound: no such recording (of that kind), or the caller may not see it.
     """
-    pool = ctx.store.pool
-    row = await pool.fetchrow(f"{_SELECT} WHERE r.recording_id = $1", recording_id)
+    row = await ctx.store.pool.fetchrow(_VISIBLE, recording_id, ctx.me.person_id)
     missing = NotFound(f"there is no such {label(kind)}")
     if row is None or (kind is not None and row["kind"] != kind):
         raise missing
-    facts = await project_facts(pool, row["project_id"])
-    if facts is None or not can_see_recording(ctx.me, facts, recording_facts(row)):
+    if not can_see_recording(ctx.me, viewer_facts(ctx, row), recording_facts(row)):
         raise missing
     return row
+
+
+def viewer_facts(ctx: Ctx, row: asyncpg.Record) -> ProjectFacts:
+    """The project facts of a :func:`visible_row` row as far as the caller is concerned:
+    ``members`` holds the caller's own membership only (all the access rules look at)."""
+    role = row["viewer_role"]
+    return ProjectFacts(
+        project_id=row["project_id"],
+        status=row["project_status"],
+        clients_enabled=row["project_clients_enabled"],
+        members={} if role is None else {ctx.me.person_id: role},
+    )
 
 
 async def show(
@@ -238,6 +283,7 @@ async def render(
     pool = ctx.store.pool
     lists = [r["recording_id"] for r in rows if r["kind"] == "todolist"]
     todos: dict[str, list[asyncpg.Record]] = {list_id: [] for list_id in lists}
+    progress: dict[str, Progress] = {}
     if with_todos and lists:
         for todo in await pool.fetch(
             f"{_SELECT} WHERE r.parent_id = ANY($1::text[]) AND r.kind = 'todo' "
@@ -245,27 +291,11 @@ async def render(
             lists,
         ):
             todos[todo["parent_id"]].append(todo)
-    everyone = [*rows, *(t for group in todos.values() for t in group)]
-    people: set[str] = set()
-    for row in everyone:
-        people.add(row["creator_id"])
-        people.update(row["assignee_ids"])
-        people.update(p for p in (row["completer_id"], row["responsible_id"]) if p)
-    names = {
-        r["person_id"]: r["name"]
-        for r in await pool.fetch(
-            "SELECT person_id, name FROM people WHERE person_id = ANY($1::text[])", list(people)
-        )
-    }
-    projects = {
-        r["project_id"]: r["name"]
-        for r in await pool.fetch(
-            "SELECT project_id, name FROM projects WHERE project_id = ANY($1::text[])",
-            list({r["project_id"] for r in rows}),
-        )
-    }
-    progress: dict[str, Progress] = {}
-    if lists:
+        # Progress counts exactly the to-dos just read (the list's active ones).
+        for list_id, group in todos.items():
+            done = sum(1 for t in group if t["completed"])
+            progress[list_id] = Progress(completed=done, total=len(group))
+    elif lists:
         for r in await pool.fetch(
             "SELECT parent_id, count(*) FILTER (WHERE completed) AS done, count(*) AS total "
             "FROM recordings WHERE parent_id = ANY($1::text[]) AND kind = 'todo' "
@@ -273,7 +303,7 @@ async def render(
             lists,
         ):
             progress[r["parent_id"]] = Progress(completed=r["done"], total=r["total"])
-    out = _Renderer(ctx, names, projects)
+    out = _Renderer(ctx)
     result: list[Recording] = []
     for row in rows:
         item = out.one(row, progress)
@@ -287,17 +317,16 @@ async def render(
 
 
 class _Renderer:
-    def __init__(self, ctx: Ctx, names: dict[str, str], projects: dict[str, str]) -> None:
+    def __init__(self, ctx: Ctx) -> None:
         self.base = str(ctx.request.base_url).rstrip("/")
         self.template = ctx.settings.app_url_template
-        self.names = names
-        self.projects = projects
         self.today = datetime.now(UTC).date()
 
-    def person(self, person_id: str | None) -> PersonRef | None:
+    @staticmethod
+    def person(person_id: str | None, name: str | None) -> PersonRef | None:
         if person_id is None:
             return None
-        return PersonRef(id=person_id, name=self.names.get(person_id))
+        return PersonRef(id=person_id, name=name)
 
     def url(self, kind: str, recording_id: str) -> str:
         return f"{self.base}/v1/{PATHS[kind]}/{recording_id}"
@@ -322,10 +351,10 @@ class _Renderer:
             "inherits_visibility": row["own_visible_to_clients"] is None,
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
-            "creator": self.person(row["creator_id"]),
+            "creator": PersonRef(id=row["creator_id"], name=row["creator_name"]),
             "parent": parent,
             "project": ProjectRef(
-                id=pid, name=self.projects.get(pid), url=f"{self.base}/v1/projects/{pid}"
+                id=pid, name=row["project_name"], url=f"{self.base}/v1/projects/{pid}"
             ),
             "url": self.url(kind, rid),
             "app_url": self.template.format(type=kind, id=rid, project_id=pid),
@@ -359,12 +388,15 @@ class _Renderer:
                 notes=row["content"],
                 todolist_id=row["parent_id"],
                 position=row["position"] or 0,
-                assignees=[PersonRef(id=p, name=self.names.get(p)) for p in row["assignee_ids"]],
+                assignees=[
+                    PersonRef(id=p, name=n)
+                    for p, n in zip(row["assignee_ids"], row["assignee_names"] or (), strict=True)
+                ],
                 starts_on=row["starts_on"],
                 due_on=row["due_on"],
                 completed=row["completed"],
                 completed_at=row["completed_at"],
-                completer=self.person(row["completer_id"]),
+                completer=self.person(row["completer_id"], row["completer_name"]),
                 comments_url=comments_url,
                 completion_url=f"{self.url(kind, rid)}/completion",
             )
@@ -374,10 +406,10 @@ class _Renderer:
             notes=row["content"],
             due_on=row["due_on"],
             late=not row["completed"] and row["due_on"] < self.today,
-            responsible=self.person(row["responsible_id"]),
+            responsible=self.person(row["responsible_id"], row["responsible_name"]),
             completed=row["completed"],
             completed_at=row["completed_at"],
-            completer=self.person(row["completer_id"]),
+            completer=self.person(row["completer_id"], row["completer_name"]),
             comments_url=comments_url,
             completion_url=f"{self.url(kind, rid)}/completion",
         )
@@ -426,9 +458,8 @@ async def page(
     )
     limit = ctx.limit()
     condition = where
-    raw = ctx.query("cursor")
-    if raw is not None:
-        after = decode_cursor(raw, list[str])
+    after = cursor(ctx, list[str])
+    if after is not None:
         if len(after) != len(keys):
             raise ApiError(400, "?cursor= is not a cursor of this list")
         slots = []
@@ -443,14 +474,12 @@ async def page(
     rows = await ctx.store.pool.fetch(
         f"{_SELECT} WHERE {condition} ORDER BY {sort} LIMIT ${len(params)}", *params
     )
-    cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        cursor = encode_cursor([str(last[k.column.removeprefix("r.")]) for k in keys])
+    headers = page_headers(
+        ctx, rows, limit, total, lambda last: [str(last[k.column.removeprefix("r.")]) for k in keys]
+    )
     # The SQL filter above already keeps clients to what they see; the access rule has the
     # last word anyway, so a change of the rule cannot leak through a stale SQL filter.
     rows = [r for r in rows[:limit] if can_see_recording(ctx.me, project, recording_facts(r))]
-    headers = {"X-Total-Count": str(total), **next_link(ctx.request, cursor)}
     return Reply(await render(ctx, rows), headers=headers)
 
 
@@ -473,9 +502,7 @@ async def parent_for_list(
         NotFound: no such recording, or the caller may not see it.
     """
     row = await visible_row(ctx, ctx.path("id"), kind)
-    facts = await project_facts(ctx.store.pool, row["project_id"])
-    assert facts is not None
-    return row, facts
+    return row, viewer_facts(ctx, row)
 
 
 def status_filter(ctx: Ctx) -> str:

@@ -12,7 +12,7 @@ the password (any user name), or ``Authorization: Bearer <API token>``. ``POST
 /v1/me/feed_token`` (bearer) makes a new feed token, shows it once with the two personal feed
 URLs, and the old one stops working when the response is sent (read-your-writes). Tokens
 never reach logs: :class:`RedactTokens` blanks ``token=`` and ``access_token=`` in uvicorn's
-access and error log records (installed when this module is imported, i.e. by the app).
+access and error log records (:func:`install_log_redaction`, called by the app's factory).
 
 **Caching.** ``Cache-Control: private`` always; archive pages get a long lifetime. The
 strong ETag is derived, before any entry is read or rendered, from the feed, the viewer's
@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import logging
 import re
 import secrets
 import time
@@ -36,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, Final
+from typing import Final
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -58,6 +57,7 @@ from .api import Api, Ctx, Reply, if_none_match
 from .commands import execute
 from .context import RateLimiter, hash_secret, principal_for_token
 from .problems import ApiError
+from .visibility import Scope, project_scope, viewer_scope
 
 api = Api()
 
@@ -320,7 +320,7 @@ class _Feed:
 
     fmt: str
     viewer: Viewer
-    scope: query.Scope
+    scope: Scope
     key: str
     base: str
     link_query: str
@@ -335,10 +335,11 @@ class _Feed:
         pool = ctx.store.pool
         viewer = await _authenticate(ctx.request, pool, credential)
         if project_id is None:
-            scope = await query.personal_scope(pool, viewer)
+            # Everything the reader may see; an admin's needs no filter.
+            scope = await viewer_scope(pool, viewer, everything=True)
             path, key = "/feeds/activity", f"person:{viewer.person_id}"
         else:
-            scope = await query.project_scope(pool, viewer, project_id)
+            scope = await project_scope(pool, viewer, project_id)
             path, key = f"/feeds/projects/{project_id}", f"project:{project_id}"
         base = str(ctx.request.base_url).rstrip("/")
         link_query = credential.link_query()
@@ -539,44 +540,3 @@ async def _by_feed_token(pool: asyncpg.Pool, token: str) -> Viewer | None:
 
 
 # ------------------------------------------------------------------ logs
-
-_SECRET_PARAM = re.compile(r"((?:^|[?&;])(?:access_)?token=)[^&;#\s\"]*", re.IGNORECASE)
-_REDACTED: Final = "[redacted]"
-
-
-def redact(text: str) -> str:
-    """``text`` with the values of ``token=`` and ``access_token=`` query parameters blanked."""
-    return _SECRET_PARAM.sub(rf"\g<1>{_REDACTED}", text) if "token=" in text.lower() else text
-
-
-class RedactTokens(logging.Filter):
-    """Blanks secret query parameters in log records (uvicorn logs request paths with their
-    query strings: the access log every request, the error log WebSocket handshakes)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(_redact_arg(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _redact_arg(v) for k, v in record.args.items()}
-        return True
-
-
-def _redact_arg(value: Any) -> Any:
-    return redact(value) if isinstance(value, str) else value
-
-
-_LOGGERS: Final[Sequence[str]] = ("uvicorn.access", "uvicorn.error")
-
-
-def install_log_redaction() -> None:
-    """Add :class:`RedactTokens` to uvicorn's loggers (once). Logger filters survive
-    uvicorn's ``dictConfig`` (it replaces handlers, not filters)."""
-    for name in _LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())
-
-
-install_log_redaction()

@@ -5,8 +5,11 @@ latest messages, milestones due soon and late ones, and the latest activity. Rea
 directory, recordings and activity read models.
 
 **Who sees what.** A caller who sees the project sees its overview; a caller who sees only
-what clients see (the shared rule, :func:`~service.http.reports.client_view`) gets an overview
-built from client-visible items alone, counts included, so it never hints at hidden items.
+what clients see (the shared rule, :func:`~service.http.visibility.client_view`) gets an
+overview built from client-visible items alone, counts included, so it never hints at hidden
+items. The latest activity is the project's activity stream as the caller would read it
+(:func:`service.http.activity.recent`, :mod:`service.http.visibility`), with the project's
+people as the people a client may be told about.
 
 **What counts.** Only active items: archived and trashed recordings, and to-dos of archived or
 trashed lists, are left out (the read model's ``effective_status``). "Today" is the current
@@ -19,22 +22,14 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
-import asyncpg
 import msgspec
 
-from ..domain.activity import sentence
 from ..events.projects import ProjectRole
-from .access import visible_project
+from .activity import ActivityEntry, recent
 from .api import Api, Ctx, Reply
-from .people import PersonRef, api_url, person_ref
-from .reports import (
-    ProjectRef,
-    client_view,
-    project_ref,
-    recording_app_url,
-    recording_url,
-    today_utc,
-)
+from .envelope import PATHS, PersonRef, api_url, recording_app_url, recording_url
+from .reports import ProjectRef, project_ref, today_utc
+from .visibility import project_scope
 
 api = Api()
 
@@ -169,30 +164,6 @@ WHERE r.kind = 'milestone' AND NOT r.completed AND {_SEEN} AND r.due_on BETWEEN 
 ORDER BY r.due_on, r.seq
 """
 
-# The activity streams' rule (service/http/activity.py): clients see items about recordings
-# they may see now, and membership items about people on the project now.
-_ACTIVITY = f"""
-SELECT a.kind, a.recording_id, a.recording_kind, a.at, a.excerpt, a.actor_id,
-       actor.name AS actor_name, r.title, parent.title AS parent_title,
-       person.name AS person_name, pr.name AS project_name,
-       (a.actor_id = $3 OR EXISTS (SELECT 1 FROM project_members m
-            WHERE m.project_id = a.project_id AND m.person_id = a.actor_id)) AS actor_on_project
-FROM activity a
-LEFT JOIN people actor ON actor.person_id = a.actor_id
-LEFT JOIN recordings r ON r.recording_id = a.recording_id
-LEFT JOIN recordings parent ON parent.recording_id = a.parent_id
-LEFT JOIN people person ON person.person_id = a.person_id
-LEFT JOIN projects pr ON pr.project_id = a.project_id
-WHERE a.project_id = $1
-  AND (NOT $2 OR CASE
-        WHEN a.recording_id IS NOT NULL THEN coalesce(r.visible_to_clients, false)
-        WHEN a.person_id IS NOT NULL THEN EXISTS (
-            SELECT 1 FROM project_members m
-            WHERE m.project_id = a.project_id AND m.person_id = a.person_id)
-        ELSE true END)
-ORDER BY a.seq DESC LIMIT {RECENT_ACTIVITY}
-"""
-
 
 @api.get(
     "/v1/projects/{project_id}/overview",
@@ -204,8 +175,8 @@ async def project_overview(ctx: Ctx) -> Reply:
     """The overview of a project the caller sees (404 otherwise), filtered for the caller."""
     project_id = ctx.path("project_id")
     pool = ctx.store.pool
-    facts = await visible_project(pool, ctx.me, project_id)
-    clients_only = client_view(ctx.me, facts)
+    scope = await project_scope(pool, ctx.me, project_id)
+    clients_only = bool(scope.clients_only)
     today = today_utc()
     monday = today - timedelta(days=today.weekday())
     week_start = datetime.combine(monday, time(), tzinfo=UTC)
@@ -222,7 +193,7 @@ async def project_overview(ctx: Ctx) -> Reply:
         late = await conn.fetch(
             _MILESTONES, project_id, clients_only, date.min, today - timedelta(days=1)
         )
-        recent = await conn.fetch(_ACTIVITY, project_id, clients_only, ctx.me.person_id)
+        activity = await recent(conn, ctx, scope, RECENT_ACTIVITY)
     assert counts is not None
     return Reply(
         Overview(
@@ -262,7 +233,7 @@ async def project_overview(ctx: Ctx) -> Reply:
                     category=r["category"],
                     creator=None
                     if r["creator_name"] is None
-                    else person_ref(ctx, r["creator_id"], r["creator_name"]),
+                    else PersonRef(id=r["creator_id"], name=r["creator_name"]),
                     created_at=r["created_at"],
                     comments_count=r["comments_count"],
                     url=recording_url(ctx, "message", r["recording_id"]),
@@ -272,7 +243,7 @@ async def project_overview(ctx: Ctx) -> Reply:
             ],
             milestones_due_soon=[_milestone(ctx, r, project_id) for r in soon],
             late_milestones=[_milestone(ctx, r, project_id) for r in late],
-            activity=[_activity(ctx, r, clients_only) for r in recent],
+            activity=[_activity(e) for e in activity],
         )
     )
 
@@ -280,7 +251,7 @@ async def project_overview(ctx: Ctx) -> Reply:
 def _milestone(ctx: Ctx, row: Any, project_id: str) -> MilestoneSummary:
     responsible = None
     if row["responsible_name"] is not None:
-        responsible = person_ref(ctx, row["responsible_id"], row["responsible_name"])
+        responsible = PersonRef(id=row["responsible_id"], name=row["responsible_name"])
     return MilestoneSummary(
         id=row["recording_id"],
         title=row["title"],
@@ -291,32 +262,17 @@ def _milestone(ctx: Ctx, row: Any, project_id: str) -> MilestoneSummary:
     )
 
 
-def _activity(ctx: Ctx, row: asyncpg.Record, clients_only: bool) -> ActivitySummary:
-    actor = None
-    # Clients are told only about people on the project (docs/ACCESS.md); others read
-    # "Someone", as in the activity streams.
-    known = row["actor_name"] is not None and (row["actor_on_project"] or not clients_only)
-    if known:
-        actor = person_ref(ctx, row["actor_id"], row["actor_name"])
+def _activity(entry: ActivityEntry) -> ActivitySummary:
+    actor = None if entry.actor.id is None else PersonRef(id=entry.actor.id, name=entry.actor.name)
+    target = entry.target
     recording = None
-    if row["recording_id"] is not None:
-        kind = row["recording_kind"]
-        recording = RecordingRef(
-            id=row["recording_id"], type=kind, url=recording_url(ctx, kind, row["recording_id"])
-        )
+    if target.type in PATHS:
+        recording = RecordingRef(id=target.id, type=target.type, url=target.url)
     return ActivitySummary(
-        kind=row["kind"],
-        sentence=sentence(
-            row["kind"],
-            actor=row["actor_name"] if known else "",
-            title=row["title"],
-            recording_kind=row["recording_kind"],
-            parent=row["parent_title"],
-            person=row["person_name"],
-            project=row["project_name"],
-        ),
+        kind=entry.kind,
+        sentence=entry.sentence,
         actor=actor,
         recording=recording,
-        at=row["at"],
-        excerpt=row["excerpt"],
+        at=entry.at,
+        excerpt=entry.excerpt,
     )

@@ -9,7 +9,7 @@ stored.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,13 +48,14 @@ from ..events.store import AppendResult
 from .access import visible_projects
 from .api import Api, Ctx, Reply
 from .commands import execute, load, metadata_for, settle
-from .context import decode_cursor, encode_cursor, hash_secret, next_link
-from .envelope import PersonRef as PersonRef  # re-exported: the one person reference
+from .context import hash_secret
+from .envelope import api_url
+from .paging import QUERY as _PAGING
+from .paging import page_headers, seq_after
 
 api = Api()
 
 _TAGS = ["people"]
-_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
 _ATTEMPTS = 5
 _UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
@@ -127,17 +128,6 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def api_url(ctx: Ctx, path: str) -> str:
-    """The absolute URL of API path ``path`` on the server the request came to."""
-    return str(ctx.request.base_url).rstrip("/") + path
-
-
-def person_ref(ctx: Ctx, person_id: str, name: str | None) -> PersonRef:
-    """A reference to a person: the API's one :class:`~service.http.envelope.PersonRef` shape
-    (``name`` null for someone the directory lacks)."""
-    return PersonRef(id=person_id, name=name)
 
 
 def _context(ctx: Ctx) -> Context:
@@ -257,22 +247,6 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
     return {r["project_id"]: r["project_role"] for r in rows}
 
 
-def page_headers(
-    ctx: Ctx, rows: Sequence[asyncpg.Record], limit: int, total: int
-) -> dict[str, str]:
-    """Headers of a page fetched as ``limit + 1`` rows ordered by a ``seq`` column:
-    ``X-Total-Count``, and ``Link rel=next`` (cursor: the page's last ``seq``) if there is more.
-    """
-    cursor = encode_cursor(rows[limit - 1]["seq"]) if len(rows) > limit else None
-    return {"X-Total-Count": str(total), **next_link(ctx.request, cursor)}
-
-
-def cursor_after(ctx: Ctx) -> int:
-    """The ``seq`` after which the requested page starts (0: the first page)."""
-    raw = ctx.query("cursor")
-    return int(decode_cursor(raw, int)) if raw else 0
-
-
 # ------------------------------------------------------------------ people
 
 
@@ -315,7 +289,7 @@ async def create_person(ctx: Ctx) -> Reply:
 )
 async def list_people(ctx: Ctx) -> Reply:
     limit = ctx.limit()
-    after = cursor_after(ctx)
+    after = seq_after(ctx)
     me = ctx.me
     pool = ctx.store.pool
     if me.role == "client":
@@ -497,7 +471,7 @@ async def list_tokens(ctx: Ctx) -> Reply:
         f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE person_id = $1 AND seq > $2 "
         "ORDER BY seq LIMIT $3",
         person_id,
-        cursor_after(ctx),
+        seq_after(ctx),
         limit + 1,
     )
     total = await pool.fetchval("SELECT count(*) FROM api_tokens WHERE person_id = $1", person_id)

@@ -44,13 +44,13 @@ from ..events.projects import ProjectRole, ProjectStatus
 from .access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
 from .commands import append_new, execute, load
-from .envelope import PersonRef
-from .people import api_url, cursor_after, page_headers, person_ref
+from .envelope import PersonRef, api_url
+from .paging import QUERY as _PAGING
+from .paging import page_headers, seq_after
 
 api = Api()
 
 _TAGS = ["projects"]
-_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
 _STATUSES: tuple[ProjectStatus, ...] = ("active", "archived", "trashed")
 _UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
@@ -137,7 +137,7 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project
     project_id = row["project_id"]
     creator = None
     if row["creator_id"] is not None:
-        creator = person_ref(ctx, row["creator_id"], row["creator_name"])
+        creator = PersonRef(id=row["creator_id"], name=row["creator_name"])
     return Project(
         id=project_id,
         name=row["name"],
@@ -195,7 +195,7 @@ async def create_project(ctx: Ctx) -> Reply:
 async def list_projects(ctx: Ctx) -> Reply:
     status = ctx.query_choice("status", _STATUSES, "active")
     limit = ctx.limit()
-    after = cursor_after(ctx)
+    after = seq_after(ctx)
     visible = await visible_projects(ctx.store.pool, ctx.me)
     ids = [pid for pid, facts in visible.items() if facts.status == status]
     rows = await ctx.store.pool.fetch(
@@ -325,7 +325,7 @@ async def list_members(ctx: Ctx) -> Reply:
     rows = await pool.fetch(
         _MEMBER_SELECT + "WHERE m.project_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
         project_id,
-        cursor_after(ctx),
+        seq_after(ctx),
         limit + 1,
     )
     total = await pool.fetchval(

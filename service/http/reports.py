@@ -2,7 +2,8 @@
 
 Read from the recordings and directory read models, over every project the caller can see
 (:func:`~service.http.access.visible_projects`). In a project where the caller sees only what
-is visible to clients (the shared rule, :func:`client_view`), only such items are reported.
+is visible to clients (the shared rule, :func:`~service.http.visibility.client_view`), only such
+items are reported.
 
 What counts: open (not completed) to-dos and milestones that are active, in an active list
 (the read model's ``effective_status``), in an active project. Archived and trashed items,
@@ -12,29 +13,22 @@ are left out: nothing there can be done. "Today" is the current date in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import asyncpg
 import msgspec
 
-from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_recording
 from .access import visible_projects
 from .api import Api, Ctx, Reply
-from .context import decode_cursor, encode_cursor, next_link
-from .people import api_url
+from .envelope import api_url, recording_app_url, recording_url
+from .paging import QUERY as _PAGING
+from .paging import cursor, page_headers
+from .visibility import split_projects
 
 api = Api()
 
 _TAGS = ["reports"]
-_PAGING = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
-_ROUTES = {
-    "todo": "todos",
-    "milestone": "milestones",
-    "todolist": "todolists",
-    "message": "messages",
-}
 
 
 class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,41 +87,6 @@ class Assignments(msgspec.Struct, frozen=True, kw_only=True):
 def today_utc() -> date:
     """The current date in UTC: what "today" means in every report and overview."""
     return datetime.now(UTC).date()
-
-
-def client_view(viewer: Viewer, facts: ProjectFacts) -> bool:
-    """Whether ``viewer`` sees only client-visible recordings of the project: the shared rule
-    :func:`~service.domain.access.can_see_recording`, asked about a hidden probe."""
-    probe = RecordingFacts(
-        recording_id="",
-        project_id=facts.project_id,
-        kind="message",
-        status="active",
-        visible_to_clients=False,
-        creator_id="",
-    )
-    return not can_see_recording(viewer, facts, probe)
-
-
-def split_projects(
-    viewer: Viewer, projects: Mapping[str, ProjectFacts]
-) -> tuple[list[str], list[str]]:
-    """The ids of ``projects`` where ``viewer`` sees everything, and where only what clients see."""
-    full: list[str] = []
-    clients: list[str] = []
-    for project_id, facts in projects.items():
-        (clients if client_view(viewer, facts) else full).append(project_id)
-    return full, clients
-
-
-def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
-    """The API URL of a recording (its flat route)."""
-    return api_url(ctx, f"/v1/{_ROUTES.get(kind, 'recordings')}/{recording_id}")
-
-
-def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -> str:
-    """The front end's URL of a recording (``app_url_template``)."""
-    return ctx.settings.app_url_template.format(type=kind, id=recording_id, project_id=project_id)
 
 
 def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
@@ -241,8 +200,7 @@ async def upcoming(ctx: Ctx) -> Reply:
 
 async def _due_page(ctx: Ctx, condition: str, args: list[Any]) -> Reply:
     limit = ctx.limit()
-    raw = ctx.query("cursor")
-    after: tuple[date, str] | None = decode_cursor(raw, tuple[date, str]) if raw else None
+    after: tuple[date, str] | None = cursor(ctx, tuple[date, str])
     full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
     where = _DUE_FROM + " AND " + condition
     total = await ctx.store.pool.fetchval("SELECT count(*) " + where, full, clients, *args)
@@ -256,8 +214,5 @@ async def _due_page(ctx: Ctx, condition: str, args: list[Any]) -> Reply:
         *page_args,
     )
     items = [due_item(ctx, row) for row in rows[:limit]]
-    cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        cursor = encode_cursor([last["due_on"], last["recording_id"]])
-    return Reply(items, headers={"X-Total-Count": str(total), **next_link(ctx.request, cursor)})
+    headers = page_headers(ctx, rows, limit, total, lambda r: [r["due_on"], r["recording_id"]])
+    return Reply(items, headers=headers)

@@ -32,7 +32,7 @@ from ..events.store import START, Cursor, EventStore
 from .access import visible_project
 from .api import Api, Ctx, Reply
 from .problems import ApiError, FieldError
-from .reports import client_view
+from .visibility import client_view
 
 api = Api()
 
