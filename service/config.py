@@ -32,6 +32,10 @@ class Settings(msgspec.Struct, kw_only=True):
     ws_buffer_bytes: int = 1_048_576
     # CAIRN_FEED_AUTHORITY: the `tag:` URI authority of feed ids.
     feed_authority: str = "cairn.localhost"
+    # CAIRN_RATE_LIMIT / CAIRN_RATE_BURST: API requests per second per person (per instance),
+    # and the burst allowed above that rate; a rate of 0 turns the limit off.
+    rate_limit: float = 200.0
+    rate_burst: float = 400.0
 
 
 def from_env(database_url: str, **overrides: object) -> Settings:
@@ -47,6 +51,8 @@ def from_env(database_url: str, **overrides: object) -> Settings:
         "CAIRN_WS_BUFFER_MESSAGES": ("ws_buffer_messages", int),
         "CAIRN_WS_BUFFER_BYTES": ("ws_buffer_bytes", int),
         "CAIRN_FEED_AUTHORITY": ("feed_authority", str),
+        "CAIRN_RATE_LIMIT": ("rate_limit", float),
+        "CAIRN_RATE_BURST": ("rate_burst", float),
     }
     for var, (field, kind) in names.items():
         if var in os.environ:

@@ -20,7 +20,8 @@ from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..realtime.hub import Hub
 from .api import Api, Ctx, Reply
-from .context import RateLimiter
+from .context import RateLimiter, TokenCache
+from .logs import install_log_redaction
 from .problems import exception_handlers
 from .stream import create_hub, stream
 
@@ -50,6 +51,7 @@ class State(TypedDict):
     store: EventStore
     engine: ProjectionEngine
     limiter: RateLimiter
+    tokens: TokenCache
     hub: Hub
 
 
@@ -94,6 +96,7 @@ def create_app(
     """
     per_second = settings.rate_limit if rate is None else rate
     allowance = settings.rate_burst if burst is None else burst
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -111,6 +114,7 @@ def create_app(
                 "store": store,
                 "engine": engine,
                 "limiter": RateLimiter(per_second, allowance),
+                "tokens": TokenCache(),
                 "hub": hub,
             }
         finally:

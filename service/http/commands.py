@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from ..errors import WrongExpectedVersion
 from ..events.base import Event, Metadata, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
-from .context import Ctx
+from .context import Ctx, TokenCache
 
 S = TypeVar("S")
 
@@ -100,6 +100,14 @@ async def append_new(
     store = ctx.store
     meta = metadata_for(ctx)
     last: AppendResult | None = None
+    if len(appends) == 1:
+        # One append is atomic on its own (one statement): no BEGIN and COMMIT round trips.
+        stream_id, events, project_id = appends[0]
+        last = await store.append(
+            stream_id, events, NO_STREAM, meta, ctx.store_key(stream_id), project_id=project_id
+        )
+        await settle(ctx, last)
+        return last
     async with store.pool.acquire() as conn, conn.transaction():
         for stream_id, events, project_id in appends:
             last = await store.append(
@@ -120,6 +128,11 @@ async def append_new(
 async def settle(ctx: Ctx, result: AppendResult) -> None:
     """Read-your-writes: wait (bounded) until every projection has applied ``result``."""
     await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
+    tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
+    if tokens is not None:
+        # A revocation (or any write) now shows in the read models: token holders read
+        # while it did not yet must be read again (see TokenCache).
+        tokens.written()
 
 
 def fold_with(evolve: Callable[[Any, Event], Any]) -> Callable[[Sequence[Event]], Any]:

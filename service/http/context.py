@@ -131,16 +131,78 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
+class TokenCache:
+    """Who holds which API token, remembered briefly so that most requests skip the look-up.
+
+    An entry (keyed by the token's hash) is used only while (a) nothing was appended to the
+    log since it was read: the store's wake-up generation moves with every commit of this
+    process and every NOTIFY of another, so a revocation, deactivation or role change
+    drops every entry the moment it commits; (b) no write of this process finished waiting
+    for the read models since (:meth:`written`): an entry read while the read models still
+    lagged behind a revocation is dropped once they show it, before that write answers; and
+    (c) for at most ``ttl`` seconds, which bounds the same lag for writes made through other
+    instances (whose read-model catch-up this process is not told about).
+
+    So on the instance that handled it, a revocation holds from its response on, exactly as
+    without the cache; on other instances at most ``ttl`` after their read models show it.
+    Negative answers are not cached.
+    """
+
+    def __init__(self, ttl: float = 1.0, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._epoch = 0
+        self._entries: dict[str, tuple[Viewer, int, int, float]] = {}
+
+    def get(self, token_hash: str, generation: int) -> Viewer | None:
+        """The cached holder of ``token_hash`` if still valid at wake-up ``generation``."""
+        entry = self._entries.get(token_hash)
+        if entry is None:
+            return None
+        viewer, seen, epoch, expires = entry
+        if seen != generation or epoch != self._epoch or time.monotonic() > expires:
+            del self._entries[token_hash]
+            return None
+        return viewer
+
+    def put(self, token_hash: str, viewer: Viewer, generation: int, epoch: int) -> None:
+        """Remember ``viewer`` as read at ``generation`` and ``epoch`` (taken before the read)."""
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[token_hash] = (viewer, generation, epoch, time.monotonic() + self.ttl)
+
+    @property
+    def epoch(self) -> int:
+        """Moves on every :meth:`written`; take it before a look-up, pass it to :meth:`put`."""
+        return self._epoch
+
+    def written(self) -> None:
+        """A write of this process is now visible in the read models: forget every entry."""
+        self._epoch += 1
+        self._entries.clear()
+
+
 async def principal_for_token(request: HTTPConnection, token: str) -> Viewer | None:
     """The active person holding API token ``token``, or None."""
-    row = await request.state.store.pool.fetchrow(
+    token_hash = hash_secret(token)
+    store = request.state.store
+    cache: TokenCache | None = getattr(request.state, "tokens", None)
+    # Taken before the read: a commit or write landing during it makes the entry stale.
+    generation: int = store.wakeups.generation
+    epoch = cache.epoch if cache is not None else 0
+    if cache is not None and (hit := cache.get(token_hash, generation)) is not None:
+        return hit
+    row = await store.pool.fetchrow(
         "SELECT p.person_id, p.role, p.active FROM api_tokens t JOIN people p USING (person_id) "
         "WHERE t.token_hash = $1 AND NOT t.revoked AND p.active",
-        hash_secret(token),
+        token_hash,
     )
     if row is None:
         return None
-    return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
+    viewer = Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
+    if cache is not None:
+        cache.put(token_hash, viewer, generation, epoch)
+    return viewer
 
 
 async def authenticate(request: Request) -> Viewer:
