@@ -9,8 +9,11 @@ Uses ``DATABASE_URL`` if set, else a throwaway embedded PostgreSQL.
    domain's ``decide`` functions, and every append through ``cairn_append`` (the hash chain),
    many appends per round trip (``executemany`` in one transaction per chunk).
 2. In one run: a raw ordered scan of ``events`` (plain asyncpg, pages of 2,000 in log
-   order), then a full rebuild of all projections (``ProjectionEngine.rebuild_many``), then
-   the raw scan again; the rate of the rebuild is compared with the faster scan.
+   order), then a full rebuild of all projections (``ProjectionEngine.rebuild_many``, what
+   ``cairn projections rebuild --all`` runs: new generations from position 0, each filled
+   by its projection's set-based bulk fill up to a cursor fixed first, the rest event by
+   event, then swapped in), then the raw scan again; the rate of the rebuild is compared
+   with the faster scan. Then each projection is rebuilt alone, for where the time goes.
 3. ``cairn serve`` (a real uvicorn in a child process) on that data: p50/p99 of activity page
    GETs (a project's, and everything) and of the project overview.
 

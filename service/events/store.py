@@ -12,6 +12,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import asyncpg
@@ -405,6 +406,51 @@ class EventStore:
         else:
             value = await self._lane.fetchval(_PENDING_PROJECT, cursor[0], cursor[1], project_id)
         return bool(value)
+
+    async def backlog(self, cursor: Cursor) -> tuple[int, datetime | None]:
+        """How many events come after ``cursor`` in log order, and the time of the oldest of
+        them (committed ones, whatever the horizon): a reader's lag."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, min(recorded_at) AS oldest FROM events "
+            "WHERE (tx_id, position) > ($1::xid8, $2::bigint)",
+            cursor[0],
+            cursor[1],
+        )
+        assert row is not None
+        return int(row["n"]), row["oldest"]
+
+    async def count_until(self, cursor: Cursor) -> tuple[int, int]:
+        """(events in the log, events up to and including ``cursor`` in log order)."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS total, "
+            "count(*) FILTER (WHERE (tx_id, position) <= ($1::xid8, $2::bigint)) AS covered "
+            "FROM events",
+            cursor[0],
+            cursor[1],
+        )
+        assert row is not None
+        return int(row["total"]), int(row["covered"])
+
+    async def recorded_at(self, position: int) -> datetime | None:
+        """When the event at ``position`` was recorded (None if there is none)."""
+        value = await self.pool.fetchval(
+            "SELECT recorded_at FROM events WHERE position = $1", position
+        )
+        return value if isinstance(value, datetime) else None
+
+    @staticmethod
+    def log_relation(until: Cursor) -> str:
+        """The events up to ``until`` (inclusive) as a parenthesised SQL relation with the
+        columns of the events table, under the gap-free rule: only rows of transactions
+        below the snapshot's xmin, in a range closed by a cursor from :meth:`head`, so every
+        row in it has committed and no later commit can land inside it. For set-based
+        rebuilds of read models, which must not name the events table themselves."""
+        tx_id, position = int(until[0]), int(until[1])
+        return (
+            "(SELECT * FROM events "
+            f"WHERE (tx_id, position) <= ('{tx_id}'::xid8, {position}::bigint) "
+            "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()))"
+        )
 
     async def subscribe(
         self, after: int = 0, *, project_id: str | None = None, batch: int = 500

@@ -8,13 +8,14 @@ from the clock, so a rebuild gives the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from ..events import people as pe
 from ..events import projects as pr
-from ..events.base import RecordedEvent
+from ..events.base import Event, RecordedEvent, decode_event
 
 _PERSON_FIELDS = {"name", "email", "role", "company", "title"}
 _PROJECT_FIELDS = {"name", "description", "clients_enabled"}
@@ -27,6 +28,8 @@ class Directory:
     name = "directory"
     version = 2
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
+    stream_prefixes = ("person-", "project-")
+    """E-mail claims and recordings change nothing here."""
 
     def ddl(self) -> str:
         return """
@@ -85,6 +88,27 @@ class Directory:
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         for recorded in events:
             await self._apply_one(conn, recorded)
+
+    async def bulk_fill(self, conn: asyncpg.Connection, log: str) -> bool:
+        """The whole directory from ``log`` (see bulk.py): the few per cent of the log in
+        people's and projects' streams, read in log order and folded in memory by
+        :class:`_Fold` (the statements of :meth:`apply`, on dictionaries), then copied in."""
+        rows = await conn.fetch(
+            "SELECT position, stream_id, event_type, schema_version, data, "
+            f"metadata->>'actor' AS actor, recorded_at FROM {log} e "
+            "WHERE stream_id ^@ 'person-' OR stream_id ^@ 'project-' ORDER BY tx_id, position"
+        )
+        fold = _Fold()
+        for row in rows:
+            event = decode_event(row["event_type"], row["schema_version"], row["data"])
+            if not fold.apply(
+                row["stream_id"], row["position"], row["actor"], row["recorded_at"], event
+            ):
+                return False
+        for table, records in fold.tables().items():
+            if records:
+                await conn.copy_records_to_table(table, records=records, columns=_COLUMNS[table])
+        return True
 
     async def _apply_one(self, conn: asyncpg.Connection, r: RecordedEvent) -> None:
         e = r.event
@@ -205,3 +229,156 @@ async def _patch(
             sets.append(f"{change.field} = ${len(values)}")
     sets.append("updated_at = $2")
     await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {key} = $1", *values)
+
+
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "people": (
+        "person_id", "name", "email", "role", "company", "title", "active", "created_at",
+        "updated_at", "seq",
+    ),
+    "api_tokens": (
+        "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
+        "seq",
+    ),
+    "feed_tokens": ("person_id", "token_hash", "rotated_at"),
+    "projects": (
+        "project_id", "name", "description", "clients_enabled", "status", "creator_id",
+        "created_at", "updated_at", "seq",
+    ),
+    "project_members": ("project_id", "person_id", "project_role", "added_at", "seq"),
+}  # fmt: skip
+_STATUS: dict[type[Event], str] = {
+    pr.ProjectArchived: "archived",
+    pr.ProjectUnarchived: "active",
+    pr.ProjectTrashed: "trashed",
+    pr.ProjectRestored: "active",
+}
+
+
+class _Fold:
+    """The directory's tables as dictionaries, changed as :meth:`Directory.apply`'s
+    statements change the tables (same keys, same conflicts, same no-ops on missing rows)."""
+
+    def __init__(self) -> None:
+        self.people: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.hashes: set[str] = set()
+        self.feed: dict[str, dict[str, Any]] = {}
+        self.projects: dict[str, dict[str, Any]] = {}
+        self.members: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def apply(
+        self, stream_id: str, position: int, actor: str | None, at: datetime, e: Event
+    ) -> bool:
+        """Fold one event; False where a statement of ``apply`` would fail (a duplicate key
+        or a column set twice): the bulk fill then declines, leaving it to ``apply``."""
+        person_id = stream_id.removeprefix("person-")
+        project_id = stream_id.removeprefix("project-")
+        match e:
+            case pe.PersonCreated():
+                if e.person_id in self.people:
+                    return False
+                self.people[e.person_id] = {
+                    "person_id": e.person_id, "name": e.name, "email": e.email, "role": e.role,
+                    "company": e.company, "title": e.title, "active": True, "created_at": at,
+                    "updated_at": at, "seq": position,
+                }  # fmt: skip
+            case pe.PersonEdited():
+                return _patch_row(self.people.get(person_id), e.changes, _PERSON_FIELDS, at)
+            case pe.PersonDeactivated():
+                if (person := self.people.get(person_id)) is not None:
+                    person.update(active=False, updated_at=at)
+                for token in self.tokens.values():
+                    if token["person_id"] == person_id and not token["revoked"]:
+                        token.update(revoked=True, revoked_at=at)
+                self.feed.pop(person_id, None)
+            case pe.PersonReactivated():
+                if (person := self.people.get(person_id)) is not None:
+                    person.update(active=True, updated_at=at)
+            case pe.TokenIssued():
+                if e.token_id in self.tokens or e.token_hash in self.hashes:
+                    return False
+                self.hashes.add(e.token_hash)
+                self.tokens[e.token_id] = {
+                    "token_id": e.token_id, "person_id": person_id,
+                    "token_hash": e.token_hash, "label": e.label, "revoked": False,
+                    "created_at": at, "revoked_at": None, "seq": position,
+                }  # fmt: skip
+            case pe.TokenRevoked():
+                issued = self.tokens.get(e.token_id)
+                if issued is not None and not issued["revoked"]:
+                    issued.update(revoked=True, revoked_at=at)
+            case pe.FeedTokenRotated():
+                if any(
+                    f["token_hash"] == e.token_hash and p != person_id for p, f in self.feed.items()
+                ):
+                    return False
+                self.feed[person_id] = {
+                    "person_id": person_id,
+                    "token_hash": e.token_hash,
+                    "rotated_at": at,
+                }
+            case pr.ProjectCreated():
+                if e.project_id in self.projects:
+                    return False
+                self.projects[e.project_id] = {
+                    "project_id": e.project_id, "name": e.name, "description": e.description,
+                    "clients_enabled": e.clients_enabled, "status": "active", "creator_id": actor,
+                    "created_at": at, "updated_at": at, "seq": position,
+                }  # fmt: skip
+            case pr.ProjectEdited():
+                return _patch_row(self.projects.get(project_id), e.changes, _PROJECT_FIELDS, at)
+            case (
+                pr.ProjectArchived()
+                | pr.ProjectUnarchived()
+                | pr.ProjectTrashed()
+                | pr.ProjectRestored()
+            ):
+                if (project := self.projects.get(project_id)) is not None:
+                    project.update(status=_STATUS[type(e)], updated_at=at)
+            case pr.ProjectMemberAdded():
+                member = self.members.get((project_id, e.person_id))
+                if member is not None:
+                    member["project_role"] = e.project_role
+                else:
+                    self.members[(project_id, e.person_id)] = {
+                        "project_id": project_id, "person_id": e.person_id,
+                        "project_role": e.project_role, "added_at": at, "seq": position,
+                    }  # fmt: skip
+            case pr.ProjectMemberRoleChanged():
+                if (member := self.members.get((project_id, e.person_id))) is not None:
+                    member["project_role"] = e.after
+            case pr.ProjectMemberRemoved():
+                self.members.pop((project_id, e.person_id), None)
+            case _:
+                pass
+        return True
+
+    def tables(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every table's rows, as records in :data:`_COLUMNS` order."""
+        sources: dict[str, Any] = {
+            "people": self.people,
+            "api_tokens": self.tokens,
+            "feed_tokens": self.feed,
+            "projects": self.projects,
+            "project_members": self.members,
+        }
+        return {
+            table: [tuple(row[c] for c in _COLUMNS[table]) for row in rows.values()]
+            for table, rows in sources.items()
+        }
+
+
+def _patch_row(
+    row: dict[str, Any] | None, changes: Sequence[Any], allowed: set[str], at: datetime
+) -> bool:
+    """:func:`_patch` on a dictionary (False where its UPDATE would set a column twice)."""
+    fields = [c.field for c in changes if c.field in allowed]
+    if len(fields) != len(set(fields)):
+        return False
+    if row is not None:
+        for change in changes:
+            if change.field in allowed:
+                row[change.field] = change.after
+        row["updated_at"] = at
+    return True

@@ -34,6 +34,7 @@ from ..errors import CairnError
 from ..events.base import RecordedEvent
 from ..events.store import START, Cursor, EventStore
 from ..events.wakeup import TRANSIENT_ERRORS
+from .bulk import log_until
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class Projection(Protocol):
     # given only the events of streams starting with one of them (still in log order), and
     # is not called for a batch with none; the checkpoint moves on regardless. It spares
     # every projection a Python loop over events it ignores, which dominates rebuilds.
+    #
+    # Optional: ``bulk_fill(conn, log) -> bool`` (see bulk.py). When a projection has it, a
+    # rebuild fills the new generation with it in SQL up to a cursor fixed first, then
+    # applies the rest with ``apply``.
 
     def ddl(self) -> str:
         """CREATE statements for the tables, with unqualified names (run with the search
@@ -71,6 +76,10 @@ class Projection(Protocol):
 
 class UnknownProjection(CairnError):
     """Raised when a command names a projection that is not registered."""
+
+
+class _Declined(Exception):
+    """A bulk fill declined the log: roll its transaction back."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,8 @@ class ProjectionEngine:
         projections: every read model of the app.
         batch: events per transaction when following the log.
         rebuild_batch: events per transaction when rebuilding (larger: fewer round trips).
+        bulk: let rebuilds use the projections' set-based ``bulk_fill`` where they have one
+            (False: always event by event, e.g. to watch a slow fill).
     """
 
     def __init__(
@@ -119,6 +130,7 @@ class ProjectionEngine:
         *,
         batch: int = 500,
         rebuild_batch: int = 2000,
+        bulk: bool = True,
     ) -> None:
         for p in projections:
             if not _NAME.match(p.name):
@@ -127,6 +139,7 @@ class ProjectionEngine:
         self.projections = {p.name: p for p in projections}
         self.batch = batch
         self.rebuild_batch = rebuild_batch
+        self.bulk = bulk
         self._generation: dict[str, int] = {}
         self._progress: dict[str, Cursor] = {}
         self._changed = asyncio.Condition()
@@ -367,15 +380,25 @@ class ProjectionEngine:
             await self._rebuild([self.projections[n] for n in names], conn=conn, progress=progress)
 
     async def build_shadow(
-        self, name: str, *, until: Cursor | None = None, batch: int | None = None
+        self,
+        name: str,
+        *,
+        until: Cursor | None = None,
+        batch: int | None = None,
+        bulk_until: Cursor | None = None,
     ) -> str:
         """Fill a fresh, unlisted generation of ``name`` up to ``until`` (default: the log's
         head) and return its schema, without swapping it in or touching the checkpoint.
 
-        For checks (rebuild equality) and benchmarks; drop it with :meth:`drop_shadow`.
+        Event by event in batches of ``batch``, or, with ``bulk_until`` (not after
+        ``until``), with the projection's ``bulk_fill`` up to ``bulk_until`` and event by
+        event from there. For checks (rebuild equality) and benchmarks; drop it with
+        :meth:`drop_shadow`.
 
         Raises:
             UnknownProjection: no projection has that name.
+            ValueError: ``bulk_until`` is given and the projection has no ``bulk_fill``, or
+                it declined this log.
         """
         if name not in self.projections:
             raise UnknownProjection(f"no projection is named {name!r}")
@@ -384,14 +407,27 @@ class ProjectionEngine:
             row = await conn.fetchrow(
                 "SELECT generation FROM projections WHERE name = $1", projection.name
             )
-            # Far above any generation a rebuild would take next, so the two never meet.
-            shadow = (row["generation"] if row is not None else 0) + 1000
+            # Far above any generation a rebuild would take next, so the two never meet,
+            # and above other shadows, so several can be compared.
+            taken = await conn.fetchval(
+                "SELECT max(substring(nspname FROM '[0-9]+$')::int) FROM pg_namespace "
+                "WHERE nspname ~ ('^p_' || $1 || '_[0-9]+$')",
+                projection.name,
+            )
+            shadow = max((row["generation"] if row is not None else 0) + 1000, (taken or 0) + 1)
             async with conn.transaction():
                 await self._create_generation(conn, projection, shadow)
             target = until if until is not None else await self.store.head()
+            start = START
+            if bulk_until is not None:
+                if not await self._bulk(projection, shadow, bulk_until):
+                    await conn.execute(f"DROP SCHEMA {_schema(projection.name, shadow)} CASCADE")
+                    raise ValueError(f"projection {name!r} has no bulk fill or declined this log")
+                start = bulk_until
             await self._fill(
-                conn, [projection], {projection.name: shadow}, until=target, batch=batch
-            )
+                conn, [projection], {projection.name: shadow}, start=start, until=target,
+                batch=batch,
+            )  # fmt: skip
         return _schema(projection.name, shadow)
 
     async def drop_shadow(self, schema: str) -> None:
@@ -406,19 +442,20 @@ class ProjectionEngine:
         projections: Sequence[Projection],
         generations: dict[str, int],
         *,
+        start: Cursor = START,
         until: Cursor | None = None,
         batch: int | None = None,
         progress: Callable[[int, int], None] | None = None,
         total: int = 0,
     ) -> tuple[Cursor, int]:
-        """Apply the log from the start to new generations, batch by batch, until a batch
+        """Apply the log after ``start`` to new generations, batch by batch, until a batch
         comes back short (or ``until`` is reached). Returns the cursor and count applied.
 
         The next batch is read while the current one is applied: reading and decoding the
         log costs about as much as applying it, and they use different connections.
         """
         size = batch or self.rebuild_batch
-        cursor: Cursor = START
+        cursor: Cursor = start
         applied = 0
 
         async def read(after: Cursor) -> list[RecordedEvent]:
@@ -482,6 +519,27 @@ class ProjectionEngine:
             )
             await projection.apply(conn, mine)
 
+    async def _bulk(self, projection: Projection, generation: int, until: Cursor) -> bool:
+        """Fill ``generation`` of ``projection`` with its ``bulk_fill`` up to ``until``, on a
+        connection of its own; False (nothing kept) if it declined."""
+        fill = getattr(projection, "bulk_fill", None)
+        if fill is None:
+            return False
+        async with self.store.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    # As in _apply_shadow: a generation being built is thrown away on failure.
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                    await conn.execute(
+                        f"SET LOCAL search_path = {_schema(projection.name, generation)}, public"
+                    )
+                    if not await fill(conn, log_until(until)):
+                        raise _Declined
+            except _Declined:
+                _log.warning("projection %s: bulk fill declined; event by event", projection.name)
+                return False
+        return True
+
     async def _rebuild(
         self,
         projections: Sequence[Projection],
@@ -499,11 +557,33 @@ class ProjectionEngine:
             new[projection.name] = old[projection.name] + 1
             async with conn.transaction():
                 await self._create_generation(conn, projection, new[projection.name])
-        total = int(await conn.fetchval("SELECT count(*) FROM events"))
-        cursor, applied = await self._fill(conn, projections, new, progress=progress, total=total)
+        # Everything up to a cursor fixed now is filled in bulk or event by event (those
+        # without a bulk fill, from one shared read of the log); the rest is applied
+        # under each projection's lock at the swap.
+        until = await self.store.head()
+        total, covered = await self.store.count_until(until)
+        bulk = [p for p in projections if self.bulk and hasattr(p, "bulk_fill")]
+        rest = [p for p in projections if p not in bulk]
+
+        async def fill_bulk() -> list[Projection]:
+            # Each on its own connection: the database works on several at once while this
+            # process routes (and fills the others).
+            done = await asyncio.gather(*(self._bulk(p, new[p.name], until) for p in bulk))
+            if progress is not None and any(done):
+                progress(covered, max(total, covered))
+            return [p for p, ok in zip(bulk, done, strict=True) if not ok]
+
+        async def fill_rest(which: Sequence[Projection]) -> None:
+            if which:
+                await self._fill(conn, which, new, until=until, progress=progress, total=total)
+
+        declined, _ = await asyncio.gather(fill_bulk(), fill_rest(rest))
+        if declined:
+            # A declined bulk fill rolled back: its generation is empty, fill it the slow way.
+            await fill_rest(declined)
         for projection in projections:
             end, done = await self._swap(
-                conn, projection, old[projection.name], new[projection.name], cursor, applied
+                conn, projection, old[projection.name], new[projection.name], until, covered
             )
             if progress is not None:
                 progress(done, max(total, done))
@@ -549,9 +629,7 @@ class ProjectionEngine:
                     new,
                 )
             if last is None and cursor != START:
-                last_at = await conn.fetchval(
-                    "SELECT recorded_at FROM events WHERE position = $1", cursor[1]
-                )
+                last_at = await self.store.recorded_at(cursor[1])
             else:
                 last_at = last.recorded_at if last is not None else None
             await conn.execute(
@@ -584,15 +662,10 @@ class ProjectionEngine:
             if row is None:
                 result.append(ProjectionStatus(name, projection.version, 0, 0, 0, -1, 0.0))
                 continue
-            lag = await self.store.pool.fetchrow(
-                "SELECT count(*) AS n, min(recorded_at) AS oldest FROM events "
-                "WHERE (tx_id, position) > ($1::xid8, $2::bigint)",
-                row["tx_id"],
-                row["position"],
-            )
+            lag_events, oldest = await self.store.backlog((int(row["tx_id"]), row["position"]))
             seconds = 0.0
-            if lag["oldest"] is not None:
-                seconds = max(0.0, (datetime.now(UTC) - lag["oldest"]).total_seconds())
+            if oldest is not None:
+                seconds = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
             result.append(
                 ProjectionStatus(
                     name=name,
@@ -600,7 +673,7 @@ class ProjectionEngine:
                     generation=row["generation"],
                     position=row["position"],
                     events_applied=row["events_applied"],
-                    lag_events=int(lag["n"]),
+                    lag_events=lag_events,
                     lag_seconds=seconds,
                 )
             )

@@ -153,6 +153,7 @@ class Recordings:
     name = "recordings"
     version = 1
     tables: Sequence[str] = ("recordings", "subscriptions")
+    stream_prefixes = ("recording-",)
 
     def ddl(self) -> str:
         return """
@@ -196,6 +197,12 @@ class Recordings:
         );
         CREATE INDEX subscriptions_person ON subscriptions (person_id);
         """
+
+    async def bulk_fill(self, conn: asyncpg.Connection, log: str) -> bool:
+        """The whole read model from ``log`` in SQL (see recordings_bulk.py and bulk.py)."""
+        from .recordings_bulk import bulk_fill
+
+        return await bulk_fill(conn, log)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         mine = [r for r in events if r.stream_id.startswith(_PREFIX)]
