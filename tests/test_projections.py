@@ -63,11 +63,22 @@ async def _differences(conn: asyncpg.Connection, a: str, b: str) -> dict[str, tu
 
 
 async def _caught_up(engine: ProjectionEngine) -> tuple[int, int]:
-    """Wait until every projection has applied the whole log; return the log's head."""
-    head = await engine.store.head()
-    await engine.refresh()
-    assert await engine.wait_for(head, 60), await engine.status()
-    return head
+    """Wait until every projection has applied the whole log; return the log's head.
+
+    ``head()`` is the last event a gap-free reader may read *now*: an open transaction
+    anywhere (a live server's projection batch, say) can hide later, committed events. So
+    wait for the projections, then check that nothing committed is still hidden behind
+    the head, and go again if something is (otherwise the read models may be caught up to
+    different points of a log that is not all visible yet)."""
+    store = engine.store
+    while True:
+        seen = store.wakeups.generation
+        head = await store.head()
+        await engine.refresh()
+        assert await engine.wait_for(head, 60), await engine.status()
+        if not await store.has_hidden(head):
+            return head
+        await store.wakeups.wait(seen, 0.05)
 
 
 async def _live_schema(conn: asyncpg.Connection, name: str) -> str:
