@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from .conftest import LiveServer
@@ -49,6 +51,14 @@ async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> Non
         finally:
             await store.close()
         async with httpx.AsyncClient(base_url=base) as client:
+            # The directory follows the log: wait until Bob's token works (a 401 is not
+            # counted against anyone's rate), so that his later answer can only be about rates.
+            for _ in range(500):
+                probe = await client.get("/v1/me", headers={"Authorization": f"Bearer {bob.token}"})
+                if probe.status_code != 401:
+                    break
+                await asyncio.sleep(0.01)
+            assert probe.status_code == 200
             statuses = []
             for _ in range(200):
                 r = await client.get("/v1/me", headers={"Authorization": f"Bearer {ada.token}"})
