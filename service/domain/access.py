@@ -117,6 +117,19 @@ class AccountAction(StrEnum):
     MANAGE_TOKENS = "manage_tokens"
 
 
+def hidden_probe(project_id: str) -> RecordingFacts:
+    """The least visible recording a project can hold: hidden from clients. Asking
+    :func:`can_see_recording` about it tells whether a viewer sees hidden items at all."""
+    return RecordingFacts(
+        recording_id="",
+        project_id=project_id,
+        kind="message",
+        status="active",
+        visible_to_clients=False,
+        creator_id="",
+    )
+
+
 def can_see_project(viewer: Viewer, project: ProjectFacts) -> bool:
     """Whether ``viewer`` may know that ``project`` exists.
 

@@ -7,11 +7,12 @@ projection, and turns "may not see" into the same 404 as "does not exist".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
-from ..domain.access import ProjectFacts, Viewer, can_see_project
+from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project
 from ..errors import NotFound
 
 _FACTS = """
@@ -22,6 +23,19 @@ FROM projects p LEFT JOIN project_members m ON m.project_id = p.project_id
 WHERE p.project_id = ANY($1::text[])
 GROUP BY p.project_id, p.status, p.clients_enabled
 """
+
+
+def recording_facts(row: asyncpg.Record | Mapping[str, Any]) -> RecordingFacts:
+    """The access facts of a ``recordings`` read-model row (visibility already effective)."""
+    return RecordingFacts(
+        recording_id=row["recording_id"],
+        project_id=row["project_id"],
+        kind=row["kind"],
+        status=row["status"],
+        visible_to_clients=row["visible_to_clients"],
+        creator_id=row["creator_id"],
+        assignee_ids=frozenset(row["assignee_ids"]),
+    )
 
 
 def _facts(row: asyncpg.Record) -> ProjectFacts:

@@ -17,10 +17,10 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
-from ..domain.access import KIND_LABELS, ProjectFacts, RecordingFacts, can_see_recording
+from ..domain.access import KIND_LABELS, ProjectFacts, can_see_recording
 from ..errors import NotFound
 from ..events.recordings import RecordingKind
-from .access import visible_project
+from .access import recording_facts, visible_project
 from .api import Reply
 from .context import Ctx
 from .paging import cursor, page_headers
@@ -204,19 +204,6 @@ CROSS JOIN LATERAL (
 def label(kind: RecordingKind | None) -> str:
     """How messages to people name ``kind`` (``recording`` for any)."""
     return KIND_LABELS[kind] if kind is not None else "recording"
-
-
-def recording_facts(row: asyncpg.Record | dict[str, Any]) -> RecordingFacts:
-    """The access facts of a read-model row (visibility already effective there)."""
-    return RecordingFacts(
-        recording_id=row["recording_id"],
-        project_id=row["project_id"],
-        kind=row["kind"],
-        status=row["status"],
-        visible_to_clients=row["visible_to_clients"],
-        creator_id=row["creator_id"],
-        assignee_ids=frozenset(row["assignee_ids"]),
-    )
 
 
 def sees_hidden(ctx: Ctx, project: ProjectFacts) -> bool:

@@ -28,7 +28,13 @@ from typing import Any, Final
 
 import asyncpg
 
-from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_recording
+from ..domain.access import (
+    ProjectFacts,
+    RecordingFacts,
+    Viewer,
+    can_see_recording,
+    hidden_probe,
+)
 from ..domain.activity import sentence
 from ..errors import NotFound
 from .access import visible_project, visible_projects
@@ -74,18 +80,6 @@ def named(inner: str, order: str, *, content: bool = False) -> str:
     they mention and the facts :meth:`Scope.may_see` needs, ordered by ``seq`` ``order``;
     ``content`` adds the target's body (column ``content``)."""
     return _NAMED.format(inner=inner, order=order, extra=", r.content" if content else "")
-
-
-def hidden_probe(project_id: str) -> RecordingFacts:
-    """The least visible recording a project can hold: hidden from clients."""
-    return RecordingFacts(
-        recording_id="",
-        project_id=project_id,
-        kind="message",
-        status="active",
-        visible_to_clients=False,
-        creator_id="",
-    )
 
 
 def client_view(viewer: Viewer, facts: ProjectFacts) -> bool:

@@ -79,11 +79,6 @@ class Connection:
         """Whether the connection is closed or closing: pushes are ignored."""
         return self.close_code is not None or self.finished.is_set()
 
-    @property
-    def buffered(self) -> int:
-        """Frames waiting in the send buffer."""
-        return len(self._queue)
-
     def push(self, frame: Outgoing, *, event: bool = False) -> None:
         """Queue ``frame`` for sending, in order; never blocks.
 

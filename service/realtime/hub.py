@@ -36,14 +36,15 @@ from ..domain.access import (
     Viewer,
     can_see_project,
     can_see_recording,
+    hidden_probe,
 )
 from ..domain.activity import KnownRecording, activity_of
 from ..errors import DatabaseUnavailable, UnknownPosition
-from ..events.base import RecordedEvent, type_name
+from ..events.base import RecordedEvent
 from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
 from ..events.store import START, Cursor, EventStore
 from ..events.wakeup import TRANSIENT_ERRORS
-from ..http.access import project_facts, viewer_by_id
+from ..http.access import project_facts, recording_facts, viewer_by_id
 from ..projections.engine import ProjectionEngine
 from .connection import Connection, Limits
 from .counters import Counters
@@ -118,23 +119,11 @@ class _Judged:
         if self.recording_id is not None:
             # Not in the read model (a broken projection): only those who see recordings
             # hidden from clients may see it.
-            return can_see_recording(viewer, self.project, _hidden(self.project.project_id))
+            return can_see_recording(viewer, self.project, hidden_probe(self.project.project_id))
         return can_see_project(viewer, self.project)
 
     def frame(self) -> EventFrame:
         return event_frame(self.event, self.kind)
-
-
-def _hidden(project_id: str) -> RecordingFacts:
-    # The least visible recording a project can hold: hidden from clients.
-    return RecordingFacts(
-        recording_id="",
-        project_id=project_id,
-        kind="message",
-        status="active",
-        visible_to_clients=False,
-        creator_id="",
-    )
 
 
 class Hub:
@@ -457,7 +446,7 @@ class Hub:
                     event=event,
                     project=projects[event.project_id],
                     recording_id=recording_id,
-                    recording=None if row is None else _recording_facts(row),
+                    recording=None if row is None else recording_facts(row),
                     kind=_kind(event, row),
                 )
             )
@@ -524,18 +513,6 @@ class Hub:
                         self._end(sub, "access_revoked", "you may no longer see this project")
 
 
-def _recording_facts(row: asyncpg.Record) -> RecordingFacts:
-    return RecordingFacts(
-        recording_id=row["recording_id"],
-        project_id=row["project_id"],
-        kind=row["kind"],
-        status=row["status"],
-        visible_to_clients=row["visible_to_clients"],
-        creator_id=row["creator_id"],
-        assignee_ids=frozenset(row["assignee_ids"]),
-    )
-
-
 def _kind(event: RecordedEvent, row: asyncpg.Record | None) -> str:
     """The activity kind of ``event`` (``todo_assigned``…), else its snake_case type."""
     known = None
@@ -555,4 +532,4 @@ def _kind(event: RecordedEvent, row: asyncpg.Record | None) -> str:
         recorded_at=event.recorded_at,
         recording=known,
     )
-    return item.kind if item is not None else kind_of(type_name(type(event.event)))
+    return item.kind if item is not None else kind_of(event.event_type)

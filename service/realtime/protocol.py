@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from ..events.base import RecordedEvent, encode_data, type_name
+from ..events.base import RecordedEvent, encode_data
 
 ALL: Final = "all"
 """The ``project_id`` of a subscription to every project the person may see."""
@@ -188,7 +188,7 @@ def event_frame(event: RecordedEvent, kind: str | None = None) -> EventFrame:
     return EventFrame(
         position=event.position,
         project_id=event.project_id,
-        kind=kind or kind_of(type_name(type(event.event))),
+        kind=kind or kind_of(event.event_type),
         recording=recording_of(event),
         actor=event.metadata.actor,
         data=msgspec.Raw(encode_data(event.event)),
