@@ -59,7 +59,7 @@ async def create_admin(store: EventStore, name: str, email: str) -> NewAdmin:
         await store.append(
             claim_stream,
             decide_claim_email(claim, person_id),
-            claim.version if claim.version else NO_STREAM,
+            claim.version,  # 0 is NO_STREAM
             meta,
             connection=conn,
         )

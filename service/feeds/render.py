@@ -222,8 +222,3 @@ class _Creator(BaseEntryExtension):  # type: ignore[misc]
         if self.creator:
             etree.SubElement(item, f"{{{_DC_NS}}}creator").text = self.creator
         return item
-
-
-def utc(value: datetime) -> datetime:
-    """``value`` in UTC (feeds print every time in UTC, so equal instants print alike)."""
-    return value.astimezone(UTC)

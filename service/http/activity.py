@@ -34,7 +34,7 @@ from ..domain.access import can_see_person
 from ..domain.activity import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
 from ..events.recordings import FieldChange
-from .api import Api, Ctx, Reply, etag_for, if_none_match
+from .api import Api, Ctx, Reply
 from .context import decode_cursor, encode_cursor
 from .envelope import api_url, recording_url
 from .problems import ApiError, FieldError
@@ -55,7 +55,6 @@ _QUERY = {
     "limit": "page size, 1-100 (default 25)",
     "cursor": "from a Link rel=next or rel=prev",
 }
-_encoder = msgspec.json.Encoder()
 
 
 # ------------------------------------------------------------------ representations
@@ -419,7 +418,7 @@ def _as2_response(
     next_url: str | None,
     prev_url: str | None,
     headers: dict[str, str],
-) -> Response:
+) -> Reply:
     page_url = str(ctx.request.url)
     collection = str(ctx.request.url.remove_query_params("cursor"))
     body: dict[str, Any] = {
@@ -436,12 +435,7 @@ def _as2_response(
         body["next"] = next_url
     if prev_url:
         body["prev"] = prev_url
-    data = _encoder.encode(body)
-    etag = etag_for(data)
-    headers = {**headers, "ETag": etag, "Cache-Control": "private, no-cache"}
-    if if_none_match(ctx.request, etag):
-        return Response(status_code=304, headers=headers)
-    return Response(data, 200, headers=headers, media_type=AS2_MEDIA)
+    return Reply(body, headers=headers, media_type=AS2_MEDIA)
 
 
 def as2_activity(entry: ActivityEntry, as_type: str, base_url: str) -> dict[str, Any]:

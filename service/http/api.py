@@ -34,6 +34,7 @@ class Reply:
     body: Any
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 Handler = Callable[[Ctx], Awaitable["Reply | Response"]]
@@ -81,7 +82,7 @@ def json_response(request: Request, reply: Reply) -> Response:
         headers.setdefault("Cache-Control", "private, no-cache")
         if if_none_match(request, etag):
             return Response(status_code=304, headers=headers)
-    return Response(body, reply.status, headers=headers, media_type=JSON)
+    return Response(body, reply.status, headers=headers, media_type=reply.media_type)
 
 
 class Api:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypedDict
+from typing import TypedDict
 
 import msgspec
 from starlette.applications import Starlette
@@ -77,14 +77,6 @@ def all_apis() -> list[Api]:
         module = importlib.import_module(f"service.http.{name}")
         apis.append(module.api)
     return apis
-
-
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of every endpoint."""
-    merged = Api()
-    for api in all_apis():
-        merged.endpoints.extend(api.endpoints)
-    return merged.openapi(title="Cairn API", version=__version__)
 
 
 def create_app(

@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import UTC, datetime
+from typing import TypeVar
 
+from ..domain.context import Context
 from ..errors import WrongExpectedVersion
 from ..events.base import Event, Metadata, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
@@ -73,7 +75,7 @@ async def execute(
             result = await ctx.store.append(
                 stream_id,
                 new_events,
-                loaded.version if loaded.version else NO_STREAM,
+                loaded.version,  # 0 is NO_STREAM
                 metadata_for(ctx),
                 ctx.store_key(stream_id),
                 project_id=project_id,
@@ -135,13 +137,6 @@ async def settle(ctx: Ctx, result: AppendResult) -> None:
         tokens.written()
 
 
-def fold_with(evolve: Callable[[Any, Event], Any]) -> Callable[[Sequence[Event]], Any]:
-    """A fold from an ``evolve(state | None, event)`` function."""
-
-    def fold(events: Sequence[Event]) -> Any:
-        state = None
-        for event in events:
-            state = evolve(state, event)
-        return state
-
-    return fold
+def context(ctx: Ctx) -> Context:
+    """The domain context of this request: the caller, now."""
+    return Context(actor=ctx.me, now=datetime.now(UTC))

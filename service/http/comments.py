@@ -8,8 +8,9 @@ import msgspec
 
 from ..domain.comments import AddComment, EditComment, decide_add_comment
 from .api import Api, Ctx, Reply
+from .commands import context
 from .envelope import SEQ_ASC, Comment, page, parent_for_list, show, status_filter
-from .recordings import change, context, create, edit_decision, load
+from .recordings import change, create, edit_decision, load
 
 api = Api()
 _TAGS: Final = ["comments"]

@@ -214,16 +214,21 @@ async def authenticate(request: Request) -> Viewer:
     principal = await principal_for_token(request, token)
     if principal is None:
         raise ApiError(401, "the token is unknown or revoked", headers=_WWW)
+    rate_limit(request, principal.person_id)
+    return principal
+
+
+def rate_limit(request: HTTPConnection, person_id: str) -> None:
+    """Count one request of ``person_id`` against the app's rate limit; 429 past it."""
     limiter: RateLimiter | None = getattr(request.state, "limiter", None)
     if limiter is not None:
-        wait = limiter.take(principal.person_id)
+        wait = limiter.take(person_id)
         if wait > 0:
             raise ApiError(
                 429,
                 f"too many requests; retry in {wait:.1f} s",
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
-    return principal
 
 
 class RateLimiter:

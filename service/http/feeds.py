@@ -45,7 +45,6 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..domain.access import Viewer
-from ..domain.context import Context
 from ..domain.people import PersonState, fold_person, person_stream
 from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token
 from ..errors import NotFound
@@ -54,8 +53,9 @@ from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
 from .api import Api, Ctx, Reply, if_none_match
+from .commands import context as domain_context
 from .commands import execute
-from .context import RateLimiter, hash_secret, principal_for_token
+from .context import hash_secret, principal_for_token, rate_limit
 from .problems import ApiError
 from .visibility import Scope, project_scope, viewer_scope
 
@@ -101,7 +101,7 @@ class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
 async def rotate_feed_token(ctx: Ctx) -> Reply:
     secret = f"cairnfeed_{secrets.token_urlsafe(32)}"
     cmd = RotateFeedToken(token_hash=hash_secret(secret))
-    context = Context(actor=ctx.me, now=datetime.now(UTC))
+    context = domain_context(ctx)
 
     def decide(person: PersonState | None) -> list[Event]:
         if person is None:
@@ -239,11 +239,11 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
     known = cache.answers.get(key, checkpoint)
     if known is not None:
         if _not_modified(request, known.etag, known.last_modified):
-            _limit(request, known.person_id)
+            rate_limit(request, known.person_id)
             return Response(status_code=304, headers=known.headers_304)
         body = cache.bodies.get(known.etag)
         if body is not None:
-            _limit(request, known.person_id)
+            rate_limit(request, known.person_id)
             return Response(body, 200, headers=known.headers, media_type=MEDIA_TYPES[fmt])
     feed = await _Feed.open(ctx, credential, project_id, fmt)
 
@@ -467,7 +467,7 @@ class _Credential:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.secret.encode()).hexdigest()
+        return hash_secret(self.secret)
 
     def link_query(self) -> str:
         """What links in the feed must carry for the reader to follow them."""
@@ -500,26 +500,8 @@ async def _authenticate(request: Request, pool: asyncpg.Pool, credential: _Crede
         viewer = await _by_feed_token(pool, credential.secret)
     if viewer is None:
         raise ApiError(401, "the token is unknown or was replaced", headers=_CHALLENGE)
-    _limit(request, viewer.person_id)
+    rate_limit(request, viewer.person_id)
     return viewer
-
-
-def _limit(request: Request, person_id: str) -> None:
-    limiter: RateLimiter | None = getattr(request.state, "limiter", None)
-    if limiter is not None:
-        wait = limiter.take(person_id)
-        if wait > 0:
-            raise ApiError(
-                429,
-                f"too many requests; retry in {wait:.1f} s",
-                headers={"Retry-After": str(max(1, round(wait)))},
-            )
-
-
-async def feed_viewer(request: Request) -> Viewer:
-    """Who is reading a feed: ``?token=`` (a feed token), HTTP Basic with a feed token as the
-    password (any user name), or Bearer with an API token. 401 / 429 as :func:`_authenticate`."""
-    return await _authenticate(request, request.state.store.pool, _credential(request))
 
 
 def _basic_password(credentials: str) -> str:
@@ -537,6 +519,3 @@ async def _by_feed_token(pool: asyncpg.Pool, token: str) -> Viewer | None:
     if row is None:
         return None
     return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
-
-
-# ------------------------------------------------------------------ logs

@@ -8,8 +8,9 @@ import msgspec
 
 from ..domain.messages import EditMessage, PostMessage, decide_post_message
 from .api import Api, Ctx, Reply
+from .commands import context
 from .envelope import SEQ_DESC, Message, page, project_for_list, show, status_filter
-from .recordings import change, context, create, edit_decision, load_project
+from .recordings import change, create, edit_decision, load_project
 
 api = Api()
 _TAGS: Final = ["messages"]

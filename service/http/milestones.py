@@ -21,8 +21,9 @@ from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
 from ..events.base import Event
 from .api import Api, Ctx, Reply
+from .commands import context
 from .envelope import DUE, Milestone, page, project_for_list, show, status_filter
-from .recordings import change, context, create, edit_decision, load_project
+from .recordings import change, create, edit_decision, load_project
 
 api = Api()
 _TAGS: Final = ["milestones"]

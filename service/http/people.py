@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,7 +18,6 @@ import msgspec
 from starlette.responses import Response
 
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
-from ..domain.context import Context
 from ..domain.emails import (
     decide_claim_email,
     decide_release_email,
@@ -47,7 +46,7 @@ from ..events.projects import ProjectRole
 from ..events.store import AppendResult
 from .access import visible_projects
 from .api import Api, Ctx, Reply
-from .commands import execute, load, metadata_for, settle
+from .commands import context, execute, load, metadata_for, settle
 from .context import hash_secret
 from .envelope import api_url
 from .paging import QUERY as _PAGING
@@ -128,10 +127,6 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _context(ctx: Ctx) -> Context:
-    return Context(actor=ctx.me, now=datetime.now(UTC))
 
 
 _PERSON_COLUMNS = (
@@ -262,7 +257,7 @@ async def create_person(ctx: Ctx) -> Reply:
     body: NewPerson = ctx.body
     person_id = ctx.new_id("per")
     created = decide_create_person(
-        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), _context(ctx)
+        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), context(ctx)
     )
     person = _existing(fold_person(created))
 
@@ -336,7 +331,7 @@ async def edit_person(ctx: Ctx) -> Reply:
     person_id = ctx.path("person_id")
     body: PersonPatch = ctx.body
     cmd = EditPerson(**msgspec.structs.asdict(body))
-    c = _context(ctx)
+    c = context(ctx)
     stream = person_stream(person_id)
 
     async def plan() -> Plan:
@@ -360,7 +355,7 @@ async def edit_person(ctx: Ctx) -> Reply:
 
 async def _set_active(ctx: Ctx, active: bool) -> Reply:
     person_id = ctx.path("person_id")
-    c = _context(ctx)
+    c = context(ctx)
 
     def decide(person: PersonState | None) -> list[Event]:
         if active:
@@ -436,7 +431,7 @@ async def issue_token(ctx: Ctx) -> Reply:
     token_id = ctx.new_id("tok")
     secret = f"cairn_{secrets.token_urlsafe(32)}"
     cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
-    c = _context(ctx)
+    c = context(ctx)
     await execute(
         ctx,
         person_stream(person_id),
@@ -498,7 +493,7 @@ async def get_token(ctx: Ctx) -> Reply:
 async def revoke_token(ctx: Ctx) -> Response:
     row = await _own_token_row(ctx, ctx.path("token_id"))
     cmd = RevokeToken(token_id=row["token_id"])
-    c = _context(ctx)
+    c = context(ctx)
 
     def decide(person: PersonState | None) -> list[Event]:
         token = _existing(person).tokens.get(cmd.token_id)

@@ -8,7 +8,7 @@ readable ``detail``; validation problems add ``errors`` (field and message).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from starlette.exceptions import HTTPException
@@ -101,24 +101,21 @@ def problem_response(
     return Response(_encoder.encode(body), status, headers=headers, media_type=PROBLEM_JSON)
 
 
+_STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = (
+    (errors.WrongExpectedVersion, 409, "version-conflict"),
+    (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
+    (errors.UnknownPosition, 404, "unknown-position"),
+    (errors.DatabaseUnavailable, 503, None),
+    (errors.NotFound, 404, None),
+    (errors.Forbidden, 403, None),
+    (errors.InvalidCommand, 422, None),
+    (errors.Conflict, 409, None),
+)
+"""Status (and problem slug) of each domain or store error; anything else is a bug (500)."""
+
+
 def _status_of(exc: errors.CairnError) -> tuple[int, str | None]:
-    """The status (and problem slug) for a domain or store error."""
-    table: list[tuple[type[Exception], int, str | None]] = [
-        (errors.WrongExpectedVersion, 409, "version-conflict"),
-        (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
-        (errors.UnknownPosition, 404, "unknown-position"),
-        (errors.DatabaseUnavailable, 503, None),
-    ]
-    for name, status, slug in [
-        ("NotFound", 404, None),
-        ("Forbidden", 403, None),
-        ("InvalidCommand", 422, None),
-        ("Conflict", 409, None),
-    ]:
-        cls = getattr(errors, name, None)
-        if isinstance(cls, type):
-            table.append((cls, status, slug))
-    for cls, status, slug in table:
+    for cls, status, slug in _STATUSES:
         if isinstance(exc, cls):
             return status, slug
     return 500, None

@@ -9,7 +9,7 @@ reads come from the directory read model, filtered by :mod:`service.domain.acces
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 import msgspec
@@ -43,7 +43,7 @@ from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
 from .access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
-from .commands import append_new, execute, load
+from .commands import append_new, context, execute, load
 from .envelope import PersonRef, api_url
 from .paging import QUERY as _PAGING
 from .paging import page_headers, seq_after
@@ -116,10 +116,6 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 # ------------------------------------------------------------------ helpers
 
 
-def _context(ctx: Ctx) -> Context:
-    return Context(actor=ctx.me, now=datetime.now(UTC))
-
-
 def _existing(project: ProjectState | None) -> ProjectState:
     if project is None:
         raise NotFound("there is no such project")
@@ -179,7 +175,7 @@ async def create_project(ctx: Ctx) -> Reply:
     body: NewProject = ctx.body
     project_id = ctx.new_id("prj")
     cmd = CreateProject(project_id=project_id, **msgspec.structs.asdict(body))
-    events = decide_create_project(cmd, _context(ctx))
+    events = decide_create_project(cmd, context(ctx))
     await append_new(ctx, [(project_stream(project_id), events, project_id)])
     out = await _visible(ctx, project_id)
     return Reply(out, 201, {"Location": out.url})
@@ -225,7 +221,7 @@ async def get_project(ctx: Ctx) -> Reply:
 async def edit_project(ctx: Ctx) -> Reply:
     body: ProjectPatch = ctx.body
     cmd = EditProject(**msgspec.structs.asdict(body))
-    c = _context(ctx)
+    c = context(ctx)
     return await _change(ctx, lambda project: decide_edit_project(project, cmd, c))
 
 
@@ -245,7 +241,7 @@ def _status_route(
     path: str, summary: str, decide: Callable[[ProjectState, Context], list[Event]]
 ) -> None:
     async def handler(ctx: Ctx) -> Reply:
-        c = _context(ctx)
+        c = context(ctx)
         return await _change(ctx, lambda project: decide(project, c))
 
     handler.__name__ = path.rsplit("/", 1)[-1] + "_project"
@@ -358,7 +354,7 @@ async def set_member(ctx: Ctx) -> Reply:
     project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
     body: Membership = ctx.body
     cmd = SetMember(person_id=person_id, project_role=body.project_role)
-    c = _context(ctx)
+    c = context(ctx)
     person = fold_person([e.event for e in (await load(ctx, person_stream(person_id))).events])
 
     def decide(state: ProjectState | None) -> list[Event]:
@@ -388,7 +384,7 @@ async def set_member(ctx: Ctx) -> Reply:
 async def remove_member(ctx: Ctx) -> Response:
     project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
     cmd = RemoveMember(person_id=person_id)
-    c = _context(ctx)
+    c = context(ctx)
     await execute(
         ctx,
         project_stream(project_id),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import msgspec
@@ -48,7 +48,7 @@ from ..events.recordings import (
     TodoReopened,
 )
 from .api import Api, Ctx, Reply
-from .commands import append_new, execute
+from .commands import append_new, context, execute
 from .context import decode_cursor, encode_cursor, next_link
 from .envelope import PersonRef, Recording, label, show, visible_row
 from .problems import ApiError, FieldError
@@ -74,11 +74,6 @@ class Loaded:
 
 class _LineageMoved(CairnError):
     """Raised inside a decision when the recording's lineage changed since it was read."""
-
-
-def context(ctx: Ctx) -> Context:
-    """The domain context of this request: the caller, now."""
-    return Context(actor=ctx.me, now=datetime.now(UTC))
 
 
 async def load_project(ctx: Ctx, project_id: str) -> ProjectState:

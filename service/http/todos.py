@@ -28,6 +28,7 @@ from ..domain.todos import (
 )
 from ..events.base import Event
 from .api import Api, Ctx, Reply
+from .commands import context
 from .envelope import (
     POSITION,
     SEQ_ASC,
@@ -39,7 +40,7 @@ from .envelope import (
     show,
     status_filter,
 )
-from .recordings import change, context, create, edit_decision, load, load_project
+from .recordings import change, create, edit_decision, load, load_project
 
 api = Api()
 _TAGS: Final = ["to-dos"]
