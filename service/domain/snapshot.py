@@ -34,8 +34,8 @@ _PROJECT_PREFIX = "project-"
 _RECORDING_PREFIX = "recording-"
 
 
-class SnapshotTodo(msgspec.Struct, frozen=True, kw_only=True):
-    """A to-do as it was. ``visible_to_clients`` is the effective value (its list's)."""
+class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
+    """What every recording of a snapshot has (its kind's fields follow)."""
 
     id: str
     type: str
@@ -44,6 +44,11 @@ class SnapshotTodo(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     updated_at: datetime
     creator_id: str
+
+
+class SnapshotTodo(SnapshotItem, frozen=True, kw_only=True):
+    """A to-do as it was. ``visible_to_clients`` is the effective value (its list's)."""
+
     todolist_id: str
     position: int
     content: str
@@ -56,16 +61,9 @@ class SnapshotTodo(msgspec.Struct, frozen=True, kw_only=True):
     completer_id: str | None
 
 
-class SnapshotTodolist(msgspec.Struct, frozen=True, kw_only=True):
+class SnapshotTodolist(SnapshotItem, frozen=True, kw_only=True):
     """A to-do list as it was, with the to-dos the viewer may see in position order."""
 
-    id: str
-    type: str
-    status: str
-    visible_to_clients: bool
-    created_at: datetime
-    updated_at: datetime
-    creator_id: str
     name: str
     description: str | None
     completed_count: int
@@ -73,16 +71,9 @@ class SnapshotTodolist(msgspec.Struct, frozen=True, kw_only=True):
     todos: list[SnapshotTodo]
 
 
-class SnapshotMilestone(msgspec.Struct, frozen=True, kw_only=True):
+class SnapshotMilestone(SnapshotItem, frozen=True, kw_only=True):
     """A milestone as it was."""
 
-    id: str
-    type: str
-    status: str
-    visible_to_clients: bool
-    created_at: datetime
-    updated_at: datetime
-    creator_id: str
     title: str
     due_on: date | None
     responsible_id: str | None
@@ -92,16 +83,9 @@ class SnapshotMilestone(msgspec.Struct, frozen=True, kw_only=True):
     completer_id: str | None
 
 
-class SnapshotMessage(msgspec.Struct, frozen=True, kw_only=True):
+class SnapshotMessage(SnapshotItem, frozen=True, kw_only=True):
     """A message as it was."""
 
-    id: str
-    type: str
-    status: str
-    visible_to_clients: bool
-    created_at: datetime
-    updated_at: datetime
-    creator_id: str
     subject: str
     body: str | None
     category: str | None

@@ -39,6 +39,9 @@ from ..domain.activity import (
 )
 from ..events.base import RecordedEvent, decode_event
 from .bulk import (
+    CREATION_KIND,
+    CREATIONS,
+    EDITS,
     clip_sql,
     collapse_sql,
     indexes_deferred,
@@ -218,27 +221,19 @@ def _row(seq: int, position: int, item: ActivityItem) -> tuple[Any, ...]:
 
 # ---------------------------------------------------------------- bulk fill (SQL)
 
-_CREATIONS: Final = (
-    "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
-)
-_EDITS: Final = (
-    "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited')"
-)
-_KIND: Final = """CASE e.event_type WHEN 'MessagePosted' THEN 'message' WHEN 'CommentAdded' THEN 'comment'
-    WHEN 'TodolistCreated' THEN 'todolist' WHEN 'TodoAdded' THEN 'todo' ELSE 'milestone' END"""
 # What the bulk fill does not model (plain_log's ``odd``): a recording stream whose first
 # event is not its creation, a creation anywhere else or naming another recording. What
 # the incremental path makes of those depends on where batches are cut.
 _ODD: Final = f"""
-    (e.event_type IN {_CREATIONS}) <> (e.stream_id ^@ 'recording-' AND e.stream_version = 1)
-    OR (e.event_type IN {_CREATIONS}
+    (e.event_type IN {CREATIONS}) <> (e.stream_id ^@ 'recording-' AND e.stream_version = 1)
+    OR (e.event_type IN {CREATIONS}
         AND e.data->>'recording_id' IS DISTINCT FROM substr(e.stream_id, 11))"""
 _BULK_TARGETS: Final = f"""
 INSERT INTO activity_targets (recording_id, kind, project_id, parent_id)
-SELECT e.data->>'recording_id', {_KIND}, e.data->>'project_id',
+SELECT e.data->>'recording_id', {CREATION_KIND}, e.data->>'project_id',
        coalesce(e.data->>'parent_id', e.data->>'todolist_id')
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {_CREATIONS}
+WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
 """
 
 
@@ -300,7 +295,7 @@ WITH created AS (
            e.data->>'project_id' AS project_id,
            coalesce(nullif(e.metadata->>'actor', ''), e.data->>'creator_id') AS actor_id,
            {_AT} AS at,
-           e.data->>'recording_id' AS recording_id, {_KIND} AS recording_kind,
+           e.data->>'recording_id' AS recording_id, {CREATION_KIND} AS recording_kind,
            coalesce(e.data->>'parent_id', e.data->>'todolist_id') AS parent_id,
            NULL::text AS person_id,
            CASE e.event_type WHEN 'MessagePosted' THEN e.data->>'subject'
@@ -312,7 +307,7 @@ WITH created AS (
            '[]'::jsonb AS changes,
            e.event_type = 'CommentAdded' AND {plain_text_unsure_sql("e.data->>'content'")} AS unsure
     FROM {{log}} e
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {_CREATIONS}
+    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
 ),
 recorded AS (
     SELECT e.tx_id, e.position, x.kind, t.project_id,
@@ -351,13 +346,13 @@ recorded AS (
             END AS kind,
             CASE
                 WHEN e.event_type = 'CommentEdited' THEN {_COMMENT_TEXT}
-                WHEN e.event_type IN {_EDITS} THEN {_DESCRIBED}
+                WHEN e.event_type IN {EDITS} THEN {_DESCRIBED}
                 WHEN e.event_type = 'TodoMoved' THEN 'to position ' || (e.data->>'position')
                 WHEN e.event_type = 'RecordingStatusChanged'
                     THEN (e.data->>'before') || ' → ' || (e.data->>'after')
             END AS excerpt,
             CASE
-                WHEN e.event_type IN {_EDITS} THEN e.data->'changes'
+                WHEN e.event_type IN {EDITS} THEN e.data->'changes'
                 WHEN e.event_type = 'TodoMoved' THEN jsonb_build_array(
                     {_change("todolist_id", "e.data->'from_todolist_id'", "e.data->'to_todolist_id'")},
                     {_change("position", "'null'::jsonb", "e.data->'position'")})
@@ -369,11 +364,11 @@ recorded AS (
             END AS changes,
             CASE
                 WHEN e.event_type = 'CommentEdited' THEN {_COMMENT_UNSURE}
-                WHEN e.event_type IN {_EDITS} THEN {_DESCRIBED_UNSURE}
+                WHEN e.event_type IN {EDITS} THEN {_DESCRIBED_UNSURE}
                 ELSE false
             END AS unsure
     ) x
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {_CREATIONS}
+    WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {CREATIONS}
       AND x.kind IN ({_KINDS})
 ),
 project AS (

@@ -3,7 +3,7 @@
 Applying 200,000 typed events one by one in Python is bound by Python (reading and decoding
 them alone costs about a third of what a plain ordered scan of the table does). A projection
 may therefore offer a second way to fill a fresh generation, :class:`BulkFill`: it is given
-the log up to a fixed cursor as a SQL relation (:func:`log_until`) and writes the generation's
+the log up to a fixed cursor as a SQL relation (:meth:`EventStore.log_relation`) and writes the generation's
 rows with a few ``INSERT ... SELECT`` statements, so the database does the work (on the other
 core) and Python only routes. The engine then applies the events after that cursor with the
 projection's ordinary ``apply``, so the bulk pass must leave exactly the rows ``apply`` would
@@ -31,7 +31,6 @@ from typing import Final, Protocol
 import asyncpg
 
 from ..events.base import registered_types
-from ..events.store import Cursor, EventStore
 
 WS: Final = (
     "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
@@ -48,7 +47,7 @@ class BulkFill(Protocol):
     async def bulk_fill(self, conn: asyncpg.Connection, log: str) -> bool:
         """Fill this projection's empty generation with the effect of every event of ``log``
         (a parenthesised SQL relation with the columns of the events table, see
-        :func:`log_until`), as ``apply`` would have given them in log order.
+        :meth:`~service.events.store.EventStore.log_relation`), as ``apply`` would have given them in log order.
 
         Runs inside the caller's transaction with the search path set to the generation's
         schema. Returns False, having written nothing the caller must keep, when the log
@@ -57,10 +56,17 @@ class BulkFill(Protocol):
         ...
 
 
-def log_until(until: Cursor) -> str:
-    """The events up to ``until`` (inclusive) as a SQL relation, for :class:`BulkFill`
-    (:meth:`EventStore.log_relation`: the store owns the events table and its read rule)."""
-    return EventStore.log_relation(until)
+CREATIONS: Final = (
+    "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
+)
+"""Recording creation event types, as a SQL list."""
+EDITS: Final = (
+    "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited')"
+)
+"""Recording edit event types, as a SQL list."""
+CREATION_KIND: Final = """CASE e.event_type WHEN 'MessagePosted' THEN 'message' WHEN 'CommentAdded' THEN 'comment'
+    WHEN 'TodolistCreated' THEN 'todolist' WHEN 'TodoAdded' THEN 'todo' ELSE 'milestone' END"""
+"""The recording kind of a creation event ``e``, in SQL."""
 
 
 async def plain_log(

@@ -176,16 +176,10 @@ class Directory:
                 | pr.ProjectTrashed()
                 | pr.ProjectRestored()
             ):
-                status = {
-                    pr.ProjectArchived: "archived",
-                    pr.ProjectUnarchived: "active",
-                    pr.ProjectTrashed: "trashed",
-                    pr.ProjectRestored: "active",
-                }[type(e)]
                 await conn.execute(
                     "UPDATE projects SET status = $2, updated_at = $3 WHERE project_id = $1",
                     project_id,
-                    status,
+                    _STATUS[type(e)],
                     at,
                 )
             case pr.ProjectMemberAdded():

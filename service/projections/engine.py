@@ -34,7 +34,6 @@ from ..errors import CairnError
 from ..events.base import RecordedEvent
 from ..events.store import START, Cursor, EventStore
 from ..events.wakeup import TRANSIENT_ERRORS
-from .bulk import log_until
 
 _log = logging.getLogger(__name__)
 
@@ -70,7 +69,8 @@ class Projection(Protocol):
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         """Apply ``events`` (in log order) inside the caller's transaction; the search path
-        is the generation's schema, so unqualified names reach this projection's tables."""
+        is the generation's schema, so unqualified names reach this projection's tables.
+        The transaction belongs to this projection alone: ``SET LOCAL`` settings may stay."""
         ...
 
 
@@ -105,6 +105,23 @@ def _relevant(projection: Projection, events: Sequence[RecordedEvent]) -> Sequen
     if prefixes is None:
         return events
     return [e for e in events if e.stream_id.startswith(prefixes)]
+
+
+async def _apply_in(
+    conn: asyncpg.Connection,
+    projection: Projection,
+    generation: int,
+    events: Sequence[RecordedEvent],
+) -> None:
+    """Apply the events ``projection`` reads to its tables of ``generation`` (in the caller's
+    transaction, which belongs to this projection alone)."""
+    mine = _relevant(projection, events)
+    if mine:
+        await conn.execute(
+            f"SET LOCAL search_path = {_schema(projection.name, generation)}, public"
+        )
+        await projection.apply(conn, mine)
+        await conn.execute("SET LOCAL search_path = public")
 
 
 def _schema(name: str, generation: int) -> str:
@@ -253,13 +270,7 @@ class ProjectionEngine:
         generation: int,
         events: Sequence[RecordedEvent],
     ) -> None:
-        mine = _relevant(projection, events)
-        if mine:
-            await conn.execute(
-                f"SET LOCAL search_path = {_schema(projection.name, generation)}, public"
-            )
-            await projection.apply(conn, mine)
-            await conn.execute("SET LOCAL search_path = public")
+        await _apply_in(conn, projection, generation, events)
         last = events[-1]
         await conn.execute(
             "UPDATE projections SET tx_id = $2, position = $3, events_applied = events_applied + $4, "
@@ -533,7 +544,7 @@ class ProjectionEngine:
                     await conn.execute(
                         f"SET LOCAL search_path = {_schema(projection.name, generation)}, public"
                     )
-                    if not await fill(conn, log_until(until)):
+                    if not await fill(conn, self.store.log_relation(until)):
                         raise _Declined
             except _Declined:
                 _log.warning("projection %s: bulk fill declined; event by event", projection.name)
@@ -610,13 +621,7 @@ class ProjectionEngine:
                 events = await self.store.read_after(cursor, self.batch)
                 if not events:
                     break
-                mine = _relevant(projection, events)
-                if mine:
-                    await conn.execute(
-                        f"SET LOCAL search_path = {_schema(projection.name, new)}, public"
-                    )
-                    await projection.apply(conn, mine)
-                    await conn.execute("SET LOCAL search_path = public")
+                await _apply_in(conn, projection, new, events)
                 cursor = events[-1].cursor
                 last = events[-1]
                 applied += len(events)

@@ -211,12 +211,8 @@ class Recordings:
         # A rebuild fills tables that have no statistics until autovacuum gets to them; the
         # planner then takes sequential scans for look-ups by parent, and every batch costs
         # as much as the whole table. Every statement here is an index look-up by design, so
-        # sequential scans are turned off for this batch (and the setting put back, as the
-        # transaction may go on with other projections).
-        previous = await conn.fetchrow(
-            "SELECT current_setting('enable_seqscan') AS scan, "
-            "current_setting('max_parallel_workers_per_gather') AS workers"
-        )
+        # sequential scans are turned off until the end of the transaction, which belongs to
+        # this projection alone (the engine's rule: one projection per transaction).
         # Parallel workers too: their start-up costs more than these small look-ups.
         await conn.execute(
             "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
@@ -226,12 +222,6 @@ class Recordings:
         for recorded in mine:
             batch.apply(recorded)
         await batch.save(conn)
-        await conn.execute(
-            "SELECT set_config('enable_seqscan', $1, true), "
-            "set_config('max_parallel_workers_per_gather', $2, true)",
-            previous["scan"],
-            previous["workers"],
-        )
 
 
 class _Batch:

@@ -20,15 +20,9 @@ from typing import Final
 
 import asyncpg
 
-from .bulk import collapse_sql, indexes_deferred, plain_log
+from .bulk import CREATION_KIND, CREATIONS, EDITS, collapse_sql, indexes_deferred, plain_log
 from .recordings import COLUMNS, TITLE_LENGTH, summary
 
-_CREATIONS: Final = (
-    "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
-)
-_EDITS: Final = (
-    "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited')"
-)
 _TOUCHING: Final = (
     "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited', "
     "'TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened', 'TodoMoved', "
@@ -38,8 +32,8 @@ _TOUCHING: Final = (
 _COMPLETIONS: Final = "('TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened')"
 
 _ODD: Final = f"""
-    (e.event_type IN {_CREATIONS}) <> (e.stream_version = 1)
-    OR (e.event_type IN {_CREATIONS}
+    (e.event_type IN {CREATIONS}) <> (e.stream_version = 1)
+    OR (e.event_type IN {CREATIONS}
         AND e.data->>'recording_id' IS DISTINCT FROM substr(e.stream_id, 11))"""
 
 # Which edit field is which column, by kind: the fields the domain's edits have. An edit of
@@ -87,9 +81,7 @@ def _edited(column: str, base: str) -> str:
 _BASE: Final = f"""
 CREATE TEMPORARY TABLE _bulk_base ON COMMIT DROP AS
 SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position AS seq,
-       CASE e.event_type WHEN 'MessagePosted' THEN 'message' WHEN 'CommentAdded' THEN 'comment'
-            WHEN 'TodolistCreated' THEN 'todolist' WHEN 'TodoAdded' THEN 'todo'
-            ELSE 'milestone' END AS kind,
+       {CREATION_KIND} AS kind,
        e.data->>'project_id' AS project_id,
        coalesce(e.data->>'parent_id', e.data->>'todolist_id') AS parent_id,
        CASE e.event_type WHEN 'CommentAdded' THEN e.data->>'parent_kind'
@@ -112,7 +104,7 @@ SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position AS seq,
             ELSE '{{}}' END AS assignee_ids,
        e.data->>'responsible_id' AS responsible_id
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {_CREATIONS}
+WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
 """
 _EVENTS: Final = f"""
 CREATE TEMPORARY TABLE _bulk_events ON COMMIT DROP AS
@@ -122,9 +114,9 @@ SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position, e.stream_ve
                 THEN e.data->>'after'
             WHEN e.event_type IN ('TodoCompleted', 'MilestoneCompleted')
                 THEN e.data->>'completer_id' END AS value,
-       CASE WHEN e.event_type IN {_EDITS} THEN e.data->'changes' END AS changes
+       CASE WHEN e.event_type IN {EDITS} THEN e.data->'changes' END AS changes
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {_CREATIONS}
+WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {CREATIONS}
 """
 _ORDER: Final = "ORDER BY tx_id DESC, position DESC"
 _SIMPLE_TAG: Final = (
@@ -279,7 +271,7 @@ WITH changed AS (
 created AS (
     SELECT substr(e.stream_id, 11) AS recording_id, s.person_id, e.tx_id, e.position
     FROM {{log}} e, jsonb_array_elements_text(e.data->'subscriber_ids') AS s(person_id)
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {_CREATIONS}
+    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
 )
 INSERT INTO subscriptions (recording_id, person_id)
 SELECT recording_id, person_id FROM created
