@@ -34,10 +34,10 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
 import httpx
-import msgspec
 
 from service.bootstrap import create_admin
 from service.events.base import Event, Metadata, encode_data, encode_metadata, register
+from service.events.recordings import FieldChange
 from service.events.store import EventStore
 
 
@@ -308,12 +308,6 @@ async def wait_for_token(client: httpx.AsyncClient) -> None:
 
 
 # ------------------------------------------------------------------ realistic events
-
-
-class FieldChange(msgspec.Struct, frozen=True, kw_only=True):
-    field: str
-    before: str | None
-    after: str | None
 
 
 @register

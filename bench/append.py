@@ -355,9 +355,10 @@ class Results:
         return median(values) if values else None
 
 
-async def measure(server: Server, rounds: int, seconds: float, scan_rows: int) -> Results:
+async def measure(
+    server: Server, payloads: Payloads, rounds: int, seconds: float, scan_rows: int
+) -> Results:
     """Run every workload ``rounds`` times, interleaving contenders; return all samples."""
-    payloads = Payloads.make()
     results = Results()
     async with (
         fresh_database(server, "raw") as raw_url,
@@ -478,7 +479,7 @@ async def _main(args: argparse.Namespace) -> int:
         print(", ".join(f"{k}={v}" for k, v in facts.items()))
         print(f"payload: ~{data} B data + ~{meta} B metadata per event")
         started = time.perf_counter()
-        results = await measure(server, rounds, seconds, scan_rows)
+        results = await measure(server, payloads, rounds, seconds, scan_rows)
     text, missed = report(results)
     print()
     print(text)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -432,10 +432,26 @@ async def test_bad_parameters_get_400(api: Api, param: str, value: str) -> None:
 
 
 async def test_since_accepts_rfc3339_forms(api: Api) -> None:
-    """Z, offsets and fractional seconds are all RFC 3339."""
-    for value in ("2026-05-01T09:00:00Z", "2026-05-01T09:00:00.123+02:00", "2026-05-01t09:00:00z"):
-        r = await api.client.get("/v1/activity", params={"since": value})  # type: ignore[attr-defined]
+    """Z, lower-case z, offsets and fractional seconds are all RFC 3339 and name the same
+    instant: ``since`` that instant keeps the item at it, a microsecond later drops it."""
+    c = api.client
+    created = await c.post("/v1/projects", json={"name": "Since"})  # type: ignore[attr-defined]
+    assert created.status_code == 201, created.text
+    items = (await c.get("/v1/activity")).json()  # type: ignore[attr-defined]
+    assert len(items) == 1
+    at = datetime.fromisoformat(items[0]["at"].replace("Z", "+00:00"))
+    forms = (
+        at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        at.strftime("%Y-%m-%dt%H:%M:%S.%fz"),
+        at.astimezone(timezone(timedelta(hours=2))).isoformat(),
+    )
+    for value in forms:
+        r = await c.get("/v1/activity", params={"since": value})  # type: ignore[attr-defined]
         assert r.status_code == 200, (value, r.text)
+        assert [i["position"] for i in r.json()] == [items[0]["position"]], value
+    later = (at + timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    r = await c.get("/v1/activity", params={"since": later})  # type: ignore[attr-defined]
+    assert r.json() == []
 
 
 async def test_paging_is_stable_while_new_activity_arrives(scenario: Scenario) -> None:
