@@ -111,3 +111,27 @@ async def test_removed_stream_head_shows_only_in_digest(
     assert after.ok
     assert after.events == before.events - 1
     assert after.digest != before.digest
+
+
+async def test_every_append_path_links_the_same_chain(
+    store: EventStore, superuser: asyncpg.Connection
+) -> None:
+    """Single events go in with one SQL statement, keyed and multi-event appends through
+    ``cairn_append``: in one stream, mixed, the chain they build verifies link by link."""
+    await store.append("mixed", [ChainNoted(n=1)], NO_STREAM)  # single statement
+    await store.append("mixed", [ChainNoted(n=2)], 1, idempotency_key="k-2")  # cairn_append
+    await store.append("mixed", [ChainNoted(n=3), ChainNoted(n=4)], 2)  # cairn_append
+    await store.append("mixed", [ChainNoted(n=5)], 4)  # single statement again
+    assert (await verify(superuser)).ok
+    original = await superuser.fetchval("SELECT data FROM events WHERE stream_version = 5")
+    async with superuser.transaction():
+        await superuser.execute("SET LOCAL session_replication_role = replica")
+        await superuser.execute("UPDATE events SET data = '{\"n\": 6}' WHERE stream_version = 5")
+    report = await verify(superuser)
+    assert (report.events, report.first_broken) == (5, 5)
+    async with superuser.transaction():
+        await superuser.execute("SET LOCAL session_replication_role = replica")
+        await superuser.execute("UPDATE events SET data = $1 WHERE stream_version = 5", original)
+    report = await verify(superuser)
+    assert report.ok
+    assert report.events == 5

@@ -189,3 +189,42 @@ async def test_unknown_position_is_an_error(store: EventStore) -> None:
     """Reading after a position that does not exist raises instead of guessing."""
     with pytest.raises(UnknownPosition):
         await store.read_all(12345)
+
+
+async def test_pages_share_metadata_and_time_exactly(store: EventStore) -> None:
+    """Pages send an append's shared metadata and time once; every event still gets its own."""
+    one = Metadata(actor="a", request_id="r1")
+    two = Metadata(actor="b", request_id="r2")
+    await store.append("m-1", [NoteWritten(text="1"), NoteWritten(text="2")], NO_STREAM, one)
+    await store.append("m-2", [NoteWritten(text="3")], NO_STREAM, two)
+    await store.append("m-1", [NoteWritten(text="4")], 2, one)
+    log = await store.read_all(0)
+    assert [e.metadata for e in log] == [one, one, two, one]
+    assert log[0].recorded_at == log[1].recorded_at
+    # Each page starts afresh: its first row carries its own metadata and time.
+    for after in range(len(log)):
+        page = await store.read_all(log[after - 1].position if after else 0, limit=1)
+        assert page == [log[after]]
+    by_stream = {e.position: e for s in ("m-1", "m-2") for e in await store.read_stream(s)}
+    assert [by_stream[e.position] for e in log] == log
+
+
+async def test_read_ahead_never_serves_a_stale_short_page(store: EventStore) -> None:
+    """A walking reader gets pages read ahead, but never one that misses a later commit."""
+    for n in range(10):
+        await store.append(f"ra-{n}", [NoteWritten(text=str(n))], NO_STREAM)
+    everything = await store.read_all(0, limit=100)
+    walked: list[int] = []
+    after = 0
+    while page := await store.read_all(after, limit=3):
+        walked += [e.position for e in page]
+        after = page[-1].position
+    # The last page was short: its read-ahead (if any) must not hide what commits now.
+    assert walked == [e.position for e in everything]
+    late = await store.append("ra-late", [NoteWritten(text="late")], NO_STREAM)
+    assert [e.position for e in await store.read_all(after, limit=3)] == late.positions
+    # A full page read ahead is the page a fresh read returns.
+    first = await store.read_all(0, limit=5)
+    fresh_second = await store.read_after(first[-1].cursor, 5)
+    await store.append("ra-later", [NoteWritten(text="later")], NO_STREAM)
+    assert await store.read_all(first[-1].position, limit=5) == fresh_second

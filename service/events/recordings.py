@@ -23,7 +23,7 @@ RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone"]
 RecordingStatus = Literal["active", "archived", "trashed"]
 
 
-class FieldChange(msgspec.Struct, frozen=True, kw_only=True):
+class FieldChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One field of an edit, with its value before and after.
 
     ``before`` and ``after`` are always in their JSON form (dates as ISO strings, sequences as
