@@ -349,6 +349,47 @@ async def test_idempotent_post_is_replayed(team: Team) -> None:
     assert (await c.get(f"/v1/messages/{mid}")).json()["comments_count"] == 1
 
 
+async def test_retry_after_a_crash_before_the_response_was_saved(team: Team) -> None:
+    """The process dies after appending but before saving the response (simulated by
+    deleting the saved response): the retry answers as the first request did, with the
+    same ids, and appends nothing more, for a creation and for a change."""
+    import asyncpg
+
+    c, pid = team.c, team.project_id
+    headers = {"Idempotency-Key": "crash-once"}
+    body = {"subject": "Once", "body": "<p>only once</p>"}
+    first = await c.post(f"/v1/projects/{pid}/messages", json=body, headers=headers)
+    assert first.status_code == 201
+    mid = first.json()["id"]
+    done = {"Idempotency-Key": "complete-once"}
+    todolist = await team.post(f"/v1/projects/{pid}/todolists", {"name": "L"})
+    todo = await team.post(f"/v1/todolists/{todolist['id']}/todos", {"content": "T"})
+    completed = await c.post(f"/v1/todos/{todo['id']}/completion", headers=done)
+    assert completed.status_code == 200, completed.text
+
+    conn = await asyncpg.connect(team.api.server.database_url)
+    try:
+        count = "SELECT count(*) FROM events"
+        events_before = await conn.fetchval(count)
+        await conn.execute("DELETE FROM http_responses")
+        again = await c.post(f"/v1/projects/{pid}/messages", json=body, headers=headers)
+        assert again.status_code == 201, again.text
+        assert again.json()["id"] == mid
+        assert again.json()["created_at"] == first.json()["created_at"]
+        assert again.headers["location"] == first.headers["location"]
+        redone = await c.post(f"/v1/todos/{todo['id']}/completion", headers=done)
+        assert redone.status_code == 200, redone.text
+        assert redone.json()["completed_at"] == completed.json()["completed_at"]
+        assert await conn.fetchval(count) == events_before
+        # The key still refuses a different request, saved response or not.
+        await conn.execute("DELETE FROM http_responses")
+        other = {**body, "subject": "Other"}
+        problem(await c.post(f"/v1/projects/{pid}/messages", json=other, headers=headers), 422)
+        assert await conn.fetchval(count) == events_before
+    finally:
+        await conn.close()
+
+
 async def test_history_has_actors_times_and_before_after(team: Team) -> None:
     """The history lists every event of the item with its actor, time, snake_case kind and
     the before/after value of each field; the creation lists every initial field."""

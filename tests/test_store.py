@@ -228,3 +228,39 @@ async def test_read_ahead_never_serves_a_stale_short_page(store: EventStore) -> 
     fresh_second = await store.read_after(first[-1].cursor, 5)
     await store.append("ra-later", [NoteWritten(text="later")], NO_STREAM)
     assert await store.read_all(first[-1].position, limit=5) == fresh_second
+
+
+async def test_a_named_fingerprint_decides_what_a_retry_is(store: EventStore) -> None:
+    """Under a key with a caller-named fingerprint, a retry carrying other events (a second
+    decision stamped with a new time) replays the first append; another fingerprint is
+    refused. ``appended`` finds the first append without trying again."""
+    assert await store.appended("fp-1", "k", fingerprint=b"request-1") is None
+    first = await store.append(
+        "fp-1",
+        [NoteWritten(text="at 10:00")],
+        NO_STREAM,
+        idempotency_key="k",
+        fingerprint=b"request-1",
+    )
+    retry = await store.append(
+        "fp-1",
+        [NoteWritten(text="at 10:05")],
+        NO_STREAM,
+        idempotency_key="k",
+        fingerprint=b"request-1",
+    )
+    assert retry.replayed
+    assert (retry.positions, retry.stream_version) == (first.positions, 1)
+    found = await store.appended("fp-1", "k", fingerprint=b"request-1")
+    assert found is not None
+    assert (found.positions, found.stream_version, found.replayed) == (first.positions, 1, True)
+    with pytest.raises(IdempotencyKeyReused):
+        await store.append(
+            "fp-1", [NoteWritten(text="x")], NO_STREAM, idempotency_key="k", fingerprint=b"other"
+        )
+    with pytest.raises(IdempotencyKeyReused):
+        await store.appended("fp-1", "k", fingerprint=b"other")
+    # The default fingerprint (the events' bytes) is a different thing from a named one.
+    with pytest.raises(IdempotencyKeyReused):
+        await store.append("fp-1", [NoteWritten(text="at 10:00")], NO_STREAM, idempotency_key="k")
+    assert [e.event for e in await store.read_stream("fp-1")] == [NoteWritten(text="at 10:00")]

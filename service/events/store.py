@@ -246,6 +246,7 @@ class EventStore:
         *,
         project_id: str | None = None,
         connection: asyncpg.Connection | None = None,
+        fingerprint: bytes | None = None,
     ) -> AppendResult:
         """Append ``events`` to ``stream_id`` atomically: all of them or none.
 
@@ -258,6 +259,9 @@ class EventStore:
             project_id: the project the stream belongs to, if any.
             connection: run inside the caller's transaction on this connection (the caller
                 then owns commit and rollback, and must call :meth:`committed` after commit).
+            fingerprint: what makes a retry under ``idempotency_key`` "the same append"; by
+                default the events' bytes. A caller whose retries decide again, and so may
+                stamp new times into the events, names the request instead.
 
         Raises:
             WrongExpectedVersion: the stream is not at ``expected_version``; nothing written.
@@ -287,11 +291,9 @@ class EventStore:
             for e in events
         ]
         payload = _events_encoder.encode(items)
-        fingerprint = None
+        digest = None
         if idempotency_key is not None:
-            digest = hashlib.sha256(stream_id.encode())
-            digest.update(b"\x00" + str(project_id).encode() + b"\x00" + payload)
-            fingerprint = digest.digest()
+            digest = _fingerprint(stream_id, project_id, payload, fingerprint)
         args = (
             stream_id,
             expected_version,
@@ -299,7 +301,7 @@ class EventStore:
             payload.decode(),
             encode_metadata(metadata).decode(),
             idempotency_key,
-            fingerprint,
+            digest,
         )
         while True:
             try:
@@ -403,6 +405,35 @@ class EventStore:
             )
         except asyncpg.PostgresError:
             return await self.stream_version(stream_id)
+
+    async def appended(
+        self,
+        stream_id: str,
+        idempotency_key: str,
+        *,
+        project_id: str | None = None,
+        fingerprint: bytes,
+    ) -> AppendResult | None:
+        """The append made earlier under ``idempotency_key``, if it committed (else None).
+
+        For callers that decide again on a retry (which may then refuse, the change being
+        there already) and want to learn first whether there is anything to decide.
+        ``fingerprint`` must be the one given to :meth:`append`.
+
+        Raises:
+            IdempotencyKeyReused: the key was used for a different append.
+        """
+        rows = await self.pool.fetch(_APPENDED, idempotency_key)
+        if not rows or rows[0]["position"] is None:
+            return None
+        if bytes(rows[0]["fingerprint"]) != _fingerprint(stream_id, project_id, b"", fingerprint):
+            raise IdempotencyKeyReused(idempotency_key)
+        return AppendResult(
+            positions=[r["position"] for r in rows],
+            stream_version=rows[-1]["stream_version"],
+            tx_id=rows[-1]["tx_id"],
+            replayed=True,
+        )
 
     def committed(self) -> None:
         """Tell live readers that a transaction holding appends has committed."""
@@ -677,6 +708,12 @@ FROM cur
 WHERE $2::bigint < 0 OR cur.v = $2::bigint
 RETURNING position, tx_id, stream_version
 """
+_APPENDED = """
+SELECT k.fingerprint, e.position, e.tx_id, e.stream_version
+FROM append_keys k LEFT JOIN events e ON e.position = ANY (k.positions)
+WHERE k.key = $1
+ORDER BY e.position
+"""
 _APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
 
 
@@ -688,6 +725,19 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     connections never take session advisory locks, cursors, LISTENs or settings (LISTEN has
     its own connection), and code given a pooled connection must not either.
     """
+
+
+def _fingerprint(
+    stream_id: str, project_id: str | None, payload: bytes, given: bytes | None
+) -> bytes:
+    """What identifies an append under an idempotency key (see :meth:`EventStore.append`)."""
+    digest = hashlib.sha256(stream_id.encode())
+    digest.update(b"\x00" + str(project_id).encode() + b"\x00")
+    if given is None:
+        digest.update(payload)
+    else:
+        digest.update(b"\x00given\x00" + given)
+    return digest.digest()
 
 
 def _consume_failure(task: asyncio.Task[Any]) -> None:

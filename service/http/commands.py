@@ -65,8 +65,19 @@ async def execute(
 
     Returns the state decided on and the append (None when ``decide`` returned nothing).
     """
+    key = ctx.store_key(stream_id)
     for attempt in range(_ATTEMPTS):
         loaded = await load(ctx, stream_id)
+        if key is not None and attempt == 0:
+            prior = await _made_before(ctx, stream_id, key, project_id)
+            if prior is not None:
+                # A retry of a request whose response was lost: answer from its append,
+                # with the state it was decided on.
+                before = prior.stream_version - len(prior.positions)
+                state = fold([e.event for e in loaded.events if e.stream_version <= before])
+                if wait:
+                    await settle(ctx, prior)
+                return state, prior
         state = fold([e.event for e in loaded.events])
         new_events = decide(state)
         if not new_events:
@@ -77,8 +88,9 @@ async def execute(
                 new_events,
                 loaded.version,  # 0 is NO_STREAM
                 metadata_for(ctx),
-                ctx.store_key(stream_id),
+                key,
                 project_id=project_id,
+                fingerprint=ctx.idempotency_fingerprint,
             )
         except WrongExpectedVersion:
             if attempt == _ATTEMPTS - 1:
@@ -88,6 +100,15 @@ async def execute(
             await settle(ctx, result)
         return state, result
     raise AssertionError("unreachable")
+
+
+async def _made_before(
+    ctx: Ctx, stream_id: str, key: str, project_id: str | None
+) -> AppendResult | None:
+    fingerprint = ctx.idempotency_fingerprint
+    if fingerprint is None:
+        return None
+    return await ctx.store.appended(stream_id, key, project_id=project_id, fingerprint=fingerprint)
 
 
 async def append_new(
@@ -106,7 +127,13 @@ async def append_new(
         # One append is atomic on its own (one statement): no BEGIN and COMMIT round trips.
         stream_id, events, project_id = appends[0]
         last = await store.append(
-            stream_id, events, NO_STREAM, meta, ctx.store_key(stream_id), project_id=project_id
+            stream_id,
+            events,
+            NO_STREAM,
+            meta,
+            ctx.store_key(stream_id),
+            project_id=project_id,
+            fingerprint=ctx.idempotency_fingerprint,
         )
         await settle(ctx, last)
         return last
@@ -120,6 +147,7 @@ async def append_new(
                 ctx.store_key(stream_id),
                 project_id=project_id,
                 connection=conn,
+                fingerprint=ctx.idempotency_fingerprint,
             )
     store.committed()
     assert last is not None

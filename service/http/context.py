@@ -30,6 +30,8 @@ class Ctx:
     endpoint_path: str
     body: Any = None
     idempotency_key: str | None = None
+    idempotency_fingerprint: bytes | None = None
+    """The request's method, path and body hashed: what makes a retry the same request."""
     _ids: int = field(default=0)
 
     @property

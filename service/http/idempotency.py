@@ -4,7 +4,10 @@ Two layers make this hold even across crashes and races. The first 2xx response 
 (per person and key) and replayed. And every append made under a key carries a store-level
 idempotency key, while the new ids are derived from the key: if a process dies after
 appending but before saving the response, the retry runs again, creates the same ids, and
-the store replays the appends instead of writing them twice.
+the store replays the appends instead of writing them twice. The store compares a retry's
+appends by the request (method, path, body), not by the events, which a second decision
+may stamp with new times; and a change that finds its append already made under the key
+answers from it instead of deciding again (which could refuse: "completed already").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from starlette.responses import Response
 
+from ..errors import IdempotencyKeyReused
 from .problems import ApiError
 
 if TYPE_CHECKING:
@@ -42,16 +46,18 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
     )
     if row is not None:
         if bytes(row["fingerprint"]) != fingerprint:
-            raise ApiError(
-                422,
-                f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request",
-                slug="idempotency-key-reused",
-            )
+            raise _reused(key)
         headers = msgspec.json.decode(row["headers"], type=dict[str, str])
         headers["Idempotent-Replayed"] = "true"
         return Response(bytes(row["body"]), row["status"], headers=headers)
     ctx.idempotency_key = key
-    response = await run()
+    ctx.idempotency_fingerprint = fingerprint
+    try:
+        response = await run()
+    except IdempotencyKeyReused:
+        # No saved response (the first run died before saving it), but its appends are
+        # there, made for a different request.
+        raise _reused(key) from None
     if 200 <= response.status_code < 300:
         # A handler may save a different body for replays (e.g. without a one-time secret).
         saved: bytes | None = getattr(ctx.request.state, "replay_body", None)
@@ -71,3 +77,11 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
             bytes(response.body) if saved is None else saved,
         )
     return response
+
+
+def _reused(key: str) -> ApiError:
+    return ApiError(
+        422,
+        f"{IDEMPOTENCY_HEADER} {key!r} was used for a different request",
+        slug="idempotency-key-reused",
+    )

@@ -207,6 +207,7 @@ async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> Appe
                         metadata_for(ctx),
                         ctx.store_key(stream_id),
                         connection=conn,
+                        fingerprint=ctx.idempotency_fingerprint,
                     )
         except WrongExpectedVersion:
             if attempt == _ATTEMPTS - 1:
