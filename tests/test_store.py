@@ -209,6 +209,23 @@ async def test_pages_share_metadata_and_time_exactly(store: EventStore) -> None:
     assert [by_stream[e.position] for e in log] == log
 
 
+async def test_a_big_page_keeps_each_events_metadata_and_time(store: EventStore) -> None:
+    """A page decoded in slices (with the next page read meanwhile) still gives every event
+    its own append's metadata and time, also where a slice starts inside an append."""
+    metas = [Metadata(actor=f"actor-{n}", request_id=f"r{n}") for n in range(5)]
+    for n, meta in enumerate(metas):
+        events = [NoteWritten(text=f"{n}.{i}") for i in range(150)]
+        await store.append(f"big-{n}", events, NO_STREAM, meta)
+    page = await store.read_all(0, limit=700)
+    assert len(page) == 700
+    assert [e.metadata for e in page] == [metas[i // 150] for i in range(700)]
+    times = {n: (await store.read_stream(f"big-{n}", limit=1))[0].recorded_at for n in range(5)}
+    assert [e.recorded_at for e in page] == [times[i // 150] for i in range(700)]
+    assert page == [e for n in range(5) for e in await store.read_stream(f"big-{n}")][:700]
+    rest = await store.read_all(page[-1].position, limit=700)
+    assert [e.event for e in rest] == [NoteWritten(text=f"4.{i}") for i in range(100, 150)]
+
+
 async def test_read_ahead_never_serves_a_stale_short_page(store: EventStore) -> None:
     """A walking reader gets pages read ahead, but never one that misses a later commit."""
     for n in range(10):
