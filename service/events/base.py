@@ -13,7 +13,7 @@ is registered. Stored data carries the type tag too, so a stored row decodes on 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -46,7 +46,7 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc
     idempotency_key: str | None = None
 
 
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class RecordedEvent(msgspec.Struct, frozen=True, gc=False):
     """An event as stored in the log, with its place in it.
 
     ``position`` identifies the event in the whole log. Log order is ``(tx_id, position)``,
@@ -176,33 +176,9 @@ def decode_event(name: str, schema_version: int, data: str | bytes) -> Event:
         raise EventDecodeError(f"stored {name} v{schema_version} does not decode: {exc}") from exc
 
 
-def decode_events(rows: Iterable[Sequence[Any]], at: int = 0) -> list[Event]:
-    """Decode many stored events at once: ``row[at:at + 3]`` is (type name, schema version, data).
-
-    Rows stored at their type's current version go straight through that type's decoder
-    (measured: cheaper than joining a page into one array for a union decoder, because the
-    join copies every byte once more); older rows are upcast by :func:`decode_event`.
-
-    Raises:
-        UnknownEventType / EventDecodeError: as :func:`decode_event`.
-    """
-    current = _CURRENT
-    out: list[Event] = []
-    append = out.append
-    name_at, version_at, data_at = at, at + 1, at + 2
-    try:
-        for row in rows:
-            entry = current.get(row[name_at])
-            if entry is not None and entry[0] == row[version_at]:
-                append(entry[1].decode(row[data_at]))
-            else:
-                append(decode_event(row[name_at], row[version_at], row[data_at]))
-    except msgspec.ValidationError:
-        # Name the culprit the way a single decode does.
-        for row in rows:
-            decode_event(row[name_at], row[version_at], row[data_at])
-        raise
-    return out
+def current_decoders() -> dict[str, tuple[int, msgspec.json.Decoder[Any]]]:
+    """Per registered type name: its current schema version and its decoder (read-only)."""
+    return _CURRENT
 
 
 def decode_metadata(data: str | bytes) -> Metadata:

