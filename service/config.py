@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, kw_only=True):
     # and the burst allowed above that rate; a rate of 0 turns the limit off.
     rate_limit: float = 200.0
     rate_burst: float = 400.0
+    # CAIRN_TOKEN_CACHE_TTL: how long (s) an API token's holder may be answered from memory;
+    # bounds how late another instance's revocation can take effect here (see TokenCache).
+    token_cache_ttl: float = 1.0
 
 
 def from_env(database_url: str, **overrides: object) -> Settings:
@@ -53,6 +56,7 @@ def from_env(database_url: str, **overrides: object) -> Settings:
         "CAIRN_FEED_AUTHORITY": ("feed_authority", str),
         "CAIRN_RATE_LIMIT": ("rate_limit", float),
         "CAIRN_RATE_BURST": ("rate_burst", float),
+        "CAIRN_TOKEN_CACHE_TTL": ("token_cache_ttl", float),
     }
     for var, (field, kind) in names.items():
         if var in os.environ:

@@ -92,9 +92,17 @@ async def start_server(database_url: str, **settings: object) -> tuple[object, o
 
 
 @pytest.fixture
-async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
+def server_settings() -> dict[str, object]:
+    """Settings of the live server (a test may parametrize this name to change them)."""
+    return {}
+
+
+@pytest.fixture
+async def live_server(
+    database_url: str, server_settings: dict[str, object]
+) -> AsyncIterator[LiveServer]:
     """Cairn served by a real uvicorn on a free port, on a fresh database."""
-    server, task, base = await start_server(database_url)
+    server, task, base = await start_server(database_url, **server_settings)
     yield LiveServer(database_url, base, server)
     server.should_exit = True  # type: ignore[attr-defined]
     await task  # type: ignore[misc]

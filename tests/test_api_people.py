@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from .conftest import Api, LiveServer
 
@@ -419,3 +420,60 @@ async def test_create_admin_command_prints_a_working_token(live_server: LiveServ
     again = await asyncio.to_thread(subprocess.run, args, env=env, capture_output=True, text=True)
     assert again.returncode == 2
     assert "already in use" in again.stderr
+
+
+@pytest.mark.parametrize("server_settings", [{"token_cache_ttl": 60.0}])
+async def test_token_holders_are_remembered_across_other_writes(api: Api) -> None:
+    """The token cache keeps its entries while this instance writes messages and projects,
+    and forgets them when it changes a person (who might be the token's holder). Seen from
+    outside by revoking a token behind the service's back, in the read model only: a
+    remembered holder still gets in, a looked-up one does not."""
+    c = api.client
+    mia_id, mia_token = await new_person(api, "Mia")
+    assert (await c.get("/v1/me", headers=bearer(mia_token))).status_code == 200
+    conn = await asyncpg.connect(api.server.database_url)
+    try:
+        await conn.execute("UPDATE api_tokens SET revoked = true WHERE person_id = $1", mia_id)
+    finally:
+        await conn.close()
+    project = await c.post("/v1/projects", json={"name": "Unrelated"})
+    assert project.status_code == 201
+    message = await c.post(
+        f"/v1/projects/{project.json()['id']}/messages", json={"subject": "Hi", "body": "x"}
+    )
+    assert message.status_code == 201
+    assert (await c.get("/v1/me", headers=bearer(mia_token))).status_code == 200
+    _, _ = await new_person(api, "Otto")  # a change of a person (another one, even)
+    problem(await c.get("/v1/me", headers=bearer(mia_token)), 401)
+
+
+async def test_a_revocation_through_one_instance_holds_on_another_within_a_second(
+    api: Api,
+) -> None:
+    """Two instances on one database: a token revoked through one stops working on the
+    other, which had its holder in memory, within its cache lifetime (1 s by default)."""
+    import time
+
+    from .conftest import start_server
+
+    c = api.client
+    mia_id, mia_token = await new_person(api, "Mia")
+    tokens = (await c.get(f"/v1/people/{mia_id}/tokens")).json()
+    server, task, base = await start_server(api.server.database_url)
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=bearer(mia_token)) as other:
+            for _ in range(500):
+                if (await other.get("/v1/me")).status_code == 200:
+                    break
+                await asyncio.sleep(0.01)
+            assert (await other.get("/v1/me")).status_code == 200
+            revoked = await c.delete(f"/v1/tokens/{tokens[0]['id']}")
+            assert revoked.status_code == 204
+            start = time.monotonic()
+            while (await other.get("/v1/me")).status_code == 200:
+                assert time.monotonic() - start < 3.0, "still accepted 3 s after revocation"
+                await asyncio.sleep(0.02)
+            problem(await other.get("/v1/me"), 401)
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]

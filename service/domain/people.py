@@ -96,6 +96,11 @@ def person_stream(person_id: str) -> str:
     return f"person-{person_id}"
 
 
+def is_person_stream(stream_id: str) -> bool:
+    """Whether ``stream_id`` is a person's stream (their role, activity and tokens)."""
+    return stream_id.startswith("person-")
+
+
 def evolve_person(state: PersonState | None, event: Event) -> PersonState:
     """``state`` after ``event`` (``None`` before ``PersonCreated``); version goes up by one.
 

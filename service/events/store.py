@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -186,8 +187,10 @@ class EventStore:
         # lane of dedicated connections instead of the pool (see lane.py for the why).
         self._lane: Lane | asyncpg.Pool = Lane(dsn, lane_size) if lane_size > 0 else pool
         self.poll_interval = poll_interval
-        self._notifier = Notifier(pool)
-        self._listener = Listener(dsn)
+        # Names this process in its NOTIFYs, so that it can tell others' commits from its own.
+        sender = uuid.uuid4().hex
+        self._notifier = Notifier(pool, sender=sender)
+        self._listener = Listener(dsn, sender=sender)
         self.wakeups = self._listener
         """Wake-ups of this process's log readers (generation counter; see wakeup.py)."""
         self._closed = False

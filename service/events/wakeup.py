@@ -54,8 +54,10 @@ class Notifier:
         attempts: int = 4,
         min_gap: float = 0.002,
         max_gap: float = 0.025,
+        sender: str = "",
     ) -> None:
         self._pool = pool
+        self._sender = sender
         self._attempts = attempts
         self._min_gap = min_gap
         self._max_gap = max(max_gap, min_gap)
@@ -75,7 +77,7 @@ class Notifier:
         while self._wanted.is_set() and not self._closing:
             self._wanted.clear()
             try:
-                await self._pool.execute("SELECT pg_notify($1, '')", CHANNEL)
+                await self._pool.execute("SELECT pg_notify($1, $2)", CHANNEL, self._sender)
                 failures = 0
                 # At most one NOTIFY per gap: every NOTIFY commit takes the server-wide notify
                 # lock and wakes every listening process, so a steady stream of appends must
@@ -121,10 +123,12 @@ class Listener:
     a wake-up that arrives while they read is therefore never lost.
     """
 
-    def __init__(self, dsn: str, *, reconnect_delay: float = 0.2) -> None:
+    def __init__(self, dsn: str, *, reconnect_delay: float = 0.2, sender: str = "") -> None:
         self._dsn = dsn
         self._reconnect_delay = reconnect_delay
         self._generation = 0
+        self._sender = sender
+        self._remote = 0
         # Set and dropped on every wake-up; made only when a reader waits, so waking
         # costs nothing while nobody is waiting (appends wake on every commit).
         self._moved: asyncio.Event | None = None
@@ -136,6 +140,12 @@ class Listener:
     def generation(self) -> int:
         """Increases on every wake-up; readers compare it before and after reading."""
         return self._generation
+
+    @property
+    def remote_generation(self) -> int:
+        """Increases on every NOTIFY sent by another process (its payload names the sender)
+        and on every (re)connect: commits of others, as far as this process can know."""
+        return self._remote
 
     def start(self) -> None:
         """Start listening in the background (idempotent)."""
@@ -167,7 +177,9 @@ class Listener:
             async with asyncio.timeout(within):
                 await moved.wait()
 
-    def _on_notify(self, *_args: Any) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload != self._sender or not payload:
+            self._remote += 1
         self.wake()
 
     async def _run(self) -> None:
@@ -182,6 +194,7 @@ class Listener:
                 self.connected.set()
                 delay = self._reconnect_delay
                 # Anything appended while we were not listening is only found by reading.
+                self._remote += 1
                 self.wake()
                 while not lost.is_set():
                     # A silent network drop would not fire the termination listener:

@@ -106,7 +106,7 @@ def create_app(
                 "store": store,
                 "engine": engine,
                 "limiter": RateLimiter(per_second, allowance),
-                "tokens": TokenCache(),
+                "tokens": TokenCache(ttl=settings.token_cache_ttl),
                 "hub": hub,
             }
         finally:

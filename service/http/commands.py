@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from ..domain.context import Context
+from ..domain.people import is_person_stream
 from ..errors import WrongExpectedVersion
 from ..events.base import Event, Metadata, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
@@ -76,7 +77,7 @@ async def execute(
                 before = prior.stream_version - len(prior.positions)
                 state = fold([e.event for e in loaded.events if e.stream_version <= before])
                 if wait:
-                    await settle(ctx, prior)
+                    await settle(ctx, prior, [stream_id])
                 return state, prior
         state = fold([e.event for e in loaded.events])
         new_events = decide(state)
@@ -97,7 +98,7 @@ async def execute(
                 raise
             continue
         if wait:
-            await settle(ctx, result)
+            await settle(ctx, result, [stream_id])
         return state, result
     raise AssertionError("unreachable")
 
@@ -135,7 +136,7 @@ async def append_new(
             project_id=project_id,
             fingerprint=ctx.idempotency_fingerprint,
         )
-        await settle(ctx, last)
+        await settle(ctx, last, [stream_id])
         return last
     async with store.pool.acquire() as conn, conn.transaction():
         for stream_id, events, project_id in appends:
@@ -151,17 +152,19 @@ async def append_new(
             )
     store.committed()
     assert last is not None
-    await settle(ctx, last)
+    await settle(ctx, last, [stream_id for stream_id, _, _ in appends])
     return last
 
 
-async def settle(ctx: Ctx, result: AppendResult) -> None:
-    """Read-your-writes: wait (bounded) until every projection has applied ``result``."""
+async def settle(ctx: Ctx, result: AppendResult, streams: Sequence[str]) -> None:
+    """Read-your-writes: wait (bounded) until every projection has applied ``result``, the
+    append (or transaction) that wrote to ``streams``."""
     await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
     tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
-    if tokens is not None:
-        # A revocation (or any write) now shows in the read models: token holders read
-        # while it did not yet must be read again (see TokenCache).
+    if tokens is not None and any(map(is_person_stream, streams)):
+        # A change of a person (a token revoked, a role changed, a deactivation) now shows
+        # in the read models: token holders read while it did not yet must be read again
+        # (see TokenCache). Other writes leave who holds which token as it was.
         tokens.written()
 
 

@@ -136,14 +136,16 @@ def bearer_token(request: Request) -> str | None:
 class TokenCache:
     """Who holds which API token, remembered briefly so that most requests skip the look-up.
 
-    An entry (keyed by the token's hash) is used only while (a) nothing was appended to the
-    log since it was read: the store's wake-up generation moves with every commit of this
-    process and every NOTIFY of another, so a revocation, deactivation or role change
-    drops every entry the moment it commits; (b) no write of this process finished waiting
-    for the read models since (:meth:`written`): an entry read while the read models still
-    lagged behind a revocation is dropped once they show it, before that write answers; and
-    (c) for at most ``ttl`` seconds, which bounds the same lag for writes made through other
-    instances (whose read-model catch-up this process is not told about).
+    An entry (keyed by the token's hash) is used only while (a) no other process appended
+    to the log since it was read, as far as this one knows: the listener's remote
+    generation moves with every NOTIFY of another process (and every reconnect), so a
+    revocation, deactivation or role change made elsewhere drops every entry as soon as its
+    NOTIFY arrives; (b) no change of a person made by this process finished waiting for the
+    read models since (:meth:`written`): an entry read while the read models still lagged
+    behind a revocation is dropped once they show it, before that write answers, while this
+    process's other writes (messages, to-dos ...) keep the entries; and (c) for at most
+    ``ttl`` seconds, which bounds the lag between another instance's NOTIFY and the read
+    models showing its change (this process is not told when they do).
 
     So on the instance that handled it, a revocation holds from its response on, exactly as
     without the cache; on other instances at most ``ttl`` after their read models show it.
@@ -179,7 +181,8 @@ class TokenCache:
         return self._epoch
 
     def written(self) -> None:
-        """A write of this process is now visible in the read models: forget every entry."""
+        """A change of a person made by this process is now visible in the read models:
+        forget every entry."""
         self._epoch += 1
         self._entries.clear()
 
@@ -190,7 +193,7 @@ async def principal_for_token(request: HTTPConnection, token: str) -> Viewer | N
     store = request.state.store
     cache: TokenCache | None = getattr(request.state, "tokens", None)
     # Taken before the read: a commit or write landing during it makes the entry stale.
-    generation: int = store.wakeups.generation
+    generation: int = store.wakeups.remote_generation
     epoch = cache.epoch if cache is not None else 0
     if cache is not None and (hit := cache.get(token_hash, generation)) is not None:
         return hit

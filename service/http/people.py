@@ -215,7 +215,7 @@ async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> Appe
             continue
         store.committed()
         assert last is not None
-        await settle(ctx, last)
+        await settle(ctx, last, [stream_id for stream_id, _, _ in appends])
         return last
     raise AssertionError("unreachable")
 

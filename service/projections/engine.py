@@ -128,6 +128,17 @@ def _schema(name: str, generation: int) -> str:
     return f"p_{name}_{generation}"
 
 
+# A follower's step: take the projection's lock (or learn that another process has it),
+# read its place, and set up the transaction: no wait for the WAL flush at commit, and
+# the search_path of the projection's live generation (names as in _schema).
+_STEP = """
+SELECT pg_try_advisory_xact_lock($1, $2) AS locked, generation, tx_id, position,
+       set_config('synchronous_commit', 'off', true) AS sync,
+       set_config('search_path', 'p_' || name || '_' || generation || ', public', true) AS path
+FROM projections WHERE name = $3
+"""
+
+
 class ProjectionEngine:
     """Runs projections over an :class:`EventStore`.
 
@@ -248,18 +259,17 @@ class ProjectionEngine:
         another process holds the projection's lock."""
         projection = self.projections[name]
         async with self.store.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1, $2)", _LOCK_SPACE, _lock_key(name)
-            )
-            if not locked:
+            # One round trip: the projection's lock, its place, and the settings of this
+            # transaction. The commit need not wait for the WAL flush: a read model is
+            # disposable and its checkpoint is in the same transaction, so a commit lost in
+            # a crash is lost with its checkpoint and simply applied again.
+            row = await conn.fetchrow(_STEP, _LOCK_SPACE, _lock_key(name), name)
+            if not row["locked"]:
                 return -1
-            row = await conn.fetchrow(
-                "SELECT generation, tx_id, position FROM projections WHERE name = $1", name
-            )
             cursor: Cursor = (int(row["tx_id"]), row["position"])
             events = await self.store.read_after(cursor, self.batch)
             if events:
-                await self._apply(conn, projection, row["generation"], events)
+                await self._apply(conn, projection, events)
         await self._advance(name, events[-1].cursor if events else cursor, row["generation"])
         return len(events)
 
@@ -267,10 +277,13 @@ class ProjectionEngine:
         self,
         conn: asyncpg.Connection,
         projection: Projection,
-        generation: int,
         events: Sequence[RecordedEvent],
     ) -> None:
-        await _apply_in(conn, projection, generation, events)
+        """Apply ``events`` and move the checkpoint, in the caller's transaction (whose
+        search_path is the live generation's schema already: see _STEP)."""
+        mine = _relevant(projection, events)
+        if mine:
+            await projection.apply(conn, mine)
         last = events[-1]
         await conn.execute(
             "UPDATE projections SET tx_id = $2, position = $3, events_applied = events_applied + $4, "
