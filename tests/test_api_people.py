@@ -477,3 +477,33 @@ async def test_a_revocation_through_one_instance_holds_on_another_within_a_secon
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         await task  # type: ignore[misc]
+
+
+async def test_a_token_retried_after_a_lost_response_is_not_shown_again(api: Api) -> None:
+    """A token POST whose first run died after issuing the token but before saving its
+    response: the retry names the same token, without a secret (the one in force is the
+    first run's, never seen again), and issues nothing more. The same for feed tokens."""
+    c = api.client
+    key = {"Idempotency-Key": "token-crash"}
+    first = await c.post(f"/v1/people/{api.admin_id}/tokens", json={"label": "x"}, headers=key)
+    assert first.status_code == 201
+    feed_key = {"Idempotency-Key": "feed-crash"}
+    feed = await c.post("/v1/me/feed_token", headers=feed_key)
+    assert feed.status_code == 200
+    conn = await asyncpg.connect(api.server.database_url)
+    try:
+        events = await conn.fetchval("SELECT count(*) FROM events")
+        await conn.execute("DELETE FROM http_responses")
+        retry = await c.post(f"/v1/people/{api.admin_id}/tokens", json={"label": "x"}, headers=key)
+        feed_retry = await c.post("/v1/me/feed_token", headers=feed_key)
+        assert await conn.fetchval("SELECT count(*) FROM events") == events
+    finally:
+        await conn.close()
+    assert retry.status_code == 201
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json() == {**first.json(), "token": None}
+    assert (await c.get("/v1/me", headers=bearer(first.json()["token"]))).status_code == 200
+    assert feed_retry.status_code == 200
+    assert feed_retry.json()["token"] is None
+    atom = await c.get(feed.json()["activity_atom_url"].removeprefix(str(c.base_url).rstrip("/")))
+    assert atom.status_code == 200

@@ -339,3 +339,61 @@ def test_the_workload_is_deterministic(seed: int) -> None:
         return [(a.stream_id, a.expected, a.events) for a in gen]
 
     assert run() == run()
+
+
+class _Seen:
+    """A projection that records every position it is given, to count double applies."""
+
+    name = "seen"
+    version = 1
+    tables = ("seen_rows",)
+
+    def ddl(self) -> str:
+        return "CREATE TABLE seen_rows (position bigint NOT NULL)"
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[Any]) -> None:
+        await conn.executemany(
+            "INSERT INTO seen_rows (position) VALUES ($1)", [(e.position,) for e in events]
+        )
+
+
+async def test_two_instances_stepping_one_projection_apply_each_event_once(
+    store: EventStore, database_url: str
+) -> None:
+    """Two engines (two instances) step the same projection in small batches while writers
+    append: each takes the projection's lock in turn, and none applies a batch the other
+    had just committed (its checkpoint is read after the lock is granted)."""
+    import time
+
+    from service.events.store import ANY
+
+    from .test_store import NoteWritten
+
+    other = await EventStore.open(database_url, max_size=6)
+    try:
+        engines = [ProjectionEngine(s, [_Seen()], batch=5) for s in (store, other)]
+        for engine in engines:
+            await engine.prepare()
+        stop = time.monotonic() + 3.0
+        appended = 0
+
+        async def write() -> None:
+            nonlocal appended
+            while time.monotonic() < stop:
+                await store.append("seen-notes", [NoteWritten(text="x")], ANY)
+                appended += 1
+
+        async def follow(engine: ProjectionEngine) -> None:
+            while time.monotonic() < stop:
+                await engine.step("seen")
+
+        await asyncio.gather(write(), write(), *(follow(e) for e in engines + engines))
+        while await engines[0].step("seen") > 0:
+            pass
+        rows = await store.pool.fetch(
+            "SELECT position, count(*) AS n FROM seen_rows GROUP BY position HAVING count(*) > 1"
+        )
+        assert rows == [], f"{len(rows)} events applied more than once"
+        assert await store.pool.fetchval("SELECT count(*) FROM seen_rows") == appended
+    finally:
+        await other.close()

@@ -480,14 +480,19 @@ class EventStore:
         return (int(tx_id), position)
 
     async def read_all(
-        self, after: int = 0, limit: int = 1000, *, project_id: str | None = None
+        self,
+        after: int = 0,
+        limit: int = 1000,
+        *,
+        project_id: str | None = None,
+        read_ahead: bool = True,
     ) -> list[RecordedEvent]:
         """Up to ``limit`` events of the global log after position ``after``, in log order.
 
         Log order is ``(tx_id, position)``; only events of transactions below the current
         snapshot's xmin are returned, so an event committed late is never skipped: it is
         returned later, in its place after what was returned before. Pass the last returned
-        event's position as ``after`` to continue.
+        event's position as ``after`` to continue. ``read_ahead``: see :meth:`read_after`.
 
         Raises:
             UnknownPosition: ``after`` is not a position in the log.
@@ -495,16 +500,22 @@ class EventStore:
         cursor = self._cursors.get(after)
         if cursor is None:
             cursor = await self.cursor_of(after)
-        return await self.read_after(cursor, limit, project_id=project_id)
+        return await self.read_after(cursor, limit, project_id=project_id, read_ahead=read_ahead)
 
     async def read_after(
-        self, cursor: Cursor, limit: int = 1000, *, project_id: str | None = None
+        self,
+        cursor: Cursor,
+        limit: int = 1000,
+        *,
+        project_id: str | None = None,
+        read_ahead: bool = False,
     ) -> list[RecordedEvent]:
         """Like :meth:`read_all`, from a log-order cursor (no position look-up).
 
-        A full page starts a read-ahead of the next one on another connection, so that a
-        reader walking the log (a rebuild, a catch-up) finds the next page fetched while it
-        was busy with this one. A read-ahead page is used only if it came back full: every
+        With ``read_ahead``, for readers that walk the log page after page with one page
+        size (a scan, a rebuild, a catch-up), a full page starts a read-ahead of the next
+        one on another connection, so that the reader finds it fetched while it was busy
+        with this one. A read-ahead page is used only if it came back full: every
         transaction below the horizon it was read under had finished, and a full page holds
         only such rows, so a fresh read would return exactly the same rows. A short one may
         predate commits the caller expects to see, so it is read again.
@@ -529,7 +540,7 @@ class EventStore:
         self._cursors[last[1]] = last
         if len(self._cursors) > _CURSOR_CACHE:
             del self._cursors[next(iter(self._cursors))]
-        if len(rows) < limit or self._closed:
+        if len(rows) < limit or self._closed or not read_ahead:
             return _decode_rows(rows)
         # Ask for the next page before decoding this one, and decode in slices, letting the
         # event loop take in the next page's rows in between: PostgreSQL stops sending when
@@ -556,8 +567,9 @@ class EventStore:
         if key in self._ahead:
             return
         while len(self._ahead) >= _READ_AHEAD_PAGES:
-            # The oldest read-ahead nobody came back for.
-            self._ahead.pop(next(iter(self._ahead))).cancel()
+            # The oldest read-ahead nobody came back for: forgotten, not cancelled (the lane
+            # would drop its connection), it ends on its own.
+            del self._ahead[next(iter(self._ahead))]
         task = asyncio.get_running_loop().create_task(self._fetch_page(*key))
         task.add_done_callback(_consume_failure)
         self._ahead[key] = task
@@ -786,13 +798,13 @@ def _decode_rows(
 ) -> list[RecordedEvent]:
     # Most of a scan's client cost, so written for speed: each event straight through its
     # type's own decoder (old schema versions and failures go the long way, which upcasts
-    # or names the culprit), the metadata of an append (shared by its events) decoded once
-    # per page. A NULL metadata or recorded_at means "the same as the row before" (see
+    # or names the culprit), the metadata of an append (shared by its events) decoded once:
+    # a NULL metadata or recorded_at means "the same as the row before" (see
     # _SHARED_COLUMNS), which is ``before`` for the first row when a page is decoded in
     # slices.
     decoders = current_decoders()
-    metadata: dict[str, Metadata] = {}
     meta = before.metadata if before is not None else Metadata()
+    last_meta: str | None = None  # queries without _SHARED_COLUMNS repeat it row by row
     recorded_at: datetime = before.recorded_at if before is not None else _EPOCH
     out: list[RecordedEvent] = []
     append = out.append
@@ -807,11 +819,9 @@ def _decode_rows(
         else:
             event = decode_event(r[5], r[6], r[7])
         raw_meta = r[8]
-        if raw_meta is not None:
-            known = metadata.get(raw_meta)
-            if known is None:
-                known = metadata[raw_meta] = decode_metadata(raw_meta)
-            meta = known
+        if raw_meta is not None and raw_meta != last_meta:
+            meta = decode_metadata(raw_meta)
+            last_meta = raw_meta
         if r[9] is not None:
             recorded_at = r[9]
         append(

@@ -67,18 +67,20 @@ async def execute(
     Returns the state decided on and the append (None when ``decide`` returned nothing).
     """
     key = ctx.store_key(stream_id)
+    if key is not None:
+        # Asked before the stream is read, so that the read holds the append found.
+        prior = await _made_before(ctx, stream_id, key, project_id)
+        if prior is not None:
+            # A retry of a request whose response was lost: answer from its append, with
+            # the state it was decided on.
+            loaded = await load(ctx, stream_id)
+            before = prior.stream_version - len(prior.positions)
+            state = fold([e.event for e in loaded.events if e.stream_version <= before])
+            if wait:
+                await settle(ctx, prior, [stream_id])
+            return state, prior
     for attempt in range(_ATTEMPTS):
         loaded = await load(ctx, stream_id)
-        if key is not None and attempt == 0:
-            prior = await _made_before(ctx, stream_id, key, project_id)
-            if prior is not None:
-                # A retry of a request whose response was lost: answer from its append,
-                # with the state it was decided on.
-                before = prior.stream_version - len(prior.positions)
-                state = fold([e.event for e in loaded.events if e.stream_version <= before])
-                if wait:
-                    await settle(ctx, prior, [stream_id])
-                return state, prior
         state = fold([e.event for e in loaded.events])
         new_events = decide(state)
         if not new_events:
@@ -159,13 +161,16 @@ async def append_new(
 async def settle(ctx: Ctx, result: AppendResult, streams: Sequence[str]) -> None:
     """Read-your-writes: wait (bounded) until every projection has applied ``result``, the
     append (or transaction) that wrote to ``streams``."""
-    await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
-    tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
-    if tokens is not None and any(map(is_person_stream, streams)):
-        # A change of a person (a token revoked, a role changed, a deactivation) now shows
-        # in the read models: token holders read while it did not yet must be read again
-        # (see TokenCache). Other writes leave who holds which token as it was.
-        tokens.written()
+    try:
+        await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
+    finally:
+        tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
+        if tokens is not None and any(map(is_person_stream, streams)):
+            # A change of a person (a token revoked, a role changed, a deactivation) now
+            # shows in the read models (or the wait gave up): token holders read before must
+            # be read again (see TokenCache). Other writes leave who holds which token as it
+            # was.
+            tokens.written()
 
 
 def context(ctx: Ctx) -> Context:

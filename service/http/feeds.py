@@ -56,6 +56,7 @@ from .api import Api, Ctx, Reply, if_none_match
 from .commands import context as domain_context
 from .commands import execute
 from .context import hash_secret, principal_for_token, rate_limit
+from .idempotency import REPLAYED_HEADERS
 from .problems import ApiError
 from .visibility import Scope, project_scope, viewer_scope
 
@@ -110,7 +111,9 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
 
     # execute() waits for the read models: when this answers, the old token no longer works
     # (and this instance's feeds re-read the read models' state, not trusting a moment-old read).
-    await execute(ctx, person_stream(ctx.me.person_id), fold_person, decide, project_id=None)
+    _, result = await execute(
+        ctx, person_stream(ctx.me.person_id), fold_person, decide, project_id=None
+    )
     _cache(ctx.request).checkpoint.forget()
     rotated_at = await ctx.store.pool.fetchval(
         "SELECT rotated_at FROM feed_tokens WHERE person_id = $1", ctx.me.person_id
@@ -124,9 +127,14 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
         rotated_at=rotated_at,
     )
     # What an idempotent retry replays: no secret (see service.http.people, issue_token).
-    ctx.request.state.replay_body = msgspec.json.encode(
-        msgspec.structs.replace(issued, token=None, activity_atom_url=None, activity_rss_url=None)
+    without_secret = msgspec.structs.replace(
+        issued, token=None, activity_atom_url=None, activity_rss_url=None
     )
+    ctx.request.state.replay_body = msgspec.json.encode(without_secret)
+    if result is not None and result.replayed:
+        # A retry whose first run died before saving its response: the secret then made is
+        # the one in force, and this run never saw it.
+        return Reply(without_secret, headers=dict(REPLAYED_HEADERS))
     return Reply(issued)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 from starlette.responses import Response
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .context import Ctx
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADERS: Final = {"Idempotent-Replayed": "true"}
+"""Sent with every answer that replays an earlier run of the same request."""
 _MAX_KEY = 255
 
 
@@ -48,7 +50,7 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
         if bytes(row["fingerprint"]) != fingerprint:
             raise _reused(key)
         headers = msgspec.json.decode(row["headers"], type=dict[str, str])
-        headers["Idempotent-Replayed"] = "true"
+        headers.update(REPLAYED_HEADERS)
         return Response(bytes(row["body"]), row["status"], headers=headers)
     ctx.idempotency_key = key
     ctx.idempotency_fingerprint = fingerprint

@@ -49,6 +49,7 @@ from .api import Api, Ctx, Reply
 from .commands import context, execute, load, metadata_for, settle
 from .context import hash_secret
 from .envelope import api_url
+from .idempotency import REPLAYED_HEADERS
 from .paging import QUERY as _PAGING
 from .paging import page_headers, seq_after
 
@@ -433,7 +434,7 @@ async def issue_token(ctx: Ctx) -> Reply:
     secret = f"cairn_{secrets.token_urlsafe(32)}"
     cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
     c = context(ctx)
-    await execute(
+    _, result = await execute(
         ctx,
         person_stream(person_id),
         fold_person,
@@ -447,7 +448,14 @@ async def issue_token(ctx: Ctx) -> Reply:
     # What an idempotent retry replays: the same token without its secret, so that the
     # secret is never stored (see service.http.idempotency).
     ctx.request.state.replay_body = msgspec.json.encode(msgspec.structs.replace(issued, token=None))
-    return Reply(issued, 201, {"Location": api_url(ctx, f"/v1/tokens/{token_id}")})
+    headers = {"Location": api_url(ctx, f"/v1/tokens/{token_id}")}
+    if result is not None and result.replayed:
+        # A retry whose first run died before saving its response: the token was issued
+        # then, with a secret this run never saw (the one made above was not stored).
+        return Reply(
+            msgspec.structs.replace(issued, token=None), 201, {**headers, **REPLAYED_HEADERS}
+        )
+    return Reply(issued, 201, headers)
 
 
 @api.get(

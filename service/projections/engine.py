@@ -128,14 +128,19 @@ def _schema(name: str, generation: int) -> str:
     return f"p_{name}_{generation}"
 
 
-# A follower's step: take the projection's lock (or learn that another process has it),
-# read its place, and set up the transaction: no wait for the WAL flush at commit, and
-# the search_path of the projection's live generation (names as in _schema).
-_STEP = """
-SELECT pg_try_advisory_xact_lock($1, $2) AS locked, generation, tx_id, position,
-       set_config('synchronous_commit', 'off', true) AS sync,
+# A follower's step, in two statements: the second must see what the lock's previous
+# holder committed, so it cannot be the statement that takes the lock (a statement reads
+# under a snapshot taken when it starts, before the lock is granted: read together, another
+# instance's batch committed meanwhile would be applied twice). The first also sets the
+# commit not to wait for the WAL flush, the second the generation's search_path.
+_STEP_LOCK = """
+SELECT pg_try_advisory_xact_lock($1, $2) AS locked,
+       set_config('synchronous_commit', 'off', true) AS sync
+"""
+_STEP_PLACE = """
+SELECT generation, tx_id, position,
        set_config('search_path', 'p_' || name || '_' || generation || ', public', true) AS path
-FROM projections WHERE name = $3
+FROM projections WHERE name = $1
 """
 
 
@@ -259,15 +264,15 @@ class ProjectionEngine:
         another process holds the projection's lock."""
         projection = self.projections[name]
         async with self.store.pool.acquire() as conn, conn.transaction():
-            # One round trip: the projection's lock, its place, and the settings of this
-            # transaction. The commit need not wait for the WAL flush: a read model is
-            # disposable and its checkpoint is in the same transaction, so a commit lost in
-            # a crash is lost with its checkpoint and simply applied again.
-            row = await conn.fetchrow(_STEP, _LOCK_SPACE, _lock_key(name), name)
-            if not row["locked"]:
+            # The projection's lock, then its place (see _STEP_LOCK). The commit need not
+            # wait for the WAL flush: a read model is disposable and its checkpoint is in
+            # the same transaction, so a commit lost in a crash is lost with its checkpoint
+            # and simply applied again.
+            if not await conn.fetchval(_STEP_LOCK, _LOCK_SPACE, _lock_key(name)):
                 return -1
+            row = await conn.fetchrow(_STEP_PLACE, name)
             cursor: Cursor = (int(row["tx_id"]), row["position"])
-            events = await self.store.read_after(cursor, self.batch)
+            events = await self.store.read_after(cursor, self.batch, read_ahead=True)
             if events:
                 await self._apply(conn, projection, events)
         await self._advance(name, events[-1].cursor if events else cursor, row["generation"])
@@ -280,13 +285,14 @@ class ProjectionEngine:
         events: Sequence[RecordedEvent],
     ) -> None:
         """Apply ``events`` and move the checkpoint, in the caller's transaction (whose
-        search_path is the live generation's schema already: see _STEP)."""
+        search_path is the live generation's schema already: see _STEP_PLACE)."""
         mine = _relevant(projection, events)
         if mine:
             await projection.apply(conn, mine)
         last = events[-1]
         await conn.execute(
-            "UPDATE projections SET tx_id = $2, position = $3, events_applied = events_applied + $4, "
+            "UPDATE public.projections SET tx_id = $2, position = $3, "
+            "events_applied = events_applied + $4, "
             "last_event_at = $5, updated_at = now() WHERE name = $1",
             projection.name,
             last.tx_id,
@@ -483,7 +489,7 @@ class ProjectionEngine:
         applied = 0
 
         async def read(after: Cursor) -> list[RecordedEvent]:
-            events = await self.store.read_after(after, size)
+            events = await self.store.read_after(after, size, read_ahead=True)
             if until is not None:
                 events = [e for e in events if e.cursor <= until]
             return events
