@@ -162,7 +162,11 @@ async def settle(ctx: Ctx, result: AppendResult, streams: Sequence[str]) -> None
     """Read-your-writes: wait (bounded) until every projection has applied ``result``, the
     append (or transaction) that wrote to ``streams``."""
     try:
-        await ctx.engine.wait_for(result.cursor, ctx.settings.read_your_writes_timeout)
+        # Only the read models that read these streams can change: the others need not
+        # have stepped over the append for the caller to read what it wrote.
+        await ctx.engine.wait_for(
+            result.cursor, ctx.settings.read_your_writes_timeout, ctx.engine.reading(streams)
+        )
     finally:
         tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
         if tokens is not None and any(map(is_person_stream, streams)):

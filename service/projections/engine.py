@@ -336,6 +336,16 @@ class ProjectionEngine:
                 await self.refresh()
         return True
 
+    def reading(self, streams: Sequence[str]) -> list[str]:
+        """The projections that read events of any of ``streams`` (by their
+        ``stream_prefixes``; a projection without them reads every stream)."""
+        names = []
+        for name, projection in self.projections.items():
+            prefixes: tuple[str, ...] | None = getattr(projection, "stream_prefixes", None)
+            if prefixes is None or any(s.startswith(prefixes) for s in streams):
+                names.append(name)
+        return names
+
     async def refresh(self) -> None:
         """Re-read every checkpoint from the database."""
         self._refreshed = time.monotonic()
