@@ -261,6 +261,9 @@ class EventStore:
             project_id: the project the stream belongs to, if any.
             connection: run inside the caller's transaction on this connection (the caller
                 then owns commit and rollback, and must call :meth:`committed` after commit).
+                After an error the transaction may or may not be aborted already (a wrong
+                expected version of a single event inserts nothing and aborts nothing):
+                roll it back.
             fingerprint: what makes a retry under ``idempotency_key`` "the same append"; by
                 default the events' bytes. A caller whose retries decide again, and so may
                 stamp new times into the events, names the request instead.
