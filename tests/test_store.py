@@ -11,6 +11,7 @@ import pytest
 
 from service.errors import (
     IdempotencyKeyReused,
+    UnknownEventType,
     UnknownPosition,
     WrongExpectedVersion,
 )
@@ -183,6 +184,28 @@ async def test_stored_v1_event_is_upcast(store: EventStore, database_url: str) -
         NoteRenamed(old=None, new="T"),
         NoteRenamed(old="T", new="U"),
     ]
+    # Pages of the log name each type from the data's own tag: the same events.
+    assert await store.read_all(0) == events
+
+
+async def test_a_page_with_an_unknown_type_is_an_error(
+    store: EventStore, database_url: str
+) -> None:
+    """An event of a type this code does not know cannot be read, from a stream or the log."""
+    await store.append("known", [NoteWritten(text="a")], NO_STREAM)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.fetch(
+            "SELECT * FROM cairn_append('alien', 0, NULL, $1::jsonb, '{}'::jsonb, NULL, NULL)",
+            '[{"type": "FromTheFuture", "schema_version": 1, "data": {"type": "FromTheFuture"}}]',
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(UnknownEventType):
+        await store.read_all(0)
+    with pytest.raises(UnknownEventType):
+        await store.read_stream("alien")
+    assert [e.event for e in await store.read_all(0, limit=1)] == [NoteWritten(text="a")]
 
 
 async def test_unknown_position_is_an_error(store: EventStore) -> None:

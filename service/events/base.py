@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, Union
 
 import msgspec
 
@@ -78,6 +78,8 @@ _TYPES: dict[str, type[Event]] = {}
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {}
 # Per type name: its current schema version and decoder, for decoding pages of the log.
 _CURRENT: dict[str, tuple[int, msgspec.json.Decoder[Any]]] = {}
+# The decoder of any registered type, with each class's name (rebuilt after a registration).
+_ANY: list[tuple[msgspec.json.Decoder[Any], dict[type[Event], str]]] = []
 _UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 _METADATA_DECODER = msgspec.json.Decoder(Metadata)
 _ENCODER = msgspec.json.Encoder()
@@ -100,6 +102,7 @@ def register(cls: E) -> E:
     _TYPES[name] = cls
     _DECODERS[name] = msgspec.json.Decoder(cls)
     _CURRENT[name] = (cls.schema_version, _DECODERS[name])
+    _ANY.clear()
     return cls
 
 
@@ -179,6 +182,15 @@ def decode_event(name: str, schema_version: int, data: str | bytes) -> Event:
 def current_decoders() -> dict[str, tuple[int, msgspec.json.Decoder[Any]]]:
     """Per registered type name: its current schema version and its decoder (read-only)."""
     return _CURRENT
+
+
+def any_event_decoder() -> tuple[msgspec.json.Decoder[Any], dict[type[Event], str]]:
+    """One decoder for stored data of any registered type (the tag in the data picks it), and
+    each class's stored name. Built once per set of registered types."""
+    if not _ANY:
+        types = tuple(_TYPES.values())
+        _ANY.append((msgspec.json.Decoder(Union[types]), {cls: type_name(cls) for cls in types}))  # noqa: UP007
+    return _ANY[0]
 
 
 def decode_metadata(data: str | bytes) -> Metadata:
