@@ -265,9 +265,13 @@ async def test_read_ahead_never_serves_a_stale_short_page(store: EventStore) -> 
     assert [e.position for e in await store.read_all(after, limit=3)] == late.positions
     # A full page read ahead is the page a fresh read returns.
     first = await store.read_all(0, limit=5)
-    fresh_second = await store.read_after(first[-1].cursor, 5)
+    ahead = (first[-1].cursor, 5, None)
+    assert ahead in store._ahead  # the next page is being read ahead...
     await store.append("ra-later", [NoteWritten(text="later")], NO_STREAM)
-    assert await store.read_all(first[-1].position, limit=5) == fresh_second
+    second = await store.read_all(first[-1].position, limit=5)
+    assert ahead not in store._ahead  # ...and that read-ahead served this page
+    fresh_second = await store.read_after(first[-1].cursor, 5)
+    assert second == fresh_second
 
 
 async def test_a_named_fingerprint_decides_what_a_retry_is(store: EventStore) -> None:

@@ -33,7 +33,7 @@ import msgspec
 
 from ..events import projects as pr
 from ..events import recordings as rc
-from ..events.base import Event
+from ..events.base import Event, RecordedEvent
 from ..events.recordings import FieldChange, RecordingKind
 from .access import KIND_LABELS
 
@@ -284,6 +284,22 @@ def activity_of(
     if stream_id.startswith("project-") and project_id is not None:
         return _project_item(event, stream_version, project_id, actor_id, recorded_at)
     return None
+
+
+def recorded_activity(
+    recorded: RecordedEvent, recording: KnownRecording | None = None
+) -> ActivityItem | None:
+    """:func:`activity_of` an event as the log holds it (where, when and by whom from
+    ``recorded`` itself)."""
+    return activity_of(
+        recorded.event,
+        stream_id=recorded.stream_id,
+        stream_version=recorded.stream_version,
+        project_id=recorded.project_id,
+        actor_id=recorded.metadata.actor,
+        recorded_at=recorded.recorded_at,
+        recording=recording,
+    )
 
 
 _CREATED_KIND: Final[dict[type[Event], RecordingKind]] = {

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import date, datetime
+from typing import Any
 
 import msgspec
 
 from ..events.base import RecordedEvent
 from ..events.recordings import TodoAdded, TodoMoved
-from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording
+from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording, hidden_probe
 from .projects import ProjectState, evolve_project
 from .recordings import RecordingState, evolve_recording, recording_facts, visibility_parent_id
 
@@ -212,13 +213,13 @@ def snapshot_of(
         hidden_now: ids of recordings clients may not see now (ignored for staff).
     """
 
+    # ``can_see_recording`` with the facts of the time answers "could a client see it
+    # then"; a client also needs to see it now. Staff see everything either way.
+    staff = can_see_recording(viewer, project, hidden_probe(project.project_id))
+
     def visible(recording: RecordingState) -> bool:
-        facts = replay.facts(recording)
-        if not can_see_recording(viewer, project, facts):
+        if not can_see_recording(viewer, project, replay.facts(recording)):
             return False
-        # ``can_see_recording`` with the facts of the time answers "could a client see it
-        # then"; a client also needs to see it now. Staff see everything either way.
-        staff = can_see_recording(viewer, project, _forced_hidden(facts))
         return staff or recording.recording_id not in hidden_now
 
     recordings = replay.recordings
@@ -265,23 +266,22 @@ def snapshot_of(
     )
 
 
-def _forced_hidden(facts: RecordingFacts) -> RecordingFacts:
-    return msgspec.structs.replace(facts, visible_to_clients=False)
-
-
-def _visible(recording: RecordingState, replay: Replay) -> bool:
-    return replay.facts(recording).visible_to_clients
+def _common(recording: RecordingState, replay: Replay) -> dict[str, Any]:
+    """The :class:`SnapshotItem` fields of ``recording``."""
+    return {
+        "id": recording.recording_id,
+        "type": recording.kind,
+        "status": recording.status,
+        "visible_to_clients": replay.facts(recording).visible_to_clients,
+        "created_at": recording.created_at,
+        "updated_at": recording.updated_at,
+        "creator_id": recording.creator_id,
+    }
 
 
 def _todo(todo: RecordingState, list_id: str, position: int, replay: Replay) -> SnapshotTodo:
     return SnapshotTodo(
-        id=todo.recording_id,
-        type="todo",
-        status=todo.status,
-        visible_to_clients=_visible(todo, replay),
-        created_at=todo.created_at,
-        updated_at=todo.updated_at,
-        creator_id=todo.creator_id,
+        **_common(todo, replay),
         todolist_id=list_id,
         position=position,
         content=todo.content or "",
@@ -300,13 +300,7 @@ def _todolist(
 ) -> SnapshotTodolist:
     active = [t for t in todos if t.status == "active"]
     return SnapshotTodolist(
-        id=todolist.recording_id,
-        type="todolist",
-        status=todolist.status,
-        visible_to_clients=_visible(todolist, replay),
-        created_at=todolist.created_at,
-        updated_at=todolist.updated_at,
-        creator_id=todolist.creator_id,
+        **_common(todolist, replay),
         name=todolist.name or "",
         description=todolist.description,
         completed_count=sum(1 for t in active if t.completed),
@@ -317,13 +311,7 @@ def _todolist(
 
 def _milestone(milestone: RecordingState, replay: Replay) -> SnapshotMilestone:
     return SnapshotMilestone(
-        id=milestone.recording_id,
-        type="milestone",
-        status=milestone.status,
-        visible_to_clients=_visible(milestone, replay),
-        created_at=milestone.created_at,
-        updated_at=milestone.updated_at,
-        creator_id=milestone.creator_id,
+        **_common(milestone, replay),
         title=milestone.title or "",
         due_on=milestone.due_on,
         responsible_id=milestone.responsible_id,
@@ -336,13 +324,7 @@ def _milestone(milestone: RecordingState, replay: Replay) -> SnapshotMilestone:
 
 def _message(message: RecordingState, replay: Replay) -> SnapshotMessage:
     return SnapshotMessage(
-        id=message.recording_id,
-        type="message",
-        status=message.status,
-        visible_to_clients=_visible(message, replay),
-        created_at=message.created_at,
-        updated_at=message.updated_at,
-        creator_id=message.creator_id,
+        **_common(message, replay),
         subject=message.subject or "",
         body=message.body,
         category=message.category,

@@ -314,29 +314,7 @@ class EventStore:
             idempotency_key,
             digest,
         )
-        while True:
-            try:
-                if connection is not None:
-                    rows = await connection.fetch(_APPEND, *args)
-                else:
-                    rows = await self._lane.fetch(_APPEND, *args)
-                break
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "events_stream_version_key":
-                    raise
-                # A concurrent writer took the version we computed. With ANY that is no
-                # conflict: try again on top of it (only possible outside a caller's tx).
-                if expected_version == ANY and connection is None:
-                    continue
-                actual = await self.stream_version(stream_id)
-                raise WrongExpectedVersion(stream_id, expected_version, actual) from exc
-            except asyncpg.PostgresError as exc:
-                translated = _translate(exc, stream_id, expected_version)
-                if translated is None:
-                    raise
-                raise translated from exc
-            except TRANSIENT_ERRORS as exc:
-                raise DatabaseUnavailable(f"append to {stream_id!r} failed: {exc}") from exc
+        rows = await self._run_append(_APPEND, args, stream_id, expected_version, connection)
         result = AppendResult(
             positions=[r["out_position"] for r in rows],
             stream_version=rows[-1]["out_stream_version"] if rows else 0,
@@ -371,27 +349,7 @@ class EventStore:
             encode_metadata(metadata).decode(),
         )
         statement = _APPEND_ONE if expected_version == ANY else _APPEND_EXACT
-        while True:
-            try:
-                if connection is not None:
-                    rows = await connection.fetch(statement, *args)
-                else:
-                    rows = await self._lane.fetch(statement, *args)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "events_stream_version_key":
-                    raise
-                if expected_version == ANY and connection is None:
-                    continue
-                actual = await self._version_seen(stream_id, connection)
-                raise WrongExpectedVersion(stream_id, expected_version, actual) from exc
-            except asyncpg.PostgresError as exc:
-                translated = _translate(exc, stream_id, expected_version)
-                if translated is None:
-                    raise
-                raise translated from exc
-            except TRANSIENT_ERRORS as exc:
-                raise DatabaseUnavailable(f"append to {stream_id!r} failed: {exc}") from exc
-            break
+        rows = await self._run_append(statement, args, stream_id, expected_version, connection)
         if not rows:
             # The statement inserts nothing when the stream is not at the expected version.
             actual = await self._version_seen(stream_id, connection)
@@ -403,6 +361,39 @@ class EventStore:
         if connection is None:
             self.committed()
         return result
+
+    async def _run_append(
+        self,
+        statement: str,
+        args: tuple[Any, ...],
+        stream_id: str,
+        expected_version: int,
+        connection: asyncpg.Connection | None,
+    ) -> list[asyncpg.Record]:
+        """Run an append statement and translate its errors into the store's."""
+        while True:
+            try:
+                if connection is not None:
+                    rows: list[asyncpg.Record] = await connection.fetch(statement, *args)
+                    return rows
+                return await self._lane.fetch(statement, *args)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "events_stream_version_key":
+                    raise
+                # A concurrent writer took the version we computed. With ANY that is no
+                # conflict: try again on top of it (only possible outside a caller's tx).
+                if expected_version == ANY and connection is None:
+                    continue
+                # The violation aborted any transaction of the caller's: ask the pool.
+                actual = await self.stream_version(stream_id)
+                raise WrongExpectedVersion(stream_id, expected_version, actual) from exc
+            except asyncpg.PostgresError as exc:
+                translated = _translate(exc, stream_id, expected_version)
+                if translated is None:
+                    raise
+                raise translated from exc
+            except TRANSIENT_ERRORS as exc:
+                raise DatabaseUnavailable(f"append to {stream_id!r} failed: {exc}") from exc
 
     async def _version_seen(self, stream_id: str, connection: asyncpg.Connection | None) -> int:
         if connection is None:

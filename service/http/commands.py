@@ -4,10 +4,12 @@ models. The optimistic-concurrency loop lives here, once for every endpoint."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
+
+import asyncpg
 
 from ..domain.context import Context
 from ..domain.people import is_person_stream
@@ -123,38 +125,68 @@ async def append_new(
     Each item is (stream id, events, project id). Used for creations that claim something
     (a person and their e-mail address).
     """
+    return await _append_all(ctx, [(s, e, NO_STREAM, p) for s, e, p in appends])
+
+
+Plan = list[tuple[str, list[Event], int]]
+"""(stream id, events, expected version) triples, appended together by :func:`append_together`."""
+
+
+async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> AppendResult | None:
+    """Append to several streams in one transaction, then wait for the read models.
+
+    ``plan`` reads the streams and decides; it returns (stream, events, expected version)
+    triples (empty event lists are skipped). When a concurrent writer got there first, the
+    whole plan runs again on the new state: a decision that no longer holds then raises its
+    own error (e.g. the e-mail address was just taken).
+
+    Returns the last append, or None when the plan appends nothing.
+    """
+    for attempt in range(_ATTEMPTS):
+        appends = [(s, e, v, None) for s, e, v in await plan() if e]
+        if not appends:
+            return None
+        try:
+            return await _append_all(ctx, appends)
+        except WrongExpectedVersion:
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _append_all(
+    ctx: Ctx, appends: Sequence[tuple[str, list[Event], int, str | None]]
+) -> AppendResult:
+    """Append (stream id, events, expected version, project id) items in one transaction,
+    then wait for the read models; returns the last append."""
     store = ctx.store
     meta = metadata_for(ctx)
-    last: AppendResult | None = None
-    if len(appends) == 1:
-        # One append is atomic on its own (one statement): no BEGIN and COMMIT round trips.
-        stream_id, events, project_id = appends[0]
-        last = await store.append(
+    streams = [stream_id for stream_id, _, _, _ in appends]
+
+    async def append_one(
+        item: tuple[str, list[Event], int, str | None], conn: asyncpg.Connection | None
+    ) -> AppendResult:
+        stream_id, events, expected, project_id = item
+        return await store.append(
             stream_id,
             events,
-            NO_STREAM,
+            expected,
             meta,
             ctx.store_key(stream_id),
             project_id=project_id,
+            connection=conn,
             fingerprint=ctx.idempotency_fingerprint,
         )
-        await settle(ctx, last, [stream_id])
-        return last
-    async with store.pool.acquire() as conn, conn.transaction():
-        for stream_id, events, project_id in appends:
-            last = await store.append(
-                stream_id,
-                events,
-                NO_STREAM,
-                meta,
-                ctx.store_key(stream_id),
-                project_id=project_id,
-                connection=conn,
-                fingerprint=ctx.idempotency_fingerprint,
-            )
-    store.committed()
-    assert last is not None
-    await settle(ctx, last, [stream_id for stream_id, _, _ in appends])
+
+    if len(appends) == 1:
+        # One append is atomic on its own (one statement): no BEGIN and COMMIT round trips.
+        last = await append_one(appends[0], None)
+    else:
+        async with store.pool.acquire() as conn, conn.transaction():
+            for item in appends:
+                last = await append_one(item, conn)
+        store.committed()
+    await settle(ctx, last, streams)
     return last
 
 

@@ -9,7 +9,7 @@ stored.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
 from ..domain.emails import (
+    EmailClaim,
     decide_claim_email,
     decide_release_email,
     email_change,
@@ -39,14 +40,13 @@ from ..domain.people import (
     person_stream,
 )
 from ..domain.tokens import IssueToken, RevokeToken, decide_issue_token, decide_revoke_token
-from ..errors import NotFound, WrongExpectedVersion
+from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
-from ..events.store import AppendResult
 from .access import visible_projects
 from .api import Api, Ctx, Reply
-from .commands import context, execute, load, metadata_for, settle
+from .commands import Plan, append_together, context, execute, load
 from .context import hash_secret
 from .envelope import api_url
 from .idempotency import REPLAYED_HEADERS
@@ -56,7 +56,6 @@ from .paging import page_headers, seq_after
 api = Api()
 
 _TAGS = ["people"]
-_ATTEMPTS = 5
 _UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
 
@@ -179,59 +178,17 @@ def _existing(person: PersonState | None) -> PersonState:
     return person
 
 
-Plan = list[tuple[str, list[Event], int]]
-
-
-async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> AppendResult | None:
-    """Append to several streams in one transaction, then wait for the read models.
-
-    ``plan`` reads the streams and decides; it returns (stream, events, expected version)
-    triples (empty event lists are skipped). When a concurrent writer got there first, the
-    whole plan runs again on the new state: a decision that no longer holds then raises its
-    own error (e.g. the e-mail address was just taken).
-
-    Returns the last append, or None when the plan appends nothing.
-    """
-    store = ctx.store
-    for attempt in range(_ATTEMPTS):
-        appends = [a for a in await plan() if a[1]]
-        if not appends:
-            return None
-        last: AppendResult | None = None
-        try:
-            async with store.pool.acquire() as conn, conn.transaction():
-                for stream_id, events, expected in appends:
-                    last = await store.append(
-                        stream_id,
-                        events,
-                        expected,
-                        metadata_for(ctx),
-                        ctx.store_key(stream_id),
-                        connection=conn,
-                        fingerprint=ctx.idempotency_fingerprint,
-                    )
-        except WrongExpectedVersion:
-            if attempt == _ATTEMPTS - 1:
-                raise
-            continue
-        store.committed()
-        assert last is not None
-        await settle(ctx, last, [stream_id for stream_id, _, _ in appends])
-        return last
-    raise AssertionError("unreachable")
-
-
-async def _claim_plan(email: str, person_id: str, ctx: Ctx) -> tuple[str, list[Event], int]:
-    """Claim ``email`` for ``person_id`` (Conflict when someone else holds it)."""
+async def _email_plan(
+    ctx: Ctx,
+    email: str,
+    person_id: str,
+    decide: Callable[[EmailClaim, str], list[Event]] = decide_claim_email,
+) -> tuple[str, list[Event], int]:
+    """Claim ``email`` for ``person_id`` (Conflict when someone else holds it), or with
+    ``decide_release_email`` release it."""
     stream = email_stream(email)
     claim = fold_email_claim(email, [e.event for e in await ctx.store.read_stream(stream)])
-    return stream, decide_claim_email(claim, person_id), claim.version
-
-
-async def _release_plan(email: str, person_id: str, ctx: Ctx) -> tuple[str, list[Event], int]:
-    stream = email_stream(email)
-    claim = fold_email_claim(email, [e.event for e in await ctx.store.read_stream(stream)])
-    return stream, decide_release_email(claim, person_id), claim.version
+    return stream, decide(claim, person_id), claim.version
 
 
 async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
@@ -268,7 +225,7 @@ async def create_person(ctx: Ctx) -> Reply:
         # people racing for one address cannot both get it (one append fails, re-plans and
         # finds it taken).
         return [
-            await _claim_plan(person.email, person_id, ctx),
+            await _email_plan(ctx, person.email, person_id),
             (person_stream(person_id), created, 0),
         ]
 
@@ -346,9 +303,9 @@ async def edit_person(ctx: Ctx) -> Reply:
             # A new address is claimed and the old one released in the same transaction
             # as the edit. Addresses differing only in case share one claim: nothing to do.
             before, after = str(change.before), str(change.after)
-            appends.append(await _claim_plan(after, person_id, ctx))
+            appends.append(await _email_plan(ctx, after, person_id))
             if email_stream(before) != email_stream(after):
-                appends.append(await _release_plan(before, person_id, ctx))
+                appends.append(await _email_plan(ctx, before, person_id, decide_release_email))
         return appends
 
     await append_together(ctx, plan)

@@ -50,7 +50,7 @@ from ..events.recordings import (
 from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute
 from .context import decode_cursor, encode_cursor, next_link
-from .envelope import PersonRef, Recording, label, show, visible_row
+from .envelope import PersonRef, Recording, api_url, label, show, visible_row
 from .problems import ApiError, FieldError
 
 api = Api()
@@ -300,13 +300,12 @@ async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
         recording_id,
     )
     people = [PersonRef(id=r["person_id"], name=r["name"]) for r in rows]
-    base = str(ctx.request.base_url).rstrip("/")
     return Reply(
         Subscription(
             subscribed=any(p.id == ctx.me.person_id for p in people),
             count=len(people),
             subscribers=people,
-            url=f"{base}/v1/recordings/{recording_id}/subscription",
+            url=api_url(ctx, f"/v1/recordings/{recording_id}/subscription"),
         )
     )
 

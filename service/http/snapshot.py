@@ -155,11 +155,12 @@ def _point(ctx: Ctx) -> tuple[int | None, datetime | None]:
 
 
 async def _read_until(
-    store: EventStore, project_id: str, until: Cursor | None
+    store: EventStore, project_id: str, until: Cursor | None, after: Cursor = START
 ) -> list[RecordedEvent]:
-    """The project's events in log order, up to and including ``until`` (None: all)."""
+    """The project's events in log order after ``after``, up to and including ``until``
+    (None: all)."""
     events: list[RecordedEvent] = []
-    cursor = START
+    cursor = after
     while True:
         page = await store.read_after(cursor, _PAGE, project_id=project_id)
         for recorded in page:
@@ -192,15 +193,8 @@ async def _hidden_now(
     now = Replay(project_id)
     now.extend(events)
     if read_more:
-        cursor = events[-1].cursor if events else START
-        while True:
-            page = await store.read_after(cursor, _PAGE, project_id=project_id)
-            now.extend(page)
-            if len(page) < _PAGE:
-                break
-            cursor = page[-1].cursor
-    else:
-        now.extend(later)
+        later = await _read_until(store, project_id, None, events[-1].cursor if events else START)
+    now.extend(later)
     return {
         recording_id
         for recording_id in replay.recordings

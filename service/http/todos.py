@@ -249,8 +249,9 @@ async def put_position(ctx: Ctx) -> Reply:
     todo = await load(ctx, todo_id, "todo")
     target_id = cmd.todolist_id or todo.recording.todolist_id
     assert target_id is not None
-    target = todo.lineage[0] if target_id == todo.lineage[0].recording_id else None
-    if target is None:
+    if target_id == todo.lineage[0].recording_id:
+        target = todo.lineage[0]
+    else:
         target = (await load(ctx, target_id, "todolist")).recording
     # The list's size comes from the read model, not from folding every to-do stream of the
     # list: positions are a presentation order, not a rule anything else depends on, and the

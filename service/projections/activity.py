@@ -35,6 +35,7 @@ from ..domain.activity import (
     KnownRecording,
     activity_of,
     created_recording,
+    recorded_activity,
     recording_id_of,
 )
 from ..events.base import RecordedEvent, decode_event
@@ -148,15 +149,7 @@ class Activity:
         seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM activity"))
         items: list[tuple[Any, ...]] = []
         for recorded, rec_id in zip(events, rec_ids, strict=True):
-            item = activity_of(
-                recorded.event,
-                stream_id=recorded.stream_id,
-                stream_version=recorded.stream_version,
-                project_id=recorded.project_id,
-                actor_id=recorded.metadata.actor,
-                recorded_at=recorded.recorded_at,
-                recording=targets.get(rec_id) if rec_id is not None else None,
-            )
+            item = recorded_activity(recorded, targets.get(rec_id) if rec_id is not None else None)
             if item is not None:
                 seq += 1
                 items.append(_row(seq, recorded.position, item))

@@ -38,7 +38,7 @@ from ..domain.access import (
     can_see_recording,
     hidden_probe,
 )
-from ..domain.activity import KnownRecording, activity_of
+from ..domain.activity import KnownRecording, recorded_activity
 from ..errors import DatabaseUnavailable, UnknownPosition
 from ..events.base import RecordedEvent
 from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
@@ -523,13 +523,5 @@ def _kind(event: RecordedEvent, row: asyncpg.Record | None) -> str:
             project_id=row["project_id"],
             parent_id=row["parent_id"],
         )
-    item = activity_of(
-        event.event,
-        stream_id=event.stream_id,
-        stream_version=event.stream_version,
-        project_id=event.project_id,
-        actor_id=event.metadata.actor,
-        recorded_at=event.recorded_at,
-        recording=known,
-    )
+    item = recorded_activity(event, known)
     return item.kind if item is not None else kind_of(event.event_type)

@@ -20,6 +20,7 @@ from typing import Final, Literal
 
 import msgspec
 
+from ..domain.activity import recording_id_of
 from ..events.base import RecordedEvent, encode_data
 
 ALL: Final = "all"
@@ -177,8 +178,7 @@ def kind_of(event_type: str) -> str:
 
 def recording_of(event: RecordedEvent) -> str | None:
     """The recording an event belongs to (its stream's id), or None."""
-    prefix, _, rest = event.stream_id.partition("-")
-    return rest if prefix == "recording" else None
+    return recording_id_of(event.stream_id)
 
 
 def event_frame(event: RecordedEvent, kind: str | None = None) -> EventFrame:
