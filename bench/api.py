@@ -35,7 +35,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,18 +65,60 @@ _TICK = os.sysconf("SC_CLK_TCK")
 # ------------------------------------------------------------------ the bare endpoint
 
 
-def serve_bare(port: int) -> None:
-    """The bare contender: one JSON endpoint, uvicorn with the settings ``cairn serve`` uses."""
+def serve_bare(port: int, floor_url: str | None = None) -> None:
+    """The bare contender: one JSON endpoint, uvicorn with the settings ``cairn serve`` uses.
+
+    With ``floor_url``, two more endpoints, each the bare one plus the least database work
+    any design of that request must do on its own, for the floors printed under the table:
+    ``/query`` reads one row by primary key, ``/commit`` inserts one row in its own
+    transaction (durably, like an append), each through a pool of the size ``cairn serve``
+    uses. No authentication, no decision, no read model, no rendering."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    pool: asyncpg.Pool | None = None
+    counter = 0
+
     async def hello(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "id": "rec_0123456789abcdef0123", "count": 1})
 
-    app = Starlette(routes=[Route("/json", hello)])
+    async def query(request: Request) -> JSONResponse:
+        assert pool is not None
+        row = await pool.fetchrow("SELECT id, content FROM floor_rows WHERE id = $1", 1)
+        return JSONResponse({"status": "ok", "id": row["id"], "content": row["content"]})
+
+    async def commit(request: Request) -> JSONResponse:
+        nonlocal counter
+        assert pool is not None
+        counter += 1
+        new_id = await pool.fetchval(
+            "INSERT INTO floor_rows (content) VALUES ($1) RETURNING id", f"Bench to-do {counter}"
+        )
+        return JSONResponse({"status": "ok", "id": new_id}, status_code=201)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        nonlocal pool
+        if floor_url is None:
+            yield
+            return
+        pool = await asyncpg.create_pool(floor_url, min_size=2, max_size=20)
+        await pool.execute(
+            "CREATE TABLE IF NOT EXISTS floor_rows (id bigserial PRIMARY KEY, content text NOT NULL);"
+            "INSERT INTO floor_rows (content) VALUES ('the row the reads fetch')"
+        )
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    routes = [Route("/json", hello)]
+    if floor_url is not None:
+        routes += [Route("/query", query), Route("/commit", commit, methods=["POST"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -471,7 +513,7 @@ async def run(args: argparse.Namespace) -> int:
                 "--log-level",
                 "warning",
             ]
-            bare_cmd = ["-m", "bench.api", "--serve-bare", str(bare_port)]
+            bare_cmd = ["-m", "bench.api", "--serve-bare", str(bare_port), "--floor-url", raw_url]
             with child(serve, env) as cairn, child(bare_cmd, env) as bare:
                 await _wait_up(cairn_port, "/v1/me", admin.token, cairn)
                 await _wait_up(bare_port, "/json", None, bare)
@@ -529,6 +571,14 @@ async def measure(
     async def bare_step(index: int) -> None:
         await bare_http.expect(index, bare_request, 200)
 
+    floor_read, floor_commit = _get(bare_port, "/query"), _post(bare_port, "/commit", "-", b"{}")
+
+    async def floor_read_step(index: int) -> None:
+        await bare_http.expect(index, floor_read, 200)
+
+    async def floor_commit_step(index: int) -> None:
+        await bare_http.expect(index, floor_commit, 201)
+
     workloads = [
         Workload("bare Starlette JSON endpoint", bare_step, Cpu(bare.pid, None)),
         Workload(f"raw asyncpg commit ({CLIENTS} connections)", raw.step, Cpu(None, postmaster)),
@@ -538,6 +588,8 @@ async def measure(
             Cpu(cairn.pid, postmaster),
         ),
         Workload("GET to-do list (10 to-dos)", get_step, Cpu(cairn.pid, postmaster)),
+        Workload("floor: bare + 1 row read", floor_read_step, Cpu(bare.pid, postmaster)),
+        Workload("floor: bare + 1 row commit", floor_commit_step, Cpu(bare.pid, postmaster)),
     ]
     if not args.quick:
         workloads.append(
@@ -549,7 +601,7 @@ async def measure(
         )
     if args.only:
         # Profiling aid: one workload, one long round, no verdict.
-        chosen = workloads[["bare", "raw", "post", "get"].index(args.only)]
+        chosen = workloads[["bare", "raw", "post", "get", "read", "commit"].index(args.only)]
         try:
             result = await chosen.run(args.only_seconds)
         finally:
@@ -571,7 +623,7 @@ async def measure(
         bare_http.close()
         await raw.close()
 
-    bare_w, raw_w, post_w, get_w = workloads[:4]
+    bare_w, raw_w, post_w, get_w, read_w, commit_w = workloads[:6]
     rows = [
         [
             w.name,
@@ -595,6 +647,10 @@ async def measure(
         ("POST / min(bare, raw commit)", post_ratio),
         ("GET / bare", get_ratio),
     ]
+    floors = [
+        ("floor: bare + 1 row commit / min(bare, raw commit)", commit_w.rate() / floor),
+        ("floor: bare + 1 row read / bare", read_w.rate() / bare_w.rate()),
+    ]
     print()
     print(
         table(
@@ -602,6 +658,9 @@ async def measure(
             [
                 [name, f"{value:.2f}", f"≥ {TARGET}", "ok" if value >= TARGET else "MISSED"]
                 for name, value in checks
+            ]
+            + [
+                [name, f"{value:.2f}", "—", "(the least any design does)"] for name, value in floors
             ],
         )
     )
@@ -628,13 +687,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 rounds of 2 s (default 5 of 5 s)")
     parser.add_argument("--lists", type=int, default=8, help="to-do lists the POSTs spread over")
     parser.add_argument(
-        "--only", choices=["bare", "raw", "post", "get"], help="one workload alone (profiling)"
+        "--only",
+        choices=["bare", "raw", "post", "get", "read", "commit"],
+        help="one workload alone (profiling)",
     )
     parser.add_argument("--only-seconds", type=float, default=30.0, help="its duration")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
-        serve_bare(args.serve_bare)
+        serve_bare(args.serve_bare, args.floor_url)
         return
     sys.exit(asyncio.run(run(args)))
 

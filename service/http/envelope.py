@@ -273,9 +273,9 @@ async def render(
     progress: dict[str, Progress] = {}
     if with_todos and lists:
         for todo in await pool.fetch(
-            f"{_SELECT} WHERE r.parent_id = ANY($1::text[]) AND r.kind = 'todo' "
+            f"{_SELECT} WHERE r.parent_id {_one_or_any(lists)} AND r.kind = 'todo' "
             "AND r.status = 'active' ORDER BY r.parent_id, r.position, r.seq",
-            lists,
+            _one_or_all(lists),
         ):
             todos[todo["parent_id"]].append(todo)
         # Progress counts exactly the to-dos just read (the list's active ones).
@@ -285,9 +285,9 @@ async def render(
     elif lists:
         for r in await pool.fetch(
             "SELECT parent_id, count(*) FILTER (WHERE completed) AS done, count(*) AS total "
-            "FROM recordings WHERE parent_id = ANY($1::text[]) AND kind = 'todo' "
+            f"FROM recordings WHERE parent_id {_one_or_any(lists)} AND kind = 'todo' "
             "AND status = 'active' GROUP BY parent_id",
-            lists,
+            _one_or_all(lists),
         ):
             progress[r["parent_id"]] = Progress(completed=r["done"], total=r["total"])
     out = _Renderer(ctx)
@@ -301,6 +301,21 @@ async def render(
             )
         result.append(item)
     return result
+
+
+def _one_or_any(ids: Sequence[str]) -> str:
+    """SQL comparing a column with the ids of :func:`_one_or_all` (parameter ``$1``).
+
+    One id is compared with ``=``: PostgreSQL then settles on a generic plan for the prepared
+    statement after a few runs, while ``= ANY($1)`` with a one-element array kept it planning
+    every run (the estimate of a custom plan, which sees the array's size, always wins), which
+    cost a to-do list's GET ~0.5 ms of the server's CPU: two thirds of its database time.
+    """
+    return "= $1::text" if len(ids) == 1 else "= ANY($1::text[])"
+
+
+def _one_or_all(ids: Sequence[str]) -> str | list[str]:
+    return ids[0] if len(ids) == 1 else list(ids)
 
 
 class _Renderer:

@@ -150,7 +150,7 @@ async def my_assignments(ctx: Ctx) -> Reply:
     person's open assignments are a bounded, working set)."""
     full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
     rows = await ctx.store.pool.fetch(
-        _DUE_COLUMNS + _DUE_FROM + " AND r.kind = 'todo' AND $3 = ANY(r.assignee_ids)"
+        _DUE_COLUMNS + _DUE_FROM + " AND r.kind = 'todo' AND r.assignee_ids @> ARRAY[$3::text]"
         " ORDER BY p.name, r.project_id, r.due_on NULLS LAST, l.seq, r.position",
         full,
         clients,
