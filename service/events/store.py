@@ -38,7 +38,7 @@ from .base import (
     encode_metadata,
     type_name,
 )
-from .lane import Lane
+from .lane import Lane, prepare_session
 from .wakeup import TRANSIENT_ERRORS, Listener, Notifier
 
 _log = logging.getLogger(__name__)
@@ -140,13 +140,18 @@ ORDER BY tx_id, position
 # Anything committed after a cursor, readable or not. Asked after a separate read, it must
 # not look at the horizon: the horizon may have moved past hidden rows in between, and
 # those rows are then readable, not hidden, yet unread.
+#
+# Written as "the first such row" and not as EXISTS: a prepared EXISTS soon gets a generic
+# plan, and PostgreSQL's generic plan for it is a sequential scan (it expects a third of the
+# table to match and stop early), which reads the whole log when nothing is pending: 51 ms
+# per call on 200,000 events. Ordered by the index with LIMIT 1, every plan is one probe.
 _PENDING = """
-SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, position) > ($1::xid8, $2::bigint))
+SELECT 1 FROM events WHERE (tx_id, position) > ($1::xid8, $2::bigint)
+ORDER BY tx_id, position LIMIT 1
 """
 _PENDING_PROJECT = """
-SELECT EXISTS (
-    SELECT 1 FROM events WHERE project_id = $3 AND (tx_id, position) > ($1::xid8, $2::bigint)
-)
+SELECT 1 FROM events WHERE project_id = $3 AND (tx_id, position) > ($1::xid8, $2::bigint)
+ORDER BY project_id, tx_id, position LIMIT 1
 """
 
 
@@ -215,7 +220,7 @@ class EventStore:
         """
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+                dsn, min_size=min_size, max_size=max_size, reset=_keep_session, init=prepare_session
             )
         except TRANSIENT_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -593,7 +598,7 @@ class EventStore:
             value = await self._lane.fetchval(_PENDING, cursor[0], cursor[1])
         else:
             value = await self._lane.fetchval(_PENDING_PROJECT, cursor[0], cursor[1], project_id)
-        return bool(value)
+        return value is not None
 
     async def backlog(self, cursor: Cursor) -> tuple[int, datetime | None]:
         """How many events come after ``cursor`` in log order, and the time of the oldest of

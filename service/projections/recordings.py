@@ -108,9 +108,12 @@ UNION ALL
 {_SELECT} WHERE parent_id = ANY($2::text[]) AND kind = 'todo'
 """
 _CHILDREN = f"{_SELECT} WHERE parent_id = ANY($1::text[])"
+# The last position of each list, one index probe per list (a max() per list, not one
+# GROUP BY over every to-do of the lists: that read whole lists, ~5 ms for one of 3,000).
 _ENDS = (
-    "SELECT parent_id, max(position) AS last FROM recordings "
-    "WHERE parent_id = ANY($1::text[]) AND kind = 'todo' GROUP BY parent_id"
+    "SELECT l.parent_id, (SELECT max(r.position) FROM recordings r "
+    "WHERE r.parent_id = l.parent_id AND r.kind = 'todo') AS last "
+    "FROM unnest($1::text[]) AS l(parent_id)"
 )
 _UPSERT = (
     f"INSERT INTO recordings ({', '.join(COLUMNS)}) "
@@ -213,9 +216,13 @@ class Recordings:
         # as much as the whole table. Every statement here is an index look-up by design, so
         # sequential scans are turned off until the end of the transaction, which belongs to
         # this projection alone (the engine's rule: one projection per transaction).
-        # Parallel workers too: their start-up costs more than these small look-ups.
+        # Parallel workers too: their start-up costs more than these small look-ups. And JIT
+        # (off for the store's sessions already, see lane.SESSION_SETUP), because the estimates
+        # of plans that must still scan something (a temporary table) become 10^10, which
+        # made PostgreSQL compile them: ~70 ms per batch that updated more than a few rows.
         await conn.execute(
-            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0"
+            "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;"
+            " SET LOCAL jit = off"
         )
         batch = _Batch()
         await batch.load(conn, mine)
@@ -270,7 +277,7 @@ class _Batch:
         growing -= lists
         if growing:
             ends = await conn.fetch(_ENDS, list(growing))
-            self.ends = dict.fromkeys(growing, 0) | {r["parent_id"]: r["last"] for r in ends}
+            self.ends = {r["parent_id"]: r["last"] or 0 for r in ends}
         members: dict[str, list[Row]] = {list_id: [] for list_id in lists}
         for row in self.rows.values():
             if row["kind"] == "todo" and row["parent_id"] in members:
