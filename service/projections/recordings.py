@@ -154,7 +154,8 @@ class Recordings:
     """Projection ``recordings``: tables ``recordings`` and ``subscriptions``."""
 
     name = "recordings"
-    version = 1
+    # 2: no index on subscriptions (person_id); nothing looked subscriptions up by person.
+    version = 2
     tables: Sequence[str] = ("recordings", "subscriptions")
     stream_prefixes = ("recording-",)
 
@@ -198,7 +199,6 @@ class Recordings:
             person_id    text NOT NULL,
             PRIMARY KEY (recording_id, person_id)
         );
-        CREATE INDEX subscriptions_person ON subscriptions (person_id);
         """
 
     async def bulk_fill(self, conn: asyncpg.Connection, log: str) -> bool:
