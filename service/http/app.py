@@ -15,12 +15,14 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .. import __version__
 from ..config import Settings
+from ..domain.projects import ProjectState, evolve_project
 from ..events.store import EventStore
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..realtime.hub import Hub
 from .api import Api, Ctx, Reply
 from .context import RateLimiter, TokenCache
+from .folds import StreamStates
 from .logs import install_log_redaction
 from .problems import exception_handlers
 from .stream import create_hub, stream
@@ -52,6 +54,7 @@ class State(TypedDict):
     engine: ProjectionEngine
     limiter: RateLimiter
     tokens: TokenCache
+    project_states: StreamStates[ProjectState]
     hub: Hub
 
 
@@ -107,6 +110,7 @@ def create_app(
                 "engine": engine,
                 "limiter": RateLimiter(per_second, allowance),
                 "tokens": TokenCache(ttl=settings.token_cache_ttl),
+                "project_states": StreamStates(evolve_project),
                 "hub": hub,
             }
         finally:

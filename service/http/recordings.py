@@ -21,7 +21,7 @@ from ..domain.context import Context
 from ..domain.edits import json_value
 from ..domain.messages import EditMessage, decide_edit_message
 from ..domain.milestones import EditMilestone, decide_edit_milestone
-from ..domain.projects import ProjectState, fold_project, project_stream
+from ..domain.projects import ProjectState, project_stream
 from ..domain.recordings import (
     Lineage,
     RecordingState,
@@ -51,6 +51,7 @@ from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute
 from .context import decode_cursor, encode_cursor, next_link
 from .envelope import PersonRef, Recording, api_url, label, show, visible_row
+from .folds import StreamStates
 from .problems import ApiError, FieldError
 
 api = Api()
@@ -77,13 +78,14 @@ class _LineageMoved(CairnError):
 
 
 async def load_project(ctx: Ctx, project_id: str) -> ProjectState:
-    """The project folded from its stream.
+    """The project folded from its stream: this process's last fold of it with the events
+    since folded on top (see folds.py).
 
     Raises:
         NotFound: there is no such project.
     """
-    events = await ctx.store.read_stream(project_stream(project_id))
-    project = fold_project(e.event for e in events)
+    states: StreamStates[ProjectState] = ctx.request.state.project_states
+    _, project = await states.load(ctx.store, project_stream(project_id))
     if project is None:
         raise NotFound("there is no such project")
     return project
