@@ -169,3 +169,30 @@ async def test_a_project_archived_through_another_instance_refuses_writes_here(
     finally:
         server.should_exit = True  # type: ignore[attr-defined]
         await task  # type: ignore[misc]
+
+
+async def test_project_commands_here_see_membership_changed_through_another_instance(
+    api: Api,
+) -> None:
+    """Project commands decide on the remembered fold too: after another instance took a
+    member off, putting them back here adds them (201), not a role change of a member this
+    instance last saw."""
+    c = api.client
+    cy_id, _ = await new_person(api, "Cy")
+    pid = (await c.post("/v1/projects", json={"name": "Roles"})).json()["id"]
+    added = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "member"})
+    assert added.status_code == 201
+    changed = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "owner"})
+    assert changed.status_code == 200
+    server, task, base = await start_server(api.server.database_url)
+    try:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": c.headers["Authorization"]}
+        ) as other:
+            assert (await other.delete(f"/v1/projects/{pid}/people/{cy_id}")).status_code == 204
+        back = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "member"})
+        assert back.status_code == 201
+        assert back.json()["project_role"] == "member"
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -17,6 +17,7 @@ from ..errors import WrongExpectedVersion
 from ..events.base import Event, Metadata, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
 from .context import Ctx, TokenCache
+from .folds import StreamStates
 
 S = TypeVar("S")
 
@@ -60,11 +61,15 @@ async def execute(
     *,
     project_id: str | None,
     wait: bool = True,
+    states: StreamStates[Any] | None = None,
 ) -> tuple[S, AppendResult | None]:
     """Fold ``stream_id``'s events into a state, ``decide`` on it, append what it returns with
     the version read as the expected version, and (``wait``) wait until the read models show
     it. On a concurrent change the whole thing runs again on the new state; a decision
     that no longer holds raises its own error then.
+
+    With ``states`` (whose fold must be ``fold``'s, event by event), the state comes from
+    there: the last fold this process made, with the stream's newer events folded on top.
 
     Returns the state decided on and the append (None when ``decide`` returned nothing).
     """
@@ -82,8 +87,13 @@ async def execute(
                 await settle(ctx, prior, [stream_id])
             return state, prior
     for attempt in range(_ATTEMPTS):
-        loaded = await load(ctx, stream_id)
-        state = fold([e.event for e in loaded.events])
+        if states is not None:
+            # The same fold as ``fold`` (None for an empty stream, as fold gives).
+            version, folded = await states.load(ctx.store, stream_id)
+            state = cast(S, folded)
+        else:
+            loaded = await load(ctx, stream_id)
+            version, state = loaded.version, fold([e.event for e in loaded.events])
         new_events = decide(state)
         if not new_events:
             return state, None
@@ -91,7 +101,7 @@ async def execute(
             result = await ctx.store.append(
                 stream_id,
                 new_events,
-                loaded.version,  # 0 is NO_STREAM
+                version,  # 0 is NO_STREAM
                 metadata_for(ctx),
                 key,
                 project_id=project_id,

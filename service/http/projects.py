@@ -233,6 +233,7 @@ async def _change(ctx: Ctx, decide: Callable[[ProjectState], list[Event]]) -> Re
         fold_project,
         lambda state: decide(_existing(state)),
         project_id=project_id,
+        states=ctx.request.state.project_states,
     )
     return Reply(await _visible(ctx, project_id))
 
@@ -366,7 +367,12 @@ async def set_member(ctx: Ctx) -> Reply:
         return decide_set_member(project, person, cmd, c)
 
     state, result = await execute(
-        ctx, project_stream(project_id), fold_project, decide, project_id=project_id
+        ctx,
+        project_stream(project_id),
+        fold_project,
+        decide,
+        project_id=project_id,
+        states=ctx.request.state.project_states,
     )
     added = result is not None and person_id not in _existing(state).members
     out = await _member_of(ctx, project_id, person_id)
@@ -391,5 +397,6 @@ async def remove_member(ctx: Ctx) -> Response:
         fold_project,
         lambda state: decide_remove_member(_existing(state), cmd, c),
         project_id=project_id,
+        states=ctx.request.state.project_states,
     )
     return Response(status_code=204)
