@@ -58,6 +58,8 @@ PEOPLE = 8
 GET_LISTS = 8
 TODOS_PER_GET_LIST = 10
 TARGET = 0.6
+_ONLY = ("bare", "raw", "post", "get", "read", "commit")
+"""``--only`` names of the workloads, in the order ``measure`` lists them."""
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -601,7 +603,7 @@ async def measure(
         )
     if args.only:
         # Profiling aid: one workload, one long round, no verdict.
-        chosen = workloads[["bare", "raw", "post", "get", "read", "commit"].index(args.only)]
+        chosen = workloads[_ONLY.index(args.only)]
         try:
             result = await chosen.run(args.only_seconds)
         finally:
@@ -688,7 +690,7 @@ def main() -> None:
     parser.add_argument("--lists", type=int, default=8, help="to-do lists the POSTs spread over")
     parser.add_argument(
         "--only",
-        choices=["bare", "raw", "post", "get", "read", "commit"],
+        choices=_ONLY,
         help="one workload alone (profiling)",
     )
     parser.add_argument("--only-seconds", type=float, default=30.0, help="its duration")

@@ -674,7 +674,8 @@ async def _copy_generation(url: str, schema: str) -> float:
         ]
         started = time.perf_counter()
         async with conn.transaction():
-            # The settings the bulk fills use.
+            # The settings a rebuild runs with (the bulk fills' work_mem, the store's
+            # sessions' JIT off).
             await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
             for name in tables:
                 await conn.execute(f"CREATE TABLE {scratch}.{name} AS TABLE {schema}.{name}")
@@ -691,10 +692,12 @@ async def floor_copy(url: str) -> float:
     as they are, rows then indexes, one connection per projection at once (as the rebuild's
     bulk fills run). Nothing is read from the log or computed: whatever a rebuild does, it
     writes at least these rows and builds these indexes. Returns the wall-clock seconds."""
+    from service.projections.engine import _schema
+
     conn = await asyncpg.connect(url)
     try:
         schemas = [
-            f"p_{r['name']}_{r['generation']}"
+            _schema(r["name"], r["generation"])
             for r in await conn.fetch("SELECT name, generation FROM projections ORDER BY name")
         ]
     finally:
@@ -704,12 +707,14 @@ async def floor_copy(url: str) -> float:
     return time.perf_counter() - started
 
 
-async def _latencies(client: httpx.AsyncClient, urls: list[str], rounds: int) -> list[float]:
+async def _latencies(
+    client: httpx.AsyncClient, urls: list[str], rounds: int, headers: dict[str, str]
+) -> list[float]:
     out = []
     for i in range(rounds):
         url = urls[i % len(urls)]
         started = time.perf_counter()
-        r = await client.get(url)
+        r = await client.get(url, headers=headers)
         out.append((time.perf_counter() - started) * 1000)
         if r.status_code != 200:
             raise RuntimeError(f"GET {url}: {r.status_code} {r.text[:200]}")
@@ -772,32 +777,32 @@ async def serve_and_measure(url: str, rounds: int) -> list[tuple[str, str, str]]
                 raise RuntimeError("cairn serve did not come up")
             activity = [f"/v1/projects/{p}/activity" for p in project_ids]
             overview = [f"/v1/projects/{p}/overview" for p in project_ids]
-            checks = [
-                ("GET project activity page (25)", activity),
-                ("GET /v1/activity page (25)", ["/v1/activity"]),
+            # (what, URLs taken in turn, headers: the admin's token unless given)
+            checks: list[tuple[str, list[str], dict[str, str]]] = [
+                ("GET project activity page (25)", activity, {}),
+                ("GET /v1/activity page (25)", ["/v1/activity"], {}),
                 (
                     "GET project activity, kind filter",
                     [u + "?kind=todo_completed" for u in activity],
+                    {},
                 ),
+                ("GET to-do list (its to-dos)", [f"/v1/todolists/{i}" for i in list_ids], {}),
+                ("GET /v1/reports/overdue (25)", ["/v1/reports/overdue"], {}),
+                ("GET /v1/reports/upcoming?days=14", ["/v1/reports/upcoming?days=14"], {}),
             ]
-            checks.append(("GET to-do list (its to-dos)", [f"/v1/todolists/{i}" for i in list_ids]))
-            checks.append(("GET /v1/reports/overdue (25)", ["/v1/reports/overdue"]))
-            checks.append(("GET /v1/reports/upcoming?days=14", ["/v1/reports/upcoming?days=14"]))
             probe = await client.get(overview[0])
             if probe.status_code == 404 and "overview" not in probe.text:
                 results.append(("GET project overview", "absent", "absent"))
             else:
-                checks.append(("GET project overview", overview))
+                checks.append(("GET project overview", overview, {}))
             if assignee is not None:
                 made = await client.post(f"/v1/people/{assignee}/tokens", json={"label": "bench"})
                 made.raise_for_status()
                 mine = {"Authorization": f"Bearer {made.json()['token']}"}
                 checks.append(("GET /v1/my/assignments (busiest)", ["/v1/my/assignments"], mine))
-            for label, urls, *headers in checks:
-                if headers:
-                    client.headers.update(headers[0])
-                await _latencies(client, urls, 10)  # warm-up
-                values = await _latencies(client, urls, rounds)
+            for label, urls, headers in checks:
+                await _latencies(client, urls, 10, headers)  # warm-up
+                values = await _latencies(client, urls, rounds, headers)
                 results.append(
                     (label, f"{percentile(values, 50):.1f}", f"{percentile(values, 99):.1f}")
                 )

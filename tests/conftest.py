@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -89,6 +91,23 @@ async def start_server(database_url: str, **settings: object) -> tuple[object, o
             raise RuntimeError("uvicorn stopped during start-up")
         await asyncio.sleep(0.01)
     return server, task, f"http://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def another_instance(database_url: str, token: str) -> AsyncIterator[Any]:
+    """A second Cairn instance (a real uvicorn) on the same database, for as long as the
+    block runs, and an httpx client sending ``token`` to it."""
+    import httpx
+
+    server, task, base = await start_server(database_url)
+    try:
+        async with httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            yield client
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
+        await task  # type: ignore[misc]
 
 
 @pytest.fixture

@@ -454,29 +454,24 @@ async def test_a_revocation_through_one_instance_holds_on_another_within_a_secon
     other, which had its holder in memory, within its cache lifetime (1 s by default)."""
     import time
 
-    from .conftest import start_server
+    from .conftest import another_instance
 
     c = api.client
     mia_id, mia_token = await new_person(api, "Mia")
     tokens = (await c.get(f"/v1/people/{mia_id}/tokens")).json()
-    server, task, base = await start_server(api.server.database_url)
-    try:
-        async with httpx.AsyncClient(base_url=base, headers=bearer(mia_token)) as other:
-            for _ in range(500):
-                if (await other.get("/v1/me")).status_code == 200:
-                    break
-                await asyncio.sleep(0.01)
-            assert (await other.get("/v1/me")).status_code == 200
-            revoked = await c.delete(f"/v1/tokens/{tokens[0]['id']}")
-            assert revoked.status_code == 204
-            start = time.monotonic()
-            while (await other.get("/v1/me")).status_code == 200:
-                assert time.monotonic() - start < 3.0, "still accepted 3 s after revocation"
-                await asyncio.sleep(0.02)
-            problem(await other.get("/v1/me"), 401)
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
+    async with another_instance(api.server.database_url, mia_token) as other:
+        for _ in range(500):
+            if (await other.get("/v1/me")).status_code == 200:
+                break
+            await asyncio.sleep(0.01)
+        assert (await other.get("/v1/me")).status_code == 200
+        revoked = await c.delete(f"/v1/tokens/{tokens[0]['id']}")
+        assert revoked.status_code == 204
+        start = time.monotonic()
+        while (await other.get("/v1/me")).status_code == 200:
+            assert time.monotonic() - start < 3.0, "still accepted 3 s after revocation"
+            await asyncio.sleep(0.02)
+        problem(await other.get("/v1/me"), 401)
 
 
 async def test_a_token_retried_after_a_lost_response_is_not_shown_again(api: Api) -> None:

@@ -3,10 +3,6 @@ and, end to end, across two instances of the API on one database."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
-
 from service.domain.projects import (
     ProjectState,
     evolve_project,
@@ -24,7 +20,7 @@ from service.events.projects import (
 from service.events.store import ANY, EventStore
 from service.http.folds import StreamStates
 
-from .conftest import Api, start_server
+from .conftest import Api, another_instance
 from .test_api_people import bearer, new_person, problem
 
 _META = Metadata(actor="person-admin")
@@ -42,18 +38,12 @@ class _CountingStore(EventStore):
         return await super().read_stream(stream_id, from_version=from_version, limit=limit)
 
 
-async def _counting(database_url: str) -> _CountingStore:
-    base = await EventStore.open(database_url, min_size=1, max_size=2)
-    base.__class__ = _CountingStore
-    store: Any = base
-    store.reads = []
-    return store  # type: ignore[no-any-return]
-
-
 async def test_a_load_folds_only_the_events_after_what_it_remembers(database_url: str) -> None:
     """The second load of a stream reads from the version after the remembered one, and its
     state equals the fold of the whole stream, also after events written past the cache."""
-    store = await _counting(database_url)
+    store = await _CountingStore.open(database_url, min_size=1, max_size=2)
+    assert isinstance(store, _CountingStore)
+    store.reads = []
     try:
         stream = project_stream("prj-1")
         await store.append(
@@ -136,39 +126,30 @@ async def test_a_project_archived_through_another_instance_refuses_writes_here(
     ).is_success
     posted = await c.post(f"/v1/projects/{pid}/messages", json={"subject": "One", "body": "x"})
     assert posted.status_code == 201
-    server, task, base = await start_server(api.server.database_url)
-    try:
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": c.headers["Authorization"]}
-        ) as other:
-            assert (await other.post(f"/v1/projects/{pid}/archive")).status_code == 200
-            problem(
-                await c.post(f"/v1/projects/{pid}/messages", json={"subject": "Two", "body": "x"}),
-                409,
-            )
-            assert (await other.post(f"/v1/projects/{pid}/unarchive")).status_code == 200
-            again = await c.post(
-                f"/v1/projects/{pid}/messages", json={"subject": "Three", "body": "x"}
-            )
-            assert again.status_code == 201
-            bo_post = await c.post(
+    async with another_instance(api.server.database_url, api.admin_token) as other:
+        assert (await other.post(f"/v1/projects/{pid}/archive")).status_code == 200
+        problem(
+            await c.post(f"/v1/projects/{pid}/messages", json={"subject": "Two", "body": "x"}),
+            409,
+        )
+        assert (await other.post(f"/v1/projects/{pid}/unarchive")).status_code == 200
+        again = await c.post(f"/v1/projects/{pid}/messages", json={"subject": "Three", "body": "x"})
+        assert again.status_code == 201
+        bo_post = await c.post(
+            f"/v1/projects/{pid}/messages",
+            json={"subject": "Bo's", "body": "x"},
+            headers=bearer(bo_token),
+        )
+        assert bo_post.status_code == 201
+        assert (await other.delete(f"/v1/projects/{pid}/people/{bo_id}")).status_code == 204
+        problem(
+            await c.post(
                 f"/v1/projects/{pid}/messages",
-                json={"subject": "Bo's", "body": "x"},
+                json={"subject": "Bo's again", "body": "x"},
                 headers=bearer(bo_token),
-            )
-            assert bo_post.status_code == 201
-            assert (await other.delete(f"/v1/projects/{pid}/people/{bo_id}")).status_code == 204
-            problem(
-                await c.post(
-                    f"/v1/projects/{pid}/messages",
-                    json={"subject": "Bo's again", "body": "x"},
-                    headers=bearer(bo_token),
-                ),
-                404,
-            )
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
+            ),
+            404,
+        )
 
 
 async def test_project_commands_here_see_membership_changed_through_another_instance(
@@ -184,15 +165,8 @@ async def test_project_commands_here_see_membership_changed_through_another_inst
     assert added.status_code == 201
     changed = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "owner"})
     assert changed.status_code == 200
-    server, task, base = await start_server(api.server.database_url)
-    try:
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": c.headers["Authorization"]}
-        ) as other:
-            assert (await other.delete(f"/v1/projects/{pid}/people/{cy_id}")).status_code == 204
-        back = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "member"})
-        assert back.status_code == 201
-        assert back.json()["project_role"] == "member"
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
+    async with another_instance(api.server.database_url, api.admin_token) as other:
+        assert (await other.delete(f"/v1/projects/{pid}/people/{cy_id}")).status_code == 204
+    back = await c.put(f"/v1/projects/{pid}/people/{cy_id}", json={"project_role": "member"})
+    assert back.status_code == 201
+    assert back.json()["project_role"] == "member"

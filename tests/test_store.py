@@ -339,19 +339,15 @@ async def test_pending_check_probes_the_index_in_every_plan(store: EventStore) -
         await conn.execute("SET plan_cache_mode = force_generic_plan")
         try:
             head = await store.head()
-            for name, sql, args in [
-                ("pending_any", _PENDING, "(xid8, bigint)"),
-                ("pending_project", _PENDING_PROJECT, "(xid8, bigint, text)"),
+            for sql, types, values, project in [
+                (_PENDING, "xid8, bigint", f"'{head[0]}', {head[1]}", None),
+                (_PENDING_PROJECT, "xid8, bigint, text", f"'{head[0]}', {head[1]}, 'p1'", "p1"),
             ]:
-                await conn.execute(f"PREPARE {name}{args} AS {sql}")
-                values = f"'{head[0]}', {head[1]}" + (", 'p1'" if "project" in name else "")
-                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({values})")
+                await conn.execute(f"PREPARE pending({types}) AS {sql}")
+                plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE pending({values})")
+                await conn.execute("DEALLOCATE pending")
                 assert "Seq Scan" not in plan, plan
                 assert "Index Only Scan" in plan or "Index Scan" in plan, plan
-                assert (
-                    await store.has_hidden(head, project_id="p1" if "project" in name else None)
-                    is False
-                )
-                await conn.execute(f"DEALLOCATE {name}")
+                assert await store.has_hidden(head, project_id=project) is False
         finally:
             await conn.execute("RESET plan_cache_mode")

@@ -72,10 +72,15 @@ _COLUMNS = (
 _SHARED_COLUMNS = """position, tx_id, stream_id, stream_version, project_id, NULL::text, schema_version,
     data, CASE WHEN metadata = lag(metadata) OVER w THEN NULL ELSE metadata END,
     CASE WHEN tx_id = lag(tx_id) OVER w THEN NULL ELSE recorded_at END, hash"""
-_READ_AFTER = f"""
+
+
+def _read_after_sql(where: str) -> str:
+    """A page of the log after cursor ($1, $2), at most $3 rows, below the horizon, with
+    the shared columns sent once (see above); ``where`` narrows the rows further."""
+    return f"""
 SELECT {_SHARED_COLUMNS} FROM (
     SELECT {_COLUMNS} FROM events
-    WHERE (tx_id, position) > ($1::xid8, $2::bigint)
+    WHERE {where}(tx_id, position) > ($1::xid8, $2::bigint)
       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY tx_id, position
     LIMIT $3
@@ -83,18 +88,10 @@ SELECT {_SHARED_COLUMNS} FROM (
 WINDOW w AS (ORDER BY tx_id, position)
 ORDER BY tx_id, position
 """
-_READ_AFTER_PROJECT = f"""
-SELECT {_SHARED_COLUMNS} FROM (
-    SELECT {_COLUMNS} FROM events
-    WHERE project_id = $4
-      AND (tx_id, position) > ($1::xid8, $2::bigint)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-    ORDER BY tx_id, position
-    LIMIT $3
-) page
-WINDOW w AS (ORDER BY tx_id, position)
-ORDER BY tx_id, position
-"""
+
+
+_READ_AFTER = _read_after_sql("")
+_READ_AFTER_PROJECT = _read_after_sql("project_id = $4 AND ")
 # A live reader's page: the readable rows after the cursor plus, in the same statement and
 # so under the same snapshot, at most one committed row the horizon still hides (``ready``
 # false). Two separate statements would race: if the transaction holding the horizon
@@ -405,12 +402,7 @@ class EventStore:
             return await self.stream_version(stream_id)
         # Inside the caller's transaction (which may be aborted by now: ask the pool).
         try:
-            return int(
-                await connection.fetchval(
-                    "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1",
-                    stream_id,
-                )
-            )
+            return int(await connection.fetchval(_STREAM_VERSION, stream_id))
         except asyncpg.PostgresError:
             return await self.stream_version(stream_id)
 
@@ -453,10 +445,7 @@ class EventStore:
 
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of events in it (0 if none)."""
-        value = await self.pool.fetchval(
-            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", stream_id
-        )
-        return int(value)
+        return int(await self.pool.fetchval(_STREAM_VERSION, stream_id))
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, limit: int | None = None
@@ -741,12 +730,6 @@ FROM cur
 WHERE $2::bigint < 0 OR cur.v = $2::bigint
 RETURNING position, tx_id, stream_version
 """
-_APPENDED = """
-SELECT k.fingerprint, e.position, e.tx_id, e.stream_version
-FROM append_keys k LEFT JOIN events e ON e.position = ANY (k.positions)
-WHERE k.key = $1
-ORDER BY e.position
-"""
 # The same for an exact expected version (or NO_STREAM): the previous link is looked up by
 # its version, a plain index probe, which costs the server ~6 % less than the CTE above.
 # No row to build on (the stream is below $2) inserts nothing; a stream beyond $2 fails on
@@ -765,6 +748,14 @@ FROM (
 ) prev
 RETURNING position, tx_id, stream_version
 """
+# The append made earlier under an idempotency key, if it committed (see appended()).
+_APPENDED = """
+SELECT k.fingerprint, e.position, e.tx_id, e.stream_version
+FROM append_keys k LEFT JOIN events e ON e.position = ANY (k.positions)
+WHERE k.key = $1
+ORDER BY e.position
+"""
+_STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 _APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
 
 

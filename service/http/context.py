@@ -17,8 +17,10 @@ from .problems import ApiError, FieldError
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..domain.projects import ProjectState
     from ..events.store import EventStore
     from ..projections.engine import ProjectionEngine
+    from .folds import StreamStates
 
 
 @dataclass
@@ -51,6 +53,11 @@ class Ctx:
     @property
     def settings(self) -> Settings:
         return self.request.state.settings  # type: ignore[no-any-return]
+
+    @property
+    def project_states(self) -> StreamStates[ProjectState]:
+        """This process's folds of project streams (see folds.py)."""
+        return self.request.state.project_states  # type: ignore[no-any-return]
 
     def path(self, name: str) -> str:
         """A path parameter."""

@@ -41,6 +41,7 @@ from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
+from ..events.store import AppendResult
 from .access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute, load
@@ -225,16 +226,23 @@ async def edit_project(ctx: Ctx) -> Reply:
     return await _change(ctx, lambda project: decide_edit_project(project, cmd, c))
 
 
-async def _change(ctx: Ctx, decide: Callable[[ProjectState], list[Event]]) -> Reply:
-    project_id = ctx.path("project_id")
-    await execute(
+async def _execute(
+    ctx: Ctx, project_id: str, decide: Callable[[ProjectState | None], list[Event]]
+) -> tuple[ProjectState | None, AppendResult | None]:
+    """:func:`execute` on the project's stream, folded through this process's fold cache."""
+    return await execute(
         ctx,
         project_stream(project_id),
         fold_project,
-        lambda state: decide(_existing(state)),
+        decide,
         project_id=project_id,
-        states=ctx.request.state.project_states,
+        states=ctx.project_states,
     )
+
+
+async def _change(ctx: Ctx, decide: Callable[[ProjectState], list[Event]]) -> Reply:
+    project_id = ctx.path("project_id")
+    await _execute(ctx, project_id, lambda state: decide(_existing(state)))
     return Reply(await _visible(ctx, project_id))
 
 
@@ -366,14 +374,7 @@ async def set_member(ctx: Ctx) -> Reply:
             raise NotFound("there is no such person")
         return decide_set_member(project, person, cmd, c)
 
-    state, result = await execute(
-        ctx,
-        project_stream(project_id),
-        fold_project,
-        decide,
-        project_id=project_id,
-        states=ctx.request.state.project_states,
-    )
+    state, result = await _execute(ctx, project_id, decide)
     added = result is not None and person_id not in _existing(state).members
     out = await _member_of(ctx, project_id, person_id)
     if added:
@@ -391,12 +392,5 @@ async def remove_member(ctx: Ctx) -> Response:
     project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
     cmd = RemoveMember(person_id=person_id)
     c = context(ctx)
-    await execute(
-        ctx,
-        project_stream(project_id),
-        fold_project,
-        lambda state: decide_remove_member(_existing(state), cmd, c),
-        project_id=project_id,
-        states=ctx.request.state.project_states,
-    )
+    await _execute(ctx, project_id, lambda state: decide_remove_member(_existing(state), cmd, c))
     return Response(status_code=204)

@@ -51,7 +51,6 @@ from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute
 from .context import decode_cursor, encode_cursor, next_link
 from .envelope import PersonRef, Recording, api_url, label, show, visible_row
-from .folds import StreamStates
 from .problems import ApiError, FieldError
 
 api = Api()
@@ -84,8 +83,7 @@ async def load_project(ctx: Ctx, project_id: str) -> ProjectState:
     Raises:
         NotFound: there is no such project.
     """
-    states: StreamStates[ProjectState] = ctx.request.state.project_states
-    _, project = await states.load(ctx.store, project_stream(project_id))
+    _, project = await ctx.project_states.load(ctx.store, project_stream(project_id))
     if project is None:
         raise NotFound("there is no such project")
     return project

@@ -182,9 +182,7 @@ class Activity:
         if not await plain_log(conn, log, self.stream_prefixes, _ODD):
             return False
         # Sorts of the whole log in memory, not on disk; dates printed as the domain does.
-        await conn.execute(
-            "SET LOCAL work_mem = '256MB'; SET LOCAL jit = off; SET LOCAL DateStyle = 'ISO, YMD'"
-        )
+        await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL DateStyle = 'ISO, YMD'")
         async with indexes_deferred(conn, ("activity", "activity_targets")):
             await conn.execute(_BULK_TARGETS.replace("{log}", log))
             unsure = await conn.fetch(_BULK_ITEMS.replace("{log}", log))

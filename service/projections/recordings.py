@@ -216,17 +216,16 @@ class Recordings:
         # as much as the whole table. Every statement here is an index look-up by design, so
         # sequential scans are turned off until the end of the transaction, which belongs to
         # this projection alone (the engine's rule: one projection per transaction).
-        # Parallel workers too: their start-up costs more than these small look-ups. And JIT
-        # (off for the store's sessions already, see lane.SESSION_SETUP), because the estimates
-        # of plans that must still scan something (a temporary table) become 10^10, which
-        # made PostgreSQL compile them: ~70 ms per batch that updated more than a few rows.
-        # Generic plans, as these look-ups by arrays of ids are index look-ups whatever the
+        # Parallel workers too: their start-up costs more than these small look-ups. (Plans
+        # that must still scan something, a temporary table, then cost 10^10, which would
+        # make PostgreSQL JIT-compile them: the store's sessions have JIT off for that, see
+        # lane.SESSION_SETUP.) Generic plans, as these look-ups by arrays of ids are index look-ups whatever the
         # ids: PostgreSQL otherwise kept planning them afresh on every batch, the custom plan's
         # estimate (which sees the arrays) always beating the generic one's; the planning was
         # two thirds of their cost (the batch's load: 370 -> 120 µs of the server's CPU).
         await conn.execute(
             "SET LOCAL enable_seqscan = off; SET LOCAL max_parallel_workers_per_gather = 0;"
-            " SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_generic_plan"
+            " SET LOCAL plan_cache_mode = force_generic_plan"
         )
         batch = _Batch()
         await batch.load(conn, mine)

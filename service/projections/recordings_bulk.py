@@ -308,7 +308,7 @@ async def bulk_fill(conn: asyncpg.Connection, log: str) -> bool:
     from ``log``; False (rows left to roll back) if the log holds what this does not model."""
     if not await plain_log(conn, log, ("recording-",), _ODD):
         return False
-    await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL jit = off")
+    await conn.execute("SET LOCAL work_mem = '256MB'")  # JIT: off per session (lane.py)
     positions = _positions(await conn.fetch(_MOVES.replace("{log}", log)))
     if positions is None:
         return False
