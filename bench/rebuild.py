@@ -45,7 +45,7 @@ import msgspec
 from service.domain import comments, messages, milestones, projects, recordings, todolists, todos
 from service.domain.access import SYSTEM, Viewer
 from service.domain.context import Context
-from service.domain.emails import decide_claim_email, email_stream, fold_email_claim
+from service.domain.emails import decide_claim_email, fold_email_claim
 from service.domain.memberships import (
     RemoveMember,
     SetMember,
@@ -59,15 +59,15 @@ from service.domain.people import (
     decide_create_person,
     decide_edit_person,
     evolve_person,
-    person_stream,
 )
-from service.domain.projects import ProjectState, evolve_project, project_stream
-from service.domain.recordings import RecordingState, evolve_recording, recording_stream
+from service.domain.projects import ProjectState, evolve_project
+from service.domain.recordings import RecordingState, evolve_recording
 from service.domain.subscriptions import Subscribe, decide_subscribe
 from service.errors import CairnError
 from service.events.base import Event, Metadata, encode_data, encode_metadata, type_name
 from service.events.recordings import TodoAdded, TodoMoved
 from service.events.store import NO_STREAM, EventStore
+from service.events.streams import email_stream, person_stream, project_stream, recording_stream
 
 from ._common import (
     free_port,

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 
 from .domain.access import SYSTEM
 from .domain.context import Context
-from .domain.emails import decide_claim_email, email_stream, fold_email_claim
-from .domain.people import CreatePerson, decide_create_person, fold_person, person_stream
+from .domain.emails import decide_claim_email, fold_email_claim
+from .domain.people import CreatePerson, decide_create_person, fold_person
 from .domain.tokens import IssueToken, decide_issue_token
 from .events.base import Metadata
 from .events.store import NO_STREAM, AppendResult, EventStore
+from .events.streams import email_stream, person_stream
 from .http.context import hash_secret
 
 

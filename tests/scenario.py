@@ -31,7 +31,7 @@ from service.domain.milestones import (
     decide_create_milestone,
     decide_edit_milestone,
 )
-from service.domain.projects import ProjectState, fold_project, project_stream
+from service.domain.projects import ProjectState, fold_project
 from service.domain.recordings import (
     RecordingState,
     SetClientVisibility,
@@ -39,7 +39,6 @@ from service.domain.recordings import (
     decide_set_client_visibility,
     decide_set_recording_status,
     fold_recording,
-    recording_stream,
     visibility_parent_id,
 )
 from service.domain.snapshot import Replay
@@ -54,6 +53,7 @@ from service.domain.todos import (
 )
 from service.events.base import Event, Metadata
 from service.events.store import NO_STREAM, AppendResult, EventStore
+from service.events.streams import project_stream, recording_stream
 from service.projections import all_projections
 from service.projections.engine import ProjectionEngine
 

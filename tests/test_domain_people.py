@@ -14,7 +14,6 @@ from service.domain.emails import (
     decide_claim_email,
     decide_release_email,
     email_change,
-    email_stream,
     fold_email_claim,
 )
 from service.domain.people import (
@@ -50,6 +49,7 @@ from service.events.people import (
     TokenRevoked,
 )
 from service.events.recordings import FieldChange
+from service.events.streams import email_stream
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)

@@ -3,12 +3,7 @@ and, end to end, across two instances of the API on one database."""
 
 from __future__ import annotations
 
-from service.domain.projects import (
-    ProjectState,
-    evolve_project,
-    fold_project,
-    project_stream,
-)
+from service.domain.projects import ProjectState, evolve_project, fold_project
 from service.events.base import Metadata, RecordedEvent
 from service.events.projects import (
     ProjectArchived,
@@ -18,6 +13,7 @@ from service.events.projects import (
     ProjectUnarchived,
 )
 from service.events.store import ANY, EventStore
+from service.events.streams import project_stream
 from service.http.folds import StreamStates
 
 from .conftest import Api, another_instance

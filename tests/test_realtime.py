@@ -19,10 +19,10 @@ from websockets.asyncio.client import connect
 from service.domain.access import Viewer
 from service.domain.context import Context
 from service.domain.messages import PostMessage, decide_post_message
-from service.domain.projects import fold_project, project_stream
-from service.domain.recordings import recording_stream
+from service.domain.projects import fold_project
 from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
+from service.events.streams import project_stream, recording_stream
 
 from .realtime_support import (
     RawClient,

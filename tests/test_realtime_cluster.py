@@ -22,11 +22,11 @@ from websockets.frames import Close
 from service.domain.access import Viewer
 from service.domain.context import Context
 from service.domain.messages import PostMessage, decide_post_message
-from service.domain.projects import fold_project, project_stream
-from service.domain.recordings import recording_stream
+from service.domain.projects import fold_project
 from service.errors import DatabaseUnavailable
 from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
+from service.events.streams import project_stream, recording_stream
 from service.realtime.protocol import CLOSE_SHUTDOWN
 
 from .conftest import free_port

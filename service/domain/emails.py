@@ -27,11 +27,6 @@ class EmailClaim(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
 
 
-def email_stream(email: str) -> str:
-    """The claim stream of an e-mail address (case-insensitive)."""
-    return f"email-{email.strip().lower()}"
-
-
 def fold_email_claim(email: str, events: Iterable[Event]) -> EmailClaim:
     """Who holds ``email``, folded from its claim stream (free at version 0 when empty)."""
     claim = EmailClaim(email=email.strip().lower())

@@ -91,16 +91,6 @@ class ReactivatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     """Let a deactivated person sign in again (with new tokens)."""
 
 
-def person_stream(person_id: str) -> str:
-    """The stream of person ``person_id``."""
-    return f"person-{person_id}"
-
-
-def is_person_stream(stream_id: str) -> bool:
-    """Whether ``stream_id`` is a person's stream (their role, activity and tokens)."""
-    return stream_id.startswith("person-")
-
-
 def evolve_person(state: PersonState | None, event: Event) -> PersonState:
     """``state`` after ``event`` (``None`` before ``PersonCreated``); version goes up by one.
 

@@ -1,6 +1,6 @@
 """Projects: their state (memberships included), settings and status.
 
-Stream ``project-<id>`` (:func:`project_stream`). Status rules for every write in a project,
+Stream ``project-<id>`` (:func:`~service.events.streams.project_stream`). Status rules for every write in a project,
 its recordings included (:func:`require_writable`): an archived project is read-only until
 unarchived, a trashed one can only be restored. Owners and admins manage settings, members
 and status; whoever creates a project becomes its first owner. Membership commands are in
@@ -81,11 +81,6 @@ class TrashProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 class RestoreProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Take a trashed project out of the trash (it becomes active)."""
-
-
-def project_stream(project_id: str) -> str:
-    """The stream of project ``project_id``."""
-    return f"project-{project_id}"
 
 
 def project_facts(project: ProjectState) -> ProjectFacts:

@@ -1,6 +1,6 @@
 """Recordings: the state every kind shares, its fold, and status and client visibility.
 
-One stream per recording, ``recording-<id>`` (:func:`recording_stream`). The state is one flat
+One stream per recording, ``recording-<id>`` (:func:`~service.events.streams.recording_stream`). The state is one flat
 struct for all kinds (message, comment, to-do list, to-do, milestone); fields a kind does not
 use stay at their defaults. Subscriptions are in :mod:`service.domain.subscriptions`.
 
@@ -110,11 +110,6 @@ class SetClientVisibility(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     """Show a message, to-do list or milestone to clients, or hide it from them."""
 
     visible_to_clients: bool
-
-
-def recording_stream(recording_id: str) -> str:
-    """The stream of recording ``recording_id``."""
-    return f"recording-{recording_id}"
 
 
 def visibility_parent_id(recording: RecordingState) -> str | None:

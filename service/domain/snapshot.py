@@ -27,12 +27,10 @@ import msgspec
 
 from ..events.base import RecordedEvent
 from ..events.recordings import TodoAdded, TodoMoved
+from ..events.streams import is_project_stream, recording_id_of
 from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording, hidden_probe
 from .projects import ProjectState, evolve_project
 from .recordings import RecordingState, evolve_recording, recording_facts, visibility_parent_id
-
-_PROJECT_PREFIX = "project-"
-_RECORDING_PREFIX = "recording-"
 
 
 class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,12 +150,12 @@ class Replay:
         self.count += 1
         stream = recorded.stream_id
         event = recorded.event
-        if stream.startswith(_PROJECT_PREFIX):
+        if is_project_stream(stream):
             self.project = evolve_project(self.project, event)
             return
-        if not stream.startswith(_RECORDING_PREFIX):
+        recording_id = recording_id_of(stream)
+        if recording_id is None:
             return
-        recording_id = stream.removeprefix(_RECORDING_PREFIX)
         self.recordings[recording_id] = evolve_recording(self.recordings.get(recording_id), event)
         match event:
             case TodoAdded(todolist_id=list_id):

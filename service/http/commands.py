@@ -12,10 +12,10 @@ from typing import Any, TypeVar, cast
 import asyncpg
 
 from ..domain.context import Context
-from ..domain.people import is_person_stream
 from ..errors import WrongExpectedVersion
 from ..events.base import Event, Metadata, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
+from ..events.streams import is_person_stream
 from .context import Ctx, TokenCache
 from .folds import StreamStates
 

@@ -45,10 +45,11 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..domain.access import Viewer
-from ..domain.people import PersonState, fold_person, person_stream
+from ..domain.people import PersonState, fold_person
 from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token
 from ..errors import NotFound
 from ..events.base import Event
+from ..events.streams import person_stream
 from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri

@@ -23,7 +23,6 @@ from ..domain.emails import (
     decide_claim_email,
     decide_release_email,
     email_change,
-    email_stream,
     fold_email_claim,
 )
 from ..domain.people import (
@@ -37,13 +36,13 @@ from ..domain.people import (
     decide_edit_person,
     decide_reactivate_person,
     fold_person,
-    person_stream,
 )
 from ..domain.tokens import IssueToken, RevokeToken, decide_issue_token, decide_revoke_token
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
+from ..events.streams import email_stream, person_stream
 from .access import visible_projects
 from .api import Api, Ctx, Reply
 from .commands import Plan, append_together, context, execute, load

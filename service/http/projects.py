@@ -18,7 +18,7 @@ from starlette.responses import Response
 from ..domain.access import Action, check
 from ..domain.context import Context
 from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
-from ..domain.people import fold_person, person_stream
+from ..domain.people import fold_person
 from ..domain.projects import (
     ArchiveProject,
     CreateProject,
@@ -35,13 +35,13 @@ from ..domain.projects import (
     decide_unarchive_project,
     fold_project,
     project_facts,
-    project_stream,
 )
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
 from ..events.store import AppendResult
+from ..events.streams import person_stream, project_stream
 from .access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute, load

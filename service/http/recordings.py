@@ -21,7 +21,7 @@ from ..domain.context import Context
 from ..domain.edits import json_value
 from ..domain.messages import EditMessage, decide_edit_message
 from ..domain.milestones import EditMilestone, decide_edit_milestone
-from ..domain.projects import ProjectState, project_stream
+from ..domain.projects import ProjectState
 from ..domain.recordings import (
     Lineage,
     RecordingState,
@@ -31,7 +31,6 @@ from ..domain.recordings import (
     decide_set_recording_status,
     evolve_recording,
     fold_recording,
-    recording_stream,
     visibility_parent_id,
 )
 from ..domain.subscriptions import Subscribe, Unsubscribe, decide_subscribe, decide_unsubscribe
@@ -47,6 +46,7 @@ from ..events.recordings import (
     TodoMoved,
     TodoReopened,
 )
+from ..events.streams import project_stream, recording_stream
 from .api import Api, Ctx, Reply
 from .commands import append_new, context, execute
 from .context import decode_cursor, encode_cursor, next_link

@@ -38,6 +38,7 @@ from ..domain.activity import (
     recorded_activity,
     recording_id_of,
 )
+from ..events import streams
 from ..events.base import RecordedEvent, decode_event
 from .bulk import (
     CREATION_KIND,
@@ -79,7 +80,7 @@ class Activity:
     name = "activity"
     version = 1
     tables: Sequence[str] = ("activity", "activity_targets", "activity_counts")
-    stream_prefixes = ("recording-", "project-")
+    stream_prefixes = (streams.RECORDING, streams.PROJECT)
     """People's and e-mail claims' streams make no activity (see the domain module)."""
 
     def ddl(self) -> str:
@@ -216,7 +217,7 @@ def _row(seq: int, position: int, item: ActivityItem) -> tuple[Any, ...]:
 # event is not its creation, a creation anywhere else or naming another recording. What
 # the incremental path makes of those depends on where batches are cut.
 _ODD: Final = f"""
-    (e.event_type IN {CREATIONS}) <> (e.stream_id ^@ 'recording-' AND e.stream_version = 1)
+    (e.event_type IN {CREATIONS}) <> (e.stream_id ^@ '{streams.RECORDING}' AND e.stream_version = 1)
     OR (e.event_type IN {CREATIONS}
         AND e.data->>'recording_id' IS DISTINCT FROM substr(e.stream_id, 11))"""
 _BULK_TARGETS: Final = f"""
@@ -224,7 +225,7 @@ INSERT INTO activity_targets (recording_id, kind, project_id, parent_id)
 SELECT e.data->>'recording_id', {CREATION_KIND}, e.data->>'project_id',
        coalesce(e.data->>'parent_id', e.data->>'todolist_id')
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
+WHERE e.stream_id ^@ '{streams.RECORDING}' AND e.event_type IN {CREATIONS}
 """
 
 
@@ -298,7 +299,7 @@ WITH created AS (
            '[]'::jsonb AS changes,
            e.event_type = 'CommentAdded' AND {plain_text_unsure_sql("e.data->>'content'")} AS unsure
     FROM {{log}} e
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
+    WHERE e.stream_id ^@ '{streams.RECORDING}' AND e.event_type IN {CREATIONS}
 ),
 recorded AS (
     SELECT e.tx_id, e.position, x.kind, t.project_id,
@@ -359,7 +360,7 @@ recorded AS (
                 ELSE false
             END AS unsure
     ) x
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {CREATIONS}
+    WHERE e.stream_id ^@ '{streams.RECORDING}' AND e.event_type NOT IN {CREATIONS}
       AND x.kind IN ({_KINDS})
 ),
 project AS (
@@ -408,7 +409,7 @@ project AS (
             END AS changes,
             e.event_type = 'ProjectEdited' AND {_DESCRIBED_UNSURE} AS unsure
     ) x
-    WHERE e.stream_id ^@ 'project-' AND e.project_id IS NOT NULL AND x.kind IS NOT NULL
+    WHERE e.stream_id ^@ '{streams.PROJECT}' AND e.project_id IS NOT NULL AND x.kind IS NOT NULL
 ),
 items AS (
     SELECT * FROM created UNION ALL SELECT * FROM recorded UNION ALL SELECT * FROM project

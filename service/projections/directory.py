@@ -15,6 +15,7 @@ import asyncpg
 
 from ..events import people as pe
 from ..events import projects as pr
+from ..events import streams
 from ..events.base import Event, RecordedEvent, decode_event
 
 _PERSON_FIELDS = {"name", "email", "role", "company", "title"}
@@ -28,7 +29,7 @@ class Directory:
     name = "directory"
     version = 2
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
-    stream_prefixes = ("person-", "project-")
+    stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
 
     def ddl(self) -> str:
@@ -96,7 +97,8 @@ class Directory:
         rows = await conn.fetch(
             "SELECT position, stream_id, event_type, schema_version, data, "
             f"metadata->>'actor' AS actor, recorded_at FROM {log} e "
-            "WHERE stream_id ^@ 'person-' OR stream_id ^@ 'project-' ORDER BY tx_id, position"
+            f"WHERE stream_id ^@ '{streams.PERSON}' OR stream_id ^@ '{streams.PROJECT}' "
+            "ORDER BY tx_id, position"
         )
         fold = _Fold()
         for row in rows:
@@ -113,8 +115,8 @@ class Directory:
     async def _apply_one(self, conn: asyncpg.Connection, r: RecordedEvent) -> None:
         e = r.event
         at = r.recorded_at
-        person_id = r.stream_id.removeprefix("person-")
-        project_id = r.stream_id.removeprefix("project-")
+        person_id = r.stream_id.removeprefix(streams.PERSON)
+        project_id = r.stream_id.removeprefix(streams.PROJECT)
         match e:
             case pe.PersonCreated():
                 await conn.execute(
@@ -266,8 +268,8 @@ class _Fold:
     ) -> bool:
         """Fold one event; False where a statement of ``apply`` would fail (a duplicate key
         or a column set twice): the bulk fill then declines, leaving it to ``apply``."""
-        person_id = stream_id.removeprefix("person-")
-        project_id = stream_id.removeprefix("project-")
+        person_id = stream_id.removeprefix(streams.PERSON)
+        project_id = stream_id.removeprefix(streams.PROJECT)
         match e:
             case pe.PersonCreated():
                 if e.person_id in self.people:

@@ -43,6 +43,7 @@ from ..errors import DatabaseUnavailable, UnknownPosition
 from ..events.base import RecordedEvent
 from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
 from ..events.store import START, Cursor, EventStore
+from ..events.streams import person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
 from ..http.access import project_facts, recording_facts, viewer_by_id
 from ..projections.engine import ProjectionEngine
@@ -376,13 +377,14 @@ class Hub:
 
     async def _dispatch(self, event: RecordedEvent) -> None:
         stream = event.stream_id
-        if stream.startswith("person-"):
-            await self._person_changed(stream.removeprefix("person-"), event)
+        person_id = person_id_of(stream)
+        if person_id is not None:
+            await self._person_changed(person_id, event)
         project_id = event.project_id
         if project_id is None:
             self.live_cursor = event.cursor
             return
-        if stream == f"project-{project_id}":
+        if stream == project_stream(project_id):
             self._forget(project_id)
         if not self._subscribers(project_id):
             self.live_cursor = event.cursor

@@ -1,0 +1,87 @@
+"""Stream names and ids: how each aggregate's stream is named, defined once.
+
+| stream | aggregate |
+|---|---|
+| ``person-<id>`` | a person, their tokens and feed token |
+| ``email-<lowercased address>`` | the uniqueness claim of an e-mail address |
+| ``project-<id>`` | a project, its settings, status and memberships |
+| ``recording-<id>`` | one recording: message, comment, to-do list, to-do, milestone |
+
+Ids are opaque strings made by the application layer: a type prefix (:data:`PROJECT_ID`…),
+an underscore and 20 hex digits (``prj_3f2a…``). Code that names a stream or recognises one
+goes through this module; SQL that filters streams by kind uses the prefixes (``stream_id
+^@ 'recording-'``) through :data:`PERSON` and the others.
+"""
+
+from __future__ import annotations
+
+from typing import Final, NewType
+
+StreamId = NewType("StreamId", str)
+"""The name of a stream (``project-prj_…``)."""
+PersonId = NewType("PersonId", str)
+ProjectId = NewType("ProjectId", str)
+RecordingId = NewType("RecordingId", str)
+TokenId = NewType("TokenId", str)
+
+PERSON: Final = "person-"
+"""Prefix of a person's stream."""
+EMAIL: Final = "email-"
+"""Prefix of an e-mail address's claim stream."""
+PROJECT: Final = "project-"
+"""Prefix of a project's stream."""
+RECORDING: Final = "recording-"
+"""Prefix of a recording's stream."""
+
+PERSON_ID: Final = "per"
+PROJECT_ID: Final = "prj"
+RECORDING_ID: Final = "rec"
+TOKEN_ID: Final = "tok"
+"""Prefixes of new ids, by what they name."""
+
+
+def person_stream(person_id: str) -> StreamId:
+    """The stream of person ``person_id``."""
+    return StreamId(PERSON + person_id)
+
+
+def email_stream(email: str) -> StreamId:
+    """The claim stream of an e-mail address (case-insensitive)."""
+    return StreamId(EMAIL + email.strip().lower())
+
+
+def project_stream(project_id: str) -> StreamId:
+    """The stream of project ``project_id``."""
+    return StreamId(PROJECT + project_id)
+
+
+def recording_stream(recording_id: str) -> StreamId:
+    """The stream of recording ``recording_id``."""
+    return StreamId(RECORDING + recording_id)
+
+
+def is_person_stream(stream_id: str) -> bool:
+    """Whether ``stream_id`` is a person's stream (their role, activity and tokens)."""
+    return stream_id.startswith(PERSON)
+
+
+def is_project_stream(stream_id: str) -> bool:
+    """Whether ``stream_id`` is a project's stream."""
+    return stream_id.startswith(PROJECT)
+
+
+def person_id_of(stream_id: str) -> PersonId | None:
+    """The person whose stream ``stream_id`` is (None for another stream)."""
+    return PersonId(stream_id.removeprefix(PERSON)) if stream_id.startswith(PERSON) else None
+
+
+def project_id_of(stream_id: str) -> ProjectId | None:
+    """The project whose stream ``stream_id`` is (None for another stream)."""
+    return ProjectId(stream_id.removeprefix(PROJECT)) if stream_id.startswith(PROJECT) else None
+
+
+def recording_id_of(stream_id: str) -> RecordingId | None:
+    """The recording whose stream ``stream_id`` is (None for another stream)."""
+    if stream_id.startswith(RECORDING):
+        return RecordingId(stream_id.removeprefix(RECORDING))
+    return None
