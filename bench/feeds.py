@@ -59,18 +59,18 @@ ITEMS = 120
 
 
 def _serve_cairn(port: int, *, cold: bool = False) -> None:
-    from service.http import feeds
+    from service.http import app
 
     if cold:
         # Informational contenders: nothing remembered between requests, so every 200
         # renders and every 304 authenticates, scopes and reads the stamp.
-        class Forgetful(feeds.FeedCache):
+        class Forgetful(app.FeedCache):
             def __init__(self) -> None:
                 super().__init__()
                 self.answers.limit = 0
                 self.bodies.limit = 0
 
-        feeds.FeedCache = Forgetful  # type: ignore[misc]
+        app.FeedCache = Forgetful  # type: ignore[misc]
 
     serve_cairn(port, access_log=False)
 

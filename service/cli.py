@@ -117,10 +117,18 @@ def _create_admin(args: argparse.Namespace, location: Location) -> int:
 
 
 def _replay(args: argparse.Namespace, location: Location) -> int:
-    from .http.snapshot import replay_command
+    from .commands.snapshot import replay_json
+    from .events.store import EventStore
 
-    asyncio.run(migrate_url(location.url))
-    sys.stdout.buffer.write(replay_command(location.url, args.project, args.until_position))
+    async def run() -> bytes:
+        await migrate_url(location.url)
+        store = await EventStore.open(location.url, min_size=1, max_size=2)
+        try:
+            return await replay_json(store, args.project, args.until_position)
+        finally:
+            await store.close()
+
+    sys.stdout.buffer.write(asyncio.run(run()))
     sys.stdout.buffer.write(b"\n")
     return 0
 

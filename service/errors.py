@@ -106,6 +106,12 @@ class Conflict(DomainError):
     a to-do is already completed, or an e-mail address is already taken."""
 
 
+class Contended(CairnError):
+    """Raised when a command ran again and again because what it decides on kept changing
+    under it (e.g. a to-do kept moving between lists); nothing was written, and trying
+    again may succeed."""
+
+
 class InconsistentStream(DomainError):
     """Raised when a stream's events cannot be folded into a state (an event before the creation
     event, or an event of another aggregate): a bug or a damaged log, never bad input."""

@@ -1,8 +1,9 @@
-"""Folded stream states kept between commands (service/http/folds.py), on a real PostgreSQL
+"""Folded stream states kept between commands (service/commands/folds.py), on a real PostgreSQL
 and, end to end, across two instances of the API on one database."""
 
 from __future__ import annotations
 
+from service.commands.folds import StreamStates
 from service.domain.projects import ProjectState, evolve_project, fold_project
 from service.events.base import Metadata, RecordedEvent
 from service.events.projects import (
@@ -14,7 +15,6 @@ from service.events.projects import (
 )
 from service.events.store import ANY, EventStore
 from service.events.streams import project_stream
-from service.http.folds import StreamStates
 
 from .conftest import Api, another_instance
 from .test_api_people import bearer, new_person, problem

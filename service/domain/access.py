@@ -41,6 +41,11 @@ KIND_LABELS: Final[dict[RecordingKind, str]] = {
 """How messages to people name each kind."""
 
 
+def kind_label(kind: RecordingKind | None) -> str:
+    """How messages to people name ``kind`` (``recording`` for any)."""
+    return KIND_LABELS[kind] if kind is not None else "recording"
+
+
 class Viewer(msgspec.Struct, frozen=True, kw_only=True):
     """The person asking: their id, global role and whether their account is active."""
 

@@ -1,10 +1,12 @@
 """API tokens and the feed token of a person (events of the ``person-<id>`` stream).
 
-Secrets never reach the domain: the caller makes a secret, shows it once, and passes its hex
-SHA-256 here.
+Secrets never reach the decisions: the caller makes a secret, shows it once, and passes its
+hash (:func:`hash_secret`) here.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import msgspec
 
@@ -15,6 +17,12 @@ from . import text
 from .access import AccountAction, check_account
 from .context import Context
 from .people import PersonState
+
+
+def hash_secret(secret: str) -> str:
+    """How token secrets are stored and looked up: hex SHA-256 (secrets are 256-bit random,
+    so no salt)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class IssueToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

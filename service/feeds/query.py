@@ -2,7 +2,7 @@
 
 **Visibility** is the activity streams' (docs/ACCESS.md): the scope, the SQL filter, the
 per-row check with :func:`~service.domain.access.can_see_recording` and the naming of actors
-all come from :mod:`service.http.visibility`. A project's feed knows that project's people; a
+all come from :mod:`service.reads.visibility`. A project's feed knows that project's people; a
 person's feed every project they see (an admin's needs no filter at all).
 
 **Stamps.** Whether a feed changed is answered without reading its entries: for a viewer who
@@ -34,7 +34,7 @@ from typing import Final
 
 import asyncpg
 
-from ..http.visibility import Scope, named
+from ..reads.visibility import Scope, named
 from .render import PAGE_SIZE, Entry, sanitise_html, tag_uri, text_html
 
 _NAMES: Final = "SELECT count(*) AS people, max(updated_at) AS renamed FROM people"

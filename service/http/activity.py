@@ -9,7 +9,7 @@ items), ``actor_id``, ``since`` (inclusive) and ``until`` (exclusive), RFC 3339.
 Sentences, names and titles are the current ones (people, projects and recordings read
 models), whatever they were when it happened; the excerpt is from the event itself.
 
-**Visibility** (docs/ACCESS.md, "Activity streams") is :mod:`service.http.visibility`'s, shared
+**Visibility** (docs/ACCESS.md, "Activity streams") is :mod:`service.reads.visibility`'s, shared
 with the overview and the feeds: the SQL filter mirrors the access rules and every row is
 asked once more of :func:`~service.domain.access.can_see_recording`. Client-visibility is the
 target's current effective value, so hiding a list hides its whole past from clients.
@@ -34,11 +34,11 @@ from ..domain.access import can_see_person
 from ..domain.activity import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
 from ..events.recordings import FieldChange
+from ..reads.visibility import STAFF_VISIBLE, Scope, named, viewer_scope
 from .api import Api, Ctx, Reply
-from .context import decode_cursor, encode_cursor
 from .envelope import api_url, recording_url
+from .paging import decode_cursor, encode_cursor
 from .problems import ApiError, FieldError
-from .visibility import STAFF_VISIBLE, Scope, named, viewer_scope
 
 api = Api()
 

@@ -1,13 +1,18 @@
 """A small typed routing layer over Starlette: one declaration per endpoint gives the route,
-body decoding, response encoding, conditional GET, idempotent POST and the OpenAPI entry.
+body decoding, response encoding, conditional GET, idempotent POST and the OpenAPI entry
+(:mod:`.openapi`).
 
-Handlers are ``async def handler(ctx: Ctx) -> Reply | Response``. They raise
+Handlers are ``async def handler(ctx: Ctx) -> Reply | Response``, or, for an endpoint that
+takes a JSON body, ``async def handler(ctx: Ctx, body: NewThing)``: the second parameter's
+annotation is the body's type, decoded and checked before the handler runs. They raise
 :class:`~service.errors.CairnError` subclasses for refusals; :mod:`.problems` maps them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +22,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .context import Ctx, authenticate, decode_body
+from .auth import authenticate
+from .bodies import decode_body
+from .context import Ctx
+from .idempotency import replay_or_run
+from .state import state_of
 
 __all__ = ["Api", "Ctx", "Endpoint", "Reply"]
-from .idempotency import IDEMPOTENCY_HEADER, replay_or_run
-from .problems import PROBLEM_JSON, Problem
 
-JSON = "application/json"
 _encoder = msgspec.json.Encoder()
 
 
@@ -37,7 +43,8 @@ class Reply:
     media_type: str = "application/json"
 
 
-Handler = Callable[[Ctx], Awaitable["Reply | Response"]]
+Handler = Callable[..., Awaitable["Reply | Response"]]
+"""``handler(ctx)``, or ``handler(ctx, body)`` for endpoints with a JSON body."""
 
 
 @dataclass
@@ -97,7 +104,6 @@ class Api:
         path: str,
         *,
         summary: str,
-        body: Any = None,
         response: Any = None,
         status: int = 200,
         also: tuple[int, ...] = (),
@@ -107,8 +113,10 @@ class Api:
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
+        The JSON request body's type, if any, is the annotation of the handler's second
+        parameter.
+
         Args:
-            body: msgspec type of the JSON request body (None: no body).
             response: msgspec type of the JSON response body (for OpenAPI).
             status: success status.
             also: other success statuses with the same body (e.g. 201 of a PUT that creates).
@@ -117,6 +125,7 @@ class Api:
         """
 
         def decorate(fn: Handler) -> Handler:
+            body = _body_type(fn)
             self.endpoints.append(
                 Endpoint(
                     method=method,
@@ -166,80 +175,14 @@ class Api:
             for path, methods in by_path.items()
         ]
 
-    def openapi(self, *, title: str, version: str) -> dict[str, Any]:
-        """The OpenAPI 3.1 document, with schemas generated from the msgspec types."""
-        types: list[Any] = [Problem]
-        for ep in self.endpoints:
-            types.extend(t for t in (ep.body, ep.response) if t is not None)
-        schemas, components = msgspec.json.schema_components(
-            types, ref_template="#/components/schemas/{name}"
-        )
-        schema_of = dict(zip(map(id, types), schemas, strict=True))
-        problem = {PROBLEM_JSON: {"schema": schema_of[id(Problem)]}}
-        paths: dict[str, Any] = {}
-        for ep in self.endpoints:
-            op: dict[str, Any] = {
-                "summary": ep.summary,
-                "operationId": ep.handler.__name__,
-                "tags": ep.tags,
-                "responses": {
-                    "default": {"description": "a problem (RFC 9457)", "content": problem},
-                },
-            }
-            params = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _path_params(ep.path)
-            ]
-            params += [
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": False,
-                    "description": desc,
-                    "schema": {"type": "string"},
-                }
-                for name, desc in ep.query.items()
-            ]
-            if ep.method == "POST":
-                params.append(
-                    {
-                        "name": IDEMPOTENCY_HEADER,
-                        "in": "header",
-                        "required": False,
-                        "description": "a retry with the same key gets the first response and changes nothing",
-                        "schema": {"type": "string", "maxLength": 255},
-                    }
-                )
-            if params:
-                op["parameters"] = params
-            if ep.body is not None:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {JSON: {"schema": schema_of[id(ep.body)]}},
-                }
-            ok: dict[str, Any] = {"description": "success"}
-            if ep.response is not None:
-                ok["content"] = {JSON: {"schema": schema_of[id(ep.response)]}}
-            for code in (ep.status, *ep.also):
-                op["responses"][str(code)] = ok
-            if ep.method == "GET":
-                op["responses"]["304"] = {"description": "not modified (If-None-Match)"}
-            if ep.auth == "bearer":
-                op["security"] = [{"bearer": []}]
-            paths.setdefault(ep.path, {})[ep.method.lower()] = op
-        return {
-            "openapi": "3.1.0",
-            "info": {"title": title, "version": version},
-            "paths": paths,
-            "components": {
-                "schemas": components,
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            },
-        }
 
-
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+def _body_type(fn: Handler) -> Any:
+    """The type of the JSON body ``fn`` takes: its second parameter's annotation (None when
+    it takes only the context)."""
+    params = list(inspect.signature(fn).parameters)
+    if len(params) < 2:
+        return None
+    return typing.get_type_hints(fn)[params[1]]
 
 
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:
@@ -247,12 +190,16 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         method = "GET" if request.method == "HEAD" else request.method
         ep = methods[method]
         viewer = await authenticate(request) if ep.auth == "bearer" else None
-        ctx = Ctx(request=request, viewer=viewer, endpoint_path=ep.path)
+        state = state_of(request)
+        ctx = Ctx(request=request, viewer=viewer, state=state, endpoint_path=ep.path)
+        args: tuple[Any, ...] = ()
         if ep.decoder is not None:
-            ctx.body = await decode_body(request, ep.decoder)
+            limit = state["settings"].max_body_bytes
+            ctx.raw_body, body = await decode_body(request, ep.decoder, limit)
+            args = (body,)
 
         async def run() -> Response:
-            result = await ep.handler(ctx)
+            result = await ep.handler(ctx, *args)
             if isinstance(result, Response):
                 return result
             return json_response(request, result)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TypedDict
 
 import msgspec
 from starlette.applications import Starlette
@@ -14,18 +13,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .. import __version__
+from ..commands.caller import Services
+from ..commands.folds import StreamStates
 from ..config import Settings
-from ..domain.projects import ProjectState, evolve_project
+from ..domain.projects import evolve_project
 from ..events.store import EventStore
+from ..feeds.cache import FeedCache
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
-from ..realtime.hub import Hub
+from ..reads.tokens import TokenCache
+from ..realtime.endpoint import Realtime
 from .api import Api, Ctx, Reply
-from .context import RateLimiter, TokenCache
-from .folds import StreamStates
 from .logs import install_log_redaction
+from .openapi import document
 from .problems import exception_handlers
-from .stream import create_hub, stream
+from .ratelimit import RateLimiter
+from .state import State
 
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
 # OpenAPI document see the same set.
@@ -42,20 +45,8 @@ ROUTE_MODULES: list[str] = [
     "comments",
     "todos",
     "milestones",
-    "stream",
+    "realtime",
 ]
-
-
-class State(TypedDict):
-    """Resources living as long as the app (Starlette's typed lifespan state)."""
-
-    settings: Settings
-    store: EventStore
-    engine: ProjectionEngine
-    limiter: RateLimiter
-    tokens: TokenCache
-    project_states: StreamStates[ProjectState]
-    hub: Hub
 
 
 system = Api()
@@ -92,6 +83,7 @@ def create_app(
     per_second = settings.rate_limit if rate is None else rate
     allowance = settings.rate_burst if burst is None else burst
     install_log_redaction()
+    realtime = Realtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -99,36 +91,41 @@ def create_app(
             settings.database_url, min_size=2, max_size=20, poll_interval=settings.poll_interval
         )
         engine = ProjectionEngine(store, all_projections())
-        hub = create_hub(store, engine, settings)
+        tokens = TokenCache(ttl=settings.token_cache_ttl)
+        services = Services(
+            store=store,
+            engine=engine,
+            project_states=StreamStates(evolve_project),
+            wait_timeout=settings.read_your_writes_timeout,
+            tokens=tokens,
+        )
         try:
             await engine.prepare()
             engine.start()
-            await hub.start()
+            await realtime.start(store, engine, tokens)
             yield {
                 "settings": settings,
-                "store": store,
-                "engine": engine,
+                "services": services,
                 "limiter": RateLimiter(per_second, allowance),
-                "tokens": TokenCache(ttl=settings.token_cache_ttl),
-                "project_states": StreamStates(evolve_project),
-                "hub": hub,
+                "realtime": realtime,
+                "feeds": FeedCache(),
             }
         finally:
-            await hub.stop()
+            await realtime.stop()
             await engine.stop()
             await store.close()
 
     merged = Api()
     for api in all_apis():
         merged.endpoints.extend(api.endpoints)
-    spec = msgspec.json.encode(merged.openapi(title="Cairn API", version=__version__))
+    spec = msgspec.json.encode(document(merged.endpoints, title="Cairn API", version=__version__))
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
     routes: list[BaseRoute] = [
         Route("/openapi.json", openapi),
-        WebSocketRoute("/v1/stream", stream),
+        WebSocketRoute("/v1/stream", realtime),
         *merged.starlette_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())

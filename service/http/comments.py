@@ -6,11 +6,10 @@ from typing import Final
 
 import msgspec
 
+from ..commands.recordings import change, create, edit_decision, load
 from ..domain.comments import AddComment, EditComment, decide_add_comment
 from .api import Api, Ctx, Reply
-from .commands import context
 from .envelope import SEQ_ASC, Comment, page, parent_for_list, show, status_filter
-from .recordings import change, create, edit_decision, load
 
 api = Api()
 _TAGS: Final = ["comments"]
@@ -25,18 +24,19 @@ class NewComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 @api.post(
     "/v1/recordings/{id}/comments",
     summary="Comment on a recording (not on a comment)",
-    body=NewComment,
     response=Comment,
     status=201,
     tags=_TAGS,
 )
-async def post_comment(ctx: Ctx) -> Reply:
-    body: NewComment = ctx.body
-    parent = await load(ctx, ctx.path("id"))
+async def post_comment(ctx: Ctx, body: NewComment) -> Reply:
+    parent = await load(ctx.caller, ctx.path("id"))
     recording_id = ctx.new_id("rec")
     cmd = AddComment(recording_id=recording_id, content=body.content)
-    events = decide_add_comment(parent.project, parent.recording, cmd, context(ctx), parent.lineage)
-    return await create(ctx, parent.project.project_id, recording_id, events)
+    events = decide_add_comment(
+        parent.project, parent.recording, cmd, ctx.caller.context(), parent.lineage
+    )
+    await create(ctx.caller, parent.project.project_id, recording_id, events)
+    return await show(ctx, recording_id, status=201)
 
 
 @api.get(
@@ -65,10 +65,9 @@ async def get_comment(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/comments/{id}",
     summary="Edit a comment (its author, or the project's owners and admins)",
-    body=EditComment,
     response=Comment,
     tags=_TAGS,
 )
-async def patch_comment(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), edit_decision("comment", ctx.body), "comment")
+async def patch_comment(ctx: Ctx, body: EditComment) -> Reply:
+    await change(ctx.caller, ctx.path("id"), edit_decision("comment", body), "comment")
     return await show(ctx, ctx.path("id"), kind="comment")

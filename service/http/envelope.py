@@ -17,15 +17,15 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
-from ..domain.access import KIND_LABELS, ProjectFacts, can_see_recording
+from ..domain.access import ProjectFacts, can_see_recording, kind_label
 from ..errors import NotFound
 from ..events.recordings import RecordingKind
-from .access import recording_facts, visible_project
+from ..reads.access import recording_facts, visible_project
+from ..reads.visibility import client_view
 from .api import Reply
 from .context import Ctx
 from .paging import cursor, page_headers
 from .problems import ApiError
-from .visibility import client_view
 
 UNSET = msgspec.UNSET
 
@@ -201,11 +201,6 @@ CROSS JOIN LATERAL (
 """
 
 
-def label(kind: RecordingKind | None) -> str:
-    """How messages to people name ``kind`` (``recording`` for any)."""
-    return KIND_LABELS[kind] if kind is not None else "recording"
-
-
 def sees_hidden(ctx: Ctx, project: ProjectFacts) -> bool:
     """Whether the caller sees the project's recordings hidden from clients (not a client)."""
     return not client_view(ctx.me, project)
@@ -220,7 +215,7 @@ async def visible_row(
         NotFound: no such recording (of that kind), or the caller may not see it.
     """
     row = await ctx.store.pool.fetchrow(_VISIBLE, recording_id, ctx.me.person_id)
-    missing = NotFound(f"there is no such {label(kind)}")
+    missing = NotFound(f"there is no such {kind_label(kind)}")
     if row is None or (kind is not None and row["kind"] != kind):
         raise missing
     if not can_see_recording(ctx.me, viewer_facts(ctx, row), recording_facts(row)):

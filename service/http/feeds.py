@@ -43,23 +43,23 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..commands.execute import execute
 from ..config import Settings
 from ..domain.access import Viewer
 from ..domain.people import PersonState, fold_person
-from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token
+from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token, hash_secret
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.streams import person_stream
 from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
+from ..reads.tokens import feed_token_holder
+from ..reads.visibility import Scope, project_scope, viewer_scope
 from .api import Api, Ctx, Reply, if_none_match
-from .commands import context as domain_context
-from .commands import execute
-from .context import hash_secret, principal_for_token, rate_limit
+from .auth import rate_limit, token_holder
 from .idempotency import REPLAYED_HEADERS
 from .problems import ApiError
-from .visibility import Scope, project_scope, viewer_scope
 
 api = Api()
 
@@ -71,10 +71,6 @@ _ARCHIVE_CACHE: Final = "private, max-age=2592000"
 _CHALLENGE: Final = {"WWW-Authenticate": 'Basic realm="Cairn feeds", charset="UTF-8"'}
 _TOKEN_PARAM = re.compile(rb"(?:^|&)token=([^&]*)")
 _CHECKPOINTS = "SELECT name, generation, tx_id, position FROM projections ORDER BY name"
-_FEED_TOKEN_HASH = (
-    "SELECT p.person_id, p.role, p.active FROM feed_tokens f JOIN people p USING (person_id) "
-    "WHERE f.token_hash = $1 AND p.active"
-)
 
 
 # ------------------------------------------------------------------ representations
@@ -103,7 +99,7 @@ class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
 async def rotate_feed_token(ctx: Ctx) -> Reply:
     secret = f"cairnfeed_{secrets.token_urlsafe(32)}"
     cmd = RotateFeedToken(token_hash=hash_secret(secret))
-    context = domain_context(ctx)
+    context = ctx.caller.context()
 
     def decide(person: PersonState | None) -> list[Event]:
         if person is None:
@@ -113,9 +109,9 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
     # execute() waits for the read models: when this answers, the old token no longer works
     # (and this instance's feeds re-read the read models' state, not trusting a moment-old read).
     _, result = await execute(
-        ctx, person_stream(ctx.me.person_id), fold_person, decide, project_id=None
+        ctx.caller, person_stream(ctx.me.person_id), fold_person, decide, project_id=None
     )
-    _cache(ctx.request).checkpoint.forget()
+    ctx.state["feeds"].checkpoint.forget()
     rotated_at = await ctx.store.pool.fetchval(
         "SELECT rotated_at FROM feed_tokens WHERE person_id = $1", ctx.me.person_id
     )
@@ -131,7 +127,7 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
     without_secret = msgspec.structs.replace(
         issued, token=None, activity_atom_url=None, activity_rss_url=None
     )
-    ctx.request.state.replay_body = msgspec.json.encode(without_secret)
+    ctx.replay_body = msgspec.json.encode(without_secret)
     if result is not None and result.replayed:
         # A retry whose first run died before saving its response: the secret then made is
         # the one in force, and this run never saw it.
@@ -208,14 +204,6 @@ def _answer(
     )
 
 
-def _cache(request: Request) -> FeedCache:
-    state = request.app.state
-    cache: FeedCache | None = getattr(state, "feed_cache", None)
-    if cache is None:
-        cache = state.feed_cache = FeedCache()
-    return cache
-
-
 async def _checkpoint(ctx: Ctx, cache: FeedCache) -> str:
     """The read models' state: every projection's generation and checkpoint (remembered
     for a moment: see :mod:`service.feeds.cache`)."""
@@ -237,7 +225,7 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
     request = ctx.request
     credential = _credential(request)
     pool: asyncpg.Pool = ctx.store.pool
-    cache = _cache(request)
+    cache = ctx.state["feeds"]
     scope_ = request.scope
     # What the links in the document are made of (see Starlette's Request.base_url), cheaply.
     origin = (scope_["scheme"], request.headers.get("host", ""), scope_.get("root_path", ""))
@@ -504,9 +492,9 @@ async def _authenticate(request: Request, pool: asyncpg.Pool, credential: _Crede
     """The reader holding ``credential``: 401 when the token is unknown, replaced or its
     holder deactivated; 429 over the rate limit."""
     if credential.kind == "api":
-        viewer = await principal_for_token(request, credential.secret)
+        viewer = await token_holder(request, credential.secret)
     else:
-        viewer = await _by_feed_token(pool, credential.secret)
+        viewer = await feed_token_holder(pool, credential.secret)
     if viewer is None:
         raise ApiError(401, "the token is unknown or was replaced", headers=_CHALLENGE)
     rate_limit(request, viewer.person_id)
@@ -519,12 +507,3 @@ def _basic_password(credentials: str) -> str:
     except (binascii.Error, UnicodeDecodeError):
         raise ApiError(401, "malformed Basic credentials", headers=_CHALLENGE) from None
     return decoded.partition(":")[2]
-
-
-async def _by_feed_token(pool: asyncpg.Pool, token: str) -> Viewer | None:
-    if not token:
-        return None
-    row = await pool.fetchrow(_FEED_TOKEN_HASH, hash_secret(token))
-    if row is None:
-        return None
-    return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 from starlette.responses import Response
 
+from ..commands.caller import Idempotency
 from ..errors import IdempotencyKeyReused
+from .context import IDEMPOTENCY_CHANNEL, Ctx
 from .problems import ApiError
-
-if TYPE_CHECKING:
-    from .context import Ctx
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADERS: Final = {"Idempotent-Replayed": "true"}
@@ -38,8 +37,7 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
         return await run()
     if not key or len(key) > _MAX_KEY or not key.isprintable():
         raise ApiError(400, f"{IDEMPOTENCY_HEADER} must be 1-{_MAX_KEY} printable characters")
-    raw = getattr(ctx.request.state, "raw_body", b"")
-    fingerprint = hashlib.sha256(f"POST {ctx.request.url.path}\n".encode() + raw).digest()
+    fingerprint = hashlib.sha256(f"POST {ctx.request.url.path}\n".encode() + ctx.raw_body).digest()
     pool = ctx.store.pool
     row = await pool.fetchrow(
         "SELECT fingerprint, status, headers, body FROM http_responses WHERE person_id = $1 AND key = $2",
@@ -52,8 +50,9 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
         headers = msgspec.json.decode(row["headers"], type=dict[str, str])
         headers.update(REPLAYED_HEADERS)
         return Response(bytes(row["body"]), row["status"], headers=headers)
-    ctx.idempotency_key = key
-    ctx.idempotency_fingerprint = fingerprint
+    ctx.idempotency = Idempotency(
+        channel=IDEMPOTENCY_CHANNEL, owner=ctx.viewer.person_id, key=key, fingerprint=fingerprint
+    )
     try:
         response = await run()
     except IdempotencyKeyReused:
@@ -62,7 +61,7 @@ async def replay_or_run(ctx: Ctx, run: Callable[[], Awaitable[Response]]) -> Res
         raise _reused(key) from None
     if 200 <= response.status_code < 300:
         # A handler may save a different body for replays (e.g. without a one-time secret).
-        saved: bytes | None = getattr(ctx.request.state, "replay_body", None)
+        saved = ctx.replay_body
         headers = {
             k: v
             for k, v in response.headers.items()

@@ -6,11 +6,10 @@ from typing import Final
 
 import msgspec
 
+from ..commands.recordings import change, create, edit_decision, load_project
 from ..domain.messages import EditMessage, PostMessage, decide_post_message
 from .api import Api, Ctx, Reply
-from .commands import context
 from .envelope import SEQ_DESC, Message, page, project_for_list, show, status_filter
-from .recordings import change, create, edit_decision, load_project
 
 api = Api()
 _TAGS: Final = ["messages"]
@@ -30,14 +29,12 @@ class NewMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 @api.post(
     "/v1/projects/{project_id}/messages",
     summary="Post a message",
-    body=NewMessage,
     response=Message,
     status=201,
     tags=_TAGS,
 )
-async def post_message(ctx: Ctx) -> Reply:
-    body: NewMessage = ctx.body
-    project = await load_project(ctx, ctx.path("project_id"))
+async def post_message(ctx: Ctx, body: NewMessage) -> Reply:
+    project = await load_project(ctx.caller, ctx.path("project_id"))
     recording_id = ctx.new_id("rec")
     cmd = PostMessage(
         recording_id=recording_id,
@@ -47,8 +44,9 @@ async def post_message(ctx: Ctx) -> Reply:
         visible_to_clients=body.visible_to_clients,
         subscriber_ids=None if body.subscriber_ids is None else tuple(body.subscriber_ids),
     )
-    events = decide_post_message(project, cmd, context(ctx))
-    return await create(ctx, project.project_id, recording_id, events)
+    events = decide_post_message(project, cmd, ctx.caller.context())
+    await create(ctx.caller, project.project_id, recording_id, events)
+    return await show(ctx, recording_id, status=201)
 
 
 @api.get(
@@ -78,10 +76,9 @@ async def get_message(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/messages/{id}",
     summary="Merge-patch a message (omitted: unchanged; null clears the category)",
-    body=EditMessage,
     response=Message,
     tags=_TAGS,
 )
-async def patch_message(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), edit_decision("message", ctx.body), "message")
+async def patch_message(ctx: Ctx, body: EditMessage) -> Reply:
+    await change(ctx.caller, ctx.path("id"), edit_decision("message", body), "message")
     return await show(ctx, ctx.path("id"), kind="message")

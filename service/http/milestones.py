@@ -7,6 +7,7 @@ from typing import Final
 
 import msgspec
 
+from ..commands.recordings import change, create, edit_decision, load_project
 from ..domain.context import Context
 from ..domain.milestones import (
     CompleteMilestone,
@@ -21,9 +22,7 @@ from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
 from ..events.base import Event
 from .api import Api, Ctx, Reply
-from .commands import context
 from .envelope import DUE, Milestone, page, project_for_list, show, status_filter
-from .recordings import change, create, edit_decision, load_project
 
 api = Api()
 _TAGS: Final = ["milestones"]
@@ -42,14 +41,12 @@ class NewMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 @api.post(
     "/v1/projects/{project_id}/milestones",
     summary="Set a milestone",
-    body=NewMilestone,
     response=Milestone,
     status=201,
     tags=_TAGS,
 )
-async def post_milestone(ctx: Ctx) -> Reply:
-    body: NewMilestone = ctx.body
-    project = await load_project(ctx, ctx.path("project_id"))
+async def post_milestone(ctx: Ctx, body: NewMilestone) -> Reply:
+    project = await load_project(ctx.caller, ctx.path("project_id"))
     recording_id = ctx.new_id("rec")
     cmd = CreateMilestone(
         recording_id=recording_id,
@@ -59,8 +56,9 @@ async def post_milestone(ctx: Ctx) -> Reply:
         notes=body.notes,
         visible_to_clients=body.visible_to_clients,
     )
-    events = decide_create_milestone(project, cmd, context(ctx))
-    return await create(ctx, project.project_id, recording_id, events)
+    events = decide_create_milestone(project, cmd, ctx.caller.context())
+    await create(ctx.caller, project.project_id, recording_id, events)
+    return await show(ctx, recording_id, status=201)
 
 
 # "Today" is the UTC date: the API has no notion of the caller's time zone.
@@ -103,12 +101,11 @@ async def get_milestone(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/milestones/{id}",
     summary="Merge-patch a milestone; a new due_on reschedules it",
-    body=EditMilestone,
     response=Milestone,
     tags=_TAGS,
 )
-async def patch_milestone(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), edit_decision("milestone", ctx.body), "milestone")
+async def patch_milestone(ctx: Ctx, body: EditMilestone) -> Reply:
+    await change(ctx.caller, ctx.path("id"), edit_decision("milestone", body), "milestone")
     return await show(ctx, ctx.path("id"), kind="milestone")
 
 
@@ -127,7 +124,7 @@ def _reopen(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) ->
     tags=_TAGS,
 )
 async def complete_milestone(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), _complete, "milestone")
+    await change(ctx.caller, ctx.path("id"), _complete, "milestone")
     return await show(ctx, ctx.path("id"), kind="milestone")
 
 
@@ -138,5 +135,5 @@ async def complete_milestone(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def reopen_milestone(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), _reopen, "milestone")
+    await change(ctx.caller, ctx.path("id"), _reopen, "milestone")
     return await show(ctx, ctx.path("id"), kind="milestone")

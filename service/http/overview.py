@@ -5,10 +5,10 @@ latest messages, milestones due soon and late ones, and the latest activity. Rea
 directory, recordings and activity read models.
 
 **Who sees what.** A caller who sees the project sees its overview; a caller who sees only
-what clients see (the shared rule, :func:`~service.http.visibility.client_view`) gets an
+what clients see (the shared rule, :func:`~service.reads.visibility.client_view`) gets an
 overview built from client-visible items alone, counts included, so it never hints at hidden
 items. The latest activity is the project's activity stream as the caller would read it
-(:func:`service.http.activity.recent`, :mod:`service.http.visibility`), with the project's
+(:func:`service.http.activity.recent`, :mod:`service.reads.visibility`), with the project's
 people as the people a client may be told about.
 
 **What counts.** Only active items: archived and trashed recordings, and to-dos of archived or
@@ -25,11 +25,11 @@ from typing import Any, Final
 import msgspec
 
 from ..events.projects import ProjectRole
+from ..reads.visibility import project_scope
 from .activity import ActivityEntry, recent
 from .api import Api, Ctx, Reply
 from .envelope import PATHS, PersonRef, api_url, recording_app_url, recording_url
 from .reports import ProjectRef, project_ref, today_utc
-from .visibility import project_scope
 
 api = Api()
 

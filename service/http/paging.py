@@ -7,15 +7,41 @@ added meanwhile neither repeat nor skip an item on the next page.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import asyncpg
+import msgspec
+from starlette.requests import Request
 
-from .context import Ctx, decode_cursor, encode_cursor, next_link
+from .context import Ctx
+from .problems import ApiError
 
 QUERY: Final = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
 """The paging query parameters, as routes declare them."""
+
+
+def encode_cursor(value: Any) -> str:
+    """An opaque pagination cursor."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, kind: Any) -> Any:
+    """Decode a cursor made by :func:`encode_cursor`; 400 if it was not."""
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        return msgspec.json.decode(data, type=kind)
+    except (ValueError, msgspec.DecodeError):
+        raise ApiError(400, "?cursor= is not a cursor this API gave out") from None
+
+
+def next_link(request: Request, cursor: str | None, rel: str = "next") -> dict[str, str]:
+    """A Link header for the page at ``cursor`` (empty if there is none)."""
+    if cursor is None:
+        return {}
+    url = request.url.include_query_params(cursor=cursor)
+    return {"Link": f'<{url}>; rel="{rel}"'}
 
 
 def _seq(row: asyncpg.Record) -> Any:

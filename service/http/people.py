@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 from starlette.responses import Response
 
+from ..commands.execute import Plan, append_together, execute, load
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
 from ..domain.emails import (
     EmailClaim,
@@ -37,16 +38,20 @@ from ..domain.people import (
     decide_reactivate_person,
     fold_person,
 )
-from ..domain.tokens import IssueToken, RevokeToken, decide_issue_token, decide_revoke_token
+from ..domain.tokens import (
+    IssueToken,
+    RevokeToken,
+    decide_issue_token,
+    decide_revoke_token,
+    hash_secret,
+)
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
 from ..events.streams import email_stream, person_stream
-from .access import visible_projects
+from ..reads.access import visible_projects
 from .api import Api, Ctx, Reply
-from .commands import Plan, append_together, context, execute, load
-from .context import hash_secret
 from .envelope import api_url
 from .idempotency import REPLAYED_HEADERS
 from .paging import QUERY as _PAGING
@@ -206,16 +211,14 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
 @api.post(
     "/v1/people",
     summary="Add a person (admins)",
-    body=NewPerson,
     response=Person,
     status=201,
     tags=_TAGS,
 )
-async def create_person(ctx: Ctx) -> Reply:
-    body: NewPerson = ctx.body
+async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
     person_id = ctx.new_id("per")
     created = decide_create_person(
-        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), context(ctx)
+        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), ctx.caller.context()
     )
     person = _existing(fold_person(created))
 
@@ -228,7 +231,7 @@ async def create_person(ctx: Ctx) -> Reply:
             (person_stream(person_id), created, 0),
         ]
 
-    await append_together(ctx, plan)
+    await append_together(ctx.caller, plan)
     out = _person(ctx, await _person_row(ctx, person_id))
     return Reply(out, 201, {"Location": out.url})
 
@@ -281,19 +284,17 @@ async def get_person(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/people/{person_id}",
     summary="Edit a person (merge: omitted fields stay, null clears)",
-    body=PersonPatch,
     response=Person,
     tags=_TAGS,
 )
-async def edit_person(ctx: Ctx) -> Reply:
+async def edit_person(ctx: Ctx, body: PersonPatch) -> Reply:
     person_id = ctx.path("person_id")
-    body: PersonPatch = ctx.body
     cmd = EditPerson(**msgspec.structs.asdict(body))
-    c = context(ctx)
+    c = ctx.caller.context()
     stream = person_stream(person_id)
 
     async def plan() -> Plan:
-        loaded = await load(ctx, stream)
+        loaded = await load(ctx.caller, stream)
         person = _existing(fold_person([e.event for e in loaded.events]))
         events = decide_edit_person(person, cmd, c, await _memberships(ctx, person_id))
         appends: Plan = [(stream, events, loaded.version)]
@@ -307,20 +308,20 @@ async def edit_person(ctx: Ctx) -> Reply:
                 appends.append(await _email_plan(ctx, before, person_id, decide_release_email))
         return appends
 
-    await append_together(ctx, plan)
+    await append_together(ctx.caller, plan)
     return Reply(await _visible_person(ctx, person_id))
 
 
 async def _set_active(ctx: Ctx, active: bool) -> Reply:
     person_id = ctx.path("person_id")
-    c = context(ctx)
+    c = ctx.caller.context()
 
     def decide(person: PersonState | None) -> list[Event]:
         if active:
             return decide_reactivate_person(_existing(person), ReactivatePerson(), c)
         return decide_deactivate_person(_existing(person), DeactivatePerson(), c)
 
-    await execute(ctx, person_stream(person_id), fold_person, decide, project_id=None)
+    await execute(ctx.caller, person_stream(person_id), fold_person, decide, project_id=None)
     return Reply(await _visible_person(ctx, person_id))
 
 
@@ -378,20 +379,18 @@ async def _own_token_row(ctx: Ctx, token_id: str) -> asyncpg.Record:
 @api.post(
     "/v1/people/{person_id}/tokens",
     summary="Issue an API token (the person or an admin); the secret is shown only here",
-    body=NewApiToken,
     response=IssuedApiToken,
     status=201,
     tags=_TAGS,
 )
-async def issue_token(ctx: Ctx) -> Reply:
+async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     person_id = ctx.path("person_id")
-    body: NewApiToken = ctx.body
     token_id = ctx.new_id("tok")
     secret = f"cairn_{secrets.token_urlsafe(32)}"
     cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
-    c = context(ctx)
+    c = ctx.caller.context()
     _, result = await execute(
-        ctx,
+        ctx.caller,
         person_stream(person_id),
         fold_person,
         lambda person: decide_issue_token(_existing(person), cmd, c),
@@ -403,7 +402,7 @@ async def issue_token(ctx: Ctx) -> Reply:
     )
     # What an idempotent retry replays: the same token without its secret, so that the
     # secret is never stored (see service.http.idempotency).
-    ctx.request.state.replay_body = msgspec.json.encode(msgspec.structs.replace(issued, token=None))
+    ctx.replay_body = msgspec.json.encode(msgspec.structs.replace(issued, token=None))
     headers = {"Location": api_url(ctx, f"/v1/tokens/{token_id}")}
     if result is not None and result.replayed:
         # A retry whose first run died before saving its response: the token was issued
@@ -458,7 +457,7 @@ async def get_token(ctx: Ctx) -> Reply:
 async def revoke_token(ctx: Ctx) -> Response:
     row = await _own_token_row(ctx, ctx.path("token_id"))
     cmd = RevokeToken(token_id=row["token_id"])
-    c = context(ctx)
+    c = ctx.caller.context()
 
     def decide(person: PersonState | None) -> list[Event]:
         token = _existing(person).tokens.get(cmd.token_id)
@@ -467,5 +466,5 @@ async def revoke_token(ctx: Ctx) -> Response:
             return []
         return decide_revoke_token(_existing(person), cmd, c)
 
-    await execute(ctx, person_stream(row["person_id"]), fold_person, decide, project_id=None)
+    await execute(ctx.caller, person_stream(row["person_id"]), fold_person, decide, project_id=None)
     return Response(status_code=204)

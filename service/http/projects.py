@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 from starlette.responses import Response
 
+from ..commands.execute import append_new, execute, load
 from ..domain.access import Action, check
 from ..domain.context import Context
 from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
@@ -42,9 +43,8 @@ from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
 from ..events.store import AppendResult
 from ..events.streams import person_stream, project_stream
-from .access import visible_project, visible_projects
+from ..reads.access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
-from .commands import append_new, context, execute, load
 from .envelope import PersonRef, api_url
 from .paging import QUERY as _PAGING
 from .paging import page_headers, seq_after
@@ -167,17 +167,15 @@ async def _visible(ctx: Ctx, project_id: str) -> Project:
 @api.post(
     "/v1/projects",
     summary="Create a project (admins and members); the creator becomes its owner",
-    body=NewProject,
     response=Project,
     status=201,
     tags=_TAGS,
 )
-async def create_project(ctx: Ctx) -> Reply:
-    body: NewProject = ctx.body
+async def create_project(ctx: Ctx, body: NewProject) -> Reply:
     project_id = ctx.new_id("prj")
     cmd = CreateProject(project_id=project_id, **msgspec.structs.asdict(body))
-    events = decide_create_project(cmd, context(ctx))
-    await append_new(ctx, [(project_stream(project_id), events, project_id)])
+    events = decide_create_project(cmd, ctx.caller.context())
+    await append_new(ctx.caller, [(project_stream(project_id), events, project_id)])
     out = await _visible(ctx, project_id)
     return Reply(out, 201, {"Location": out.url})
 
@@ -215,14 +213,12 @@ async def get_project(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/projects/{project_id}",
     summary="Edit a project's settings (owners and admins; merge: omitted fields stay)",
-    body=ProjectPatch,
     response=Project,
     tags=_TAGS,
 )
-async def edit_project(ctx: Ctx) -> Reply:
-    body: ProjectPatch = ctx.body
+async def edit_project(ctx: Ctx, body: ProjectPatch) -> Reply:
     cmd = EditProject(**msgspec.structs.asdict(body))
-    c = context(ctx)
+    c = ctx.caller.context()
     return await _change(ctx, lambda project: decide_edit_project(project, cmd, c))
 
 
@@ -231,12 +227,12 @@ async def _execute(
 ) -> tuple[ProjectState | None, AppendResult | None]:
     """:func:`execute` on the project's stream, folded through this process's fold cache."""
     return await execute(
-        ctx,
+        ctx.caller,
         project_stream(project_id),
         fold_project,
         decide,
         project_id=project_id,
-        states=ctx.project_states,
+        states=ctx.services.project_states,
     )
 
 
@@ -250,7 +246,7 @@ def _status_route(
     path: str, summary: str, decide: Callable[[ProjectState, Context], list[Event]]
 ) -> None:
     async def handler(ctx: Ctx) -> Reply:
-        c = context(ctx)
+        c = ctx.caller.context()
         return await _change(ctx, lambda project: decide(project, c))
 
     handler.__name__ = path.rsplit("/", 1)[-1] + "_project"
@@ -354,17 +350,17 @@ async def get_member(ctx: Ctx) -> Reply:
     "/v1/projects/{project_id}/people/{person_id}",
     summary="Put a person on a project or change their project role (owners and admins); "
     "201 when added, 200 otherwise",
-    body=Membership,
     response=ProjectMember,
     also=(201,),
     tags=_TAGS,
 )
-async def set_member(ctx: Ctx) -> Reply:
+async def set_member(ctx: Ctx, body: Membership) -> Reply:
     project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
-    body: Membership = ctx.body
     cmd = SetMember(person_id=person_id, project_role=body.project_role)
-    c = context(ctx)
-    person = fold_person([e.event for e in (await load(ctx, person_stream(person_id))).events])
+    c = ctx.caller.context()
+    person = fold_person(
+        [e.event for e in (await load(ctx.caller, person_stream(person_id))).events]
+    )
 
     def decide(state: ProjectState | None) -> list[Event]:
         project = _existing(state)
@@ -391,6 +387,6 @@ async def set_member(ctx: Ctx) -> Reply:
 async def remove_member(ctx: Ctx) -> Response:
     project_id, person_id = ctx.path("project_id"), ctx.path("person_id")
     cmd = RemoveMember(person_id=person_id)
-    c = context(ctx)
+    c = ctx.caller.context()
     await _execute(ctx, project_id, lambda state: decide_remove_member(_existing(state), cmd, c))
     return Response(status_code=204)

@@ -1,8 +1,8 @@
 """Cross-project reports: ``/v1/my/assignments``, ``/v1/reports/overdue``, ``/v1/reports/upcoming``.
 
 Read from the recordings and directory read models, over every project the caller can see
-(:func:`~service.http.access.visible_projects`). In a project where the caller sees only what
-is visible to clients (the shared rule, :func:`~service.http.visibility.client_view`), only such
+(:func:`~service.reads.access.visible_projects`). In a project where the caller sees only what
+is visible to clients (the shared rule, :func:`~service.reads.visibility.client_view`), only such
 items are reported.
 
 What counts: open (not completed) to-dos and milestones that are active, in an active list
@@ -19,12 +19,12 @@ from typing import Any, Literal
 import asyncpg
 import msgspec
 
-from .access import visible_projects
+from ..reads.access import visible_projects
+from ..reads.visibility import split_projects
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
 from .paging import QUERY as _PAGING
 from .paging import cursor, page_headers
-from .visibility import split_projects
 
 api = Api()
 

@@ -11,6 +11,7 @@ from typing import Final
 
 import msgspec
 
+from ..commands.recordings import change, create, edit_decision, load, load_project
 from ..domain.context import Context
 from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
@@ -28,7 +29,6 @@ from ..domain.todos import (
 )
 from ..events.base import Event
 from .api import Api, Ctx, Reply
-from .commands import context
 from .envelope import (
     POSITION,
     SEQ_ASC,
@@ -40,7 +40,6 @@ from .envelope import (
     show,
     status_filter,
 )
-from .recordings import change, create, edit_decision, load, load_project
 
 api = Api()
 _TAGS: Final = ["to-dos"]
@@ -70,14 +69,12 @@ class NewTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 @api.post(
     "/v1/projects/{project_id}/todolists",
     summary="Create a to-do list",
-    body=NewTodolist,
     response=Todolist,
     status=201,
     tags=_TAGS,
 )
-async def post_todolist(ctx: Ctx) -> Reply:
-    body: NewTodolist = ctx.body
-    project = await load_project(ctx, ctx.path("project_id"))
+async def post_todolist(ctx: Ctx, body: NewTodolist) -> Reply:
+    project = await load_project(ctx.caller, ctx.path("project_id"))
     recording_id = ctx.new_id("rec")
     cmd = CreateTodolist(
         recording_id=recording_id,
@@ -85,8 +82,9 @@ async def post_todolist(ctx: Ctx) -> Reply:
         description=body.description,
         visible_to_clients=body.visible_to_clients,
     )
-    events = decide_create_todolist(project, cmd, context(ctx))
-    return await create(ctx, project.project_id, recording_id, events)
+    events = decide_create_todolist(project, cmd, ctx.caller.context())
+    await create(ctx.caller, project.project_id, recording_id, events)
+    return await show(ctx, recording_id, status=201)
 
 
 @api.get(
@@ -120,12 +118,11 @@ async def get_todolist(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/todolists/{id}",
     summary="Merge-patch a to-do list (omitted: unchanged; null clears the description)",
-    body=EditTodolist,
     response=Todolist,
     tags=_TAGS,
 )
-async def patch_todolist(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), edit_decision("todolist", ctx.body), "todolist")
+async def patch_todolist(ctx: Ctx, body: EditTodolist) -> Reply:
+    await change(ctx.caller, ctx.path("id"), edit_decision("todolist", body), "todolist")
     return await show(ctx, ctx.path("id"), kind="todolist", with_todos=True)
 
 
@@ -135,14 +132,12 @@ async def patch_todolist(ctx: Ctx) -> Reply:
 @api.post(
     "/v1/todolists/{id}/todos",
     summary="Add a to-do at the end of a list",
-    body=NewTodo,
     response=Todo,
     status=201,
     tags=_TAGS,
 )
-async def post_todo(ctx: Ctx) -> Reply:
-    body: NewTodo = ctx.body
-    todolist = await load(ctx, ctx.path("id"), "todolist")
+async def post_todo(ctx: Ctx, body: NewTodo) -> Reply:
+    todolist = await load(ctx.caller, ctx.path("id"), "todolist")
     recording_id = ctx.new_id("rec")
     cmd = AddTodo(
         recording_id=recording_id,
@@ -152,8 +147,9 @@ async def post_todo(ctx: Ctx) -> Reply:
         starts_on=body.starts_on,
         due_on=body.due_on,
     )
-    events = decide_add_todo(todolist.project, todolist.recording, cmd, context(ctx))
-    return await create(ctx, todolist.project.project_id, recording_id, events)
+    events = decide_add_todo(todolist.project, todolist.recording, cmd, ctx.caller.context())
+    await create(ctx.caller, todolist.project.project_id, recording_id, events)
+    return await show(ctx, recording_id, status=201)
 
 
 _TODO_FILTERS: Final = {
@@ -197,12 +193,11 @@ async def get_todo(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/todos/{id}",
     summary="Merge-patch a to-do (omitted: unchanged; null clears all but content)",
-    body=EditTodo,
     response=Todo,
     tags=_TAGS,
 )
-async def patch_todo(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), edit_decision("todo", ctx.body), "todo")
+async def patch_todo(ctx: Ctx, body: EditTodo) -> Reply:
+    await change(ctx.caller, ctx.path("id"), edit_decision("todo", body), "todo")
     return await show(ctx, ctx.path("id"), kind="todo")
 
 
@@ -221,7 +216,7 @@ def _reopen(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) ->
     tags=_TAGS,
 )
 async def complete_todo(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), _complete, "todo")
+    await change(ctx.caller, ctx.path("id"), _complete, "todo")
     return await show(ctx, ctx.path("id"), kind="todo")
 
 
@@ -232,27 +227,25 @@ async def complete_todo(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def reopen_todo(ctx: Ctx) -> Reply:
-    await change(ctx, ctx.path("id"), _reopen, "todo")
+    await change(ctx.caller, ctx.path("id"), _reopen, "todo")
     return await show(ctx, ctx.path("id"), kind="todo")
 
 
 @api.put(
     "/v1/todos/{id}/position",
     summary="Put a to-do at a 1-based position of its list, or of another list (todolist_id)",
-    body=MoveTodo,
     response=Todo,
     tags=_TAGS,
 )
-async def put_position(ctx: Ctx) -> Reply:
-    cmd: MoveTodo = ctx.body
+async def put_position(ctx: Ctx, cmd: MoveTodo) -> Reply:
     todo_id = ctx.path("id")
-    todo = await load(ctx, todo_id, "todo")
+    todo = await load(ctx.caller, todo_id, "todo")
     target_id = cmd.todolist_id or todo.recording.todolist_id
     assert target_id is not None
     if target_id == todo.lineage[0].recording_id:
         target = todo.lineage[0]
     else:
-        target = (await load(ctx, target_id, "todolist")).recording
+        target = (await load(ctx.caller, target_id, "todolist")).recording
     # The list's size comes from the read model, not from folding every to-do stream of the
     # list: positions are a presentation order, not a rule anything else depends on, and the
     # projection clamps a position into 1..n+1 and renumbers densely, so a size off by a
@@ -264,5 +257,5 @@ async def put_position(ctx: Ctx) -> Reply:
     def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
         return decide_move_todo(p, r, target, size, cmd, c, lineage)
 
-    await change(ctx, todo_id, decide, "todo")
+    await change(ctx.caller, todo_id, decide, "todo")
     return await show(ctx, todo_id, kind="todo")

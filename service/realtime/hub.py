@@ -45,8 +45,8 @@ from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
 from ..events.store import START, Cursor, EventStore
 from ..events.streams import person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
-from ..http.access import project_facts, recording_facts, viewer_by_id
 from ..projections.engine import ProjectionEngine
+from ..reads.access import project_facts, recording_facts, viewer_by_id
 from .connection import Connection, Limits
 from .counters import Counters
 from .protocol import (

@@ -7,8 +7,8 @@ activity streams (:mod:`service.http.activity`), the overview and the feeds
 :func:`~service.domain.access.can_see_recording` (:meth:`Scope.may_see`), so a stale filter
 cannot leak what the rule refuses.
 
-* **Projects**: from :func:`~service.http.access.visible_projects` /
-  :func:`~service.http.access.visible_project`. Whether a viewer sees every recording of a
+* **Projects**: from :func:`~service.reads.access.visible_projects` /
+  :func:`~service.reads.access.visible_project`. Whether a viewer sees every recording of a
   project or only the client-visible ones is :func:`client_view`: the rule asked about a
   hidden probe.
 * **Items** (:data:`CLIENT_VISIBLE`): in a project seen whole, every item. In a project seen

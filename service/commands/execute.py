@@ -1,42 +1,25 @@
 """Running a command: load the aggregate from its stream, decide, append, wait for the read
-models. The optimistic-concurrency loop lives here, once for every endpoint."""
+models. The optimistic-concurrency loop lives here, once for every caller (HTTP, the CLI and
+background workers alike)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import asyncpg
 
-from ..domain.context import Context
 from ..errors import WrongExpectedVersion
-from ..events.base import Event, Metadata, RecordedEvent
+from ..events.base import Event, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
 from ..events.streams import is_person_stream
-from .context import Ctx, TokenCache
+from .caller import Caller
 from .folds import StreamStates
 
 S = TypeVar("S")
 
 _ATTEMPTS = 5
-
-
-def metadata_for(ctx: Ctx) -> Metadata:
-    """Metadata of the appends of this request: actor, request id, correlation id."""
-    headers = ctx.request.headers
-    request_id = getattr(ctx.request.state, "request_id", None)
-    if request_id is None:
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
-        ctx.request.state.request_id = request_id
-    return Metadata(
-        actor=ctx.viewer.person_id if ctx.viewer else None,
-        request_id=request_id[:200],
-        correlation_id=(headers.get("x-correlation-id") or request_id)[:200],
-        idempotency_key=ctx.idempotency_key,
-    )
 
 
 @dataclass(frozen=True)
@@ -47,14 +30,14 @@ class Loaded:
     version: int
 
 
-async def load(ctx: Ctx, stream_id: str) -> Loaded:
+async def load(caller: Caller, stream_id: str) -> Loaded:
     """Every event of ``stream_id`` (stream order) and its version."""
-    events = await ctx.store.read_stream(stream_id)
+    events = await caller.store.read_stream(stream_id)
     return Loaded(events=events, version=events[-1].stream_version if events else 0)
 
 
 async def execute(
-    ctx: Ctx,
+    caller: Caller,
     stream_id: str,
     fold: Callable[[Sequence[Event]], S],
     decide: Callable[[S], list[Event]],
@@ -73,61 +56,63 @@ async def execute(
 
     Returns the state decided on and the append (None when ``decide`` returned nothing).
     """
-    key = ctx.store_key(stream_id)
+    key = caller.store_key(stream_id)
     if key is not None:
         # Asked before the stream is read, so that the read holds the append found.
-        prior = await _made_before(ctx, stream_id, key, project_id)
+        prior = await _made_before(caller, stream_id, key, project_id)
         if prior is not None:
             # A retry of a request whose response was lost: answer from its append, with
             # the state it was decided on.
-            loaded = await load(ctx, stream_id)
+            loaded = await load(caller, stream_id)
             before = prior.stream_version - len(prior.positions)
             state = fold([e.event for e in loaded.events if e.stream_version <= before])
             if wait:
-                await settle(ctx, prior, [stream_id])
+                await settle(caller, prior, [stream_id])
             return state, prior
     for attempt in range(_ATTEMPTS):
         if states is not None:
             # The same fold as ``fold`` (None for an empty stream, as fold gives).
-            version, folded = await states.load(ctx.store, stream_id)
+            version, folded = await states.load(caller.store, stream_id)
             state = cast(S, folded)
         else:
-            loaded = await load(ctx, stream_id)
+            loaded = await load(caller, stream_id)
             version, state = loaded.version, fold([e.event for e in loaded.events])
         new_events = decide(state)
         if not new_events:
             return state, None
         try:
-            result = await ctx.store.append(
+            result = await caller.store.append(
                 stream_id,
                 new_events,
                 version,  # 0 is NO_STREAM
-                metadata_for(ctx),
+                caller.metadata,
                 key,
                 project_id=project_id,
-                fingerprint=ctx.idempotency_fingerprint,
+                fingerprint=caller.fingerprint,
             )
         except WrongExpectedVersion:
             if attempt == _ATTEMPTS - 1:
                 raise
             continue
         if wait:
-            await settle(ctx, result, [stream_id])
+            await settle(caller, result, [stream_id])
         return state, result
     raise AssertionError("unreachable")
 
 
 async def _made_before(
-    ctx: Ctx, stream_id: str, key: str, project_id: str | None
+    caller: Caller, stream_id: str, key: str, project_id: str | None
 ) -> AppendResult | None:
-    fingerprint = ctx.idempotency_fingerprint
+    fingerprint = caller.fingerprint
     if fingerprint is None:
         return None
-    return await ctx.store.appended(stream_id, key, project_id=project_id, fingerprint=fingerprint)
+    return await caller.store.appended(
+        stream_id, key, project_id=project_id, fingerprint=fingerprint
+    )
 
 
 async def append_new(
-    ctx: Ctx,
+    caller: Caller,
     appends: Sequence[tuple[str, list[Event], str | None]],
 ) -> AppendResult:
     """Append to brand-new streams (expected NO_STREAM) in one transaction: all or none.
@@ -135,14 +120,16 @@ async def append_new(
     Each item is (stream id, events, project id). Used for creations that claim something
     (a person and their e-mail address).
     """
-    return await _append_all(ctx, [(s, e, NO_STREAM, p) for s, e, p in appends])
+    return await _append_all(caller, [(s, e, NO_STREAM, p) for s, e, p in appends])
 
 
 Plan = list[tuple[str, list[Event], int]]
 """(stream id, events, expected version) triples, appended together by :func:`append_together`."""
 
 
-async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> AppendResult | None:
+async def append_together(
+    caller: Caller, plan: Callable[[], Awaitable[Plan]]
+) -> AppendResult | None:
     """Append to several streams in one transaction, then wait for the read models.
 
     ``plan`` reads the streams and decides; it returns (stream, events, expected version)
@@ -157,7 +144,7 @@ async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> Appe
         if not appends:
             return None
         try:
-            return await _append_all(ctx, appends)
+            return await _append_all(caller, appends)
         except WrongExpectedVersion:
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -165,12 +152,12 @@ async def append_together(ctx: Ctx, plan: Callable[[], Awaitable[Plan]]) -> Appe
 
 
 async def _append_all(
-    ctx: Ctx, appends: Sequence[tuple[str, list[Event], int, str | None]]
+    caller: Caller, appends: Sequence[tuple[str, list[Event], int, str | None]]
 ) -> AppendResult:
     """Append (stream id, events, expected version, project id) items in one transaction,
     then wait for the read models; returns the last append."""
-    store = ctx.store
-    meta = metadata_for(ctx)
+    store = caller.store
+    meta = caller.metadata
     streams = [stream_id for stream_id, _, _, _ in appends]
 
     async def append_one(
@@ -182,10 +169,10 @@ async def _append_all(
             events,
             expected,
             meta,
-            ctx.store_key(stream_id),
+            caller.store_key(stream_id),
             project_id=project_id,
             connection=conn,
-            fingerprint=ctx.idempotency_fingerprint,
+            fingerprint=caller.fingerprint,
         )
 
     if len(appends) == 1:
@@ -196,29 +183,26 @@ async def _append_all(
             for item in appends:
                 last = await append_one(item, conn)
         store.committed()
-    await settle(ctx, last, streams)
+    await settle(caller, last, streams)
     return last
 
 
-async def settle(ctx: Ctx, result: AppendResult, streams: Sequence[str]) -> None:
+async def settle(caller: Caller, result: AppendResult, streams: Sequence[str]) -> None:
     """Read-your-writes: wait (bounded) until every projection has applied ``result``, the
-    append (or transaction) that wrote to ``streams``."""
+    append (or transaction) that wrote to ``streams`` (no wait in a process without read
+    models)."""
+    services = caller.services
+    engine = services.engine
     try:
-        # Only the read models that read these streams can change: the others need not
-        # have stepped over the append for the caller to read what it wrote.
-        await ctx.engine.wait_for(
-            result.cursor, ctx.settings.read_your_writes_timeout, ctx.engine.reading(streams)
-        )
+        if engine is not None:
+            # Only the read models that read these streams can change: the others need not
+            # have stepped over the append for the caller to read what it wrote.
+            await engine.wait_for(result.cursor, services.wait_timeout, engine.reading(streams))
     finally:
-        tokens: TokenCache | None = getattr(ctx.request.state, "tokens", None)
+        tokens = services.tokens
         if tokens is not None and any(map(is_person_stream, streams)):
             # A change of a person (a token revoked, a role changed, a deactivation) now
             # shows in the read models (or the wait gave up): token holders read before must
             # be read again (see TokenCache). Other writes leave who holds which token as it
             # was.
             tokens.written()
-
-
-def context(ctx: Ctx) -> Context:
-    """The domain context of this request: the caller, now."""
-    return Context(actor=ctx.me, now=datetime.now(UTC))

@@ -1,0 +1,61 @@
+"""Who is calling: bearer tokens, the per-person rate limit, and the 401/429 answers.
+
+Who holds a token is :mod:`service.reads.tokens`' answer, shared with the WebSocket stream
+and the feeds.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from starlette.requests import HTTPConnection, Request
+
+from ..domain.access import Viewer
+from ..reads.tokens import api_token_holder
+from .problems import ApiError
+from .state import state_of
+
+_WWW: Final = {"WWW-Authenticate": 'Bearer realm="cairn"'}
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of ``Authorization: Bearer`` (None without the header); 401 for another
+    scheme or an empty token."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "use Authorization: Bearer <token>", headers=_WWW)
+        return token.strip()
+    return None
+
+
+async def token_holder(connection: HTTPConnection, token: str) -> Viewer | None:
+    """The active person holding API token ``token``, or None."""
+    state = state_of(connection)
+    services = state["services"]
+    return await api_token_holder(services.store, services.tokens, token)
+
+
+async def authenticate(request: Request) -> Viewer:
+    """The caller of a bearer endpoint; 401 when the token is missing, unknown or revoked;
+    429 when the caller exceeds the rate limit."""
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "this endpoint needs Authorization: Bearer <token>", headers=_WWW)
+    principal = await token_holder(request, token)
+    if principal is None:
+        raise ApiError(401, "the token is unknown or revoked", headers=_WWW)
+    rate_limit(request, principal.person_id)
+    return principal
+
+
+def rate_limit(connection: HTTPConnection, person_id: str) -> None:
+    """Count one request of ``person_id`` against the app's rate limit; 429 past it."""
+    wait = state_of(connection)["limiter"].take(person_id)
+    if wait > 0:
+        raise ApiError(
+            429,
+            f"too many requests; retry in {wait:.1f} s",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )

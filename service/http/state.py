@@ -1,0 +1,28 @@
+"""What the app's requests share: the typed lifespan state, and reading it back typed."""
+
+from __future__ import annotations
+
+from typing import TypedDict, cast
+
+from starlette.requests import HTTPConnection
+
+from ..commands.caller import Services
+from ..config import Settings
+from ..feeds.cache import FeedCache
+from ..realtime.endpoint import Realtime
+from .ratelimit import RateLimiter
+
+
+class State(TypedDict):
+    """Resources living as long as the app (Starlette's typed lifespan state)."""
+
+    settings: Settings
+    services: Services
+    limiter: RateLimiter
+    realtime: Realtime
+    feeds: FeedCache
+
+
+def state_of(connection: HTTPConnection) -> State:
+    """The app's :class:`State` as a request or WebSocket sees it (the lifespan's dict)."""
+    return cast(State, connection.scope["state"])

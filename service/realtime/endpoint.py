@@ -1,0 +1,98 @@
+"""``/v1/stream``: the WebSocket of live project events (protocol in ``docs/REALTIME.md``).
+
+:class:`Realtime` is all the rest of Cairn sees of this package: the app creates one, mounts
+it as the ``/v1/stream`` endpoint (it is an ASGI app), starts it with the instance's store,
+read models and token cache, reads its counters (:meth:`Realtime.stats`) and stops it at
+shutdown.
+"""
+
+from __future__ import annotations
+
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from ..config import Settings
+from ..domain.tokens import hash_secret
+from ..events.store import EventStore
+from ..projections.engine import ProjectionEngine
+from ..reads.tokens import TokenCache, api_token_holder
+from .connection import Connection, Limits
+from .counters import Counters
+from .hub import Hub
+from .protocol import CLOSE_UNAUTHORIZED
+
+__all__ = ["Counters", "Realtime"]
+
+
+def _token(websocket: WebSocket) -> str | None:
+    header = websocket.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        return token.strip() or None if scheme.lower() == "bearer" else None
+    # Browsers cannot set headers on a WebSocket: they pass the token in the query.
+    return websocket.query_params.get("access_token") or None
+
+
+class Realtime:
+    """This instance's live updates: its hub, and the ASGI app serving ``/v1/stream``.
+
+    A missing, malformed, unknown or revoked token closes with 4401 right after the
+    handshake (close codes exist only once the socket is accepted). Frames go out through
+    the raw ASGI ``send`` (Starlette's wrapper only adds state checks the hub already makes).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._limits = Limits(
+            messages=settings.ws_buffer_messages,
+            bytes=settings.ws_buffer_bytes,
+            close_timeout=settings.ping_timeout,
+        )
+        self._settle_timeout = settings.read_your_writes_timeout
+        self._hub: Hub | None = None
+        self._tokens: TokenCache | None = None
+
+    async def start(
+        self, store: EventStore, engine: ProjectionEngine, tokens: TokenCache | None
+    ) -> None:
+        """Start following the log (from its head) for this instance's sockets.
+
+        Raises:
+            DatabaseUnavailable: PostgreSQL cannot be reached.
+        """
+        hub = Hub(store, engine, limits=self._limits, settle_timeout=self._settle_timeout)
+        self._hub = hub
+        self._tokens = tokens
+        await hub.start()
+
+    async def stop(self) -> None:
+        """Close every socket with 1012 and stop following."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub.stop()
+
+    def stats(self) -> Counters:
+        """The hub's counters now (a copy)."""
+        return self._running().counters.snapshot()
+
+    def _running(self) -> Hub:
+        if self._hub is None:
+            # A bug: the app starts this before it serves and stops it after.
+            raise RuntimeError("the real-time hub is not running")
+        return self._hub
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one WebSocket until either side closes it."""
+        hub = self._running()
+        websocket = WebSocket(scope, receive, send)
+        token = _token(websocket)
+        viewer = None if token is None else await api_token_holder(hub.store, self._tokens, token)
+        await websocket.accept()
+        if token is None or viewer is None:
+            await websocket.close(CLOSE_UNAUTHORIZED, "a valid API token is required")
+            return
+        conn = Connection(send, viewer, hash_secret(token), hub.limits, hub.counters)
+        hub.attach(conn)
+        try:
+            await conn.serve(receive, lambda text: hub.receive(conn, text))
+        finally:
+            hub.detach(conn)
