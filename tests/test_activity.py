@@ -21,8 +21,7 @@ from service.domain.activity import (
 from service.events import people as pe
 from service.events import projects as pr
 from service.events import recordings as rc
-from service.events.base import Event
-from service.events.recordings import FieldChange
+from service.events.base import Event, FieldChange
 
 from .conftest import Api
 from .scenario import Apollo, new_person, post

@@ -39,7 +39,7 @@ from service.domain.tokens import (
     decide_rotate_feed_token,
 )
 from service.errors import Conflict, Forbidden, InconsistentStream, InvalidCommand, NotFound
-from service.events.base import Event, decode_event, encode_data, type_name
+from service.events.base import Event, FieldChange, decode_event, encode_data, type_name
 from service.events.people import (
     EmailClaimed,
     EmailReleased,
@@ -49,7 +49,6 @@ from service.events.people import (
     TokenIssued,
     TokenRevoked,
 )
-from service.events.recordings import FieldChange
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)

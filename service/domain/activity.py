@@ -33,8 +33,8 @@ import msgspec
 
 from ..events import projects as pr
 from ..events import recordings as rc
-from ..events.base import Event, RecordedEvent
-from ..events.recordings import FieldChange, RecordingKind
+from ..events.base import Event, FieldChange, RecordedEvent
+from ..events.recordings import RecordingKind
 from .access import KIND_LABELS
 
 MAX_EXCERPT: Final = 200

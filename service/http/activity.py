@@ -33,7 +33,7 @@ from starlette.responses import Response
 from ..domain.access import can_see_person
 from ..domain.activity import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
-from ..events.recordings import FieldChange
+from ..events.base import FieldChange
 from .api import Api, Ctx, Reply
 from .context import decode_cursor, encode_cursor
 from .envelope import api_url, recording_url
