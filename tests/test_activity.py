@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from service.domain.activity import (
-    AS_TYPES,
     KnownRecording,
     activity_of,
     clip,
@@ -18,6 +17,7 @@ from service.domain.activity import (
     plain_text,
     sentence,
 )
+from service.domain.as2 import AS_TYPES
 from service.events import people as pe
 from service.events import projects as pr
 from service.events import recordings as rc

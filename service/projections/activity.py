@@ -30,7 +30,6 @@ import asyncpg
 import msgspec
 
 from ..domain.activity import (
-    AS_TYPES,
     ActivityItem,
     KnownRecording,
     activity_of,
@@ -38,6 +37,7 @@ from ..domain.activity import (
     recorded_activity,
     recording_id_of,
 )
+from ..domain.as2 import AS_TYPES
 from ..events.base import RecordedEvent, decode_event
 from .bulk import (
     CREATION_KIND,
