@@ -12,12 +12,11 @@ import pytest
 from service.domain.activity import (
     KnownRecording,
     activity_of,
-    clip,
     created_recording,
-    plain_text,
     sentence,
 )
 from service.domain.as2 import AS_TYPES
+from service.domain.excerpts import clip, plain_text
 from service.events import people as pe
 from service.events import projects as pr
 from service.events import recordings as rc
