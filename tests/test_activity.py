@@ -9,14 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.domain.activity import (
-    KnownRecording,
-    activity_of,
-    created_recording,
-    sentence,
-)
+from service.domain.activity import KnownRecording, activity_of, created_recording
 from service.domain.as2 import AS_TYPES
 from service.domain.excerpts import clip, plain_text
+from service.domain.sentences import sentence
 from service.events import people as pe
 from service.events import projects as pr
 from service.events import recordings as rc
