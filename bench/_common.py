@@ -36,8 +36,14 @@ import asyncpg
 import httpx
 
 from service.bootstrap import create_admin
-from service.events.base import Event, Metadata, encode_data, encode_metadata, register
-from service.events.recordings import FieldChange
+from service.events.base import (
+    Event,
+    FieldChange,
+    Metadata,
+    encode_data,
+    encode_metadata,
+    register,
+)
 from service.events.store import EventStore
 
 

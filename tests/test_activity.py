@@ -9,20 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from service.domain.activity import (
-    AS_TYPES,
-    KnownRecording,
-    activity_of,
-    clip,
-    created_recording,
-    plain_text,
-    sentence,
-)
+from service.domain.activity import KnownRecording, activity_of, created_recording
+from service.domain.as2 import AS_TYPES
+from service.domain.excerpts import clip, plain_text
+from service.domain.sentences import sentence
 from service.events import people as pe
 from service.events import projects as pr
 from service.events import recordings as rc
-from service.events.base import Event
-from service.events.recordings import FieldChange
+from service.events.base import Event, FieldChange
 
 from .conftest import Api
 from .scenario import Apollo, new_person, post

@@ -38,7 +38,7 @@ from service.domain.tokens import (
     decide_rotate_feed_token,
 )
 from service.errors import Conflict, Forbidden, InconsistentStream, InvalidCommand, NotFound
-from service.events.base import Event, decode_event, encode_data, type_name
+from service.events.base import Event, FieldChange, decode_event, encode_data, type_name
 from service.events.people import (
     EmailClaimed,
     EmailReleased,
@@ -48,7 +48,6 @@ from service.events.people import (
     TokenIssued,
     TokenRevoked,
 )
-from service.events.recordings import FieldChange
 from service.events.streams import email_stream
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

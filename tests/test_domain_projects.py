@@ -38,7 +38,7 @@ from service.domain.projects import (
 )
 from service.domain.todolists import CreateTodolist, decide_create_todolist
 from service.errors import Conflict, Forbidden, InconsistentStream, InvalidCommand, NotFound
-from service.events.base import Event, decode_event, encode_data, type_name
+from service.events.base import Event, FieldChange, decode_event, encode_data, type_name
 from service.events.projects import (
     ProjectArchived,
     ProjectCreated,
@@ -47,7 +47,6 @@ from service.events.projects import (
     ProjectMemberRemoved,
     ProjectMemberRoleChanged,
 )
-from service.events.recordings import FieldChange
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)

@@ -64,10 +64,9 @@ from service.domain.todos import (
     decide_reopen_todo,
 )
 from service.errors import Conflict, Forbidden, InconsistentStream, InvalidCommand, NotFound
-from service.events.base import Event, decode_event, encode_data, type_name
+from service.events.base import Event, FieldChange, decode_event, encode_data, type_name
 from service.events.recordings import (
     ClientVisibilityChanged,
-    FieldChange,
     MilestoneEdited,
     RecordingStatusChanged,
     SubscriberAdded,

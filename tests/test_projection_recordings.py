@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from service.events.base import Event
+from service.events.base import Event, FieldChange
 from service.events.recordings import (
     ClientVisibilityChanged,
     CommentAdded,
     CommentEdited,
-    FieldChange,
     MessagePosted,
     MilestoneCompleted,
     MilestoneCreated,

@@ -1,9 +1,9 @@
 """Activity: what a recorded event means to the people following a project.
 
 Pure: an event, with what the caller knows about where it was recorded, becomes at most one
-:class:`ActivityItem` (:func:`activity_of`); an item becomes a sentence
-(:func:`sentence`) from names and titles the caller reads at render time, so renaming a person
-or a to-do renames it in every past sentence too.
+:class:`ActivityItem` (:func:`activity_of`): its kind and Activity Streams 2.0 type
+(:mod:`service.domain.as2`), what it is about, and an excerpt (:mod:`service.domain.excerpts`).
+What a reader is told of an item is :mod:`service.domain.sentences`.
 
 **What produces no activity.** Everything in people's streams and e-mail claim streams
 (``PersonCreated``, ``PersonEdited``, ``TokenIssued``, ``FeedTokenRotated``, ``EmailClaimed``
@@ -13,19 +13,11 @@ bookkeeping (an edit that assigns someone subscribes them as a side effect). The
 ``ProjectMemberAdded`` that seats a project's creator as owner (stream version 2, always
 appended with ``ProjectCreated``): it is part of "created the project". Events this code does
 not know (written by newer code) produce nothing either.
-
-**Activity Streams 2.0.** Each kind has a core AS2 activity type (:data:`AS_TYPES`); objects
-are typed by :data:`OBJECT_TYPES`. AS2 has no "complete" or "archive": completing and
-reopening are ``Update``; archiving is ``Remove`` (out of the project's active items),
-trashing is ``Delete``, and restoring or unarchiving is ``Undo`` of that ``Remove`` or
-``Delete`` (:func:`undone_type`).
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -33,12 +25,11 @@ import msgspec
 
 from ..events import projects as pr
 from ..events import recordings as rc
-from ..events.base import Event, RecordedEvent
-from ..events.recordings import FieldChange, RecordingKind
-from .access import KIND_LABELS
-
-MAX_EXCERPT: Final = 200
-"""Longest excerpt, in characters (an ellipsis marks a cut)."""
+from ..events.base import Event, FieldChange, RecordedEvent
+from ..events.recordings import RecordingKind
+from ..events.streams import is_project_stream, recording_id_of
+from .as2 import AS_TYPES
+from .excerpts import clip, describe_changes, plain_text
 
 
 class KnownRecording(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,159 +64,6 @@ class ActivityItem(msgspec.Struct, frozen=True, kw_only=True):
     changes: tuple[FieldChange, ...] = ()
 
 
-# ------------------------------------------------------------------ vocabulary
-
-AS_TYPES: Final[Mapping[str, str]] = {
-    "message_posted": "Create",
-    "message_edited": "Update",
-    "comment_added": "Create",
-    "comment_edited": "Update",
-    "todolist_created": "Create",
-    "todolist_edited": "Update",
-    "todo_added": "Create",
-    "todo_edited": "Update",
-    "todo_assigned": "Update",
-    "todo_rescheduled": "Update",
-    "todo_completed": "Update",
-    "todo_reopened": "Update",
-    "todo_moved": "Move",
-    "milestone_created": "Create",
-    "milestone_edited": "Update",
-    "milestone_rescheduled": "Update",
-    "milestone_completed": "Update",
-    "milestone_reopened": "Update",
-    "recording_archived": "Remove",
-    "recording_trashed": "Delete",
-    "recording_restored": "Undo",
-    "recording_shown_to_clients": "Update",
-    "recording_hidden_from_clients": "Update",
-    "project_created": "Create",
-    "project_edited": "Update",
-    "project_archived": "Remove",
-    "project_unarchived": "Undo",
-    "project_trashed": "Delete",
-    "project_restored": "Undo",
-    "person_added_to_project": "Add",
-    "project_role_changed": "Update",
-    "person_removed_from_project": "Remove",
-}
-"""Every activity kind and its Activity Streams 2.0 activity type."""
-
-KINDS: Final = frozenset(AS_TYPES)
-"""Every activity kind (the values ``?kind=`` accepts)."""
-
-OBJECT_TYPES: Final[Mapping[str, str]] = {
-    "message": "Note",
-    "comment": "Note",
-    "todolist": "OrderedCollection",
-    "todo": "Document",
-    "milestone": "Event",
-    "project": "Group",
-    "person": "Person",
-}
-"""AS2 object type of each target type: messages and comments are ``Note`` (a message's
-subject is its ``name``), a to-do list is the ``OrderedCollection`` of its to-dos, a to-do a
-``Document``, a milestone an ``Event`` (its due date is ``endTime``), a project a ``Group``."""
-
-_TEMPLATES: Final[Mapping[str, str]] = {
-    "message_posted": "{actor} posted the message {title}",
-    "message_edited": "{actor} edited the message {title}",
-    "comment_added": "{actor} commented on {parent}",
-    "comment_edited": "{actor} edited a comment on {parent}",
-    "todolist_created": "{actor} created the to-do list {title}",
-    "todolist_edited": "{actor} edited the to-do list {title}",
-    "todo_added": "{actor} added {title} to {parent}",
-    "todo_edited": "{actor} edited {title}",
-    "todo_assigned": "{actor} changed who is assigned to {title}",
-    "todo_rescheduled": "{actor} changed the dates of {title}",
-    "todo_completed": "{actor} completed {title}",
-    "todo_reopened": "{actor} reopened {title}",
-    "todo_moved": "{actor} moved {title} to {parent}",
-    "milestone_created": "{actor} set the milestone {title}",
-    "milestone_edited": "{actor} edited the milestone {title}",
-    "milestone_rescheduled": "{actor} rescheduled the milestone {title}",
-    "milestone_completed": "{actor} completed the milestone {title}",
-    "milestone_reopened": "{actor} reopened the milestone {title}",
-    "recording_archived": "{actor} archived {thing}",
-    "recording_trashed": "{actor} put {thing} in the trash",
-    "recording_restored": "{actor} restored {thing}",
-    "recording_shown_to_clients": "{actor} made {thing} visible to clients",
-    "recording_hidden_from_clients": "{actor} hid {thing} from clients",
-    "project_created": "{actor} created the project {project}",
-    "project_edited": "{actor} changed the project {project}",
-    "project_archived": "{actor} archived the project {project}",
-    "project_unarchived": "{actor} unarchived the project {project}",
-    "project_trashed": "{actor} put the project {project} in the trash",
-    "project_restored": "{actor} restored the project {project}",
-    "person_added_to_project": "{actor} added {person} to {project}",
-    "project_role_changed": "{actor} changed {person}’s role on {project}",
-    "person_removed_from_project": "{actor} removed {person} from {project}",
-}
-assert set(_TEMPLATES) == set(AS_TYPES)
-
-
-def quoted(text: str) -> str:
-    """``text`` in curly double quotes, as sentences quote titles."""
-    return f"“{text}”"
-
-
-def sentence(
-    kind: str,
-    *,
-    actor: str,
-    title: str | None = None,
-    recording_kind: RecordingKind | None = None,
-    parent: str | None = None,
-    person: str | None = None,
-    project: str | None = None,
-) -> str:
-    """The human sentence of an activity of ``kind``: "Ana completed “Ship v1”".
-
-    Args:
-        actor: the actor's current name.
-        title: the target recording's current title (unused for comments: they have none).
-        recording_kind: the target's kind, for sentences naming it ("the to-do list “…”").
-        parent: the current title of the commented recording (comment items) or of the list
-            (``todo_added``, ``todo_moved``).
-        person: the current name of the person a membership item is about.
-        project: the project's current name.
-
-    Missing names and titles read "someone", "an item" and so on, never "None".
-
-    Raises:
-        KeyError: ``kind`` is not an activity kind.
-    """
-    template = _TEMPLATES[kind]
-    title_q = quoted(title) if title else "an untitled item"
-    parent_q = quoted(parent) if parent else "an item"
-    if recording_kind == "comment":
-        thing = f"a comment on {parent_q}"
-    elif recording_kind is not None:
-        thing = f"the {KIND_LABELS[recording_kind]} {title_q}"
-    else:
-        thing = title_q
-    return template.format(
-        actor=actor or "Someone",
-        title=title_q,
-        parent=parent_q,
-        thing=thing,
-        person=person or "someone",
-        project=quoted(project) if project else "a project",
-    )
-
-
-def undone_type(item_changes: Sequence[FieldChange]) -> str:
-    """For an ``Undo`` (restore, unarchive): the type of the activity it undoes, from the
-    status change it records (``Delete`` for a trashed item, else ``Remove``)."""
-    for change in item_changes:
-        if change.field == "status":
-            return "Delete" if change.before == "trashed" else "Remove"
-    return "Remove"
-
-
-# ------------------------------------------------------------------ deriving
-
-
 def created_recording(event: Event) -> KnownRecording | None:
     """What a recording's creation event says about it; None for any other event."""
     match event:
@@ -244,11 +82,6 @@ def created_recording(event: Event) -> KnownRecording | None:
                 parent_id=event.todolist_id if isinstance(event, rc.TodoAdded) else None,
             )
     return None
-
-
-def recording_id_of(stream_id: str) -> str | None:
-    """The recording id of a ``recording-<id>`` stream, else None."""
-    return stream_id.removeprefix("recording-") if stream_id.startswith("recording-") else None
 
 
 def activity_of(
@@ -281,7 +114,7 @@ def activity_of(
         if recording is None or recording.recording_id != rec_id:
             return None
         return _recording_item(event, recording, actor_id)
-    if stream_id.startswith("project-") and project_id is not None:
+    if is_project_stream(stream_id) and project_id is not None:
         return _project_item(event, stream_version, project_id, actor_id, recorded_at)
     return None
 
@@ -496,66 +329,3 @@ def _project_item(
         excerpt=clip(excerpt),
         changes=changes,
     )
-
-
-# ------------------------------------------------------------------ text
-
-_HTML_FIELDS: Final = frozenset({"body", "notes", "description"})
-_SPACE = re.compile(r"\s+")
-_CLEAN = re.compile(r"\S+(?: \S+)*")
-_TAG = re.compile(r"<[^>]*>")
-_BLOCK_END = re.compile(r"<(?:br|/p|/li|/h[1-3]|/blockquote|/pre)\b[^>]*>")
-
-
-def plain_text(value: str) -> str:
-    """The text of a sanitised HTML fragment (as stored: see :mod:`service.domain.text`):
-    tags dropped, entities decoded, whitespace collapsed.
-
-    Only for stored text: sanitising escapes every ``<`` that is not a tag, which is what
-    makes dropping ``<...>`` enough (and much cheaper than parsing, over a rebuild).
-    """
-    # Block ends become spaces so "<p>a</p><p>b</p>" reads "a b", not "ab".
-    spaced = _BLOCK_END.sub(" ", value)
-    return _SPACE.sub(" ", html.unescape(_TAG.sub("", spaced))).strip()
-
-
-def clip(text: str | None, limit: int = MAX_EXCERPT) -> str | None:
-    """``text`` cut to ``limit`` characters at a word boundary with an ellipsis; blank gives
-    None."""
-    if text is None:
-        return None
-    if not _CLEAN.fullmatch(text):
-        text = _SPACE.sub(" ", text).strip()
-    if not text:
-        return None
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
-
-
-def describe_changes(changes: Sequence[FieldChange]) -> str:
-    """A short plain-text account of an edit: "due_on 2026-05-01 → 2026-05-08; body".
-
-    HTML fields and lists are only named; other values are shown before and after.
-    """
-    parts = []
-    for change in changes:
-        field = change.field
-        if field in _HTML_FIELDS or isinstance(change.after, list | dict):
-            parts.append(field)
-        else:
-            parts.append(f"{field} {_short(change.before)} → {_short(change.after)}")
-    return "; ".join(parts)
-
-
-def _short(value: object) -> str:
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    text = str(value)
-    return text if len(text) <= 60 else text[:59] + "…"

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ..errors import InconsistentStream, InvalidCommand
-from ..events.recordings import FieldChange
+from ..events.base import FieldChange
 
 S = TypeVar("S", bound=msgspec.Struct)
 

@@ -14,9 +14,8 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from ..errors import Conflict
-from ..events.base import Event
+from ..events.base import Event, FieldChange
 from ..events.people import EmailClaimed, EmailReleased, PersonEdited
-from ..events.recordings import FieldChange
 
 
 class EmailClaim(msgspec.Struct, frozen=True, kw_only=True):

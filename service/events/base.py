@@ -1,4 +1,5 @@
-"""Event types: the base class, the registry, upcasters and the codec.
+"""Event types: the base class, the field change every area's edits carry, the registry,
+upcasters and the codec.
 
 Schema-evolution rules for stored events (they are forever):
 
@@ -34,6 +35,18 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=Tru
     """
 
     schema_version: ClassVar[int] = 1
+
+
+class FieldChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One field of an edit, with its value before and after.
+
+    ``before`` and ``after`` are always in their JSON form (dates as ISO strings, sequences as
+    lists), so an event compares equal to itself after a trip through the store.
+    """
+
+    field: str
+    before: Any
+    after: Any
 
 
 class Metadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import Event, register
-from .recordings import FieldChange
+from .base import Event, FieldChange, register
 
 PersonRole = Literal["admin", "member", "client"]
 

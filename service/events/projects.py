@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from .base import Event, register
-from .recordings import FieldChange
+from .base import Event, FieldChange, register
 
 ProjectRole = Literal["owner", "member", "client"]
 ProjectStatus = Literal["active", "archived", "trashed"]

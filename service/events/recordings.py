@@ -13,26 +13,12 @@ copied into the child's stream (it would go stale), so readers resolve it throug
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 
-import msgspec
-
-from .base import Event, register
+from .base import Event, FieldChange, register
 
 RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone"]
 RecordingStatus = Literal["active", "archived", "trashed"]
-
-
-class FieldChange(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One field of an edit, with its value before and after.
-
-    ``before`` and ``after`` are always in their JSON form (dates as ISO strings, sequences as
-    lists), so an event compares equal to itself after a trip through the store.
-    """
-
-    field: str
-    before: Any
-    after: Any
 
 
 @register

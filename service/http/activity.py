@@ -16,7 +16,7 @@ target's current effective value, so hiding a list hides its whole past from cli
 :func:`recent` gives the newest entries of a scope to other views (the overview).
 
 With ``Accept: application/activity+json`` the page is a W3C Activity Streams 2.0
-``OrderedCollectionPage`` (see :mod:`service.domain.activity` for the types).
+``OrderedCollectionPage`` (see :mod:`service.domain.as2` for the types).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import msgspec
 from starlette.responses import Response
 
 from ..domain.access import can_see_person
-from ..domain.activity import KINDS, OBJECT_TYPES, undone_type
+from ..domain.as2 import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
-from ..events.recordings import FieldChange
+from ..events.base import FieldChange
 from ..reads.visibility import STAFF_VISIBLE, Scope, named, viewer_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_url

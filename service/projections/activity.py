@@ -30,16 +30,16 @@ import asyncpg
 import msgspec
 
 from ..domain.activity import (
-    AS_TYPES,
     ActivityItem,
     KnownRecording,
     activity_of,
     created_recording,
     recorded_activity,
-    recording_id_of,
 )
+from ..domain.as2 import AS_TYPES
 from ..events import streams
 from ..events.base import RecordedEvent, decode_event
+from ..events.streams import recording_id_of
 from .bulk import (
     CREATION_KIND,
     CREATIONS,
@@ -149,8 +149,9 @@ class Activity:
                 )
         seq = int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM activity"))
         items: list[tuple[Any, ...]] = []
-        for recorded, rec_id in zip(events, rec_ids, strict=True):
-            item = recorded_activity(recorded, targets.get(rec_id) if rec_id is not None else None)
+        for recorded, target_id in zip(events, rec_ids, strict=True):
+            target = targets.get(target_id) if target_id is not None else None
+            item = recorded_activity(recorded, target)
             if item is not None:
                 seq += 1
                 items.append(_row(seq, recorded.position, item))

@@ -17,7 +17,7 @@ rolls its writes back and rebuilds that projection event by event. :func:`plain_
 common check.
 
 The SQL snippets here (:data:`WS`, :func:`clip_sql`, :func:`plain_text_sql`) reproduce
-:mod:`service.domain.activity`'s text functions exactly for the inputs they accept; inputs
+:mod:`service.domain.excerpts`'s text functions exactly for the inputs they accept; inputs
 they do not accept (HTML entities, which only Python decodes) are flagged by the callers and
 recomputed with the domain's own functions.
 """
@@ -140,7 +140,7 @@ async def indexes_deferred(conn: asyncpg.Connection, tables: Sequence[str]) -> A
 
 def collapse_sql(text: str) -> str:
     """SQL: ``text`` with whitespace runs made one space and trimmed; blank gives NULL (the
-    first step of :func:`service.domain.activity.clip`). ``text`` is referred to twice: pass
+    first step of :func:`service.domain.excerpts.clip`). ``text`` is referred to twice: pass
     a column or a cheap expression."""
     # Most text is printable ASCII words separated by single spaces already: a match is
     # several times cheaper than a replacement, and ASCII has no Unicode spaces.
@@ -151,7 +151,7 @@ def collapse_sql(text: str) -> str:
 
 
 def clip_sql(collapsed: str) -> str:
-    """SQL for :func:`service.domain.activity.clip`, given a column holding
+    """SQL for :func:`service.domain.excerpts.clip`, given a column holding
     :func:`collapse_sql` of the text (referred to several times, so it must be a column, not
     an expression): cut to 200 characters at a word boundary with an ellipsis."""
     c = collapsed
@@ -168,7 +168,7 @@ _AMBIGUOUS_BOUNDARY: Final = "<(?:br|/p|/li|/h[1-3]|/blockquote|/pre)[^\\x01-\\x
 
 
 def strip_tags_sql(value: str) -> str:
-    """SQL: :func:`service.domain.activity.plain_text` of ``value`` but for the whitespace
+    """SQL: :func:`service.domain.excerpts.plain_text` of ``value`` but for the whitespace
     (block ends made spaces, tags dropped, runs of whitespace left as they are): enough
     under :func:`collapse_sql`, which :func:`clip_sql` needs anyway. Exact when
     :func:`plain_text_unsure_sql` is false for ``value``."""
@@ -177,7 +177,7 @@ def strip_tags_sql(value: str) -> str:
 
 
 def plain_text_sql(value: str) -> str:
-    """SQL for :func:`service.domain.activity.plain_text` of ``value`` — exact when
+    """SQL for :func:`service.domain.excerpts.plain_text` of ``value`` — exact when
     :func:`plain_text_unsure_sql` is false for it (no entity to decode)."""
     return f"btrim(regexp_replace({strip_tags_sql(value)}, '{WS}+', ' ', 'g'), ' ')"
 

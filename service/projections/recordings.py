@@ -40,12 +40,11 @@ from typing import Any, Final
 import asyncpg
 import nh3
 
-from ..events.base import RecordedEvent
+from ..events.base import FieldChange, RecordedEvent
 from ..events.recordings import (
     ClientVisibilityChanged,
     CommentAdded,
     CommentEdited,
-    FieldChange,
     MessageEdited,
     MessagePosted,
     MilestoneCompleted,

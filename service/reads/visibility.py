@@ -35,7 +35,7 @@ from ..domain.access import (
     can_see_recording,
     hidden_probe,
 )
-from ..domain.activity import sentence
+from ..domain.sentences import sentence
 from ..errors import NotFound
 from .access import visible_project, visible_projects
 

@@ -20,8 +20,8 @@ from typing import Final, Literal
 
 import msgspec
 
-from ..domain.activity import recording_id_of
 from ..events.base import RecordedEvent, encode_data
+from ..events.streams import recording_id_of
 
 ALL: Final = "all"
 """The ``project_id`` of a subscription to every project the person may see."""
