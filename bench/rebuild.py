@@ -692,12 +692,12 @@ async def floor_copy(url: str) -> float:
     as they are, rows then indexes, one connection per projection at once (as the rebuild's
     bulk fills run). Nothing is read from the log or computed: whatever a rebuild does, it
     writes at least these rows and builds these indexes. Returns the wall-clock seconds."""
-    from service.projections.engine import _schema
+    from service.projections.projection import schema_name
 
     conn = await asyncpg.connect(url)
     try:
         schemas = [
-            _schema(r["name"], r["generation"])
+            schema_name(r["name"], r["generation"])
             for r in await conn.fetch("SELECT name, generation FROM projections ORDER BY name")
         ]
     finally:

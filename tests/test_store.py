@@ -324,7 +324,7 @@ async def test_pending_check_probes_the_index_in_every_plan(store: EventStore) -
     generic plan; for an EXISTS over the log that plan was a sequential scan reading the
     whole table whenever nothing followed (51 ms on 200,000 events, once per follower step).
     Both forms of the question must be index probes even in the generic plan."""
-    from service.events.store import _PENDING, _PENDING_PROJECT
+    from service.events.sql import PENDING, PENDING_PROJECT
 
     for batch in range(30):
         await store.append(
@@ -340,8 +340,8 @@ async def test_pending_check_probes_the_index_in_every_plan(store: EventStore) -
         try:
             head = await store.head()
             for sql, types, values, project in [
-                (_PENDING, "xid8, bigint", f"'{head[0]}', {head[1]}", None),
-                (_PENDING_PROJECT, "xid8, bigint, text", f"'{head[0]}', {head[1]}, 'p1'", "p1"),
+                (PENDING, "xid8, bigint", f"'{head[0]}', {head[1]}", None),
+                (PENDING_PROJECT, "xid8, bigint, text", f"'{head[0]}', {head[1]}, 'p1'", "p1"),
             ]:
                 await conn.execute(f"PREPARE pending({types}) AS {sql}")
                 plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE pending({values})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .activity import Activity
 from .directory import Directory
-from .engine import Projection
+from .projection import Projection
 from .recordings import Recordings
 
 

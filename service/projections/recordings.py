@@ -1,21 +1,6 @@
 """The recordings read model: messages, comments, to-do lists, to-dos and milestones.
 
-Tables:
-
-* ``recordings``: one row per recording, every kind in the same table. Kind-specific values
-  share columns: ``title`` is a message's subject, a list's name, a to-do's content, a
-  milestone's title, or the first 80 characters of a comment's text; ``content`` is a
-  message's body, a list's description, a to-do's or milestone's notes, a comment's content.
-  ``parent_id`` is a comment's parent or a to-do's list. ``status`` is the recording's own;
-  ``effective_status`` the most removed of its own and its lineage's (a to-do in a trashed
-  list is effectively trashed). ``own_visible_to_clients`` is the recording's own setting
-  (``NULL`` for comments and to-dos, which inherit it) and ``visible_to_clients`` the
-  effective one, kept up to date when an ancestor's setting changes or a to-do moves.
-  ``position`` is a to-do's 1-based place in its list (every to-do of the list counts,
-  whatever its status or completion). ``comments_count`` counts active comments.
-  ``created_at``/``updated_at`` are event times; ``seq`` is the log position of the creation
-  event and ``version`` the stream version the row reflects.
-* ``subscriptions(recording_id, person_id)``: who is notified about what.
+The tables and what their columns hold: see recordings_tables.py.
 
 **Batches.** A batch is applied in memory, with a few queries per batch rather than per
 event: one reads the recordings of the batch, their parents and the whole to-do order of the
@@ -30,15 +15,12 @@ settling them per event, however the log is split into batches.
 
 from __future__ import annotations
 
-import html
 import operator
-import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any, Final
 
 import asyncpg
-import nh3
 
 from ..events.base import FieldChange, RecordedEvent
 from ..events.recordings import (
@@ -62,39 +44,8 @@ from ..events.recordings import (
     TodoMoved,
     TodoReopened,
 )
-
-COLUMNS: Final = (
-    "recording_id",
-    "kind",
-    "project_id",
-    "parent_id",
-    "parent_kind",
-    "creator_id",
-    "status",
-    "effective_status",
-    "own_visible_to_clients",
-    "visible_to_clients",
-    "title",
-    "content",
-    "category",
-    "created_at",
-    "updated_at",
-    "seq",
-    "version",
-    "completed",
-    "completed_at",
-    "completer_id",
-    "starts_on",
-    "due_on",
-    "assignee_ids",
-    "responsible_id",
-    "position",
-    "comments_count",
-)
-"""Every column of ``recordings``, in table order."""
-
-TITLE_LENGTH: Final = 80
-"""How many characters of a comment's text make its ``title``."""
+from . import recordings_bulk
+from .recordings_tables import COLUMNS, DDL, summary
 
 _PREFIX = "recording-"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM recordings"
@@ -133,7 +84,6 @@ _FEW: Final = 20
 _values = operator.itemgetter(*COLUMNS)
 _STATUS_RANK: Final = {"active": 0, "archived": 1, "trashed": 2}
 _TOP_LEVEL: Final = frozenset({"message", "todolist", "milestone"})
-_SPACE = re.compile(r"\s+")
 
 # A field of an edit event, by kind, to its column; fields not listed keep their name.
 _FIELD_COLUMN: Final = {
@@ -159,52 +109,11 @@ class Recordings:
     stream_prefixes = ("recording-",)
 
     def ddl(self) -> str:
-        return """
-        CREATE TABLE recordings (
-            recording_id           text PRIMARY KEY,
-            kind                   text NOT NULL,
-            project_id             text NOT NULL,
-            parent_id              text,
-            parent_kind            text,
-            creator_id             text NOT NULL,
-            status                 text NOT NULL,
-            effective_status       text NOT NULL,
-            own_visible_to_clients boolean,
-            visible_to_clients     boolean NOT NULL,
-            title                  text NOT NULL,
-            content                text,
-            category               text,
-            created_at             timestamptz NOT NULL,
-            updated_at             timestamptz NOT NULL,
-            seq                    bigint NOT NULL,
-            version                integer NOT NULL,
-            completed              boolean NOT NULL DEFAULT false,
-            completed_at           timestamptz,
-            completer_id           text,
-            starts_on              date,
-            due_on                 date,
-            assignee_ids           text[] NOT NULL DEFAULT '{}',
-            responsible_id         text,
-            position               integer,
-            comments_count         integer NOT NULL DEFAULT 0
-        );
-        CREATE INDEX recordings_project_kind ON recordings (project_id, kind, status, seq);
-        CREATE INDEX recordings_parent ON recordings (parent_id, position);
-        CREATE INDEX recordings_parent_seq ON recordings (parent_id, seq);
-        CREATE INDEX recordings_assignees ON recordings USING gin (assignee_ids);
-        CREATE INDEX recordings_due ON recordings (due_on) WHERE due_on IS NOT NULL;
-        CREATE TABLE subscriptions (
-            recording_id text NOT NULL,
-            person_id    text NOT NULL,
-            PRIMARY KEY (recording_id, person_id)
-        );
-        """
+        return DDL
 
     async def bulk_fill(self, conn: asyncpg.Connection, log: str) -> bool:
         """The whole read model from ``log`` in SQL (see recordings_bulk.py and bulk.py)."""
-        from .recordings_bulk import bulk_fill
-
-        return await bulk_fill(conn, log)
+        return await recordings_bulk.bulk_fill(conn, log)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         mine = [r for r in events if r.stream_id.startswith(_PREFIX)]
@@ -477,15 +386,6 @@ class _Batch:
                 [r for r, _ in removed],
                 [p for _, p in removed],
             )
-
-
-def summary(content: str | None) -> str:
-    """The plain text of an HTML ``content``, whitespace collapsed, cut to
-    :data:`TITLE_LENGTH` characters (a comment's ``title``)."""
-    if not content:
-        return ""
-    text = html.unescape(nh3.clean(content, tags=set()))
-    return _SPACE.sub(" ", text).strip()[:TITLE_LENGTH].rstrip()
 
 
 def _depth(row: Row) -> int:

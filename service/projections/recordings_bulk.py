@@ -5,7 +5,7 @@ log directly: the creation event's values, the last value of each edited field, 
 status, visibility and completion, the last event's version and time. Two things are left to
 Python, where they are plain and cheap: the order of to-dos in their lists (a replay of
 additions and moves, ~20 % of the log's events with three columns each) and comments' titles
-(the same :func:`~service.projections.recordings.summary` as the incremental path, which an
+(the same :func:`~service.projections.recordings_tables.summary` as the incremental path, which an
 HTML parser makes). Inherited visibility and status need the final rows of the lineage, at
 most two levels up (a comment on a to-do in a list), so they are joined in last.
 
@@ -21,7 +21,7 @@ from typing import Final
 import asyncpg
 
 from .bulk import CREATION_KIND, CREATIONS, EDITS, collapse_sql, indexes_deferred, plain_log
-from .recordings import COLUMNS, TITLE_LENGTH, summary
+from .recordings_tables import COLUMNS, TITLE_LENGTH, summary
 
 _TOUCHING: Final = (
     "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited', "
@@ -126,7 +126,7 @@ _SIMPLE_TAG: Final = (
 """Tags an HTML parser drops from a comment's text without touching the text around them
 (the sanitiser's tags but ``pre``, whose first newline the parser drops). A comment whose
 content is only text without ``&`` and such tags gets its title in SQL; the others get it
-from :func:`~service.projections.recordings.summary` in Python."""
+from :func:`~service.projections.recordings_tables.summary` in Python."""
 
 
 def _last(value: str, where: str) -> str:
