@@ -40,6 +40,11 @@ TOKEN_ID: Final = "tok"
 """Prefixes of new ids, by what they name."""
 
 
+def recording_id_sql(column: str) -> str:
+    """SQL reading the recording id out of a recording stream's name in ``column``."""
+    return f"substr({column}, {len(RECORDING) + 1})"
+
+
 def person_stream(person_id: str) -> StreamId:
     """The stream of person ``person_id``."""
     return StreamId(PERSON + person_id)

@@ -8,8 +8,9 @@ import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load
 from ..domain.comments import AddComment, EditComment, decide_add_comment
+from ..reads import recordings
 from .api import Api, Ctx, Reply
-from .envelope import SEQ_ASC, Comment, page, parent_for_list, show, status_filter
+from .envelope import Comment, page, parent_for_list, show, status_filter
 
 api = Api()
 _TAGS: Final = ["comments"]
@@ -52,9 +53,8 @@ async def post_comment(ctx: Ctx, body: NewComment) -> Reply:
 )
 async def list_comments(ctx: Ctx) -> Reply:
     parent, project = await parent_for_list(ctx)
-    where = "r.parent_id = $1 AND r.kind = 'comment' AND r.status = $2"
-    args = [parent["recording_id"], status_filter(ctx)]
-    return await page(ctx, where, args, SEQ_ASC, project=project)
+    selection = recordings.comments(parent["recording_id"], status_filter(ctx))
+    return await page(ctx, selection, project=project)
 
 
 @api.get("/v1/comments/{id}", summary="A comment", response=Comment, tags=_TAGS)

@@ -1,11 +1,10 @@
-"""The one JSON envelope of recordings, and reading recordings from the read model.
+"""The one JSON envelope of recordings, and answering with recordings.
 
 Every recording answers with the same envelope (``id``, ``type``, ``status``,
 ``visible_to_clients``, ``created_at``, ``updated_at``, ``creator``, ``parent``, ``project``,
 ``url``, ``app_url``) plus the fields of its kind; ``type`` is the tag of the union
-:data:`Recording`. Reads come from the ``recordings`` projection and every row goes through
-:func:`~service.domain.access.can_see_recording` before it leaves: a hidden item is a 404, the
-same as one that does not exist.
+:data:`Recording`. Rows come from :mod:`service.reads.recordings`, which lets through only
+what the caller may see: a hidden item is a 404, the same as one that does not exist.
 """
 
 from __future__ import annotations
@@ -17,14 +16,14 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
-from ..domain.access import ProjectFacts, can_see_recording, kind_label
-from ..errors import NotFound
+from ..domain.access import ProjectFacts
 from ..events.recordings import RecordingKind
-from ..reads.access import recording_facts, visible_project
+from ..reads import recordings
+from ..reads.access import visible_project
 from ..reads.visibility import client_view
 from .api import Reply
 from .context import Ctx
-from .paging import cursor, page_headers
+from .paging import cursor, next_page
 from .problems import ApiError
 
 UNSET = msgspec.UNSET
@@ -170,36 +169,6 @@ class Milestone(Envelope, frozen=True, kw_only=True, tag="milestone"):
 Recording = Message | Comment | Todolist | Todo | Milestone
 """Any recording, tagged by ``type``."""
 
-# A recording row with everything its envelope names: the parent's title, the project's name
-# and the names of the people it refers to (assignee names in assignee order), so rendering
-# needs no further queries.
-_SELECT: Final = """
-SELECT r.*, p.title AS parent_title, pr.name AS project_name, cp.name AS creator_name,
-       xp.name AS completer_name, rp.name AS responsible_name,
-       CASE WHEN cardinality(r.assignee_ids) > 0 THEN ARRAY(
-           SELECT a.name FROM unnest(r.assignee_ids) WITH ORDINALITY u(person_id, n)
-           LEFT JOIN people a ON a.person_id = u.person_id ORDER BY u.n
-       ) END AS assignee_names
-FROM recordings r
-LEFT JOIN recordings p ON p.recording_id = r.parent_id
-LEFT JOIN projects pr ON pr.project_id = r.project_id
-LEFT JOIN people cp ON cp.person_id = r.creator_id
-LEFT JOIN people xp ON xp.person_id = r.completer_id
-LEFT JOIN people rp ON rp.person_id = r.responsible_id
-"""
-# One recording with the access facts of its project for one viewer ($2): the project's
-# status and client setting, and the viewer's own role there (NULL: not a member). The
-# access rules consult no other member, so this stands in for the whole member list.
-_VISIBLE = f"""
-SELECT * FROM ({_SELECT} WHERE r.recording_id = $1) one
-CROSS JOIN LATERAL (
-    SELECT pf.status AS project_status, pf.clients_enabled AS project_clients_enabled,
-           (SELECT m.project_role FROM project_members m
-            WHERE m.project_id = pf.project_id AND m.person_id = $2) AS viewer_role
-    FROM projects pf WHERE pf.project_id = one.project_id
-) facts
-"""
-
 
 def sees_hidden(ctx: Ctx, project: ProjectFacts) -> bool:
     """Whether the caller sees the project's recordings hidden from clients (not a client)."""
@@ -214,25 +183,7 @@ async def visible_row(
     Raises:
         NotFound: no such recording (of that kind), or the caller may not see it.
     """
-    row = await ctx.store.pool.fetchrow(_VISIBLE, recording_id, ctx.me.person_id)
-    missing = NotFound(f"there is no such {kind_label(kind)}")
-    if row is None or (kind is not None and row["kind"] != kind):
-        raise missing
-    if not can_see_recording(ctx.me, viewer_facts(ctx, row), recording_facts(row)):
-        raise missing
-    return row
-
-
-def viewer_facts(ctx: Ctx, row: asyncpg.Record) -> ProjectFacts:
-    """The project facts of a :func:`visible_row` row as far as the caller is concerned:
-    ``members`` holds the caller's own membership only (all the access rules look at)."""
-    role = row["viewer_role"]
-    return ProjectFacts(
-        project_id=row["project_id"],
-        status=row["project_status"],
-        clients_enabled=row["project_clients_enabled"],
-        members={} if role is None else {ctx.me.person_id: role},
-    )
+    return await recordings.visible_row(ctx.store.pool, ctx.me, recording_id, kind)
 
 
 async def show(
@@ -264,27 +215,17 @@ async def render(
     """
     pool = ctx.store.pool
     lists = [r["recording_id"] for r in rows if r["kind"] == "todolist"]
-    todos: dict[str, list[asyncpg.Record]] = {list_id: [] for list_id in lists}
+    todos: dict[str, list[asyncpg.Record]] = {}
     progress: dict[str, Progress] = {}
     if with_todos and lists:
-        for todo in await pool.fetch(
-            f"{_SELECT} WHERE r.parent_id {_one_or_any(lists)} AND r.kind = 'todo' "
-            "AND r.status = 'active' ORDER BY r.parent_id, r.position, r.seq",
-            _one_or_all(lists),
-        ):
-            todos[todo["parent_id"]].append(todo)
+        todos = await recordings.active_todos(pool, lists)
         # Progress counts exactly the to-dos just read (the list's active ones).
         for list_id, group in todos.items():
             done = sum(1 for t in group if t["completed"])
             progress[list_id] = Progress(completed=done, total=len(group))
     elif lists:
-        for r in await pool.fetch(
-            "SELECT parent_id, count(*) FILTER (WHERE completed) AS done, count(*) AS total "
-            f"FROM recordings WHERE parent_id {_one_or_any(lists)} AND kind = 'todo' "
-            "AND status = 'active' GROUP BY parent_id",
-            _one_or_all(lists),
-        ):
-            progress[r["parent_id"]] = Progress(completed=r["done"], total=r["total"])
+        for list_id, (done, total) in (await recordings.progress(pool, lists)).items():
+            progress[list_id] = Progress(completed=done, total=total)
     out = _Renderer(ctx)
     result: list[Recording] = []
     for row in rows:
@@ -296,21 +237,6 @@ async def render(
             )
         result.append(item)
     return result
-
-
-def _one_or_any(ids: Sequence[str]) -> str:
-    """SQL comparing a column with the ids of :func:`_one_or_all` (parameter ``$1``).
-
-    One id is compared with ``=``: PostgreSQL then settles on a generic plan for the prepared
-    statement after a few runs, while ``= ANY($1)`` with a one-element array kept it planning
-    every run (the estimate of a custom plan, which sees the array's size, always wins), which
-    cost a to-do list's GET ~0.5 ms of the server's CPU: two thirds of its database time.
-    """
-    return "= $1::text" if len(ids) == 1 else "= ANY($1::text[])"
-
-
-def _one_or_all(ids: Sequence[str]) -> str | list[str]:
-    return ids[0] if len(ids) == 1 else list(ids)
 
 
 class _Renderer:
@@ -415,68 +341,26 @@ class _Renderer:
 # ----------------------------------------------------------------- lists
 
 
-class Key(msgspec.Struct, frozen=True):
-    """One column of a list's sort key: its SQL expression over ``r`` and its SQL type."""
-
-    column: str
-    sql_type: str
-
-
-SEQ_DESC: Final = ((Key("r.seq", "bigint"),), True)
-"""Newest first (creation order, reversed)."""
-SEQ_ASC: Final = ((Key("r.seq", "bigint"),), False)
-"""Oldest first."""
-POSITION: Final = ((Key("r.position", "integer"), Key("r.seq", "bigint")), False)
-"""A list's order."""
-DUE: Final = ((Key("r.due_on", "date"), Key("r.seq", "bigint")), False)
-"""Soonest due first."""
-
-
-async def page(
-    ctx: Ctx,
-    where: str,
-    args: Sequence[Any],
-    order: tuple[tuple[Key, ...], bool],
-    *,
-    project: ProjectFacts,
-) -> Reply:
-    """One page of the recordings matching ``where`` (SQL over ``r``, parameters ``$1``...),
-    visible to the caller, sorted by ``order``; ``?limit=`` and ``?cursor=`` apply.
+async def page(ctx: Ctx, selection: recordings.Selection, *, project: ProjectFacts) -> Reply:
+    """One page of the recordings of ``selection`` visible to the caller; ``?limit=`` and
+    ``?cursor=`` apply.
 
     The cursor is the last item's sort key, so items added meanwhile never shift a page.
     Answers with ``X-Total-Count`` and, when there is more, ``Link: <...>; rel="next"``.
     """
-    keys, descending = order
-    params = list(args)
-    if not sees_hidden(ctx, project):
-        where = f"({where}) AND r.visible_to_clients"
-    total = await ctx.store.pool.fetchval(
-        f"SELECT count(*) FROM recordings r WHERE {where}", *params
-    )
-    limit = ctx.limit()
-    condition = where
     after = cursor(ctx, list[str])
-    if after is not None:
-        if len(after) != len(keys):
-            raise ApiError(400, "?cursor= is not a cursor of this list")
-        slots = []
-        for key, value in zip(keys, after, strict=True):
-            params.append(value)
-            slots.append(f"${len(params)}::text::{key.sql_type}")
-        columns = ", ".join(k.column for k in keys)
-        condition = f"({where}) AND ({columns}) {'<' if descending else '>'} ({', '.join(slots)})"
-    direction = " DESC" if descending else ""
-    sort = ", ".join(f"{k.column}{direction}" for k in keys)
-    params.append(limit + 1)
-    rows = await ctx.store.pool.fetch(
-        f"{_SELECT} WHERE {condition} ORDER BY {sort} LIMIT ${len(params)}", *params
+    if after is not None and len(after) != len(selection.keys):
+        raise ApiError(400, "?cursor= is not a cursor of this list")
+    rows, total, following = await recordings.page(
+        ctx.store.pool,
+        ctx.me,
+        project,
+        selection,
+        after=after,
+        limit=ctx.limit(),
+        clients_only=not sees_hidden(ctx, project),
     )
-    headers = page_headers(
-        ctx, rows, limit, total, lambda last: [str(last[k.column.removeprefix("r.")]) for k in keys]
-    )
-    # The SQL filter above already keeps clients to what they see; the access rule has the
-    # last word anyway, so a change of the rule cannot leak through a stale SQL filter.
-    rows = [r for r in rows[:limit] if can_see_recording(ctx.me, project, recording_facts(r))]
+    headers = {"X-Total-Count": str(total), **next_page(ctx, following)}
     return Reply(await render(ctx, rows), headers=headers)
 
 
@@ -499,9 +383,9 @@ async def parent_for_list(
         NotFound: no such recording, or the caller may not see it.
     """
     row = await visible_row(ctx, ctx.path("id"), kind)
-    return row, viewer_facts(ctx, row)
+    return row, recordings.viewer_facts(ctx.me, row)
 
 
 def status_filter(ctx: Ctx) -> str:
     """``?status=active|archived|trashed`` (default ``active``: trashed items are not listed)."""
-    return ctx.query_choice("status", ("active", "archived", "trashed"), "active")
+    return ctx.query_choice("status", recordings.RECORDING_STATUSES, "active")

@@ -54,6 +54,7 @@ from ..events.streams import person_stream
 from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
+from ..reads import directory
 from ..reads.tokens import feed_token_holder
 from ..reads.visibility import Scope, project_scope, viewer_scope
 from .api import Api, Ctx, Reply, if_none_match
@@ -112,9 +113,8 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
         ctx.caller, person_stream(ctx.me.person_id), fold_person, decide, project_id=None
     )
     ctx.state["feeds"].checkpoint.forget()
-    rotated_at = await ctx.store.pool.fetchval(
-        "SELECT rotated_at FROM feed_tokens WHERE person_id = $1", ctx.me.person_id
-    )
+    rotated_at = await directory.feed_token_rotated_at(ctx.store.pool, ctx.me.person_id)
+    assert rotated_at is not None  # the read models show the rotation (read-your-writes)
     base = str(ctx.request.base_url).rstrip("/")
     query_string = urlencode({"token": secret})
     issued = FeedToken(

@@ -8,8 +8,9 @@ import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load_project
 from ..domain.messages import EditMessage, PostMessage, decide_post_message
+from ..reads import recordings
 from .api import Api, Ctx, Reply
-from .envelope import SEQ_DESC, Message, page, project_for_list, show, status_filter
+from .envelope import Message, page, project_for_list, show, status_filter
 
 api = Api()
 _TAGS: Final = ["messages"]
@@ -62,10 +63,8 @@ async def post_message(ctx: Ctx, body: NewMessage) -> Reply:
 )
 async def list_messages(ctx: Ctx) -> Reply:
     project = await project_for_list(ctx)
-    where = "r.project_id = $1 AND r.kind = 'message' AND r.status = $2"
-    return await page(
-        ctx, where, [project.project_id, status_filter(ctx)], SEQ_DESC, project=project
-    )
+    selection = recordings.messages(project.project_id, status_filter(ctx))
+    return await page(ctx, selection, project=project)
 
 
 @api.get("/v1/messages/{id}", summary="A message", response=Message, tags=_TAGS)

@@ -21,8 +21,9 @@ from ..domain.milestones import (
 from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
 from ..events.base import Event
+from ..reads import recordings
 from .api import Api, Ctx, Reply
-from .envelope import DUE, Milestone, page, project_for_list, show, status_filter
+from .envelope import Milestone, page, project_for_list, show, status_filter
 
 api = Api()
 _TAGS: Final = ["milestones"]
@@ -61,15 +62,6 @@ async def post_milestone(ctx: Ctx, body: NewMilestone) -> Reply:
     return await show(ctx, recording_id, status=201)
 
 
-# "Today" is the UTC date: the API has no notion of the caller's time zone.
-_FILTERS: Final = {
-    "all": "true",
-    "upcoming": "NOT r.completed AND r.due_on >= $3",
-    "late": "NOT r.completed AND r.due_on < $3",
-    "completed": "r.completed",
-}
-
-
 @api.get(
     "/v1/projects/{project_id}/milestones",
     summary="A project's milestones, soonest due first",
@@ -85,12 +77,11 @@ _FILTERS: Final = {
 )
 async def list_milestones(ctx: Ctx) -> Reply:
     project = await project_for_list(ctx)
-    which = ctx.query_choice("filter", tuple(_FILTERS), "all")
-    where = f"r.project_id = $1 AND r.kind = 'milestone' AND r.status = $2 AND {_FILTERS[which]}"
-    args: list[object] = [project.project_id, status_filter(ctx)]
-    if "$3" in where:
-        args.append(datetime.now(UTC).date())
-    return await page(ctx, where, args, DUE, project=project)
+    which = ctx.query_choice("filter", tuple(recordings.MILESTONE_FILTERS), "all")
+    # "Today" is the UTC date: the API has no notion of the caller's time zone.
+    today = datetime.now(UTC).date()
+    selection = recordings.milestones(project.project_id, status_filter(ctx), which, today)
+    return await page(ctx, selection, project=project)
 
 
 @api.get("/v1/milestones/{id}", summary="A milestone", response=Milestone, tags=_TAGS)

@@ -44,6 +44,11 @@ def next_link(request: Request, cursor: str | None, rel: str = "next") -> dict[s
     return {"Link": f'<{url}>; rel="{rel}"'}
 
 
+def next_page(ctx: Ctx, after: Any | None) -> dict[str, str]:
+    """A ``Link rel=next`` header to the page after sort key ``after`` (empty if None)."""
+    return next_link(ctx.request, None if after is None else encode_cursor(after))
+
+
 def _seq(row: asyncpg.Record) -> Any:
     return row["seq"]
 

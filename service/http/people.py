@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -50,6 +49,7 @@ from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
 from ..events.streams import email_stream, person_stream
+from ..reads import directory
 from ..reads.access import visible_projects
 from .api import Api, Ctx, Reply
 from .envelope import api_url
@@ -133,11 +133,6 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
 # ------------------------------------------------------------------ helpers
 
 
-_PERSON_COLUMNS = (
-    "person_id, name, email, role, company, title, active, created_at, updated_at, seq"
-)
-
-
 def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
     return Person(
         id=row["person_id"],
@@ -154,9 +149,7 @@ def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
 
 
 async def _person_row(ctx: Ctx, person_id: str) -> asyncpg.Record:
-    row = await ctx.store.pool.fetchrow(
-        f"SELECT {_PERSON_COLUMNS} FROM people WHERE person_id = $1", person_id
-    )
+    row = await directory.person(ctx.store.pool, person_id)
     if row is None:
         raise NotFound("there is no such person")
     return row
@@ -199,10 +192,7 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
     # From the read model: memberships live in every project's stream, too many to fold
     # here. A membership added meanwhile is caught the other way round: adding someone to a
     # project checks their role against their own stream.
-    rows = await ctx.store.pool.fetch(
-        "SELECT project_id, project_role FROM project_members WHERE person_id = $1", person_id
-    )
-    return {r["project_id"]: r["project_role"] for r in rows}
+    return await directory.memberships(ctx.store.pool, person_id)
 
 
 # ------------------------------------------------------------------ people
@@ -245,30 +235,15 @@ async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
 )
 async def list_people(ctx: Ctx) -> Reply:
     limit = ctx.limit()
-    after = seq_after(ctx)
     me = ctx.me
     pool = ctx.store.pool
+    client = None
     if me.role == "client":
-        # The SQL form of can_see_person: themselves, and the members of visible projects.
-        projects = list(await visible_projects(pool, me))
-        where = (
-            "(person_id = $1 OR person_id IN "
-            "(SELECT person_id FROM project_members WHERE project_id = ANY($2::text[])))"
-        )
-        args: list[Any] = [me.person_id, projects]
-    else:
-        where, args = "true", []
-    n = len(args)
-    rows = await pool.fetch(
-        f"SELECT {_PERSON_COLUMNS} FROM people WHERE {where} AND seq > ${n + 1} "
-        f"ORDER BY seq LIMIT ${n + 2}",
-        *args,
-        after,
-        limit + 1,
-    )
-    total = await pool.fetchval(f"SELECT count(*) FROM people WHERE {where}", *args)
-    body = [_person(ctx, r) for r in rows[:limit]]
-    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+        # Clients see themselves and the people of the projects they see (can_see_person).
+        client = (me.person_id, list(await visible_projects(pool, me)))
+    found = await directory.people(pool, after=seq_after(ctx), limit=limit, client=client)
+    body = [_person(ctx, r) for r in found.rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, found.rows, limit, found.total))
 
 
 @api.get("/v1/me", summary="The caller", response=Person, tags=_TAGS)
@@ -347,8 +322,6 @@ async def reactivate_person(ctx: Ctx) -> Reply:
 
 # ------------------------------------------------------------------ tokens
 
-_TOKEN_COLUMNS = "token_id, person_id, label, revoked, created_at, revoked_at, seq"
-
 
 def _token(ctx: Ctx, row: asyncpg.Record) -> ApiToken:
     return ApiToken(
@@ -368,9 +341,7 @@ async def _own_token_row(ctx: Ctx, token_id: str) -> asyncpg.Record:
     Not 403 for a member asking about someone else's token: token ids are not listed to
     anyone but their holder and admins, so the answer must not confirm that one exists.
     """
-    row = await ctx.store.pool.fetchrow(
-        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_id = $1", token_id
-    )
+    row = await directory.api_token(ctx.store.pool, token_id)
     if row is None or (ctx.me.role != "admin" and row["person_id"] != ctx.me.person_id):
         raise NotFound("there is no such token")
     return row
@@ -425,17 +396,9 @@ async def list_tokens(ctx: Ctx) -> Reply:
     check_account(ctx.me, AccountAction.MANAGE_TOKENS, person_id)
     await _person_row(ctx, person_id)
     limit = ctx.limit()
-    pool = ctx.store.pool
-    rows = await pool.fetch(
-        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE person_id = $1 AND seq > $2 "
-        "ORDER BY seq LIMIT $3",
-        person_id,
-        seq_after(ctx),
-        limit + 1,
-    )
-    total = await pool.fetchval("SELECT count(*) FROM api_tokens WHERE person_id = $1", person_id)
-    body = [_token(ctx, r) for r in rows[:limit]]
-    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+    found = await directory.api_tokens(ctx.store.pool, person_id, after=seq_after(ctx), limit=limit)
+    body = [_token(ctx, r) for r in found.rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, found.rows, limit, found.total))
 
 
 @api.get(

@@ -43,6 +43,7 @@ from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
 from ..events.store import AppendResult
 from ..events.streams import person_stream, project_stream
+from ..reads import directory
 from ..reads.access import visible_project, visible_projects
 from .api import Api, Ctx, Reply
 from .envelope import PersonRef, api_url
@@ -123,13 +124,6 @@ def _existing(project: ProjectState | None) -> ProjectState:
     return project
 
 
-_PROJECT_SELECT = """
-SELECT p.project_id, p.name, p.description, p.clients_enabled, p.status, p.created_at,
-       p.updated_at, p.seq, p.creator_id, c.name AS creator_name
-FROM projects p LEFT JOIN people c ON c.person_id = p.creator_id
-"""
-
-
 def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project:
     project_id = row["project_id"]
     creator = None
@@ -155,7 +149,7 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project
 async def _visible(ctx: Ctx, project_id: str) -> Project:
     """The project as the caller sees it; 404 when they may not (or there is none)."""
     facts = await visible_project(ctx.store.pool, ctx.me, project_id)
-    row = await ctx.store.pool.fetchrow(_PROJECT_SELECT + "WHERE p.project_id = $1", project_id)
+    row = await directory.project(ctx.store.pool, project_id)
     if row is None:  # pragma: no cover - the facts came from the same row
         raise NotFound("there is no such project")
     return _project(ctx, row, facts.members.get(ctx.me.person_id))
@@ -193,13 +187,7 @@ async def list_projects(ctx: Ctx) -> Reply:
     after = seq_after(ctx)
     visible = await visible_projects(ctx.store.pool, ctx.me)
     ids = [pid for pid, facts in visible.items() if facts.status == status]
-    rows = await ctx.store.pool.fetch(
-        _PROJECT_SELECT + "WHERE p.project_id = ANY($1::text[]) AND p.seq > $2 "
-        "ORDER BY p.seq LIMIT $3",
-        ids,
-        after,
-        limit + 1,
-    )
+    rows = await directory.projects(ctx.store.pool, ids, after=after, limit=limit)
     me = ctx.me.person_id
     body = [_project(ctx, r, visible[r["project_id"]].members.get(me)) for r in rows[:limit]]
     return Reply(body, headers=page_headers(ctx, rows, limit, len(ids)))
@@ -279,12 +267,6 @@ _status_route(
 
 # ------------------------------------------------------------------ memberships
 
-_MEMBER_SELECT = """
-SELECT m.person_id, m.project_role, m.added_at, m.seq,
-       p.name, p.email, p.role, p.company, p.title, p.active
-FROM project_members m JOIN people p USING (person_id)
-"""
-
 
 def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
     return ProjectMember(
@@ -303,9 +285,7 @@ def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
 
 async def _member_of(ctx: Ctx, project_id: str, person_id: str) -> ProjectMember:
     await visible_project(ctx.store.pool, ctx.me, project_id)
-    row = await ctx.store.pool.fetchrow(
-        _MEMBER_SELECT + "WHERE m.project_id = $1 AND m.person_id = $2", project_id, person_id
-    )
+    row = await directory.member(ctx.store.pool, project_id, person_id)
     if row is None:
         raise NotFound("the person is not on the project")
     return _member(ctx, row)
@@ -322,18 +302,9 @@ async def list_members(ctx: Ctx) -> Reply:
     project_id = ctx.path("project_id")
     await visible_project(ctx.store.pool, ctx.me, project_id)
     limit = ctx.limit()
-    pool = ctx.store.pool
-    rows = await pool.fetch(
-        _MEMBER_SELECT + "WHERE m.project_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
-        project_id,
-        seq_after(ctx),
-        limit + 1,
-    )
-    total = await pool.fetchval(
-        "SELECT count(*) FROM project_members WHERE project_id = $1", project_id
-    )
-    body = [_member(ctx, r) for r in rows[:limit]]
-    return Reply(body, headers=page_headers(ctx, rows, limit, total))
+    found = await directory.members(ctx.store.pool, project_id, after=seq_after(ctx), limit=limit)
+    body = [_member(ctx, r) for r in found.rows[:limit]]
+    return Reply(body, headers=page_headers(ctx, found.rows, limit, found.total))
 
 
 @api.get(

@@ -35,6 +35,7 @@ from ..events.recordings import (
     TodoReopened,
 )
 from ..events.streams import recording_stream
+from ..reads import directory, recordings
 from .api import Api, Ctx, Reply
 from .bodies import convert
 from .envelope import PersonRef, Recording, api_url, show, visible_row
@@ -116,12 +117,8 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
     await visible_row(ctx, recording_id)
-    rows = await ctx.store.pool.fetch(
-        "SELECT s.person_id, p.name FROM subscriptions s LEFT JOIN people p USING (person_id) "
-        "WHERE s.recording_id = $1 ORDER BY p.name, s.person_id",
-        recording_id,
-    )
-    people = [PersonRef(id=r["person_id"], name=r["name"]) for r in rows]
+    subscribed = await recordings.subscribers(ctx.store.pool, recording_id)
+    people = [PersonRef(id=person_id, name=name) for person_id, name in subscribed]
     return Reply(
         Subscription(
             subscribed=any(p.id == ctx.me.person_id for p in people),
@@ -253,11 +250,9 @@ async def get_history(ctx: Ctx) -> Reply:
     # The whole stream is folded (streams of one item are short): a change's before value
     # needs every event before it.
     events = await ctx.store.read_stream(recording_stream(recording_id))
-    names = await ctx.store.pool.fetch(
-        "SELECT person_id, name FROM people WHERE person_id = ANY($1::text[])",
-        list({e.metadata.actor for e in events if e.metadata.actor}),
+    actors = await directory.names(
+        ctx.store.pool, list({e.metadata.actor for e in events if e.metadata.actor})
     )
-    actors = {r["person_id"]: r["name"] for r in names}
     items = [h for h in history(events) if h[0].stream_version > after]
     shown = items[:limit]
     body = [

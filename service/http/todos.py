@@ -28,10 +28,9 @@ from ..domain.todos import (
     decide_reopen_todo,
 )
 from ..events.base import Event
+from ..reads import recordings
 from .api import Api, Ctx, Reply
 from .envelope import (
-    POSITION,
-    SEQ_ASC,
     Todo,
     Todolist,
     page,
@@ -100,9 +99,8 @@ async def post_todolist(ctx: Ctx, body: NewTodolist) -> Reply:
 )
 async def list_todolists(ctx: Ctx) -> Reply:
     project = await project_for_list(ctx)
-    where = "r.project_id = $1 AND r.kind = 'todolist' AND r.status = $2"
-    args = [project.project_id, status_filter(ctx)]
-    return await page(ctx, where, args, SEQ_ASC, project=project)
+    selection = recordings.todolists(project.project_id, status_filter(ctx))
+    return await page(ctx, selection, project=project)
 
 
 @api.get(
@@ -152,15 +150,6 @@ async def post_todo(ctx: Ctx, body: NewTodo) -> Reply:
     return await show(ctx, recording_id, status=201)
 
 
-_TODO_FILTERS: Final = {
-    "open": "r.status = 'active' AND NOT r.completed",
-    "completed": "r.status = 'active' AND r.completed",
-    "all": "r.status = 'active'",
-    "archived": "r.status = 'archived'",
-    "trashed": "r.status = 'trashed'",
-}
-
-
 @api.get(
     "/v1/todolists/{id}/todos",
     summary="A list's to-dos in order",
@@ -175,14 +164,9 @@ _TODO_FILTERS: Final = {
 )
 async def list_todos(ctx: Ctx) -> Reply:
     todolist, project = await parent_for_list(ctx, "todolist")
-    status = ctx.query_choice("status", tuple(_TODO_FILTERS), "all")
-    where = f"r.parent_id = $1 AND r.kind = 'todo' AND {_TODO_FILTERS[status]}"
-    args: list[object] = [todolist["recording_id"]]
-    assignee = ctx.query("assignee_id")
-    if assignee is not None:
-        args.append([assignee])
-        where += f" AND r.assignee_ids @> ${len(args)}::text[]"
-    return await page(ctx, where, args, POSITION, project=project)
+    status = ctx.query_choice("status", tuple(recordings.TODO_FILTERS), "all")
+    selection = recordings.todos(todolist["recording_id"], status, ctx.query("assignee_id"))
+    return await page(ctx, selection, project=project)
 
 
 @api.get("/v1/todos/{id}", summary="A to-do", response=Todo, tags=_TAGS)
@@ -250,9 +234,7 @@ async def put_position(ctx: Ctx, cmd: MoveTodo) -> Reply:
     # list: positions are a presentation order, not a rule anything else depends on, and the
     # projection clamps a position into 1..n+1 and renumbers densely, so a size off by a
     # racing add or move gives at worst a to-do one place from where it was asked to go.
-    size = await ctx.store.pool.fetchval(
-        "SELECT count(*) FROM recordings WHERE parent_id = $1 AND kind = 'todo'", target_id
-    )
+    size = await recordings.list_size(ctx.store.pool, target_id)
 
     def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
         return decide_move_todo(p, r, target, size, cmd, c, lineage)

@@ -39,7 +39,7 @@ from ..domain.activity import (
 from ..domain.as2 import AS_TYPES
 from ..events import streams
 from ..events.base import RecordedEvent, decode_event
-from ..events.streams import recording_id_of
+from ..events.streams import recording_id_of, recording_id_sql
 from .bulk import (
     CREATION_KIND,
     CREATIONS,
@@ -53,6 +53,8 @@ from .bulk import (
     strip_tags_sql,
 )
 
+_RECORDING_ID: Final = recording_id_sql("e.stream_id")
+"""The id of the recording whose stream an event ``e`` is in."""
 COLUMNS: Final = (
     "seq",
     "position",
@@ -220,7 +222,7 @@ def _row(seq: int, position: int, item: ActivityItem) -> tuple[Any, ...]:
 _ODD: Final = f"""
     (e.event_type IN {CREATIONS}) <> (e.stream_id ^@ '{streams.RECORDING}' AND e.stream_version = 1)
     OR (e.event_type IN {CREATIONS}
-        AND e.data->>'recording_id' IS DISTINCT FROM substr(e.stream_id, 11))"""
+        AND e.data->>'recording_id' IS DISTINCT FROM {_RECORDING_ID})"""
 _BULK_TARGETS: Final = f"""
 INSERT INTO activity_targets (recording_id, kind, project_id, parent_id)
 SELECT e.data->>'recording_id', {CREATION_KIND}, e.data->>'project_id',
@@ -313,7 +315,7 @@ recorded AS (
            NULL::text AS person_id,
            x.excerpt, x.changes, x.unsure
     FROM {{log}} e
-    JOIN activity_targets t ON t.recording_id = substr(e.stream_id, 11)
+    JOIN activity_targets t ON t.recording_id = {_RECORDING_ID}
     CROSS JOIN LATERAL (
         SELECT CASE e.event_type
             WHEN 'MessageEdited' THEN 'message_edited'

@@ -44,10 +44,10 @@ from ..events.recordings import (
     TodoMoved,
     TodoReopened,
 )
+from ..events.streams import RECORDING
 from . import recordings_bulk
 from .recordings_tables import COLUMNS, DDL, summary
 
-_PREFIX = "recording-"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM recordings"
 _LOAD = f"""
 {_SELECT} WHERE recording_id = ANY($1::text[])
@@ -106,7 +106,7 @@ class Recordings:
     # 2: no index on subscriptions (person_id); nothing looked subscriptions up by person.
     version = 2
     tables: Sequence[str] = ("recordings", "subscriptions")
-    stream_prefixes = ("recording-",)
+    stream_prefixes = (RECORDING,)
 
     def ddl(self) -> str:
         return DDL
@@ -116,7 +116,7 @@ class Recordings:
         return await recordings_bulk.bulk_fill(conn, log)
 
     async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        mine = [r for r in events if r.stream_id.startswith(_PREFIX)]
+        mine = [r for r in events if r.stream_id.startswith(RECORDING)]
         if not mine:
             return
         # A rebuild fills tables that have no statistics until autovacuum gets to them; the
@@ -162,7 +162,7 @@ class _Batch:
         growing: set[str] = set()
         roots: set[str] = set()
         for recorded in events:
-            recording_id = recorded.stream_id[len(_PREFIX) :]
+            recording_id = recorded.stream_id[len(RECORDING) :]
             self.touched.add(recording_id)
             match recorded.event:
                 case CommentAdded(parent_id=parent_id):
@@ -208,7 +208,7 @@ class _Batch:
     def apply(self, recorded: RecordedEvent) -> None:
         """Fold one event into the rows (log order)."""
         event = recorded.event
-        recording_id = recorded.stream_id[len(_PREFIX) :]
+        recording_id = recorded.stream_id[len(RECORDING) :]
         if isinstance(event, _CREATED):
             self._create(recorded, recording_id)
             return

@@ -20,9 +20,12 @@ from typing import Final
 
 import asyncpg
 
+from ..events.streams import RECORDING, recording_id_sql
 from .bulk import CREATION_KIND, CREATIONS, EDITS, collapse_sql, indexes_deferred, plain_log
 from .recordings_tables import COLUMNS, TITLE_LENGTH, summary
 
+_RECORDING_ID: Final = recording_id_sql("e.stream_id")
+"""The id of the recording whose stream an event ``e`` is in."""
 _TOUCHING: Final = (
     "('MessageEdited', 'CommentEdited', 'TodolistEdited', 'TodoEdited', 'MilestoneEdited', "
     "'TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened', 'TodoMoved', "
@@ -34,7 +37,7 @@ _COMPLETIONS: Final = "('TodoCompleted', 'MilestoneCompleted', 'TodoReopened', '
 _ODD: Final = f"""
     (e.event_type IN {CREATIONS}) <> (e.stream_version = 1)
     OR (e.event_type IN {CREATIONS}
-        AND e.data->>'recording_id' IS DISTINCT FROM substr(e.stream_id, 11))"""
+        AND e.data->>'recording_id' IS DISTINCT FROM {_RECORDING_ID})"""
 
 # Which edit field is which column, by kind: the fields the domain's edits have. An edit of
 # another field (possible only in a log written by other code) declines the bulk fill.
@@ -80,7 +83,7 @@ def _edited(column: str, base: str) -> str:
 
 _BASE: Final = f"""
 CREATE TEMPORARY TABLE _bulk_base ON COMMIT DROP AS
-SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position AS seq,
+SELECT {_RECORDING_ID} AS recording_id, e.tx_id, e.position AS seq,
        {CREATION_KIND} AS kind,
        e.data->>'project_id' AS project_id,
        coalesce(e.data->>'parent_id', e.data->>'todolist_id') AS parent_id,
@@ -104,11 +107,11 @@ SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position AS seq,
             ELSE '{{}}' END AS assignee_ids,
        e.data->>'responsible_id' AS responsible_id
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
+WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type IN {CREATIONS}
 """
 _EVENTS: Final = f"""
 CREATE TEMPORARY TABLE _bulk_events ON COMMIT DROP AS
-SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position, e.stream_version,
+SELECT {_RECORDING_ID} AS recording_id, e.tx_id, e.position, e.stream_version,
        e.event_type, (e.data->>'at')::timestamptz AS at,
        CASE WHEN e.event_type IN ('RecordingStatusChanged', 'ClientVisibilityChanged')
                 THEN e.data->>'after'
@@ -116,7 +119,7 @@ SELECT substr(e.stream_id, 11) AS recording_id, e.tx_id, e.position, e.stream_ve
                 THEN e.data->>'completer_id' END AS value,
        CASE WHEN e.event_type IN {EDITS} THEN e.data->'changes' END AS changes
 FROM {{log}} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type NOT IN {CREATIONS}
+WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type NOT IN {CREATIONS}
 """
 _ORDER: Final = "ORDER BY tx_id DESC, position DESC"
 _SIMPLE_TAG: Final = (
@@ -265,13 +268,13 @@ SELECT count(*) FILTER (WHERE odd) > 0 FROM src
 # each: a repeated one fails the primary key, and the bulk fill declines).
 _SUBSCRIPTIONS: Final = f"""
 WITH changed AS (
-    SELECT DISTINCT substr(e.stream_id, 11) AS recording_id FROM {{log}} e
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN ('SubscriberAdded', 'SubscriberRemoved')
+    SELECT DISTINCT {_RECORDING_ID} AS recording_id FROM {{log}} e
+    WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type IN ('SubscriberAdded', 'SubscriberRemoved')
 ),
 created AS (
-    SELECT substr(e.stream_id, 11) AS recording_id, s.person_id, e.tx_id, e.position
+    SELECT {_RECORDING_ID} AS recording_id, s.person_id, e.tx_id, e.position
     FROM {{log}} e, jsonb_array_elements_text(e.data->'subscriber_ids') AS s(person_id)
-    WHERE e.stream_id ^@ 'recording-' AND e.event_type IN {CREATIONS}
+    WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type IN {CREATIONS}
 )
 INSERT INTO subscriptions (recording_id, person_id)
 SELECT recording_id, person_id FROM created
@@ -283,22 +286,22 @@ SELECT recording_id, person_id FROM (
         SELECT recording_id, person_id, true AS subscribed, tx_id, position FROM created
         WHERE recording_id IN (SELECT recording_id FROM changed)
         UNION ALL
-        SELECT substr(e.stream_id, 11), e.data->>'person_id', e.event_type = 'SubscriberAdded',
+        SELECT {_RECORDING_ID}, e.data->>'person_id', e.event_type = 'SubscriberAdded',
                e.tx_id, e.position
         FROM {{log}} e
-        WHERE e.stream_id ^@ 'recording-'
+        WHERE e.stream_id ^@ '{RECORDING}'
           AND e.event_type IN ('SubscriberAdded', 'SubscriberRemoved')
     ) changes
     ORDER BY recording_id, person_id, tx_id DESC, position DESC
 ) last
 WHERE subscribed
 """
-_MOVES: Final = """
-SELECT substr(e.stream_id, 11) AS recording_id, e.event_type = 'TodoMoved' AS moved,
+_MOVES: Final = f"""
+SELECT {_RECORDING_ID} AS recording_id, e.event_type = 'TodoMoved' AS moved,
        coalesce(e.data->>'to_todolist_id', e.data->>'todolist_id') AS list_id,
        e.data->>'from_todolist_id' AS from_id, (e.data->>'position')::integer AS position
-FROM {log} e
-WHERE e.stream_id ^@ 'recording-' AND e.event_type IN ('TodoAdded', 'TodoMoved')
+FROM {{log}} e
+WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type IN ('TodoAdded', 'TodoMoved')
 ORDER BY e.tx_id, e.position
 """
 
@@ -306,7 +309,7 @@ ORDER BY e.tx_id, e.position
 async def bulk_fill(conn: asyncpg.Connection, log: str) -> bool:
     """Fill the (empty) ``recordings`` and ``subscriptions`` tables of the current schema
     from ``log``; False (rows left to roll back) if the log holds what this does not model."""
-    if not await plain_log(conn, log, ("recording-",), _ODD):
+    if not await plain_log(conn, log, (RECORDING,), _ODD):
         return False
     await conn.execute("SET LOCAL work_mem = '256MB'")  # JIT: off per session (lane.py)
     positions = _positions(await conn.fetch(_MOVES.replace("{log}", log)))
