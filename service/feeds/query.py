@@ -38,6 +38,7 @@ from ..reads.visibility import Scope, named
 from .render import PAGE_SIZE, Entry, sanitise_html, tag_uri, text_html
 
 _NAMES: Final = "SELECT count(*) AS people, max(updated_at) AS renamed FROM people"
+_CHECKPOINTS: Final = "SELECT name, generation, tx_id, position FROM projections ORDER BY name"
 _COLUMNS: Final = (
     "a.seq, a.position, a.project_id, a.recording_id, a.recording_kind, a.parent_id, "
     "a.person_id, a.kind, a.actor_id, a.at, a.excerpt"
@@ -47,6 +48,27 @@ _BODY_KINDS: Final = frozenset({"message_posted", "comment_added"})
 
 
 # ------------------------------------------------------------------ stamps
+
+
+async def checkpoint(pool: asyncpg.Pool) -> str:
+    """The read models' state: every projection's generation and checkpoint, as one string
+    that changes whenever any of them moves (see :mod:`service.feeds.cache`)."""
+    rows = await pool.fetch(_CHECKPOINTS)
+    return ";".join(f"{r['name']}:{r['generation']}:{r['tx_id']}:{r['position']}" for r in rows)
+
+
+async def project_named(conn: asyncpg.Connection, project_id: str) -> tuple[str, datetime] | None:
+    """A project's name and creation time (None: no such project)."""
+    row = await conn.fetchrow(
+        "SELECT name, created_at FROM projects WHERE project_id = $1", project_id
+    )
+    return None if row is None else (row["name"], row["created_at"])
+
+
+async def person_named(conn: asyncpg.Connection, person_id: str) -> tuple[str, datetime] | None:
+    """A person's name and creation time (None: no such person)."""
+    row = await conn.fetchrow("SELECT name, created_at FROM people WHERE person_id = $1", person_id)
+    return None if row is None else (row["name"], row["created_at"])
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ models), whatever they were when it happened; the excerpt is from the event itse
 with the overview and the feeds: the SQL filter mirrors the access rules and every row is
 asked once more of :func:`~service.domain.access.can_see_recording`. Client-visibility is the
 target's current effective value, so hiding a list hides its whole past from clients.
-:func:`recent` gives the newest entries of a scope to other views (the overview).
+:func:`entry` renders the items of other views (the overview).
 
 With ``Accept: application/activity+json`` the page is a W3C Activity Streams 2.0
 ``OrderedCollectionPage`` (see :mod:`service.domain.as2` for the types).
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import asyncpg
 import msgspec
@@ -34,7 +34,8 @@ from ..domain.access import can_see_person
 from ..domain.as2 import KINDS, OBJECT_TYPES, undone_type
 from ..errors import NotFound
 from ..events.base import FieldChange
-from ..reads.visibility import STAFF_VISIBLE, Scope, named, viewer_scope
+from ..reads import activity, directory
+from ..reads.visibility import Scope, viewer_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_url
 from .paging import decode_cursor, encode_cursor
@@ -45,7 +46,6 @@ api = Api()
 AS2_CONTEXT: Final = "https://www.w3.org/ns/activitystreams"
 AS2_MEDIA: Final = "application/activity+json"
 _TAGS = ["activity"]
-_TYPES: Final = ("message", "comment", "todolist", "todo", "milestone", "project")
 _QUERY = {
     "kind": "activity kinds, repeatable or comma-separated (e.g. todo_completed)",
     "type": "target type: message, comment, todolist, todo, milestone, or project",
@@ -142,151 +142,41 @@ async def person_activity(ctx: Ctx) -> Reply | Response:
     scope = await viewer_scope(ctx.store.pool, ctx.me)
     if not can_see_person(ctx.me, person_id, scope.projects.values()):
         raise NotFound("there is no such person")
-    exists = await ctx.store.pool.fetchval("SELECT 1 FROM people WHERE person_id = $1", person_id)
-    if exists is None:
+    if await directory.person(ctx.store.pool, person_id) is None:
         raise NotFound("there is no such person")
     return await _page(ctx, scope, actor_id=person_id)
 
 
-# ------------------------------------------------------------------ the query
-
-_ITEM_COLUMNS = (
-    "a.seq, a.position, a.project_id, a.recording_id, a.recording_kind, a.parent_id, "
-    "a.person_id, a.kind, a.as_type, a.actor_id, a.at, a.excerpt, a.changes"
-)
-
-
-async def recent(
-    conn: asyncpg.Connection | asyncpg.Pool, ctx: Ctx, scope: Scope, limit: int
-) -> list[ActivityEntry]:
-    """The newest ``limit`` entries ``scope``'s viewer may see, newest first, as the streams
-    show them (read on ``conn``, e.g. inside another view's snapshot)."""
-    where, args, joins = scope.where()
-    inner = (
-        f"SELECT {_ITEM_COLUMNS} FROM activity a {joins}WHERE {where} "
-        f"ORDER BY a.seq DESC LIMIT ${len(args) + 1}"
-    )
-    rows = await conn.fetch(named(inner, "DESC"), *args, limit)
-    return [_entry(ctx, scope, row) for row in rows if scope.may_see(row)]
-
-
-class _Filters:
-    """The WHERE clause of a request (visibility and filters) and its arguments."""
-
-    def __init__(self, ctx: Ctx, scope: Scope, actor_id: str | None) -> None:
-        # Only a client's view needs the targets' visibility: the join is skipped for
-        # everyone else (scope.where()).
-        visible, self.args, self.joins = scope.where()
-        self.where = [visible]
-        # The same filters on activity_counts, while the request allows (see count()).
-        self.counts: list[str] | None = None if scope.clients_only else [STAFF_VISIBLE]
-        kinds = _kinds(ctx)
-        if kinds:
-            self._both(f"a.kind = ANY(${self._arg(kinds)}::text[])")
-        kind = ctx.query("type")
-        if kind is not None:
-            if kind not in _TYPES:
-                raise _bad("type", f"?type= must be one of {', '.join(_TYPES)}")
-            if kind == "project":
-                self._both("a.recording_id IS NULL", "a.recording_kind = ''")
-            else:
-                self._both(f"a.recording_kind = ${self._arg(kind)}")
-        actor = actor_id if actor_id is not None else ctx.query("actor_id")
-        if actor is not None:
-            self._both(f"a.actor_id = ${self._arg(actor)}")
-        since = _time(ctx, "since")
-        if since is not None:
-            self.where.append(f"a.at >= ${self._arg(since)}")
-            self.counts = None
-        until = _time(ctx, "until")
-        if until is not None:
-            self.where.append(f"a.at < ${self._arg(until)}")
-            self.counts = None
-
-    def _both(self, clause: str, on_counts: str | None = None) -> None:
-        self.where.append(clause)
-        if self.counts is not None:
-            self.counts.append(on_counts or clause)
-
-    def _arg(self, value: Any) -> int:
-        self.args.append(value)
-        return len(self.args)
-
-    def select(self, extra: str, order: str, limit: int) -> tuple[str, list[Any]]:
-        """The page query: visible, filtered items beyond ``extra``, rendered."""
-        args = [*self.args, limit]
-        inner = (
-            f"SELECT {_ITEM_COLUMNS} FROM activity a {self.joins}"
-            f"WHERE {' AND '.join([*self.where, extra])} "
-            f"ORDER BY a.seq {order} LIMIT ${len(args)}"
-        )
-        return named(inner, order), args
-
-    def exists(self, extra: str) -> str:
-        return (
-            f"SELECT EXISTS (SELECT 1 FROM activity a {self.joins}"
-            f"WHERE {' AND '.join([*self.where, extra])})"
-        )
-
-    def count(self) -> str:
-        """The total: summed from activity_counts when the filters allow (no time range, no
-        client's view), else counted."""
-        if self.counts is not None:
-            return (
-                "SELECT coalesce(sum(n), 0) FROM activity_counts a "
-                f"WHERE {' AND '.join(self.counts)}"
-            )
-        return f"SELECT count(*) FROM activity a {self.joins}WHERE {' AND '.join(self.where)}"
+# ------------------------------------------------------------------ the page
 
 
 async def _page(ctx: Ctx, scope: Scope, *, actor_id: str | None) -> Reply | Response:
+    wanted = activity.Filter(
+        kinds=tuple(_kinds(ctx)),
+        target_type=_target_type(ctx),
+        actor_id=actor_id if actor_id is not None else ctx.query("actor_id"),
+        since=_time(ctx, "since"),
+        until=_time(ctx, "until"),
+    )
     limit = ctx.limit()
-    filters = _Filters(ctx, scope, actor_id)
     direction, at = _cursor(ctx)
-    pool: asyncpg.Pool = ctx.store.pool
-    n = len(filters.args) + 2  # the cursor's placeholder, after the page query's limit
-    if direction == "prev":
-        # Newer items than the cursor: the ones just above it, shown newest first.
-        sql, args = filters.select(f"a.seq > ${n}", "ASC", limit + 1)
-        rows = list(reversed(await pool.fetch(sql, *args, at)))
-        more_newer = len(rows) > limit
-        rows = rows[1:] if more_newer else rows
-        more_older = await _exists(
-            pool, filters, "<", rows[-1]["seq"] if rows else (None if at is None else at + 1)
-        )
-    else:
-        bound = f"a.seq < ${n}" if at is not None else f"${n}::bigint IS NULL"
-        sql, args = filters.select(bound, "DESC", limit + 1)
-        rows = list(await pool.fetch(sql, *args, at))
-        more_older = len(rows) > limit
-        rows = rows[:limit]
-        # The first page has nothing newer; a later one has what the pages before it had.
-        more_newer = at is not None and await _exists(
-            pool, filters, ">", rows[0]["seq"] if rows else at - 1
-        )
-    total = int(await pool.fetchval(filters.count(), *filters.args))
-    headers = {"X-Total-Count": str(total), "Vary": "Accept"}
-    next_url = _url(ctx, "next", rows[-1]["seq"]) if rows and more_older else None
+    found = await activity.page(
+        ctx.store.pool, scope, wanted, direction=direction, at=at, limit=limit
+    )
+    headers = {"X-Total-Count": str(found.total), "Vary": "Accept"}
+    next_url = None
+    if found.oldest is not None and found.older:
+        next_url = _url(ctx, "next", found.oldest)
     prev_url = None
-    if more_newer:
-        prev_url = _url(ctx, "prev", rows[0]["seq"] if rows else (at or 0) - 1)
+    if found.newer:
+        prev_url = _url(ctx, "prev", found.newest if found.newest is not None else (at or 0) - 1)
     links = [f'<{u}>; rel="{rel}"' for u, rel in ((next_url, "next"), (prev_url, "prev")) if u]
     if links:
         headers["Link"] = ", ".join(links)
-    # Cursors above come from every row the filter let through; what is shown is asked of
-    # the access rule once more (visibility module).
-    rows = [row for row in rows if scope.may_see(row)]
-    entries = [_entry(ctx, scope, row) for row in rows]
+    entries = [entry(ctx, scope, row) for row in found.rows]
     if _wants_as2(ctx):
-        return _as2_response(ctx, entries, rows, next_url, prev_url, headers)
+        return _as2_response(ctx, entries, found.rows, next_url, prev_url, headers)
     return Reply(entries, headers=headers)
-
-
-async def _exists(pool: asyncpg.Pool, filters: _Filters, op: str, seq: int | None) -> bool:
-    if seq is None:
-        return False
-    sql = filters.exists(f"a.seq {op} ${len(filters.args) + 1}")
-    return bool(await pool.fetchval(sql, *filters.args, seq))
 
 
 # ------------------------------------------------------------------ query parameters
@@ -335,13 +225,18 @@ def _time(ctx: Ctx, name: str) -> datetime | None:
     return value
 
 
-def _cursor(ctx: Ctx) -> tuple[str, int | None]:
+def _target_type(ctx: Ctx) -> str | None:
+    kind = ctx.query("type")
+    if kind is not None and kind not in activity.TARGET_TYPES:
+        raise _bad("type", f"?type= must be one of {', '.join(activity.TARGET_TYPES)}")
+    return kind
+
+
+def _cursor(ctx: Ctx) -> tuple[Literal["next", "prev"], int | None]:
     raw = ctx.query("cursor")
     if raw is None:
         return "next", None
-    direction, seq = decode_cursor(raw, tuple[str, int])
-    if direction not in ("next", "prev"):
-        raise ApiError(400, "?cursor= is not a cursor this API gave out")
+    direction, seq = decode_cursor(raw, tuple[Literal["next", "prev"], int])
     return direction, seq
 
 
@@ -352,7 +247,9 @@ def _url(ctx: Ctx, direction: str, seq: int) -> str:
 # ------------------------------------------------------------------ rendering
 
 
-def _entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
+def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
+    """An activity row (of :mod:`service.reads.activity`) as the streams show it to
+    ``scope``'s viewer."""
     named_actor = scope.actor(row)
     actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
     actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url)

@@ -34,6 +34,7 @@ from .state import State
 # OpenAPI document see the same set.
 ROUTE_MODULES: list[str] = [
     "feeds",
+    "feed_token",
     "people",
     "projects",
     "overview",

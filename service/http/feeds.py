@@ -1,4 +1,4 @@
-"""Atom and RSS feeds of the activity stream, and the feed token.
+"""Atom and RSS feeds of the activity stream.
 
 ``GET /feeds/projects/{id}.atom|.rss`` (a project's activity) and ``GET
 /feeds/activity.atom|.rss`` (everything the person may see), the newest 50 entries each;
@@ -8,9 +8,9 @@ cut and why they hold still). Not under ``/v1``: feed URLs are handed to feed re
 to API clients.
 
 **Authentication**, read-only: ``?token=<feed token>``, or HTTP Basic with the feed token as
-the password (any user name), or ``Authorization: Bearer <API token>``. ``POST
-/v1/me/feed_token`` (bearer) makes a new feed token, shows it once with the two personal feed
-URLs, and the old one stops working when the response is sent (read-your-writes). Tokens
+the password (any user name), or ``Authorization: Bearer <API token>``
+(:mod:`.feed_auth`); ``POST /v1/me/feed_token`` (:mod:`.feed_token`) makes a new feed token,
+and the old one stops working when the response is sent (read-your-writes). Tokens
 never reach logs: :class:`RedactTokens` blanks ``token=`` and ``access_token=`` in uvicorn's
 access and error log records (:func:`install_log_redaction`, called by the app's factory).
 
@@ -25,42 +25,29 @@ models stand still, each instance remembers its answers and rendered bytes
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
-import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Final
-from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..commands.execute import execute
 from ..config import Settings
 from ..domain.access import Viewer
-from ..domain.people import PersonState, fold_person
-from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token, hash_secret
 from ..errors import NotFound
-from ..events.base import Event
-from ..events.streams import person_stream
 from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
-from ..reads import directory
-from ..reads.tokens import feed_token_holder
 from ..reads.visibility import Scope, project_scope, viewer_scope
-from .api import Api, Ctx, Reply, if_none_match
-from .auth import rate_limit, token_holder
-from .idempotency import REPLAYED_HEADERS
-from .problems import ApiError
+from .api import Api, Ctx, if_none_match
+from .auth import rate_limit
+from .feed_auth import Credential, authenticate, credential_of
 
 api = Api()
 
@@ -69,70 +56,6 @@ _FORMATS: Final = ("atom", "rss")
 _CURRENT_CACHE: Final = "private, no-cache"
 # Archive pages hold still (service.feeds.query); a reader may keep them for a long time.
 _ARCHIVE_CACHE: Final = "private, max-age=2592000"
-_CHALLENGE: Final = {"WWW-Authenticate": 'Basic realm="Cairn feeds", charset="UTF-8"'}
-_TOKEN_PARAM = re.compile(rb"(?:^|&)token=([^&]*)")
-_CHECKPOINTS = "SELECT name, generation, tx_id, position FROM projections ORDER BY name"
-
-
-# ------------------------------------------------------------------ representations
-
-
-class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
-    """A new feed token: ``token`` is the secret, shown in this response only, and the feed
-    URLs carry it (all three are ``null`` when an idempotent retry replays the response).
-    Project feeds are at ``/feeds/projects/{id}.atom|.rss`` with the same ``?token=``."""
-
-    token: str | None
-    activity_atom_url: str | None
-    activity_rss_url: str | None
-    rotated_at: datetime
-
-
-# ------------------------------------------------------------------ feed token
-
-
-@api.post(
-    "/v1/me/feed_token",
-    summary="Make a new feed token (the old one stops working); the secret is shown only here",
-    response=FeedToken,
-    tags=_TAGS,
-)
-async def rotate_feed_token(ctx: Ctx) -> Reply:
-    secret = f"cairnfeed_{secrets.token_urlsafe(32)}"
-    cmd = RotateFeedToken(token_hash=hash_secret(secret))
-    context = ctx.caller.context()
-
-    def decide(person: PersonState | None) -> list[Event]:
-        if person is None:
-            raise NotFound("there is no such person")
-        return decide_rotate_feed_token(person, cmd, context)
-
-    # execute() waits for the read models: when this answers, the old token no longer works
-    # (and this instance's feeds re-read the read models' state, not trusting a moment-old read).
-    _, result = await execute(
-        ctx.caller, person_stream(ctx.me.person_id), fold_person, decide, project_id=None
-    )
-    ctx.state["feeds"].checkpoint.forget()
-    rotated_at = await directory.feed_token_rotated_at(ctx.store.pool, ctx.me.person_id)
-    assert rotated_at is not None  # the read models show the rotation (read-your-writes)
-    base = str(ctx.request.base_url).rstrip("/")
-    query_string = urlencode({"token": secret})
-    issued = FeedToken(
-        token=secret,
-        activity_atom_url=f"{base}/feeds/activity.atom?{query_string}",
-        activity_rss_url=f"{base}/feeds/activity.rss?{query_string}",
-        rotated_at=rotated_at,
-    )
-    # What an idempotent retry replays: no secret (see service.http.people, issue_token).
-    without_secret = msgspec.structs.replace(
-        issued, token=None, activity_atom_url=None, activity_rss_url=None
-    )
-    ctx.replay_body = msgspec.json.encode(without_secret)
-    if result is not None and result.replayed:
-        # A retry whose first run died before saving its response: the secret then made is
-        # the one in force, and this run never saw it.
-        return Reply(without_secret, headers=dict(REPLAYED_HEADERS))
-    return Reply(issued)
 
 
 # ------------------------------------------------------------------ feeds
@@ -212,8 +135,7 @@ async def _checkpoint(ctx: Ctx, cache: FeedCache) -> str:
     known = cache.checkpoint.get(now, generation)
     if known is not None:
         return known
-    rows = await ctx.store.pool.fetch(_CHECKPOINTS)
-    value = ";".join(f"{r['name']}:{r['generation']}:{r['tx_id']}:{r['position']}" for r in rows)
+    value = await query.checkpoint(ctx.store.pool)
     cache.checkpoint.put(value, now, generation)
     return value
 
@@ -223,7 +145,7 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
     if fmt not in _FORMATS:
         raise NotFound(f"feeds are .atom or .rss, not .{fmt}")
     request = ctx.request
-    credential = _credential(request)
+    credential = credential_of(request)
     pool: asyncpg.Pool = ctx.store.pool
     cache = ctx.state["feeds"]
     scope_ = request.scope
@@ -326,11 +248,11 @@ class _Feed:
 
     @classmethod
     async def open(
-        cls, ctx: Ctx, credential: _Credential, project_id: str | None, fmt: str
+        cls, ctx: Ctx, credential: Credential, project_id: str | None, fmt: str
     ) -> _Feed:
         """Authenticate and scope (401, 404 and 429 as the routes say)."""
         pool = ctx.store.pool
-        viewer = await _authenticate(ctx.request, pool, credential)
+        viewer = await authenticate(ctx.request, pool, credential)
         if project_id is None:
             # Everything the reader may see; an admin's needs no filter.
             scope = await viewer_scope(pool, viewer, everything=True)
@@ -399,32 +321,6 @@ class _Urls:
         return f"{self.base}{self.path}/archive/{page}.{self.fmt}{self.suffix}"
 
 
-async def _about(
-    conn: asyncpg.Connection, template: str, viewer: Viewer, project_id: str | None
-) -> _About:
-    """What a feed is about (see :class:`_About`)."""
-    if project_id is not None:
-        row = await conn.fetchrow(
-            "SELECT name, created_at FROM projects WHERE project_id = $1", project_id
-        )
-        if row is None:
-            raise NotFound("there is no such project")
-        url = template.format(type="project", id=project_id, project_id=project_id)
-        return _About(row["name"], f"Activity in the project {row['name']}", row["created_at"], url)
-    row = await conn.fetchrow(
-        "SELECT name, created_at FROM people WHERE person_id = $1", viewer.person_id
-    )
-    if row is None:
-        raise NotFound("there is no such person")
-    # The front end's home: the origin of its URL template.
-    parts = urlsplit(template.format(type="project", id="", project_id=""))
-    home = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-    return _About(
-        f"Activity for {row['name']}", f"Everything {row['name']} can see in Cairn",
-        row["created_at"], home,
-    )  # fmt: skip
-
-
 def _headers(etag: str, last_modified: datetime | None, cache: str) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": cache, "Vary": "Authorization"}
     if last_modified is not None:
@@ -450,60 +346,22 @@ def _not_modified(request: Request, etag: str, last_modified: datetime | None) -
     return last_modified.replace(microsecond=0) <= when
 
 
-# ------------------------------------------------------------------ authentication
-
-
-@dataclass(frozen=True)
-class _Credential:
-    """What a feed request presents: ``kind`` is ``feed`` (a feed token, from ``?token=`` or
-    Basic) or ``api`` (Bearer); ``in_query`` when it came as ``?token=``."""
-
-    kind: str
-    secret: str
-    in_query: bool
-
-    @property
-    def digest(self) -> str:
-        return hash_secret(self.secret)
-
-    def link_query(self) -> str:
-        """What links in the feed must carry for the reader to follow them."""
-        return urlencode({"token": self.secret}) if self.in_query else ""
-
-
-def _credential(request: Request) -> _Credential:
-    """The credential of a feed request; 401 when there is none or it is malformed."""
-    found = _TOKEN_PARAM.search(request.scope["query_string"])
-    if found is not None:
-        # What Starlette's query_params would give, for the one parameter feeds read.
-        return _Credential("feed", unquote_plus(found.group(1).decode("latin-1")), True)
-    header = request.headers.get("authorization")
-    if not header:
-        raise ApiError(401, "feeds need ?token=<feed token> or HTTP Basic", headers=_CHALLENGE)
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return _Credential("api", value.strip(), False)
-    if scheme.lower() == "basic":
-        return _Credential("feed", _basic_password(value), False)
-    raise ApiError(401, "use ?token=, HTTP Basic or Bearer", headers=_CHALLENGE)
-
-
-async def _authenticate(request: Request, pool: asyncpg.Pool, credential: _Credential) -> Viewer:
-    """The reader holding ``credential``: 401 when the token is unknown, replaced or its
-    holder deactivated; 429 over the rate limit."""
-    if credential.kind == "api":
-        viewer = await token_holder(request, credential.secret)
-    else:
-        viewer = await feed_token_holder(pool, credential.secret)
-    if viewer is None:
-        raise ApiError(401, "the token is unknown or was replaced", headers=_CHALLENGE)
-    rate_limit(request, viewer.person_id)
-    return viewer
-
-
-def _basic_password(credentials: str) -> str:
-    try:
-        decoded: str = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(401, "malformed Basic credentials", headers=_CHALLENGE) from None
-    return decoded.partition(":")[2]
+async def _about(
+    conn: asyncpg.Connection, template: str, viewer: Viewer, project_id: str | None
+) -> _About:
+    """What a feed is about (see :class:`_About`)."""
+    if project_id is not None:
+        found = await query.project_named(conn, project_id)
+        if found is None:
+            raise NotFound("there is no such project")
+        name, since = found
+        url = template.format(type="project", id=project_id, project_id=project_id)
+        return _About(name, f"Activity in the project {name}", since, url)
+    found = await query.person_named(conn, viewer.person_id)
+    if found is None:
+        raise NotFound("there is no such person")
+    name, since = found
+    # The front end's home: the origin of its URL template.
+    parts = urlsplit(template.format(type="project", id="", project_id=""))
+    home = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+    return _About(f"Activity for {name}", f"Everything {name} can see in Cairn", since, home)

@@ -8,7 +8,7 @@ directory, recordings and activity read models.
 what clients see (the shared rule, :func:`~service.reads.visibility.client_view`) gets an
 overview built from client-visible items alone, counts included, so it never hints at hidden
 items. The latest activity is the project's activity stream as the caller would read it
-(:func:`service.http.activity.recent`, :mod:`service.reads.visibility`), with the project's
+(:func:`service.reads.activity.recent`, :mod:`service.reads.visibility`), with the project's
 people as the people a client may be told about.
 
 **What counts.** Only active items: archived and trashed recordings, and to-dos of archived or
@@ -19,24 +19,20 @@ today + 14 days; "late" means open and due before today.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Final
+from datetime import date, datetime
+from typing import Any
 
 import msgspec
 
 from ..events.projects import ProjectRole
+from ..reads import overview
 from ..reads.visibility import project_scope
-from .activity import ActivityEntry, recent
+from .activity import ActivityEntry, entry
 from .api import Api, Ctx, Reply
 from .envelope import PATHS, PersonRef, api_url, recording_app_url, recording_url
 from .reports import ProjectRef, project_ref, today_utc
 
 api = Api()
-
-SOON_DAYS: Final = 14
-"""Milestones due within this many days from today are "due soon"."""
-LATEST_MESSAGES: Final = 5
-RECENT_ACTIVITY: Final = 20
 
 
 class OverviewPerson(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,44 +123,6 @@ class Overview(msgspec.Struct, frozen=True, kw_only=True):
     activity: list[ActivitySummary]
 
 
-# $1 project, $2 whether only client-visible items count.
-_SEEN = "r.project_id = $1 AND r.effective_status = 'active' AND (NOT $2 OR r.visible_to_clients)"
-_PEOPLE = """
-SELECT m.person_id, m.project_role, p.name, p.title, p.company
-FROM project_members m JOIN people p USING (person_id)
-WHERE m.project_id = $1 ORDER BY p.name, m.person_id
-"""
-_COUNTS = f"""
-SELECT count(*) FILTER (WHERE NOT r.completed) AS open,
-       count(*) FILTER (WHERE NOT r.completed AND r.due_on < $3) AS overdue,
-       count(*) FILTER (WHERE r.completed AND r.completed_at >= $4) AS completed_this_week
-FROM recordings r WHERE r.kind = 'todo' AND {_SEEN}
-"""
-_PROGRESS = f"""
-SELECT r.recording_id, r.title,
-       count(t.recording_id) FILTER (WHERE t.completed) AS completed,
-       count(t.recording_id) AS total
-FROM recordings r
-LEFT JOIN recordings t ON t.parent_id = r.recording_id AND t.kind = 'todo'
-     AND t.effective_status = 'active'
-WHERE r.kind = 'todolist' AND {_SEEN}
-GROUP BY r.recording_id, r.title, r.seq ORDER BY r.seq
-"""
-_MESSAGES = f"""
-SELECT r.recording_id, r.title, r.category, r.creator_id, p.name AS creator_name, r.created_at,
-       r.comments_count
-FROM recordings r LEFT JOIN people p ON p.person_id = r.creator_id
-WHERE r.kind = 'message' AND {_SEEN}
-ORDER BY r.created_at DESC, r.seq DESC LIMIT {LATEST_MESSAGES}
-"""
-_MILESTONES = f"""
-SELECT r.recording_id, r.title, r.due_on, r.responsible_id, p.name AS responsible_name
-FROM recordings r LEFT JOIN people p ON p.person_id = r.responsible_id
-WHERE r.kind = 'milestone' AND NOT r.completed AND {_SEEN} AND r.due_on BETWEEN $3 AND $4
-ORDER BY r.due_on, r.seq
-"""
-
-
 @api.get(
     "/v1/projects/{project_id}/overview",
     summary="People, to-do counts, list progress, latest messages, milestones and activity",
@@ -174,32 +132,15 @@ ORDER BY r.due_on, r.seq
 async def project_overview(ctx: Ctx) -> Reply:
     """The overview of a project the caller sees (404 otherwise), filtered for the caller."""
     project_id = ctx.path("project_id")
-    pool = ctx.store.pool
-    scope = await project_scope(pool, ctx.me, project_id)
-    clients_only = bool(scope.clients_only)
+    scope = await project_scope(ctx.store.pool, ctx.me, project_id)
     today = today_utc()
-    monday = today - timedelta(days=today.weekday())
-    week_start = datetime.combine(monday, time(), tzinfo=UTC)
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        # One snapshot for every part, so the counts and lists agree with each other.
-        name = await conn.fetchval("SELECT name FROM projects WHERE project_id = $1", project_id)
-        people = await conn.fetch(_PEOPLE, project_id)
-        counts = await conn.fetchrow(_COUNTS, project_id, clients_only, today, week_start)
-        progress = await conn.fetch(_PROGRESS, project_id, clients_only)
-        messages = await conn.fetch(_MESSAGES, project_id, clients_only)
-        soon = await conn.fetch(
-            _MILESTONES, project_id, clients_only, today, today + timedelta(days=SOON_DAYS)
-        )
-        late = await conn.fetch(
-            _MILESTONES, project_id, clients_only, date.min, today - timedelta(days=1)
-        )
-        activity = await recent(conn, ctx, scope, RECENT_ACTIVITY)
-    assert counts is not None
+    found = await overview.overview(ctx.store.pool, scope, project_id, today)
+    people, counts, progress, messages = found.people, found.counts, found.progress, found.messages
     return Reply(
         Overview(
-            project=project_ref(ctx, project_id, name),
+            project=project_ref(ctx, project_id, found.name),
             today=today,
-            week_starts_on=monday,
+            week_starts_on=overview.week_start(today).date(),
             people=[
                 OverviewPerson(
                     id=r["person_id"],
@@ -241,9 +182,9 @@ async def project_overview(ctx: Ctx) -> Reply:
                 )
                 for r in messages
             ],
-            milestones_due_soon=[_milestone(ctx, r, project_id) for r in soon],
-            late_milestones=[_milestone(ctx, r, project_id) for r in late],
-            activity=[_activity(e) for e in activity],
+            milestones_due_soon=[_milestone(ctx, r, project_id) for r in found.due_soon],
+            late_milestones=[_milestone(ctx, r, project_id) for r in found.late],
+            activity=[_activity(entry(ctx, scope, row)) for row in found.activity],
         )
     )
 

@@ -14,13 +14,13 @@ are left out: nothing there can be done. "Today" is the current date in UTC.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 import msgspec
 
-from ..reads.access import visible_projects
-from ..reads.visibility import split_projects
+from ..reads import reports
+from ..reads.page import Page
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
 from .paging import QUERY as _PAGING
@@ -94,24 +94,8 @@ def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
     return ProjectRef(id=project_id, name=name, url=api_url(ctx, f"/v1/projects/{project_id}"))
 
 
-# The items the caller may see: $1 projects seen whole, $2 projects seen as a client.
-_DUE_FROM = """
-FROM recordings r
-JOIN projects p ON p.project_id = r.project_id
-LEFT JOIN recordings l ON l.recording_id = r.parent_id AND r.kind = 'todo'
-WHERE r.kind IN ('todo', 'milestone') AND NOT r.completed AND r.effective_status = 'active'
-  AND p.status = 'active'
-  AND (r.project_id = ANY($1::text[]) OR (r.project_id = ANY($2::text[]) AND r.visible_to_clients))
-"""
-_DUE_COLUMNS = """
-SELECT r.recording_id, r.kind, r.title, r.status, r.visible_to_clients, r.starts_on, r.due_on,
-       r.completed, r.assignee_ids, r.responsible_id, r.project_id, p.name AS project_name,
-       l.recording_id AS list_id, l.title AS list_name
-"""
-
-
 def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
-    """A :class:`DueItem` from a row with the columns of ``_DUE_COLUMNS``."""
+    """A :class:`DueItem` from a row of :mod:`service.reads.reports`."""
     kind = row["kind"]
     recording_id = row["recording_id"]
     todolist = None
@@ -148,14 +132,7 @@ def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
 async def my_assignments(ctx: Ctx) -> Reply:
     """Every open to-do assigned to the caller in the projects they see (not paged: one
     person's open assignments are a bounded, working set)."""
-    full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
-    rows = await ctx.store.pool.fetch(
-        _DUE_COLUMNS + _DUE_FROM + " AND r.kind = 'todo' AND r.assignee_ids @> ARRAY[$3::text]"
-        " ORDER BY p.name, r.project_id, r.due_on NULLS LAST, l.seq, r.position",
-        full,
-        clients,
-        ctx.me.person_id,
-    )
+    rows = await reports.assignments(ctx.store.pool, ctx.me)
     today = today_utc()
     groups: dict[str, ProjectAssignments] = {}
     for row in rows:
@@ -179,8 +156,11 @@ async def my_assignments(ctx: Ctx) -> Reply:
 )
 async def overdue(ctx: Ctx) -> Reply:
     """Oldest due date first; paged by cursor with ``X-Total-Count``."""
-    today = today_utc()
-    return await _due_page(ctx, "r.due_on < $3", [today])
+    limit = ctx.limit()
+    found = await reports.overdue(
+        ctx.store.pool, ctx.me, today_utc(), after=_after(ctx), limit=limit
+    )
+    return _due_page(ctx, found, limit)
 
 
 @api.get(
@@ -195,24 +175,19 @@ async def upcoming(ctx: Ctx) -> Reply:
     by cursor with ``X-Total-Count``."""
     days = ctx.query_int("days", 14, low=1, high=365)
     today = today_utc()
-    return await _due_page(ctx, "r.due_on BETWEEN $3 AND $4", [today, today + timedelta(days=days)])
-
-
-async def _due_page(ctx: Ctx, condition: str, args: list[Any]) -> Reply:
     limit = ctx.limit()
-    after: tuple[date, str] | None = cursor(ctx, tuple[date, str])
-    full, clients = split_projects(ctx.me, await visible_projects(ctx.store.pool, ctx.me))
-    where = _DUE_FROM + " AND " + condition
-    total = await ctx.store.pool.fetchval("SELECT count(*) " + where, full, clients, *args)
-    page_args: list[Any] = [full, clients, *args]
-    if after is not None:
-        n = len(page_args)
-        where += f" AND (r.due_on, r.recording_id) > (${n + 1}::date, ${n + 2}::text)"
-        page_args += [after[0], after[1]]
-    rows = await ctx.store.pool.fetch(
-        _DUE_COLUMNS + where + f" ORDER BY r.due_on, r.recording_id LIMIT {limit + 1}",
-        *page_args,
+    found = await reports.upcoming(
+        ctx.store.pool, ctx.me, today, today + timedelta(days=days), after=_after(ctx), limit=limit
     )
-    items = [due_item(ctx, row) for row in rows[:limit]]
-    headers = page_headers(ctx, rows, limit, total, lambda r: [r["due_on"], r["recording_id"]])
+    return _due_page(ctx, found, limit)
+
+
+def _after(ctx: Ctx) -> tuple[date, str] | None:
+    after: tuple[date, str] | None = cursor(ctx, tuple[date, str])
+    return after
+
+
+def _due_page(ctx: Ctx, found: Page, limit: int) -> Reply:
+    items = [due_item(ctx, row) for row in found.rows[:limit]]
+    headers = page_headers(ctx, found.rows, limit, found.total, reports.due_cursor)
     return Reply(items, headers=headers)

@@ -4,20 +4,20 @@ them (tables ``people``, ``api_tokens``, ``feed_tokens``, ``projects``,
 
 Lists are paged by the tables' ``seq`` (creation order): a page is the rows after a ``seq``,
 fetched one longer than asked so that the extra row says there is more (see
-:class:`Page`). Who may see what is decided by the callers, with the access facts of
+:class:`~.page.Page`). Who may see what is decided by the callers, with the access facts of
 :mod:`.access`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 import asyncpg
 
 from ..events.projects import ProjectRole
+from .page import Page
 
 _PERSON: Final = (
     "SELECT person_id, name, email, role, company, title, active, created_at, updated_at, seq "
@@ -42,15 +42,6 @@ _CLIENT_SEES: Final = (
     "(person_id = $1 OR person_id IN "
     "(SELECT person_id FROM project_members WHERE project_id = ANY($2::text[])))"
 )
-
-
-@dataclass(frozen=True)
-class Page:
-    """Rows of a list after a ``seq``, up to ``limit + 1`` of them (the extra one, never
-    shown, says there is more), and how many the whole list holds."""
-
-    rows: list[asyncpg.Record]
-    total: int
 
 
 # ------------------------------------------------------------------ people
