@@ -1,65 +1,115 @@
-"""Settings of a Cairn instance, from arguments and the environment."""
+"""Settings of a Cairn instance, from arguments and the environment.
+
+:class:`Settings` is the one source: each field's environment variable is derived from its
+name (``CAIRN_`` + the name in capitals, :func:`env_name`), and its description is its
+``Meta``. ``database_url``, ``data_dir``, ``host`` and ``port`` come from the command line
+(``DATABASE_URL`` is read by :mod:`service.database.location`).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated, Any, Final
 
 import msgspec
 
+from .errors import ConfigurationError
+
 
 class Settings(msgspec.Struct, kw_only=True):
-    """Everything an instance needs to know. Environment names are in the field comments."""
+    """Everything an instance needs to know."""
 
     database_url: str
     data_dir: Path = Path("cairn-data")
     host: str = "127.0.0.1"
     port: int = 8000
-    # CAIRN_APP_URL: front-end address template for `app_url` ({type}, {id}, {project_id}).
-    app_url_template: str = "http://localhost:3000/{type}s/{id}"
-    # CAIRN_MAX_BODY: request bodies larger than this get 413.
-    max_body_bytes: int = 1_048_576
-    # CAIRN_POLL_INTERVAL: live readers re-read the log this often without a wake-up.
-    poll_interval: float = 1.0
-    # CAIRN_RYW_TIMEOUT: how long a write waits for the read models to show it.
-    read_your_writes_timeout: float = 5.0
-    # CAIRN_PING_INTERVAL: WebSocket heartbeat period.
-    ping_interval: float = 20.0
-    # CAIRN_PING_TIMEOUT: a WebSocket peer that leaves a ping unanswered this long is dropped.
-    ping_timeout: float = 20.0
-    # CAIRN_WS_BUFFER_MESSAGES / CAIRN_WS_BUFFER_BYTES: per-connection send buffer.
-    ws_buffer_messages: int = 1000
-    ws_buffer_bytes: int = 1_048_576
-    # CAIRN_FEED_AUTHORITY: the `tag:` URI authority of feed ids.
-    feed_authority: str = "cairn.localhost"
-    # CAIRN_RATE_LIMIT / CAIRN_RATE_BURST: API requests per second per person (per instance),
-    # and the burst allowed above that rate; a rate of 0 turns the limit off.
-    rate_limit: float = 200.0
-    rate_burst: float = 400.0
-    # CAIRN_TOKEN_CACHE_TTL: how long (s) an API token's holder may be answered from memory;
-    # bounds how late another instance's revocation can take effect here (see TokenCache).
-    token_cache_ttl: float = 1.0
+    app_url: Annotated[
+        str,
+        msgspec.Meta(
+            description="front-end address template for `app_url` ({type}, {id}, {project_id})"
+        ),
+    ] = "http://localhost:3000/{type}s/{id}"
+    max_body: Annotated[
+        int, msgspec.Meta(ge=1, description="request bodies larger than this (bytes) get 413")
+    ] = 1_048_576
+    poll_interval: Annotated[
+        float,
+        msgspec.Meta(gt=0, description="live readers re-read the log this often (s) unwoken"),
+    ] = 1.0
+    ryw_timeout: Annotated[
+        float,
+        msgspec.Meta(ge=0, description="how long (s) a write waits for the read models to show it"),
+    ] = 5.0
+    ping_interval: Annotated[
+        float, msgspec.Meta(gt=0, description="WebSocket heartbeat period (s)")
+    ] = 20.0
+    ping_timeout: Annotated[
+        float,
+        msgspec.Meta(
+            gt=0, description="a WebSocket peer silent this long (s) after a ping is dropped"
+        ),
+    ] = 20.0
+    ws_buffer_messages: Annotated[
+        int, msgspec.Meta(ge=1, description="per-connection send buffer, in frames")
+    ] = 1000
+    ws_buffer_bytes: Annotated[
+        int, msgspec.Meta(ge=1, description="per-connection send buffer, in bytes")
+    ] = 1_048_576
+    feed_authority: Annotated[
+        str, msgspec.Meta(min_length=1, description="the `tag:` URI authority of feed ids")
+    ] = "cairn.localhost"
+    rate_limit: Annotated[
+        float,
+        msgspec.Meta(ge=0, description="API requests per second per person (per instance); 0: off"),
+    ] = 200.0
+    rate_burst: Annotated[
+        float, msgspec.Meta(ge=0, description="the burst allowed above the rate limit")
+    ] = 400.0
+    token_cache_ttl: Annotated[
+        float,
+        msgspec.Meta(
+            ge=0,
+            description="how long (s) an API token's holder may be answered from memory: bounds "
+            "how late another instance's revocation takes effect here",
+        ),
+    ] = 1.0
+
+
+FROM_COMMAND_LINE: Final = frozenset({"database_url", "data_dir", "host", "port"})
+"""Settings given as arguments, not read from ``CAIRN_*`` variables."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable of setting ``field``."""
+    return f"CAIRN_{field.upper()}"
 
 
 def from_env(database_url: str, **overrides: object) -> Settings:
-    """Settings with defaults, then the environment, then explicit ``overrides``."""
-    env: dict[str, object] = {}
-    names = {
-        "CAIRN_APP_URL": ("app_url_template", str),
-        "CAIRN_MAX_BODY": ("max_body_bytes", int),
-        "CAIRN_POLL_INTERVAL": ("poll_interval", float),
-        "CAIRN_RYW_TIMEOUT": ("read_your_writes_timeout", float),
-        "CAIRN_PING_INTERVAL": ("ping_interval", float),
-        "CAIRN_PING_TIMEOUT": ("ping_timeout", float),
-        "CAIRN_WS_BUFFER_MESSAGES": ("ws_buffer_messages", int),
-        "CAIRN_WS_BUFFER_BYTES": ("ws_buffer_bytes", int),
-        "CAIRN_FEED_AUTHORITY": ("feed_authority", str),
-        "CAIRN_RATE_LIMIT": ("rate_limit", float),
-        "CAIRN_RATE_BURST": ("rate_burst", float),
-        "CAIRN_TOKEN_CACHE_TTL": ("token_cache_ttl", float),
-    }
-    for var, (field, kind) in names.items():
-        if var in os.environ:
-            env[field] = kind(os.environ[var])
-    env.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(database_url=database_url, **env)  # type: ignore[arg-type]
+    """Settings with defaults, then the environment, then explicit ``overrides`` (None:
+    not given).
+
+    Raises:
+        ConfigurationError: a variable or override does not fit its setting (naming it).
+    """
+    given: dict[str, Any] = {"database_url": database_url}
+    for field in msgspec.structs.fields(Settings):
+        var = env_name(field.name)
+        value = overrides.get(field.name)
+        if value is None and field.name not in FROM_COMMAND_LINE and var in os.environ:
+            value = os.environ[var]
+        else:
+            var = field.name
+        if value is None:
+            continue
+        if field.name in FROM_COMMAND_LINE:
+            given[field.name] = value
+            continue
+        try:
+            given[field.name] = msgspec.convert(value, field.type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ConfigurationError(f"{var}={value!r}: {exc}") from None
+    unknown = set(overrides) - {f.name for f in msgspec.structs.fields(Settings)}
+    if unknown:
+        raise ConfigurationError(f"no such setting: {', '.join(sorted(unknown))}")
+    return Settings(**given)

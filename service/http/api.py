@@ -194,7 +194,7 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         ctx = Ctx(request=request, viewer=viewer, state=state, endpoint_path=ep.path)
         args: tuple[Any, ...] = ()
         if ep.decoder is not None:
-            limit = state["settings"].max_body_bytes
+            limit = state["settings"].max_body
             ctx.raw_body, body = await decode_body(request, ep.decoder, limit)
             args = (body,)
 

@@ -97,7 +97,7 @@ def create_app(
             store=store,
             engine=engine,
             project_states=StreamStates(evolve_project),
-            wait_timeout=settings.read_your_writes_timeout,
+            wait_timeout=settings.ryw_timeout,
             tokens=tokens,
         )
         try:

@@ -50,8 +50,8 @@ def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
 
 
 def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -> str:
-    """The front end's URL of a recording (``app_url_template``)."""
-    return ctx.settings.app_url_template.format(type=kind, id=recording_id, project_id=project_id)
+    """The front end's URL of a recording (the ``app_url`` setting, ``CAIRN_APP_URL``)."""
+    return ctx.settings.app_url.format(type=kind, id=recording_id, project_id=project_id)
 
 
 class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -242,7 +242,7 @@ async def render(
 class _Renderer:
     def __init__(self, ctx: Ctx) -> None:
         self.base = str(ctx.request.base_url).rstrip("/")
-        self.template = ctx.settings.app_url_template
+        self.template = ctx.settings.app_url
         self.today = datetime.now(UTC).date()
 
     @staticmethod

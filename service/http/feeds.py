@@ -202,7 +202,7 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
                 next_archive=feed.urls.archive(page + 1) if page < full_pages else None,
                 current=feed.urls.current(),
             )
-        about = await _about(conn, ctx.settings.app_url_template, feed.viewer, project_id)
+        about = await _about(conn, ctx.settings.app_url, feed.viewer, project_id)
     remember(etag, last_modified)
     body = cache.bodies.get(etag)
     if body is None:
@@ -274,7 +274,7 @@ class _Feed:
             self.base,
             self.link_query,
             self.settings.feed_authority,
-            self.settings.app_url_template,
+            self.settings.app_url,
             self.scope.visibility_class(),
             stamp.last_seq,
             stamp.visible,
@@ -289,7 +289,7 @@ class _Feed:
     ) -> bytes:
         settings = self.settings
         entry_links = query.Links(
-            authority=settings.feed_authority, app_url_template=settings.app_url_template
+            authority=settings.feed_authority, app_url_template=settings.app_url
         )
         doc = Document(
             id=tag_uri(settings.feed_authority, about.since, self.key.replace(":", "/")),

@@ -139,9 +139,7 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project
         updated_at=row["updated_at"],
         creator=creator,
         url=api_url(ctx, f"/v1/projects/{project_id}"),
-        app_url=ctx.settings.app_url_template.format(
-            type="project", id=project_id, project_id=project_id
-        ),
+        app_url=ctx.settings.app_url.format(type="project", id=project_id, project_id=project_id),
         project_role=role,
     )
 

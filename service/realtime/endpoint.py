@@ -47,7 +47,7 @@ class Realtime:
             bytes=settings.ws_buffer_bytes,
             close_timeout=settings.ping_timeout,
         )
-        self._settle_timeout = settings.read_your_writes_timeout
+        self._settle_timeout = settings.ryw_timeout
         self._hub: Hub | None = None
         self._tokens: TokenCache | None = None
 
