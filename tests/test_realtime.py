@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 
@@ -24,47 +22,23 @@ from service.domain.recordings import recording_stream
 from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
 
-from .realtime_support import (
+from .support.realtime import (
     RawClient,
-    Server,
-    World,
+    Rt,
     close_code,
     events,
     frame,
-    start_server,
+    log_positions,
+    realtime_server,
     subscribe,
     ws,
 )
 
 
-@dataclass
-class Rt:
-    server: Server
-    world: World
-    database_url: str
-
-
 @pytest.fixture
 async def rt(database_url: str) -> AsyncIterator[Rt]:
-    server = await start_server(database_url, ws_buffer_messages=50)
-    try:
-        async with World.on(server.base_url, database_url) as world:
-            yield Rt(server, world, database_url)
-    finally:
-        await server.stop()
-
-
-async def log_positions(url: str, project_id: str) -> list[int]:
-    """The project's events in log order, straight from the table."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT position FROM events WHERE project_id = $1 ORDER BY tx_id, position",
-            project_id,
-        )
-    finally:
-        await conn.close()
-    return [r["position"] for r in rows]
+    async with realtime_server(database_url, ws_buffer_messages=50) as rt:
+        yield rt
 
 
 async def append_messages(store: EventStore, project_id: str, actor: str, count: int) -> None:

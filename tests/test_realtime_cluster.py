@@ -9,10 +9,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,20 +28,20 @@ from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
 from service.realtime.protocol import CLOSE_SHUTDOWN
 
-from .conftest import free_port
-from .pg import with_database
-from .realtime_support import (
+from .support.postgres import with_database
+from .support.realtime import (
     GUARD,
     RawClient,
     World,
     close_code,
     events,
     frame,
-    start_server,
+    log_positions,
+    realtime_server,
     subscribe,
     ws,
 )
-from .test_realtime import log_positions
+from .support.servers import free_port, start_server
 
 # ------------------------------------------------------------------ two instances
 
@@ -119,17 +118,6 @@ async def terminate_backends(admin_url: str, database: str) -> int:
         await conn.close()
 
 
-@asynccontextmanager
-async def in_process_server(database_url: str, **settings: Any) -> AsyncIterator[tuple[str, World]]:
-    """A server in this process and the first admin's world: (WebSocket URL, world)."""
-    server = await start_server(database_url, **settings)
-    try:
-        async with World.on(server.base_url, database_url) as world:
-            yield server.ws_url, world
-    finally:
-        await server.stop()
-
-
 async def test_subscribers_see_no_gap_across_dropped_database_connections(
     database_url: str,
 ) -> None:
@@ -137,7 +125,8 @@ async def test_subscribers_see_no_gap_across_dropped_database_connections(
     the hub reconnects, and the subscriber gets every event once, in log order."""
     database = urlsplit(database_url).path.lstrip("/")
     admin_url = with_database(database_url, "postgres")
-    async with in_process_server(database_url, poll_interval=0.2) as (url, world):
+    async with realtime_server(database_url, poll_interval=0.2) as rt:
+        url, world = rt.server.ws_url, rt.world
         project = await world.project()
         start = (await log_positions(database_url, project))[-1]
         store = await EventStore.open(database_url, max_size=4)
@@ -191,12 +180,10 @@ async def test_peers_that_stop_answering_pings_are_dropped(database_url: str) ->
     """With a short heartbeat, a peer that never answers pings is closed (1011) and
     forgotten, while a peer that answers stays connected."""
     async with (
-        in_process_server(database_url, ping_interval=0.2, ping_timeout=0.3) as (
-            url,
-            world,
-        ),
-        ws(url, world.admin_token) as healthy,
+        realtime_server(database_url, ping_interval=0.2, ping_timeout=0.3) as rt,
+        ws(rt.server.ws_url, rt.world.admin_token) as healthy,
     ):
+        url, world = rt.server.ws_url, rt.world
         silent = RawClient(url, world.admin_token)
         await silent.open()
         try:

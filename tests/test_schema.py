@@ -13,7 +13,7 @@ import pytest
 from service.database.migrate import load_migrations, migrate, migrate_url, schema_text
 from service.errors import ConfigurationError
 
-from .pg import Cluster, with_database
+from .support.postgres import Cluster, with_database
 
 SCHEMA_SQL = Path(__file__).resolve().parents[1] / "schema.sql"
 

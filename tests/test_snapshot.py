@@ -22,8 +22,8 @@ from service.events.base import Event, Metadata
 from service.events.recordings import TodoAdded, TodoMoved
 from service.events.store import EventStore
 
-from .scenario import TODAY, Scenario
-from .test_cli import CAIRN
+from .support.cli import CAIRN
+from .support.scenario import TODAY, Scenario
 
 # ------------------------------------------------------------------ helpers
 

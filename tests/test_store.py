@@ -18,10 +18,7 @@ from service.errors import (
 from service.events.base import Event, Metadata, register, upcaster
 from service.events.store import ANY, NO_STREAM, EventStore
 
-
-@register
-class NoteWritten(Event, frozen=True, kw_only=True):
-    text: str
+from .support.events import NoteWritten
 
 
 @register

@@ -29,7 +29,7 @@ from service.events.base import Event, RecordedEvent, register
 from service.events.store import ANY, NO_STREAM, START, EventStore
 from service.events.wakeup import Listener
 
-from .pg import Cluster, with_database
+from .support.postgres import Cluster, with_database
 
 # Only there to turn a hang into a failure; no assertion depends on timing.
 GUARD = 60.0
