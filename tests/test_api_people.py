@@ -10,9 +10,10 @@ import asyncpg
 import httpx
 import pytest
 
-from .support.api import Api, all_pages, bearer, new_person, problem
+from .support.api import Api, all_pages, bearer, known_token, new_person, problem
 from .support.cli import CAIRN
 from .support.servers import Server, another_instance
+from .support.waiting import eventually
 
 # ------------------------------------------------------------------ people
 
@@ -341,11 +342,7 @@ async def test_create_admin_command_prints_a_working_token(live_server: Server) 
 
     async with httpx.AsyncClient(base_url=live_server.base_url, headers=bearer(token)) as client:
         # The server's read model follows the log the command wrote to: poll until it has it.
-        for _ in range(500):
-            me = await client.get("/v1/me")
-            if me.status_code != 401:
-                break
-            await asyncio.sleep(0.01)
+        me = await known_token(client, timeout=5.0)
         assert me.status_code == 200, me.text
         assert (me.json()["name"], me.json()["email"], me.json()["role"]) == (
             "Root",
@@ -388,23 +385,22 @@ async def test_a_revocation_through_one_instance_holds_on_another_within_a_secon
 ) -> None:
     """Two instances on one database: a token revoked through one stops working on the
     other, which had its holder in memory, within its cache lifetime (1 s by default)."""
-    import time
-
     c = api.client
     mia_id, mia_token = await new_person(api, "Mia")
     tokens = (await c.get(f"/v1/people/{mia_id}/tokens")).json()
     async with another_instance(api.server.database_url, mia_token) as other:
-        for _ in range(500):
-            if (await other.get("/v1/me")).status_code == 200:
-                break
-            await asyncio.sleep(0.01)
-        assert (await other.get("/v1/me")).status_code == 200
+
+        async def accepted() -> None:
+            assert (await other.get("/v1/me")).status_code == 200
+
+        async def refused() -> None:
+            me = await other.get("/v1/me")
+            assert me.status_code != 200, "still accepted 3 s after revocation"
+
+        await eventually(accepted, timeout=5.0)
         revoked = await c.delete(f"/v1/tokens/{tokens[0]['id']}")
         assert revoked.status_code == 204
-        start = time.monotonic()
-        while (await other.get("/v1/me")).status_code == 200:
-            assert time.monotonic() - start < 3.0, "still accepted 3 s after revocation"
-            await asyncio.sleep(0.02)
+        await eventually(refused, timeout=3.0, interval=0.02)
         problem(await other.get("/v1/me"), 401)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
-from .support.api import add_admin, bearer
+from .support.api import add_admin, bearer, known_token
 from .support.servers import Server, serving
 
 
@@ -44,11 +42,7 @@ async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> Non
         async with httpx.AsyncClient(base_url=server.base_url) as client:
             # The directory follows the log: wait until Bob's token works (a 401 is not
             # counted against anyone's rate), so that his later answer can only be about rates.
-            for _ in range(500):
-                probe = await client.get("/v1/me", headers=bearer(bob.token))
-                if probe.status_code != 401:
-                    break
-                await asyncio.sleep(0.01)
+            probe = await known_token(client, bearer(bob.token), timeout=5.0)
             assert probe.status_code == 200
             statuses = []
             for _ in range(200):

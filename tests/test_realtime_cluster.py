@@ -42,6 +42,7 @@ from .support.realtime import (
     ws,
 )
 from .support.servers import free_port, start_server
+from .support.waiting import eventually
 
 # ------------------------------------------------------------------ two instances
 
@@ -73,15 +74,15 @@ def cairn_serve(database_url: str) -> Iterator[tuple[str, str]]:
 
 
 async def ready(base_url: str) -> None:
+    """Wait until the server at ``base_url`` answers /v1/health."""
     async with httpx.AsyncClient(base_url=base_url) as client:
-        for _ in range(int(GUARD * 20)):
-            try:
-                if (await client.get("/v1/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{base_url} did not start")
+
+        async def healthy() -> None:
+            assert (await client.get("/v1/health")).status_code == 200, f"{base_url} did not start"
+
+        await eventually(
+            healthy, timeout=GUARD, interval=0.05, retry_on=(AssertionError, httpx.TransportError)
+        )
 
 
 async def test_an_event_appended_through_one_instance_reaches_subscribers_of_another(
@@ -144,19 +145,20 @@ async def test_subscribers_see_no_gap_across_dropped_database_connections(
                     PostMessage(recording_id=recording_id, subject=f"m{i}", body="<p>x</p>"),
                     Context(actor=viewer, now=datetime.now(UTC)),
                 )
-                while True:
-                    try:
-                        await store.append(
-                            recording_stream(recording_id),
-                            decided,
-                            NO_STREAM,
-                            Metadata(actor=world.admin_id),
-                            idempotency_key=recording_id,
-                            project_id=project,
-                        )
-                        return
-                    except (DatabaseUnavailable, asyncpg.PostgresConnectionError, OSError):
-                        await asyncio.sleep(0.05)
+                # Retried with the same key until the store is back, as a client would.
+                await eventually(
+                    lambda: store.append(
+                        recording_stream(recording_id),
+                        decided,
+                        NO_STREAM,
+                        Metadata(actor=world.admin_id),
+                        idempotency_key=recording_id,
+                        project_id=project,
+                    ),
+                    timeout=GUARD,
+                    interval=0.05,
+                    retry_on=(DatabaseUnavailable, asyncpg.PostgresConnectionError, OSError),
+                )
 
             async with ws(url, world.admin_token) as conn:
                 await subscribe(conn, project)
@@ -197,11 +199,11 @@ async def test_peers_that_stop_answering_pings_are_dropped(database_url: str) ->
         # The healthy peer has answered every ping meanwhile and is still served.
         await healthy.send(json.dumps({"type": "unsubscribe", "project_id": "x"}))
         assert (await frame(healthy))["code"] == "not_subscribed"
-        for _ in range(int(GUARD * 20)):
-            if (await world.stats())["connections"] == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert (await world.stats())["connections"] == 1
+
+        async def one_connection() -> None:
+            assert (await world.stats())["connections"] == 1
+
+        await eventually(one_connection, timeout=GUARD, interval=0.05)
 
 
 async def test_shutdown_closes_sockets_with_1012(database_url: str) -> None:
