@@ -7,6 +7,7 @@
 * ``teams``: the project of the recordings tests and its people.
 * ``scenario``: longer stories for the read-side tests (activity, feeds, time travel...).
 * ``realtime``: WebSocket clients and the people and projects the real-time tests use.
+* ``actors``: who issues a command, and when, in the pure domain tests.
 * ``events``: event types that exist only for the tests.
 * ``cli``: the ``cairn`` command as installed.
 
