@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -41,17 +42,20 @@ async def rt(database_url: str) -> AsyncIterator[Rt]:
         yield rt
 
 
-async def append_messages(store: EventStore, project_id: str, actor: str, count: int) -> None:
-    """Post ``count`` messages straight through the store (the domain decides them)."""
+async def append_messages(
+    store: EventStore, project_id: str, actor: str, count: int, body: str = "<p>x</p>"
+) -> None:
+    """Post ``count`` messages straight through the store (the domain decides them), one
+    after the other."""
     events = await store.read_stream(project_stream(project_id))
     project = fold_project(e.event for e in events)
     assert project is not None
     viewer = Viewer(person_id=actor, role="admin")
     for i in range(count):
-        recording_id = f"rec_{i}_{id(store):x}_{datetime.now(UTC).timestamp()}"
+        recording_id = f"rec_{uuid.uuid4().hex}"
         decided = decide_post_message(
             project,
-            PostMessage(recording_id=recording_id, subject=f"bulk {i}", body="<p>x</p>"),
+            PostMessage(recording_id=recording_id, subject=f"bulk {i}", body=body),
             Context(actor=viewer, now=datetime.now(UTC)),
         )
         await store.append(
@@ -61,6 +65,10 @@ async def append_messages(store: EventStore, project_id: str, actor: str, count:
             Metadata(actor=actor),
             project_id=project_id,
         )
+
+
+BIG = "<p>" + "x" * 16384 + "</p>"
+"""A 16 KiB message body."""
 
 
 # ------------------------------------------------------------------ connecting
@@ -357,7 +365,7 @@ async def test_a_stalled_client_is_dropped_without_delaying_others(rt: Rt) -> No
             try:
                 # Large enough messages to fill the socket buffers, then the 50-frame buffer.
                 _, got = await asyncio.gather(
-                    append_big_messages(store, project, world.admin_id, 400),
+                    append_messages(store, project, world.admin_id, 400, body=BIG),
                     events(healthy, 400),
                 )
             finally:
@@ -380,27 +388,3 @@ async def test_a_stalled_client_is_dropped_without_delaying_others(rt: Rt) -> No
         await subscribe(again, project, since=received[-1])
         rest = await events(again, 400 - len(received))
         assert [f["position"] for f in rest] == log[-400 + len(received) :]
-
-
-async def append_big_messages(store: EventStore, project_id: str, actor: str, count: int) -> None:
-    """``count`` messages with a 16 KiB body each."""
-    events = await store.read_stream(project_stream(project_id))
-    project = fold_project(e.event for e in events)
-    assert project is not None
-    viewer = Viewer(person_id=actor, role="admin")
-    body = "<p>" + "x" * 16384 + "</p>"
-
-    async def one(i: int) -> None:
-        recording_id = f"rec_big_{i}_{datetime.now(UTC).timestamp()}"
-        decided = decide_post_message(
-            project,
-            PostMessage(recording_id=recording_id, subject=f"big {i}", body=body),
-            Context(actor=viewer, now=datetime.now(UTC)),
-        )
-        await store.append(
-            recording_stream(recording_id), decided, NO_STREAM, Metadata(actor=actor),
-            project_id=project_id,
-        )  # fmt: skip
-
-    for i in range(count):
-        await one(i)
