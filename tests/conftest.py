@@ -1,19 +1,22 @@
-"""Shared fixtures: a real PostgreSQL (never a mock), fresh database per test."""
+"""Shared fixtures: a real PostgreSQL (never a mock), fresh database per test, and Cairn
+served on it. The harness behind them is in ``tests/support/``."""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from service.events.store import EventStore
 
-from .pg import Cluster
+from .support.api import Api, add_admin, bearer, known_token
+from .support.postgres import Cluster
+from .support.servers import Server, serving
+from .support.teams import Team, make_team
 
 
 @pytest.fixture(scope="session")
@@ -52,64 +55,6 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
     await store.close()
 
 
-class LiveServer:
-    """A real uvicorn server on a free port, serving Cairn on the test database."""
-
-    def __init__(self, url: str, base_url: str, app: object) -> None:
-        self.database_url = url
-        self.base_url = base_url
-        self.app = app
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def start_server(database_url: str, **settings: object) -> tuple[object, object, str]:
-    """Start uvicorn in this event loop; return (server, task, base url)."""
-    import asyncio
-
-    import uvicorn
-
-    from service.config import from_env
-    from service.http.app import create_app
-
-    port = free_port()
-    app = create_app(from_env(database_url, port=port, **settings))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped during start-up")
-        await asyncio.sleep(0.01)
-    return server, task, f"http://127.0.0.1:{port}"
-
-
-@contextlib.asynccontextmanager
-async def another_instance(database_url: str, token: str) -> AsyncIterator[Any]:
-    """A second Cairn instance (a real uvicorn) on the same database, for as long as the
-    block runs, and an httpx client sending ``token`` to it."""
-    import httpx
-
-    server, task, base = await start_server(database_url)
-    try:
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}
-        ) as client:
-            yield client
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]
-
-
 @pytest.fixture
 def server_settings() -> dict[str, object]:
     """Settings of the live server (a test may parametrize this name to change them)."""
@@ -119,48 +64,24 @@ def server_settings() -> dict[str, object]:
 @pytest.fixture
 async def live_server(
     database_url: str, server_settings: dict[str, object]
-) -> AsyncIterator[LiveServer]:
+) -> AsyncIterator[Server]:
     """Cairn served by a real uvicorn on a free port, on a fresh database."""
-    server, task, base = await start_server(database_url, **server_settings)
-    yield LiveServer(database_url, base, server)
-    server.should_exit = True  # type: ignore[attr-defined]
-    await task  # type: ignore[misc]
-
-
-class Api:
-    """An HTTP client on a live server, authenticated as the first admin."""
-
-    def __init__(self, server: LiveServer, client: object, admin_id: str, admin_token: str) -> None:
-        self.server = server
-        self.client = client
-        self.admin_id = admin_id
-        self.admin_token = admin_token
+    async with serving(database_url, **server_settings) as server:
+        yield server
 
 
 @pytest.fixture
-async def api(live_server: LiveServer) -> AsyncIterator[Api]:
+async def api(live_server: Server) -> AsyncIterator[Api]:
     """A live server with a first admin; ``api.client`` is an httpx client sending their token."""
-    import httpx
-
-    from service.bootstrap import create_admin
-
-    store = await EventStore.open(live_server.database_url, min_size=1, max_size=2)
-    try:
-        admin = await create_admin(store, "Ada Admin", "ada@example.com")
-    finally:
-        await store.close()
+    admin = await add_admin(live_server.database_url)
     async with httpx.AsyncClient(
-        base_url=live_server.base_url,
-        headers={"Authorization": f"Bearer {admin.token}"},
-        timeout=30,
+        base_url=live_server.base_url, headers=bearer(admin.token), timeout=30
     ) as client:
-        # The directory projection follows the log: wait until the token works.
-        import asyncio
-
-        for _ in range(500):
-            if (await client.get("/v1/health")).status_code == 200:
-                probe = await client.get("/v1/me")
-                if probe.status_code != 401:
-                    break
-            await asyncio.sleep(0.01)
+        await known_token(client, timeout=5.0)
         yield Api(live_server, client, admin.person_id, admin.token)
+
+
+@pytest.fixture
+async def team(api: Api) -> Team:
+    """A project with clients enabled and its people (:class:`Team`), made over HTTP."""
+    return await make_team(api)

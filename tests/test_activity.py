@@ -18,8 +18,8 @@ from service.events import projects as pr
 from service.events import recordings as rc
 from service.events.base import Event, FieldChange
 
-from .conftest import Api
-from .scenario import Apollo, new_person, post
+from .support.api import Api
+from .support.scenario import Apollo, person_client, post
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 TODO = KnownRecording(recording_id="rec_t", kind="todo", project_id="prj_1", parent_id="rec_l")
@@ -237,7 +237,7 @@ def test_excerpts_are_clipped_at_a_word() -> None:
 
 
 class Scenario(Apollo):
-    """Apollo (tests/scenario.py), then: Ana completes the hidden to-do, posts the kick-off,
+    """Apollo (tests/support/scenario.py), then: Ana completes the hidden to-do, posts the kick-off,
     Cleo comments, Ana comments on the hidden list, and makes and reschedules a milestone."""
 
     async def build(self, api: Api) -> Scenario:
@@ -360,7 +360,7 @@ async def test_a_client_never_sees_activity_about_hidden_items(scenario: Scenari
 async def test_non_members_get_404(scenario: Scenario, api: Api) -> None:
     """Someone who may not see the project or the person gets 404, as if it did not exist."""
     s = scenario
-    outsider_id, outsider = await new_person(api, "Olga", "member")
+    outsider_id, outsider = await person_client(api, "Olga", "member")
     s.clients.append(outsider)
     r = await outsider.get(f"/v1/projects/{s.project_id}/activity")
     assert r.status_code == 404

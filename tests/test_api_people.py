@@ -4,79 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from .conftest import Api, LiveServer
-
-CAIRN = shutil.which("cairn", path=str(Path(sys.executable).parent)) or shutil.which("cairn")
-
-
-# ------------------------------------------------------------------ helpers (also used by
-# tests/test_api_projects.py)
-
-
-def bearer(token: str) -> dict[str, str]:
-    """Headers authenticating as the holder of ``token``."""
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def new_person(api: Api, name: str, role: str = "member", **extra: Any) -> tuple[str, str]:
-    """Create a person (as the admin) and an API token for them: (person id, token secret)."""
-    if role == "client":
-        extra.setdefault("company", "Client Co")
-    created = await api.client.post(
-        "/v1/people",
-        json={"name": name, "email": f"{name.lower()}@example.com", "role": role, **extra},
-    )
-    assert created.status_code == 201, created.text
-    person_id: str = created.json()["id"]
-    issued = await api.client.post(f"/v1/people/{person_id}/tokens", json={"label": "tests"})
-    assert issued.status_code == 201, issued.text
-    return person_id, issued.json()["token"]
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json body of ``response``, checked to have ``status``."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("urn:cairn:problem:")
-    assert body["detail"]
-    return body
-
-
-async def all_pages(
-    client: httpx.AsyncClient,
-    url: str,
-    headers: dict[str, str] | None = None,
-    between: Any = None,
-) -> tuple[list[dict[str, Any]], list[int]]:
-    """Every item of a paginated list, following Link rel=next; and each page's X-Total-Count.
-
-    ``between`` (an async callable) runs after each page, e.g. to add items meanwhile.
-    """
-    items: list[dict[str, Any]] = []
-    totals: list[int] = []
-    next_url: str | None = url
-    while next_url is not None:
-        page = await client.get(next_url, headers=headers)
-        assert page.status_code == 200, page.text
-        items.extend(page.json())
-        totals.append(int(page.headers["x-total-count"]))
-        next_url = page.links.get("next", {}).get("url")
-        if between is not None:
-            await between()
-    return items, totals
-
+from .support.api import Api, all_pages, bearer, known_token, new_person, problem
+from .support.cli import CAIRN
+from .support.servers import Server, another_instance
+from .support.waiting import eventually
 
 # ------------------------------------------------------------------ people
 
@@ -272,7 +209,7 @@ async def test_patch_merges_and_moves_the_email_claim(api: Api) -> None:
     problem(await c.patch(f"/v1/people/{cleo_id}", json={"company": None}), 422)
 
 
-async def test_people_errors_are_problems(api: Api, live_server: LiveServer) -> None:
+async def test_people_errors_are_problems(api: Api, live_server: Server) -> None:
     """Bad requests on the people routes get 400, 401, 403, 404, 405, 409, 413, 415 and 422
     as problem+json."""
     c = api.client
@@ -370,7 +307,7 @@ async def test_token_post_is_idempotent(api: Api) -> None:
     assert labels == ["tests", "ci"]
 
 
-async def test_token_secret_is_never_stored(api: Api, live_server: LiveServer) -> None:
+async def test_token_secret_is_never_stored(api: Api, live_server: Server) -> None:
     """Under an Idempotency-Key, the saved response (and so the replay) leaves out the secret."""
     c = api.client
     key = {"Idempotency-Key": "token-2"}
@@ -391,7 +328,7 @@ async def test_token_secret_is_never_stored(api: Api, live_server: LiveServer) -
 # ------------------------------------------------------------------ cairn people create-admin
 
 
-async def test_create_admin_command_prints_a_working_token(live_server: LiveServer) -> None:
+async def test_create_admin_command_prints_a_working_token(live_server: Server) -> None:
     """`cairn people create-admin` prints a token that the API accepts as the new admin's;
     a second admin with the same address is refused with exit code 2."""
     assert CAIRN is not None
@@ -405,11 +342,7 @@ async def test_create_admin_command_prints_a_working_token(live_server: LiveServ
 
     async with httpx.AsyncClient(base_url=live_server.base_url, headers=bearer(token)) as client:
         # The server's read model follows the log the command wrote to: poll until it has it.
-        for _ in range(500):
-            me = await client.get("/v1/me")
-            if me.status_code != 401:
-                break
-            await asyncio.sleep(0.01)
+        me = await known_token(client, timeout=5.0)
         assert me.status_code == 200, me.text
         assert (me.json()["name"], me.json()["email"], me.json()["role"]) == (
             "Root",
@@ -452,25 +385,22 @@ async def test_a_revocation_through_one_instance_holds_on_another_within_a_secon
 ) -> None:
     """Two instances on one database: a token revoked through one stops working on the
     other, which had its holder in memory, within its cache lifetime (1 s by default)."""
-    import time
-
-    from .conftest import another_instance
-
     c = api.client
     mia_id, mia_token = await new_person(api, "Mia")
     tokens = (await c.get(f"/v1/people/{mia_id}/tokens")).json()
     async with another_instance(api.server.database_url, mia_token) as other:
-        for _ in range(500):
-            if (await other.get("/v1/me")).status_code == 200:
-                break
-            await asyncio.sleep(0.01)
-        assert (await other.get("/v1/me")).status_code == 200
+
+        async def accepted() -> None:
+            assert (await other.get("/v1/me")).status_code == 200
+
+        async def refused() -> None:
+            me = await other.get("/v1/me")
+            assert me.status_code != 200, "still accepted 3 s after revocation"
+
+        await eventually(accepted, timeout=5.0)
         revoked = await c.delete(f"/v1/tokens/{tokens[0]['id']}")
         assert revoked.status_code == 204
-        start = time.monotonic()
-        while (await other.get("/v1/me")).status_code == 200:
-            assert time.monotonic() - start < 3.0, "still accepted 3 s after revocation"
-            await asyncio.sleep(0.02)
+        await eventually(refused, timeout=3.0, interval=0.02)
         problem(await other.get("/v1/me"), 401)
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from .conftest import Api, LiveServer
-from .test_api_people import all_pages, bearer, new_person, problem
+from .support.api import Api, all_pages, bearer, new_person, problem
+from .support.servers import Server
 
 
 async def _project(api: Api, token: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -196,7 +196,7 @@ async def test_project_access_rules(api: Api) -> None:
     problem(await _put_member(api, closed["id"], max_id, "member"), 409)
 
 
-async def test_project_errors_are_problems(api: Api, live_server: LiveServer) -> None:
+async def test_project_errors_are_problems(api: Api, live_server: Server) -> None:
     """Bad requests on the project routes get 400, 401, 405, 413, 415 and 422 as
     problem+json."""
     c = api.client

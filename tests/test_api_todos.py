@@ -5,16 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
-from .conftest import Api
-from .test_api_people import all_pages, problem
-from .test_api_recordings import Team, make_team
-
-
-@pytest.fixture
-async def team(api: Api) -> Team:
-    return await make_team(api)
+from .support.api import all_pages, problem
+from .support.teams import Team
 
 
 async def _todos(team: Team, list_id: str, query: str = "") -> list[dict[str, Any]]:

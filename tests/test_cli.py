@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -30,8 +27,9 @@ from service.database.location import start_embedded
 from service.events.base import Event, register
 from service.events.store import NO_STREAM, EventStore
 
-# The console script next to this interpreter (a virtualenv's bin/), else the one on PATH.
-CAIRN = shutil.which("cairn", path=str(Path(sys.executable).parent)) or shutil.which("cairn")
+from .support.cli import CAIRN
+from .support.servers import free_port
+
 STARTUP_TIMEOUT = 60.0
 
 
@@ -45,13 +43,6 @@ def _child_env(database_url: str | None = None) -> dict[str, str]:
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _postmaster(data_dir: Path) -> list[str] | None:
@@ -137,7 +128,7 @@ class Service:
 async def serving(data_dir: Path) -> AsyncIterator[Service]:
     """Start ``cairn serve`` on the embedded server in ``data_dir``; ready once uvicorn listens."""
     assert CAIRN is not None
-    port = _free_port()
+    port = free_port()
     process = await asyncio.create_subprocess_exec(
         CAIRN,
         *("serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "info"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
@@ -50,11 +50,10 @@ from service.events.people import (
 )
 from service.events.streams import email_stream
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)
-ANA = Context(actor=Viewer(person_id="ana", role="member"), now=NOW)
-BEN = Context(actor=Viewer(person_id="ben", role="member"), now=NOW)
-CLEO = Context(actor=Viewer(person_id="cleo", role="client"), now=NOW)
+from .support.actors import ADMIN, CLEO, NOW, acting
+
+ANA = acting("ana", "member")
+BEN = acting("ben", "member")
 
 
 def _hash(secret: str) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 
-from service.domain.access import Viewer
 from service.domain.context import Context
 from service.domain.memberships import (
     RemoveMember,
@@ -48,12 +47,9 @@ from service.events.projects import (
     ProjectMemberRoleChanged,
 )
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)
-OLGA = Context(actor=Viewer(person_id="olga", role="member"), now=NOW)
-MAX = Context(actor=Viewer(person_id="max", role="member"), now=NOW)
-NILS = Context(actor=Viewer(person_id="nils", role="member"), now=NOW)
-CLEO = Context(actor=Viewer(person_id="cleo", role="client"), now=NOW)
+from .support.actors import ADMIN, CLEO, MAX, OLGA, acting
+
+NILS = acting("nils", "member")
 
 
 def _person(person_id: str, role: str = "member", *, active: bool = True) -> PersonState:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 import pytest
 
-from service.domain.access import Viewer
 from service.domain.comments import AddComment, EditComment, decide_add_comment, decide_edit_comment
 from service.domain.context import Context
 from service.domain.messages import (
@@ -76,13 +75,10 @@ from service.events.recordings import (
     TodoMoved,
 )
 
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+from .support.actors import CLEO, MAX, NOW, OLGA
+
 LATER = NOW + timedelta(hours=1)
-ADMIN = Context(actor=Viewer(person_id="ada", role="admin"), now=NOW)
-OLGA = Context(actor=Viewer(person_id="olga", role="member"), now=NOW)
-MAX = Context(actor=Viewer(person_id="max", role="member"), now=NOW)
 MAX_LATER = Context(actor=MAX.actor, now=LATER)
-CLEO = Context(actor=Viewer(person_id="cleo", role="client"), now=NOW)
 PROJECT = ProjectState(
     project_id="prj",
     name="Launch",

@@ -3,7 +3,6 @@ conditional GET, RFC 5005 archives, log redaction)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import re
@@ -21,8 +20,10 @@ from service.feeds.cache import Answer, Answers, Bodies, Checkpoint
 from service.feeds.render import Document, Entry, clean, render, tag_uri, text_html
 from service.http.logs import RedactTokens, redact
 
-from .conftest import Api, free_port
-from .scenario import Apollo, post
+from .support.api import Api, add_admin, bearer
+from .support.scenario import Apollo, post
+from .support.servers import access_log, serving
+from .support.waiting import eventually
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 FH = "{http://purl.org/syndication/history/1.0}"
@@ -240,7 +241,7 @@ async def _feed_token(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 class Scenario(Apollo):
-    """Apollo (tests/scenario.py) with its kick-off, and a feed token for the admin, Ana and
+    """Apollo (tests/support/scenario.py) with its kick-off, and a feed token for the admin, Ana and
     Cleo; ``anon`` is a client without credentials."""
 
     async def build(self, api: Api) -> Scenario:
@@ -492,48 +493,21 @@ async def test_hostile_text_over_http_renders_valid_feeds(scenario: Scenario) ->
 
 async def test_tokens_never_reach_the_access_log(database_url: str) -> None:
     """uvicorn's access log shows feed URLs with the token blanked."""
-    import uvicorn
+    async with serving(database_url, log_level="info") as server:
+        admin = await add_admin(database_url)
+        with access_log() as lines:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
 
-    from service.bootstrap import create_admin
-    from service.config import from_env
-    from service.events.store import EventStore
-    from service.http.app import create_app
+                async def issued() -> None:
+                    r = await client.post("/v1/me/feed_token", headers=bearer(admin.token))
+                    assert r.status_code == 200, r.text
 
-    port = free_port()
-    app = create_app(from_env(database_url, port=port))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info", access_log=True)
-    server = uvicorn.Server(config)
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(self.format(record))
-
-    keep = Keep()
-    logging.getLogger("uvicorn.access").addHandler(keep)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    try:
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers no start-up event
-            await asyncio.sleep(0.01)
-        store = await EventStore.open(database_url, min_size=1, max_size=2)
-        try:
-            admin = await create_admin(store, "Ada Admin", "ada@example.com")
-        finally:
-            await store.close()
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            bearer = {"Authorization": f"Bearer {admin.token}"}
-            for _ in range(500):
-                if (await client.post("/v1/me/feed_token", headers=bearer)).status_code == 200:
-                    break
-                await asyncio.sleep(0.01)
-            token = (await client.post("/v1/me/feed_token", headers=bearer)).json()["token"]
-            r = await client.get("/feeds/activity.atom", params={"token": token})
-            assert r.status_code == 200, r.text
-            await client.get("/feeds/activity.atom", params={"token": "wrong-secret"})
-    finally:
-        server.should_exit = True
-        await task
-        logging.getLogger("uvicorn.access").removeHandler(keep)
+                await eventually(issued, timeout=5.0)
+                r = await client.post("/v1/me/feed_token", headers=bearer(admin.token))
+                token = r.json()["token"]
+                r = await client.get("/feeds/activity.atom", params={"token": token})
+                assert r.status_code == 200, r.text
+                await client.get("/feeds/activity.atom", params={"token": "wrong-secret"})
     feed_lines = [line for line in lines if "/feeds/activity.atom" in line]
     assert len(feed_lines) == 2, lines
     assert all("token=[redacted]" in line for line in feed_lines)

@@ -16,8 +16,8 @@ from service.events.projects import (
 from service.events.store import ANY, EventStore
 from service.events.streams import project_stream
 
-from .conftest import Api, another_instance
-from .test_api_people import bearer, new_person, problem
+from .support.api import Api, bearer, new_person, problem
+from .support.servers import another_instance
 
 _META = Metadata(actor="person-admin")
 

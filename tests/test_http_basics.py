@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
-from .conftest import LiveServer
+from .support.api import add_admin, bearer, known_token
+from .support.servers import Server, serving
 
 
-async def test_health_and_openapi(live_server: LiveServer) -> None:
+async def test_health_and_openapi(live_server: Server) -> None:
     """The health endpoint answers with an ETag and the OpenAPI document is 3.1."""
     async with httpx.AsyncClient(base_url=live_server.base_url) as client:
         health = await client.get("/v1/health")
@@ -22,7 +21,7 @@ async def test_health_and_openapi(live_server: LiveServer) -> None:
         assert "/v1/health" in spec["paths"]
 
 
-async def test_unknown_route_and_method_are_problems(live_server: LiveServer) -> None:
+async def test_unknown_route_and_method_are_problems(live_server: Server) -> None:
     """404 and 405 come back as application/problem+json with a stable type."""
     async with httpx.AsyncClient(base_url=live_server.base_url) as client:
         missing = await client.get("/v1/nothing-here")
@@ -37,31 +36,17 @@ async def test_unknown_route_and_method_are_problems(live_server: LiveServer) ->
 async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> None:
     """Past the per-person rate limit a caller gets 429 problem+json with Retry-After, and
     other people are not affected."""
-    from service.bootstrap import create_admin
-    from service.events.store import EventStore
-
-    from .conftest import start_server
-
-    server, task, base = await start_server(database_url, rate_limit=1.0, rate_burst=3.0)
-    try:
-        store = await EventStore.open(database_url, min_size=1, max_size=2)
-        try:
-            ada = await create_admin(store, "Ada", "ada@example.com")
-            bob = await create_admin(store, "Bob", "bob@example.com")
-        finally:
-            await store.close()
-        async with httpx.AsyncClient(base_url=base) as client:
+    async with serving(database_url, rate_limit=1.0, rate_burst=3.0) as server:
+        ada = await add_admin(database_url, "Ada", "ada@example.com")
+        bob = await add_admin(database_url, "Bob", "bob@example.com")
+        async with httpx.AsyncClient(base_url=server.base_url) as client:
             # The directory follows the log: wait until Bob's token works (a 401 is not
             # counted against anyone's rate), so that his later answer can only be about rates.
-            for _ in range(500):
-                probe = await client.get("/v1/me", headers={"Authorization": f"Bearer {bob.token}"})
-                if probe.status_code != 401:
-                    break
-                await asyncio.sleep(0.01)
+            probe = await known_token(client, bearer(bob.token), timeout=5.0)
             assert probe.status_code == 200
             statuses = []
             for _ in range(200):
-                r = await client.get("/v1/me", headers={"Authorization": f"Bearer {ada.token}"})
+                r = await client.get("/v1/me", headers=bearer(ada.token))
                 if r.status_code != 401:  # 401: the directory has not caught up yet
                     statuses.append(r.status_code)
                 if r.status_code == 429:
@@ -72,8 +57,5 @@ async def test_rate_limit_answers_429_with_retry_after(database_url: str) -> Non
             assert limited.json()["type"] == "urn:cairn:problem:rate-limited"
             assert int(limited.headers["retry-after"]) >= 1
             assert statuses.count(200) <= 3
-            other = await client.get("/v1/me", headers={"Authorization": f"Bearer {bob.token}"})
+            other = await client.get("/v1/me", headers=bearer(bob.token))
             assert other.status_code == 200
-    finally:
-        server.should_exit = True  # type: ignore[attr-defined]
-        await task  # type: ignore[misc]

@@ -11,8 +11,7 @@ import httpx
 import jsonschema
 import pytest
 
-from .conftest import Api
-from .test_api_people import bearer, new_person
+from .support.api import Api, bearer, new_person
 
 _Checked = list[tuple[str, str, int]]
 

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from .scenario import TODAY, Scenario
+from .support.scenario import TODAY, Scenario
 
 
 async def test_overview_sums_up_the_project(api: Any) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from bench.rebuild import Workload, load
@@ -21,7 +20,8 @@ from service.projections.activity import Activity
 from service.projections.directory import Directory
 from service.projections.engine import Projection, ProjectionEngine
 
-from .conftest import Api
+from .support.api import Api
+from .support.events import NoteWritten
 
 WORKLOAD_EVENTS = 5_000
 # Comment texts the bulk fills' SQL cannot title or excerpt exactly (an entity, a <pre>, a
@@ -88,7 +88,7 @@ async def _live_schema(conn: asyncpg.Connection, name: str) -> str:
 
 async def _http_part(api: Api, rounds: int) -> int:
     """Some of the workload over HTTP: a project, lists, to-dos, completions, comments."""
-    client: httpx.AsyncClient = api.client  # type: ignore[assignment]
+    client = api.client
     project = (await client.post("/v1/projects", json={"name": "Over HTTP"})).json()
     todolist = (
         await client.post(f"/v1/projects/{project['id']}/todolists", json={"name": "List"})
@@ -170,7 +170,7 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
 async def test_reads_see_the_old_copy_until_the_swap(api: Api) -> None:
     """While a rebuild fills the new generation, the API answers from the old one in full;
     after the swap it answers from the new one, with writes made meanwhile."""
-    client: httpx.AsyncClient = api.client  # type: ignore[assignment]
+    client = api.client
     store = await EventStore.open(api.server.database_url, min_size=2, max_size=12)
     try:
         await load(store, Workload(seed=5, people=10, max_projects=3).appends(3000))
@@ -366,8 +366,6 @@ async def test_two_instances_stepping_one_projection_apply_each_event_once(
     import time
 
     from service.events.store import ANY
-
-    from .test_store import NoteWritten
 
     other = await EventStore.open(database_url, max_size=6)
     try:

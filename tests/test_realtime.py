@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 from websockets.asyncio.client import connect
 
@@ -24,60 +23,39 @@ from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
 from service.events.streams import project_stream, recording_stream
 
-from .realtime_support import (
+from .support.realtime import (
     RawClient,
-    Server,
-    World,
+    Rt,
     close_code,
     events,
     frame,
-    start_server,
+    log_positions,
+    realtime_server,
     subscribe,
     ws,
 )
 
 
-@dataclass
-class Rt:
-    server: Server
-    world: World
-    database_url: str
-
-
 @pytest.fixture
 async def rt(database_url: str) -> AsyncIterator[Rt]:
-    server = await start_server(database_url, ws_buffer_messages=50)
-    try:
-        async with World.on(server.base_url, database_url) as world:
-            yield Rt(server, world, database_url)
-    finally:
-        await server.stop()
+    async with realtime_server(database_url, ws_buffer_messages=50) as rt:
+        yield rt
 
 
-async def log_positions(url: str, project_id: str) -> list[int]:
-    """The project's events in log order, straight from the table."""
-    conn = await asyncpg.connect(url)
-    try:
-        rows = await conn.fetch(
-            "SELECT position FROM events WHERE project_id = $1 ORDER BY tx_id, position",
-            project_id,
-        )
-    finally:
-        await conn.close()
-    return [r["position"] for r in rows]
-
-
-async def append_messages(store: EventStore, project_id: str, actor: str, count: int) -> None:
-    """Post ``count`` messages straight through the store (the domain decides them)."""
+async def append_messages(
+    store: EventStore, project_id: str, actor: str, count: int, body: str = "<p>x</p>"
+) -> None:
+    """Post ``count`` messages straight through the store (the domain decides them), one
+    after the other."""
     events = await store.read_stream(project_stream(project_id))
     project = fold_project(e.event for e in events)
     assert project is not None
     viewer = Viewer(person_id=actor, role="admin")
     for i in range(count):
-        recording_id = f"rec_{i}_{id(store):x}_{datetime.now(UTC).timestamp()}"
+        recording_id = f"rec_{uuid.uuid4().hex}"
         decided = decide_post_message(
             project,
-            PostMessage(recording_id=recording_id, subject=f"bulk {i}", body="<p>x</p>"),
+            PostMessage(recording_id=recording_id, subject=f"bulk {i}", body=body),
             Context(actor=viewer, now=datetime.now(UTC)),
         )
         await store.append(
@@ -87,6 +65,10 @@ async def append_messages(store: EventStore, project_id: str, actor: str, count:
             Metadata(actor=actor),
             project_id=project_id,
         )
+
+
+BIG = "<p>" + "x" * 16384 + "</p>"
+"""A 16 KiB message body."""
 
 
 # ------------------------------------------------------------------ connecting
@@ -383,7 +365,7 @@ async def test_a_stalled_client_is_dropped_without_delaying_others(rt: Rt) -> No
             try:
                 # Large enough messages to fill the socket buffers, then the 50-frame buffer.
                 _, got = await asyncio.gather(
-                    append_big_messages(store, project, world.admin_id, 400),
+                    append_messages(store, project, world.admin_id, 400, body=BIG),
                     events(healthy, 400),
                 )
             finally:
@@ -406,27 +388,3 @@ async def test_a_stalled_client_is_dropped_without_delaying_others(rt: Rt) -> No
         await subscribe(again, project, since=received[-1])
         rest = await events(again, 400 - len(received))
         assert [f["position"] for f in rest] == log[-400 + len(received) :]
-
-
-async def append_big_messages(store: EventStore, project_id: str, actor: str, count: int) -> None:
-    """``count`` messages with a 16 KiB body each."""
-    events = await store.read_stream(project_stream(project_id))
-    project = fold_project(e.event for e in events)
-    assert project is not None
-    viewer = Viewer(person_id=actor, role="admin")
-    body = "<p>" + "x" * 16384 + "</p>"
-
-    async def one(i: int) -> None:
-        recording_id = f"rec_big_{i}_{datetime.now(UTC).timestamp()}"
-        decided = decide_post_message(
-            project,
-            PostMessage(recording_id=recording_id, subject=f"big {i}", body=body),
-            Context(actor=viewer, now=datetime.now(UTC)),
-        )
-        await store.append(
-            recording_stream(recording_id), decided, NO_STREAM, Metadata(actor=actor),
-            project_id=project_id,
-        )  # fmt: skip
-
-    for i in range(count):
-        await one(i)

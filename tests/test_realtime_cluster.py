@@ -9,10 +9,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,20 +28,21 @@ from service.events.store import NO_STREAM, EventStore
 from service.events.streams import project_stream, recording_stream
 from service.realtime.protocol import CLOSE_SHUTDOWN
 
-from .conftest import free_port
-from .pg import with_database
-from .realtime_support import (
+from .support.postgres import with_database
+from .support.realtime import (
     GUARD,
     RawClient,
     World,
     close_code,
     events,
     frame,
-    start_server,
+    log_positions,
+    realtime_server,
     subscribe,
     ws,
 )
-from .test_realtime import log_positions
+from .support.servers import free_port, start_server
+from .support.waiting import eventually
 
 # ------------------------------------------------------------------ two instances
 
@@ -74,15 +74,15 @@ def cairn_serve(database_url: str) -> Iterator[tuple[str, str]]:
 
 
 async def ready(base_url: str) -> None:
+    """Wait until the server at ``base_url`` answers /v1/health."""
     async with httpx.AsyncClient(base_url=base_url) as client:
-        for _ in range(int(GUARD * 20)):
-            try:
-                if (await client.get("/v1/health")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{base_url} did not start")
+
+        async def healthy() -> None:
+            assert (await client.get("/v1/health")).status_code == 200, f"{base_url} did not start"
+
+        await eventually(
+            healthy, timeout=GUARD, interval=0.05, retry_on=(AssertionError, httpx.TransportError)
+        )
 
 
 async def test_an_event_appended_through_one_instance_reaches_subscribers_of_another(
@@ -119,17 +119,6 @@ async def terminate_backends(admin_url: str, database: str) -> int:
         await conn.close()
 
 
-@asynccontextmanager
-async def in_process_server(database_url: str, **settings: Any) -> AsyncIterator[tuple[str, World]]:
-    """A server in this process and the first admin's world: (WebSocket URL, world)."""
-    server = await start_server(database_url, **settings)
-    try:
-        async with World.on(server.base_url, database_url) as world:
-            yield server.ws_url, world
-    finally:
-        await server.stop()
-
-
 async def test_subscribers_see_no_gap_across_dropped_database_connections(
     database_url: str,
 ) -> None:
@@ -137,7 +126,8 @@ async def test_subscribers_see_no_gap_across_dropped_database_connections(
     the hub reconnects, and the subscriber gets every event once, in log order."""
     database = urlsplit(database_url).path.lstrip("/")
     admin_url = with_database(database_url, "postgres")
-    async with in_process_server(database_url, poll_interval=0.2) as (url, world):
+    async with realtime_server(database_url, poll_interval=0.2) as rt:
+        url, world = rt.server.ws_url, rt.world
         project = await world.project()
         start = (await log_positions(database_url, project))[-1]
         store = await EventStore.open(database_url, max_size=4)
@@ -155,19 +145,20 @@ async def test_subscribers_see_no_gap_across_dropped_database_connections(
                     PostMessage(recording_id=recording_id, subject=f"m{i}", body="<p>x</p>"),
                     Context(actor=viewer, now=datetime.now(UTC)),
                 )
-                while True:
-                    try:
-                        await store.append(
-                            recording_stream(recording_id),
-                            decided,
-                            NO_STREAM,
-                            Metadata(actor=world.admin_id),
-                            idempotency_key=recording_id,
-                            project_id=project,
-                        )
-                        return
-                    except (DatabaseUnavailable, asyncpg.PostgresConnectionError, OSError):
-                        await asyncio.sleep(0.05)
+                # Retried with the same key until the store is back, as a client would.
+                await eventually(
+                    lambda: store.append(
+                        recording_stream(recording_id),
+                        decided,
+                        NO_STREAM,
+                        Metadata(actor=world.admin_id),
+                        idempotency_key=recording_id,
+                        project_id=project,
+                    ),
+                    timeout=GUARD,
+                    interval=0.05,
+                    retry_on=(DatabaseUnavailable, asyncpg.PostgresConnectionError, OSError),
+                )
 
             async with ws(url, world.admin_token) as conn:
                 await subscribe(conn, project)
@@ -191,12 +182,10 @@ async def test_peers_that_stop_answering_pings_are_dropped(database_url: str) ->
     """With a short heartbeat, a peer that never answers pings is closed (1011) and
     forgotten, while a peer that answers stays connected."""
     async with (
-        in_process_server(database_url, ping_interval=0.2, ping_timeout=0.3) as (
-            url,
-            world,
-        ),
-        ws(url, world.admin_token) as healthy,
+        realtime_server(database_url, ping_interval=0.2, ping_timeout=0.3) as rt,
+        ws(rt.server.ws_url, rt.world.admin_token) as healthy,
     ):
+        url, world = rt.server.ws_url, rt.world
         silent = RawClient(url, world.admin_token)
         await silent.open()
         try:
@@ -210,11 +199,11 @@ async def test_peers_that_stop_answering_pings_are_dropped(database_url: str) ->
         # The healthy peer has answered every ping meanwhile and is still served.
         await healthy.send(json.dumps({"type": "unsubscribe", "project_id": "x"}))
         assert (await frame(healthy))["code"] == "not_subscribed"
-        for _ in range(int(GUARD * 20)):
-            if (await world.stats())["connections"] == 1:
-                break
-            await asyncio.sleep(0.05)
-        assert (await world.stats())["connections"] == 1
+
+        async def one_connection() -> None:
+            assert (await world.stats())["connections"] == 1
+
+        await eventually(one_connection, timeout=GUARD, interval=0.05)
 
 
 async def test_shutdown_closes_sockets_with_1012(database_url: str) -> None:

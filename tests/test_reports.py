@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from .scenario import TODAY, Scenario
+from .support.scenario import TODAY, Scenario
 
 
 async def test_my_assignments_are_grouped_by_project_with_due_dates(api: Any) -> None:

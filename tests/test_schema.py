@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from service.database.migrate import load_migrations, migrate, migrate_url, schema_text
 from service.errors import ConfigurationError
 
-from .pg import Cluster, with_database
+from .support.postgres import Cluster
 
 SCHEMA_SQL = Path(__file__).resolve().parents[1] / "schema.sql"
 
@@ -21,18 +20,9 @@ SCHEMA_SQL = Path(__file__).resolve().parents[1] / "schema.sql"
 @pytest.fixture
 async def empty_database_url(cluster: Cluster) -> AsyncIterator[str]:
     """A database of its own with no schema at all (not cloned from the migrated template)."""
-    name = f"cairn_e_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(cluster.admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(cluster.admin_url, name)
-    admin = await asyncpg.connect(cluster.admin_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    url = await cluster.create_database(empty=True)
+    yield url
+    await cluster.drop_database(url)
 
 
 async def _recorded(url: str) -> list[tuple[int, str, str]]:

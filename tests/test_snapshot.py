@@ -22,8 +22,8 @@ from service.events.base import Event, Metadata
 from service.events.recordings import TodoAdded, TodoMoved
 from service.events.store import EventStore
 
-from .scenario import TODAY, Scenario
-from .test_cli import CAIRN
+from .support.cli import CAIRN
+from .support.scenario import TODAY, Scenario
 
 # ------------------------------------------------------------------ helpers
 
@@ -81,6 +81,21 @@ def shown(snapshot: dict[str, Any]) -> dict[str, Any]:
         ],
         "messages": [(m["id"], m["subject"], m["status"]) for m in snapshot["messages"]],
     }
+
+
+async def cairn_replay(api: Any, project_id: str, position: int) -> tuple[int | None, bytes, bytes]:
+    """``cairn replay --project ID --until-position N`` on the API's database: its exit
+    code, standard output and standard error."""
+    assert CAIRN is not None
+    child = await asyncio.create_subprocess_exec(
+        CAIRN,
+        *("replay", "--project", project_id, "--until-position", str(position)),
+        env={**os.environ, "DATABASE_URL": api.server.database_url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await child.communicate()
+    return child.returncode, out, err
 
 
 async def get_snapshot(client: httpx.AsyncClient, project_id: str, **params: Any) -> Any:
@@ -323,35 +338,12 @@ async def test_cairn_replay_prints_the_http_snapshot(api: Any) -> None:
         position = await head(api)
         await s.complete(first)
         expected = await get_snapshot(api.client, project, position=position)
-        env = {**os.environ, "DATABASE_URL": api.server.database_url}
-        child = await asyncio.create_subprocess_exec(
-            CAIRN,
-            "replay",
-            "--project",
-            project,
-            "--until-position",
-            str(position),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await child.communicate()
-        assert child.returncode == 0, err.decode()
+        code, out, err = await cairn_replay(api, project, position)
+        assert code == 0, err.decode()
         assert json.loads(out) == expected
         assert [t["completed"] for t in expected["todos"]] == [False, False]
 
-        child = await asyncio.create_subprocess_exec(
-            CAIRN,
-            "replay",
-            "--project",
-            project,
-            "--until-position",
-            str(10**12),
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await child.communicate()
-        assert child.returncode == 2
+        code, out, err = await cairn_replay(api, project, 10**12)
+        assert code == 2
         assert out == b""
         assert b"no event at position" in err

@@ -16,12 +16,9 @@ from service.errors import (
     WrongExpectedVersion,
 )
 from service.events.base import Event, Metadata, register, upcaster
-from service.events.store import ANY, NO_STREAM, EventStore
+from service.events.store import ANY, NO_STREAM, AppendResult, EventStore
 
-
-@register
-class NoteWritten(Event, frozen=True, kw_only=True):
-    text: str
+from .support.events import NoteWritten
 
 
 @register
@@ -278,30 +275,26 @@ async def test_a_named_fingerprint_decides_what_a_retry_is(store: EventStore) ->
     """Under a key with a caller-named fingerprint, a retry carrying other events (a second
     decision stamped with a new time) replays the first append; another fingerprint is
     refused. ``appended`` finds the first append without trying again."""
+
+    async def append(text: str, fingerprint: bytes = b"request-1") -> AppendResult:
+        return await store.append(
+            "fp-1",
+            [NoteWritten(text=text)],
+            NO_STREAM,
+            idempotency_key="k",
+            fingerprint=fingerprint,
+        )
+
     assert await store.appended("fp-1", "k", fingerprint=b"request-1") is None
-    first = await store.append(
-        "fp-1",
-        [NoteWritten(text="at 10:00")],
-        NO_STREAM,
-        idempotency_key="k",
-        fingerprint=b"request-1",
-    )
-    retry = await store.append(
-        "fp-1",
-        [NoteWritten(text="at 10:05")],
-        NO_STREAM,
-        idempotency_key="k",
-        fingerprint=b"request-1",
-    )
+    first = await append("at 10:00")
+    retry = await append("at 10:05")
     assert retry.replayed
     assert (retry.positions, retry.stream_version) == (first.positions, 1)
     found = await store.appended("fp-1", "k", fingerprint=b"request-1")
     assert found is not None
     assert (found.positions, found.stream_version, found.replayed) == (first.positions, 1, True)
     with pytest.raises(IdempotencyKeyReused):
-        await store.append(
-            "fp-1", [NoteWritten(text="x")], NO_STREAM, idempotency_key="k", fingerprint=b"other"
-        )
+        await append("x", fingerprint=b"other")
     with pytest.raises(IdempotencyKeyReused):
         await store.appended("fp-1", "k", fingerprint=b"other")
     # The default fingerprint (the events' bytes) is a different thing from a named one.

@@ -29,7 +29,8 @@ from service.events.base import Event, RecordedEvent, register
 from service.events.store import ANY, NO_STREAM, START, EventStore
 from service.events.wakeup import Listener
 
-from .pg import Cluster, with_database
+from .support.postgres import Cluster, with_database
+from .support.waiting import eventually
 
 # Only there to turn a hang into a failure; no assertion depends on timing.
 GUARD = 60.0
@@ -287,15 +288,12 @@ def _restart(server: Any) -> None:
 
 async def append_retrying(store: EventStore, stream_id: str, n: int) -> None:
     """Append as a client should while the server comes back: retry with the same key."""
-    async with asyncio.timeout(GUARD):
-        while True:
-            try:
-                await store.append(
-                    stream_id, [Ticked(n=n)], ANY, idempotency_key=f"{stream_id}-{n}"
-                )
-                return
-            except DatabaseUnavailable:
-                await asyncio.sleep(0.1)
+    await eventually(
+        lambda: store.append(stream_id, [Ticked(n=n)], ANY, idempotency_key=f"{stream_id}-{n}"),
+        timeout=GUARD,
+        interval=0.1,
+        retry_on=(DatabaseUnavailable,),
+    )
 
 
 async def _subscribe_through(

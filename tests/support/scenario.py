@@ -6,7 +6,7 @@ real API or the domain, on a live server (``api`` fixture, tests/conftest.py).
   after each write (time travel, overview, reports).
 * :class:`Apollo`: the project the activity and feed tests tell the story of, written over
   HTTP by its own people.
-* :func:`new_person`, :func:`post`, :func:`put`: the HTTP steps both are made of.
+* :func:`person_client`, :func:`post`, :func:`put`: the HTTP steps both are made of.
 """
 
 from __future__ import annotations
@@ -57,27 +57,18 @@ from service.events.streams import project_stream, recording_stream
 from service.projections import all_projections
 from service.projections.engine import ProjectionEngine
 
-from .conftest import Api
+from .api import Api, bearer, new_person
 
 # ------------------------------------------------------------------ HTTP steps
 
 
-async def new_person(api: Api, name: str, role: str, **extra: Any) -> tuple[str, httpx.AsyncClient]:
-    """Add a person as the admin and give them a token: (their id, a client sending it).
-    The caller closes the client."""
-    email = f"{name.lower().replace(' ', '.')}@example.com"
-    r = await api.client.post(  # type: ignore[attr-defined]
-        "/v1/people", json={"name": name, "email": email, "role": role, **extra}
-    )
-    assert r.status_code == 201, r.text
-    person_id = r.json()["id"]
-    r = await api.client.post(f"/v1/people/{person_id}/tokens", json={})  # type: ignore[attr-defined]
-    assert r.status_code == 201, r.text
-    client = httpx.AsyncClient(
-        base_url=api.server.base_url,
-        headers={"Authorization": f"Bearer {r.json()['token']}"},
-        timeout=30,
-    )
+async def person_client(
+    api: Api, name: str, role: str, **extra: Any
+) -> tuple[str, httpx.AsyncClient]:
+    """Add a person as the admin and give them a token (:func:`~tests.support.api.new_person`):
+    (their id, a client sending it). The caller closes the client."""
+    person_id, token = await new_person(api, name, role, **extra)
+    client = httpx.AsyncClient(base_url=api.server.base_url, headers=bearer(token), timeout=30)
     return person_id, client
 
 
@@ -126,9 +117,9 @@ class Apollo:
 
     async def build(self, api: Api) -> Any:
         self.api = api
-        self.admin: httpx.AsyncClient = api.client  # type: ignore[assignment]
-        self.ana_id, self.ana = await new_person(api, "Ana", "member")
-        self.cleo_id, self.cleo = await new_person(api, "Cleo", "client", company="Acme")
+        self.admin = api.client
+        self.ana_id, self.ana = await person_client(api, "Ana", "member")
+        self.cleo_id, self.cleo = await person_client(api, "Cleo", "client", company="Acme")
         self.clients += [self.ana, self.cleo]
         project = await post(
             self.admin, "/v1/projects", {"name": "Apollo", "clients_enabled": True}
@@ -190,7 +181,7 @@ class Person:
 class Scenario:
     """Writes a scenario: people and projects over HTTP, recordings through the domain."""
 
-    def __init__(self, api: Any, store: EventStore, engine: ProjectionEngine) -> None:
+    def __init__(self, api: Api, store: EventStore, engine: ProjectionEngine) -> None:
         self.api = api
         self.store = store
         self.engine = engine
@@ -199,7 +190,7 @@ class Scenario:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, api: Any) -> AsyncIterator[Scenario]:
+    async def open(cls, api: Api) -> AsyncIterator[Scenario]:
         store = await EventStore.open(api.server.database_url, min_size=1, max_size=4)
         scenario = cls(api, store, ProjectionEngine(store, all_projections()))
         try:
@@ -210,7 +201,7 @@ class Scenario:
             await store.close()
 
     async def person(self, name: str, role: str, company: str | None = None) -> Person:
-        person_id, client = await new_person(self.api, name, role, company=company)
+        person_id, client = await person_client(self.api, name, role, company=company)
         self._clients.append(client)
         return Person(person_id, client)
 

@@ -1,6 +1,6 @@
-"""Helpers for the real-time tests: a Cairn server with short heartbeats, people and projects
-made through the HTTP API, WebSocket clients (real ``websockets`` ones, and a raw one that
-can stop reading or answering pings)."""
+"""What the real-time tests share: people and projects made through the HTTP API as the
+first admin (:class:`World`), WebSocket clients (real ``websockets`` ones, and a raw one
+that can stop reading or answering pings), and the log as the table holds it."""
 
 from __future__ import annotations
 
@@ -13,71 +13,19 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from service.bootstrap import create_admin
-from service.config import from_env
-from service.events.store import EventStore
-from service.http.app import create_app
-
-from .conftest import free_port
+from .api import add_admin, bearer, known_token
+from .servers import Server, serving
 
 GUARD = 30.0
 """Only there to turn a hang into a failure; no assertion depends on timing."""
-
-
-@dataclass
-class Server:
-    """A Cairn server running in this event loop."""
-
-    base_url: str
-    ws_url: str
-    uvicorn: uvicorn.Server
-    task: asyncio.Task[None]
-
-    async def stop(self) -> None:
-        self.uvicorn.should_exit = True
-        await self.task
-
-
-async def start_server(
-    database_url: str, *, ping_interval: float = 20.0, ping_timeout: float = 20.0, **settings: Any
-) -> Server:
-    """Cairn on uvicorn on a free port, heartbeats as given (``cairn serve`` passes them too)."""
-    port = free_port()
-    app = create_app(
-        from_env(
-            database_url,
-            port=port,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            **settings,
-        )
-    )
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        ws_per_message_deflate=False,
-        ws_ping_interval=ping_interval,
-        ws_ping_timeout=ping_timeout,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.get_running_loop().create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn stopped during start-up")
-        await asyncio.sleep(0.01)
-    base = f"http://127.0.0.1:{port}"
-    return Server(base, f"ws://127.0.0.1:{port}/v1/stream", server, task)
 
 
 class World:
@@ -91,21 +39,13 @@ class World:
     @classmethod
     @asynccontextmanager
     async def on(cls, base_url: str, database_url: str) -> AsyncIterator[World]:
-        store = await EventStore.open(database_url, min_size=1, max_size=2)
-        try:
-            admin = await create_admin(
-                store, "Ada Admin", f"ada-{uuid.uuid4().hex[:6]}@example.com"
-            )
-        finally:
-            await store.close()
+        """A new admin (of their own address) on the server at ``base_url``, serving
+        ``database_url``, once the server knows their token."""
+        admin = await add_admin(database_url, email=f"ada-{uuid.uuid4().hex[:6]}@example.com")
         async with httpx.AsyncClient(
-            base_url=base_url, headers={"Authorization": f"Bearer {admin.token}"}, timeout=GUARD
+            base_url=base_url, headers=bearer(admin.token), timeout=GUARD
         ) as client:
-            # The directory projection follows the log: wait until the token works.
-            for _ in range(int(GUARD * 100)):
-                if (await client.get("/v1/me")).status_code != 401:
-                    break
-                await asyncio.sleep(0.01)
+            await known_token(client, timeout=GUARD)
             yield cls(client, admin.person_id, admin.token)
 
     async def _ok(self, response: httpx.Response) -> Any:
@@ -149,6 +89,42 @@ class World:
 
     async def stats(self) -> dict[str, int]:
         return dict(await self._ok(await self.client.get("/v1/realtime/stats")))
+
+
+@dataclass
+class Rt:
+    """A Cairn server in this event loop and the first admin's :class:`World` on it."""
+
+    server: Server
+    world: World
+
+    @property
+    def database_url(self) -> str:
+        return self.server.database_url
+
+
+@asynccontextmanager
+async def realtime_server(database_url: str, **settings: Any) -> AsyncIterator[Rt]:
+    """A server (``settings`` as :func:`~tests.support.servers.start_server` takes them) and
+    a world on it, for as long as the block runs."""
+    async with (
+        serving(database_url, **settings) as server,
+        World.on(server.base_url, database_url) as world,
+    ):
+        yield Rt(server, world)
+
+
+async def log_positions(url: str, project_id: str) -> list[int]:
+    """The project's events in log order, straight from the table."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT position FROM events WHERE project_id = $1 ORDER BY tx_id, position",
+            project_id,
+        )
+    finally:
+        await conn.close()
+    return [r["position"] for r in rows]
 
 
 # ------------------------------------------------------------------ WebSocket clients

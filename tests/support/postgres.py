@@ -53,13 +53,18 @@ class Cluster:
             await conn.close()
         await migrate_url(with_database(self.admin_url, self.template))
 
-    async def create_database(self) -> str:
-        name = f"cairn_t_{uuid.uuid4().hex[:12]}"
+    async def create_database(self, *, empty: bool = False) -> str:
+        """A new database, cloned from the migrated template, or with no schema at all if
+        ``empty``; its URL."""
+        if empty:
+            name = f"cairn_e_{uuid.uuid4().hex[:12]}"
+            create = f'CREATE DATABASE "{name}"'
+        else:
+            name = f"cairn_t_{uuid.uuid4().hex[:12]}"
+            create = f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY FILE_COPY'
         conn = await asyncpg.connect(self.admin_url)
         try:
-            await conn.execute(
-                f'CREATE DATABASE "{name}" TEMPLATE "{self.template}" STRATEGY FILE_COPY'
-            )
+            await conn.execute(create)
         finally:
             await conn.close()
         return with_database(self.admin_url, name)

@@ -1,0 +1,141 @@
+"""Cairn served by a real uvicorn on a free port of 127.0.0.1, in the test's event loop.
+
+One way to start a server for every test that needs one (the ``live_server`` fixture, a
+second instance on the same database, the real-time and feed tests), configured as
+``cairn serve`` configures it, with settings overrides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from service.config import from_env
+from service.http.app import create_app
+
+from .waiting import eventually
+
+STARTUP_TIMEOUT = 60.0
+"""Only there to turn a start-up that hangs into a failure."""
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A Cairn server running in this event loop on ``database_url``."""
+
+    database_url: str
+    base_url: str
+    ws_url: str
+    uvicorn: uvicorn.Server
+    task: asyncio.Task[None]
+
+    async def stop(self) -> None:
+        """Stop as on SIGTERM (WebSockets close with 1012, the app shuts down) and wait
+        until uvicorn has returned. Stopping a stopped server does nothing."""
+        self.uvicorn.should_exit = True
+        await self.task
+
+
+async def start_server(database_url: str, *, log_level: str = "warning", **settings: Any) -> Server:
+    """Start Cairn on uvicorn on a free port; return once it listens.
+
+    Args:
+        database_url: the (migrated) database to serve.
+        log_level: uvicorn's; ``"info"`` to have its access log.
+        settings: overrides of :class:`service.config.Settings`, as ``from_env`` takes them
+            (``rate_limit=1.0``, ``ping_interval=0.2``...); uvicorn gets its WebSocket
+            heartbeat from them, as under ``cairn serve``.
+
+    Raises:
+        Whatever uvicorn raised if it ended during start-up; ``RuntimeError`` if it ended
+        without an error.
+    """
+    port = free_port()
+    configured = from_env(database_url, port=port, **settings)
+    # As `cairn serve` runs uvicorn (service/cli.py), per-message deflate off included.
+    config = uvicorn.Config(
+        create_app(configured),
+        host="127.0.0.1",
+        port=port,
+        log_level=log_level,
+        ws_per_message_deflate=False,
+        ws_ping_interval=configured.ping_interval,
+        ws_ping_timeout=configured.ping_timeout,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+
+    def listening() -> None:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped during start-up")
+        assert server.started, "uvicorn has not started yet"
+
+    try:
+        # uvicorn offers no start-up event: poll its flag.
+        await eventually(listening, timeout=STARTUP_TIMEOUT)
+    except BaseException:
+        task.cancel()
+        raise
+    host = f"127.0.0.1:{port}"
+    return Server(database_url, f"http://{host}", f"ws://{host}/v1/stream", server, task)
+
+
+@asynccontextmanager
+async def serving(database_url: str, **options: Any) -> AsyncIterator[Server]:
+    """A server started as :func:`start_server` does, stopped when the block ends."""
+    server = await start_server(database_url, **options)
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@asynccontextmanager
+async def another_instance(database_url: str, token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A second Cairn instance (a real uvicorn) on the same database, for as long as the
+    block runs, and an httpx client sending ``token`` to it."""
+    async with (
+        serving(database_url) as server,
+        httpx.AsyncClient(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {token}"}
+        ) as client,
+    ):
+        yield client
+
+
+@contextmanager
+def access_log() -> Iterator[list[str]]:
+    """The lines uvicorn's access log writes while the block runs.
+
+    uvicorn configures its loggers when a server is made (replacing their handlers), so
+    enter this after :func:`start_server`, which must have ``log_level="info"``.
+    """
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    keep = Keep()
+    logger = logging.getLogger("uvicorn.access")
+    logger.addHandler(keep)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(keep)
