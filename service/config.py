@@ -17,6 +17,11 @@ import msgspec
 from .errors import ConfigurationError
 
 
+def _setting(description: str, **bounds: Any) -> msgspec.Meta:
+    """A setting's description (for ``--help`` and the README) and bounds."""
+    return msgspec.Meta(description=description, **bounds)
+
+
 class Settings(msgspec.Struct, kw_only=True):
     """Everything an instance needs to know."""
 
@@ -25,53 +30,40 @@ class Settings(msgspec.Struct, kw_only=True):
     host: str = "127.0.0.1"
     port: int = 8000
     app_url: Annotated[
-        str,
-        msgspec.Meta(
-            description="front-end address template for `app_url` ({type}, {id}, {project_id})"
-        ),
+        str, _setting("front-end address template for `app_url` ({type}, {id}, {project_id})")
     ] = "http://localhost:3000/{type}s/{id}"
-    max_body: Annotated[
-        int, msgspec.Meta(ge=1, description="request bodies larger than this (bytes) get 413")
-    ] = 1_048_576
+    max_body: Annotated[int, _setting("request bodies larger than this (bytes) get 413", ge=1)] = (
+        1_048_576
+    )
     poll_interval: Annotated[
-        float,
-        msgspec.Meta(gt=0, description="live readers re-read the log this often (s) unwoken"),
+        float, _setting("live readers re-read the log this often (s) without a wake-up", gt=0)
     ] = 1.0
     ryw_timeout: Annotated[
-        float,
-        msgspec.Meta(ge=0, description="how long (s) a write waits for the read models to show it"),
+        float, _setting("how long (s) a write waits for the read models to show it", ge=0)
     ] = 5.0
-    ping_interval: Annotated[
-        float, msgspec.Meta(gt=0, description="WebSocket heartbeat period (s)")
-    ] = 20.0
+    ping_interval: Annotated[float, _setting("WebSocket heartbeat period (s)", gt=0)] = 20.0
     ping_timeout: Annotated[
-        float,
-        msgspec.Meta(
-            gt=0, description="a WebSocket peer silent this long (s) after a ping is dropped"
-        ),
+        float, _setting("a WebSocket peer silent this long (s) after a ping is dropped", gt=0)
     ] = 20.0
-    ws_buffer_messages: Annotated[
-        int, msgspec.Meta(ge=1, description="per-connection send buffer, in frames")
-    ] = 1000
-    ws_buffer_bytes: Annotated[
-        int, msgspec.Meta(ge=1, description="per-connection send buffer, in bytes")
-    ] = 1_048_576
+    ws_buffer_messages: Annotated[int, _setting("per-connection send buffer, in frames", ge=1)] = (
+        1000
+    )
+    ws_buffer_bytes: Annotated[int, _setting("per-connection send buffer, in bytes", ge=1)] = (
+        1_048_576
+    )
     feed_authority: Annotated[
-        str, msgspec.Meta(min_length=1, description="the `tag:` URI authority of feed ids")
+        str, _setting("the `tag:` URI authority of feed ids", min_length=1)
     ] = "cairn.localhost"
     rate_limit: Annotated[
-        float,
-        msgspec.Meta(ge=0, description="API requests per second per person (per instance); 0: off"),
+        float, _setting("API requests per second per person (per instance); 0: off", ge=0)
     ] = 200.0
-    rate_burst: Annotated[
-        float, msgspec.Meta(ge=0, description="the burst allowed above the rate limit")
-    ] = 400.0
+    rate_burst: Annotated[float, _setting("the burst allowed above the rate limit", ge=0)] = 400.0
     token_cache_ttl: Annotated[
         float,
-        msgspec.Meta(
+        _setting(
+            "how long (s) an API token's holder may be answered from memory: bounds how late "
+            "another instance's revocation takes effect here",
             ge=0,
-            description="how long (s) an API token's holder may be answered from memory: bounds "
-            "how late another instance's revocation takes effect here",
         ),
     ] = 1.0
 

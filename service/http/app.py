@@ -17,12 +17,13 @@ from ..commands.caller import Services
 from ..commands.folds import StreamStates
 from ..config import Settings
 from ..domain.projects import evolve_project
+from ..errors import Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache
-from ..realtime.endpoint import Realtime
+from ..realtime.endpoint import Counters, Realtime
 from .api import Api, Ctx, Reply
 from .logs import install_log_redaction
 from .openapi import document
@@ -46,7 +47,6 @@ ROUTE_MODULES: list[str] = [
     "comments",
     "todos",
     "milestones",
-    "realtime",
 ]
 
 
@@ -63,6 +63,18 @@ class Health(msgspec.Struct, frozen=True):
 async def health(ctx: Ctx) -> Reply:
     head = await ctx.store.head()
     return Reply(Health(status="ok", version=__version__, head_position=head[1]))
+
+
+@system.get(
+    "/v1/realtime/stats",
+    summary="Counters of this instance's real-time hub (admins)",
+    response=Counters,
+    tags=["realtime"],
+)
+async def realtime_stats(ctx: Ctx) -> Reply:
+    if ctx.me.role != "admin":
+        raise Forbidden("only admins see the real-time hub's counters")
+    return Reply(ctx.state["realtime"].stats())
 
 
 def all_apis() -> list[Api]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 import asyncpg
 import msgspec
@@ -51,6 +52,7 @@ from ..events.projects import ProjectRole
 from ..events.streams import email_stream, person_stream
 from ..reads import directory
 from ..reads.access import visible_projects
+from ..reads.rows import columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url
 from .idempotency import REPLAYED_HEADERS
@@ -133,17 +135,13 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
 # ------------------------------------------------------------------ helpers
 
 
+_PERSON: Final = ("name", "email", "role", "company", "title", "active", "created_at", "updated_at")
+"""The columns of a person's row that :class:`Person` shows as they are."""
+
+
 def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
     return Person(
-        id=row["person_id"],
-        name=row["name"],
-        email=row["email"],
-        role=row["role"],
-        company=row["company"],
-        title=row["title"],
-        active=row["active"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        **columns(row, *_PERSON, id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
     )
 
@@ -325,12 +323,7 @@ async def reactivate_person(ctx: Ctx) -> Reply:
 
 def _token(ctx: Ctx, row: asyncpg.Record) -> ApiToken:
     return ApiToken(
-        id=row["token_id"],
-        person_id=row["person_id"],
-        label=row["label"],
-        revoked=row["revoked"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
+        **columns(row, "person_id", "label", "revoked", "created_at", "revoked_at", id="token_id"),
         url=api_url(ctx, f"/v1/tokens/{row['token_id']}"),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Final
 
 import asyncpg
 import msgspec
@@ -45,6 +46,7 @@ from ..events.store import AppendResult
 from ..events.streams import person_stream, project_stream
 from ..reads import directory
 from ..reads.access import visible_project, visible_projects
+from ..reads.rows import columns
 from .api import Api, Ctx, Reply
 from .envelope import PersonRef, api_url
 from .paging import QUERY as _PAGING
@@ -124,19 +126,17 @@ def _existing(project: ProjectState | None) -> ProjectState:
     return project
 
 
+_PROJECT: Final = ("name", "description", "clients_enabled", "status", "created_at", "updated_at")
+"""The columns of a project's row that :class:`Project` shows as they are."""
+
+
 def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project:
     project_id = row["project_id"]
     creator = None
     if row["creator_id"] is not None:
         creator = PersonRef(id=row["creator_id"], name=row["creator_name"])
     return Project(
-        id=project_id,
-        name=row["name"],
-        description=row["description"],
-        clients_enabled=row["clients_enabled"],
-        status=row["status"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        **columns(row, *_PROJECT, id="project_id"),
         creator=creator,
         url=api_url(ctx, f"/v1/projects/{project_id}"),
         app_url=ctx.settings.app_url.format(type="project", id=project_id, project_id=project_id),
@@ -266,17 +266,22 @@ _status_route(
 # ------------------------------------------------------------------ memberships
 
 
+_MEMBER: Final = (
+    "name",
+    "email",
+    "role",
+    "company",
+    "title",
+    "active",
+    "project_role",
+    "added_at",
+)
+"""The columns of a membership's row that :class:`ProjectMember` shows as they are."""
+
+
 def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
     return ProjectMember(
-        id=row["person_id"],
-        name=row["name"],
-        email=row["email"],
-        role=row["role"],
-        company=row["company"],
-        title=row["title"],
-        active=row["active"],
-        project_role=row["project_role"],
-        added_at=row["added_at"],
+        **columns(row, *_MEMBER, id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
     )
 

@@ -14,13 +14,13 @@ are left out: nothing there can be done. "Today" is the current date in UTC.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 import asyncpg
 import msgspec
 
 from ..reads import reports
-from ..reads.page import Page
+from ..reads.rows import Page, columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
 from .paging import QUERY as _PAGING
@@ -94,6 +94,18 @@ def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
     return ProjectRef(id=project_id, name=name, url=api_url(ctx, f"/v1/projects/{project_id}"))
 
 
+_DUE_ITEM: Final = (
+    "title",
+    "status",
+    "visible_to_clients",
+    "starts_on",
+    "due_on",
+    "completed",
+    "responsible_id",
+)
+"""The columns of a due item's row that :class:`DueItem` shows as they are."""
+
+
 def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
     """A :class:`DueItem` from a row of :mod:`service.reads.reports`."""
     kind = row["kind"]
@@ -106,16 +118,8 @@ def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
             url=recording_url(ctx, "todolist", row["list_id"]),
         )
     return DueItem(
-        id=recording_id,
-        type=kind,
-        title=row["title"],
-        status=row["status"],
-        visible_to_clients=row["visible_to_clients"],
-        starts_on=row["starts_on"],
-        due_on=row["due_on"],
-        completed=row["completed"],
+        **columns(row, *_DUE_ITEM, id="recording_id", type="kind"),
         assignee_ids=list(row["assignee_ids"]),
-        responsible_id=row["responsible_id"],
         project=project_ref(ctx, row["project_id"], row["project_name"]),
         todolist=todolist,
         url=recording_url(ctx, kind, recording_id),

@@ -8,12 +8,13 @@ projection, and turns "may not see" into the same 404 as "does not exist".
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 
 from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project
 from ..errors import NotFound
+from .rows import columns
 
 _FACTS = """
 SELECT p.project_id, p.status, p.clients_enabled,
@@ -25,16 +26,20 @@ GROUP BY p.project_id, p.status, p.clients_enabled
 """
 
 
+_RECORDING_FACTS: Final = (
+    "recording_id",
+    "project_id",
+    "kind",
+    "status",
+    "visible_to_clients",
+    "creator_id",
+)
+
+
 def recording_facts(row: asyncpg.Record | Mapping[str, Any]) -> RecordingFacts:
     """The access facts of a ``recordings`` read-model row (visibility already effective)."""
     return RecordingFacts(
-        recording_id=row["recording_id"],
-        project_id=row["project_id"],
-        kind=row["kind"],
-        status=row["status"],
-        visible_to_clients=row["visible_to_clients"],
-        creator_id=row["creator_id"],
-        assignee_ids=frozenset(row["assignee_ids"]),
+        **columns(row, *_RECORDING_FACTS), assignee_ids=frozenset(row["assignee_ids"])
     )
 
 

@@ -4,7 +4,7 @@ them (tables ``people``, ``api_tokens``, ``feed_tokens``, ``projects``,
 
 Lists are paged by the tables' ``seq`` (creation order): a page is the rows after a ``seq``,
 fetched one longer than asked so that the extra row says there is more (see
-:class:`~.page.Page`). Who may see what is decided by the callers, with the access facts of
+:class:`~.rows.Page`). Who may see what is decided by the callers, with the access facts of
 :mod:`.access`.
 """
 
@@ -17,7 +17,7 @@ from typing import Final
 import asyncpg
 
 from ..events.projects import ProjectRole
-from .page import Page
+from .rows import Page
 
 _PERSON: Final = (
     "SELECT person_id, name, email, role, company, title, active, created_at, updated_at, seq "

@@ -14,7 +14,7 @@ import asyncpg
 
 from ..domain.access import Viewer
 from .access import visible_projects
-from .page import Page
+from .rows import Page
 from .visibility import split_projects
 
 # The items the caller may see: $1 projects seen whole, $2 projects seen as a client.

@@ -38,6 +38,7 @@ from ..domain.access import (
 from ..domain.sentences import sentence
 from ..errors import NotFound
 from .access import visible_project, visible_projects
+from .rows import columns
 
 STAFF_VISIBLE: Final = "a.project_id = ANY($1::text[])"
 """Items of the projects seen whole (``$1``): every one of them."""
@@ -171,12 +172,15 @@ class Scope:
         if row["r_kind"] is None:
             return row["project_id"] in self.full
         recording = RecordingFacts(
-            recording_id=row["recording_id"],
-            project_id=row["project_id"],
-            kind=row["r_kind"],
-            status=row["r_status"],
-            visible_to_clients=row["r_visible"],
-            creator_id=row["r_creator"],
+            **columns(
+                row,
+                "recording_id",
+                "project_id",
+                kind="r_kind",
+                status="r_status",
+                visible_to_clients="r_visible",
+                creator_id="r_creator",
+            )
         )
         return can_see_recording(self.viewer, facts, recording)
 
