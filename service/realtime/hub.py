@@ -28,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-import asyncpg
-
 from ..domain.access import (
     ProjectFacts,
     RecordingFacts,
@@ -46,7 +44,8 @@ from ..events.store import START, Cursor, EventStore
 from ..events.streams import person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
 from ..projections.engine import ProjectionEngine
-from ..reads.access import project_facts, recording_facts, viewer_by_id
+from ..reads.access import project_facts, recordings_by_id, viewer_by_id
+from ..reads.tokens import api_token_hash
 from .connection import Connection, Limits
 from .counters import Counters
 from .protocol import (
@@ -75,10 +74,6 @@ _log = logging.getLogger(__name__)
 DIRECTORY: Final = "directory"
 RECORDINGS: Final = "recordings"
 _RETRY_DELAY: Final = 0.2
-_RECORDINGS_SQL: Final = (
-    "SELECT recording_id, kind, project_id, parent_id, status, visible_to_clients, "
-    "creator_id, assignee_ids FROM recordings WHERE recording_id = ANY($1::text[])"
-)
 
 
 class Subscription:
@@ -433,23 +428,22 @@ class Hub:
             if event.project_id not in projects:
                 projects[event.project_id] = await self._project(event.project_id, last)
         ids = {r for r in map(recording_of, events) if r is not None}
-        rows: dict[str, asyncpg.Record] = {}
+        recordings: dict[str, tuple[RecordingFacts, KnownRecording]] = {}
         if ids:
             await self._settled(events[-1].cursor, RECORDINGS)
-            for row in await self.store.pool.fetch(_RECORDINGS_SQL, list(ids)):
-                rows[row["recording_id"]] = row
+            recordings = await recordings_by_id(self.store.pool, ids)
         judged = []
         for event in events:
             assert event.project_id is not None
             recording_id = recording_of(event)
-            row = rows.get(recording_id) if recording_id is not None else None
+            found = recordings.get(recording_id) if recording_id is not None else None
             judged.append(
                 _Judged(
                     event=event,
                     project=projects[event.project_id],
                     recording_id=recording_id,
-                    recording=None if row is None else recording_facts(row),
-                    kind=_kind(event, row),
+                    recording=None if found is None else found[0],
+                    kind=_kind(event, None if found is None else found[1]),
                 )
             )
         return judged
@@ -488,9 +482,7 @@ class Hub:
             for conn in list(conns):
                 conn.close(CLOSE_DEACTIVATED, "the account was deactivated")
         elif isinstance(change, TokenRevoked):
-            token_hash = await self.store.pool.fetchval(
-                "SELECT token_hash FROM api_tokens WHERE token_id = $1", change.token_id
-            )
+            token_hash = await api_token_hash(self.store.pool, change.token_id)
             # Deactivation revokes every token first, then deactivates: same close code.
             if change.reason == "deactivated":
                 code, why = CLOSE_DEACTIVATED, "the account was deactivated"
@@ -515,15 +507,7 @@ class Hub:
                         self._end(sub, "access_revoked", "you may no longer see this project")
 
 
-def _kind(event: RecordedEvent, row: asyncpg.Record | None) -> str:
+def _kind(event: RecordedEvent, known: KnownRecording | None) -> str:
     """The activity kind of ``event`` (``todo_assigned``…), else its snake_case type."""
-    known = None
-    if row is not None:
-        known = KnownRecording(
-            recording_id=row["recording_id"],
-            kind=row["kind"],
-            project_id=row["project_id"],
-            parent_id=row["parent_id"],
-        )
     item = recorded_activity(event, known)
     return item.kind if item is not None else kind_of(event.event_type)
