@@ -26,7 +26,7 @@ from .counters import Counters
 from .protocol import CLOSE_SLOW, Outgoing
 
 if TYPE_CHECKING:
-    from .hub import Subscription
+    from .subscriptions import Subscription
 
 _log = logging.getLogger(__name__)
 
