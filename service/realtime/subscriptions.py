@@ -8,8 +8,8 @@ learnt to :class:`Subscriptions`, which decides without awaiting anything, the w
 fake that records frames and closes.
 
 **Judged once.** An event comes with its facts as a :class:`~.judged.Judged`; the shared
-access rules decide per person whether they see it (sockets of one person share the answer), and
-the frame is encoded once for every socket allowed to see it.
+access rules decide per person whether they see it (sockets of one person share the
+answer), and the frame is encoded once for every socket allowed to see it.
 
 **Catch-up without gap or duplicate.** A subscription with ``since`` is opened
 *catching up*: :meth:`Subscriptions.fan_out` parks the follower's events in its
