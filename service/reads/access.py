@@ -7,12 +7,13 @@ projection, and turns "may not see" into the same 404 as "does not exist".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 import asyncpg
 
 from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project
+from ..domain.activity import KnownRecording
 from ..errors import NotFound
 from .rows import columns
 
@@ -98,3 +99,30 @@ async def viewer_by_id(pool: asyncpg.Pool, person_id: str) -> Viewer | None:
     if row is None:
         return None
     return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
+
+
+_RECORDINGS: Final = (
+    "SELECT recording_id, kind, project_id, parent_id, status, visible_to_clients, "
+    "creator_id, assignee_ids FROM recordings WHERE recording_id = ANY($1::text[])"
+)
+
+
+async def recordings_by_id(
+    pool: asyncpg.Pool, recording_ids: Collection[str]
+) -> dict[str, tuple[RecordingFacts, KnownRecording]]:
+    """The given recordings' access facts, and what their activities need to know of them
+    (the commented recording of a comment), from the ``recordings`` read model; missing
+    ids are left out."""
+    found: dict[str, tuple[RecordingFacts, KnownRecording]] = {}
+    for row in await pool.fetch(_RECORDINGS, list(recording_ids)):
+        facts = recording_facts(row)
+        found[facts.recording_id] = (
+            facts,
+            KnownRecording(
+                recording_id=facts.recording_id,
+                kind=facts.kind,
+                project_id=facts.project_id,
+                parent_id=row["parent_id"],
+            ),
+        )
+    return found

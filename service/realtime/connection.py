@@ -19,14 +19,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..domain.access import Viewer
 from .counters import Counters
 from .protocol import CLOSE_SLOW, Outgoing
-
-if TYPE_CHECKING:
-    from .hub import Subscription
+from .subscriptions import Subscription
 
 _log = logging.getLogger(__name__)
 
