@@ -191,7 +191,7 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         ep = methods[method]
         viewer = await authenticate(request) if ep.auth == "bearer" else None
         state = state_of(request)
-        ctx = Ctx(request=request, viewer=viewer, state=state, endpoint_path=ep.path)
+        ctx = Ctx(request=request, viewer=viewer, state=state)
         args: tuple[Any, ...] = ()
         if ep.decoder is not None:
             limit = state["settings"].max_body

@@ -13,7 +13,6 @@ from ..config import Settings
 from ..domain.access import Viewer
 from ..events.base import Metadata
 from ..events.store import EventStore
-from ..projections.engine import ProjectionEngine
 from .problems import ApiError, FieldError
 from .state import State
 
@@ -29,7 +28,6 @@ class Ctx:
     request: Request
     viewer: Viewer | None
     state: State
-    endpoint_path: str
     raw_body: bytes = b""
     idempotency: Idempotency | None = None
     replay_body: bytes | None = None
@@ -50,12 +48,6 @@ class Ctx:
     @property
     def store(self) -> EventStore:
         return self.state["services"].store
-
-    @property
-    def engine(self) -> ProjectionEngine:
-        engine = self.state["services"].engine
-        assert engine is not None
-        return engine
 
     @property
     def settings(self) -> Settings:
