@@ -106,6 +106,12 @@ class Conflict(DomainError):
     a to-do is already completed, or an e-mail address is already taken."""
 
 
+class PreconditionFailed(CairnError):
+    """Raised when a write names the version of the resource it expects (HTTP ``If-Match``)
+    and the resource is at another: someone changed it since the caller read it. Nothing was
+    written."""
+
+
 class Contended(CairnError):
     """Raised when a command ran again and again because what it decides on kept changing
     under it (e.g. a to-do kept moving between lists); nothing was written, and trying

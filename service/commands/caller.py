@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..domain.access import Viewer
 from ..domain.context import Context
+from ..errors import PreconditionFailed
 from ..events.base import Metadata
 from ..events.store import EventStore
 
@@ -59,6 +60,25 @@ class Idempotency:
     fingerprint: bytes
 
 
+@dataclass(frozen=True)
+class Precondition:
+    """The versions of the resource a write expects it to be at (HTTP ``If-Match``): the
+    versions the caller last read, or any version (``*``)."""
+
+    versions: frozenset[int] = frozenset()
+    any_version: bool = False
+
+    def check(self, version: int) -> None:
+        """Raises:
+        PreconditionFailed: the resource is at ``version``, not one the caller expects.
+        """
+        if not self.any_version and version not in self.versions:
+            raise PreconditionFailed(
+                f"the resource changed since you read it (it is at version {version}); "
+                "read it again"
+            )
+
+
 @dataclass
 class Caller:
     """One call's actor, metadata and (optional) idempotency, over ``services``.
@@ -73,6 +93,9 @@ class Caller:
     actor: Viewer
     metadata: Metadata
     idempotency: Idempotency | None = None
+    precondition: Precondition | None = None
+    """What the resource a write changes must be at (checked by :func:`.execute.execute`
+    once the decision is taken, so that a caller who may not see it gets its 404 first)."""
     _ids: int = field(default=0)
 
     @property

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 import asyncpg
 
-from ..errors import WrongExpectedVersion
+from ..errors import Conflict, InvalidCommand, WrongExpectedVersion
 from ..events.base import Event, RecordedEvent
 from ..events.store import NO_STREAM, AppendResult
 from ..events.streams import is_person_stream
@@ -54,6 +54,9 @@ async def execute(
     With ``states`` (whose fold must be ``fold``'s, event by event), the state comes from
     there: the last fold this process made, with the stream's newer events folded on top.
 
+    The caller's precondition, if any, is checked against the version decided on (see
+    :func:`decided`) before anything is appended.
+
     Returns the state decided on and the append (None when ``decide`` returned nothing).
     """
     key = caller.store_key(stream_id)
@@ -77,7 +80,7 @@ async def execute(
         else:
             loaded = await load(caller, stream_id)
             version, state = loaded.version, fold([e.event for e in loaded.events])
-        new_events = decide(state)
+        new_events = decided(caller, version, decide, state)
         if not new_events:
             return state, None
         try:
@@ -98,6 +101,32 @@ async def execute(
             await settle(caller, result, [stream_id])
         return state, result
     raise AssertionError("unreachable")
+
+
+def decided(
+    caller: Caller, version: int, decide: Callable[[S], list[Event]], state: S
+) -> list[Event]:
+    """``decide(state)`` for a state at stream ``version``, under the caller's precondition.
+
+    The decision is taken first, so that a caller who may not see or touch the resource gets
+    its 404 or 403 whatever tag it sent; a precondition that fails then wins over the
+    decision's other refusals (a conflict, an invalid value): the caller decided on a state
+    that is gone, and must read again.
+
+    Raises:
+        PreconditionFailed: the resource is not at a version the caller expects.
+        NotFound, Forbidden, Conflict, InvalidCommand: from the decision.
+    """
+    precondition = caller.precondition
+    try:
+        events = decide(state)
+    except (Conflict, InvalidCommand):
+        if precondition is not None:
+            precondition.check(version)
+        raise
+    if precondition is not None:
+        precondition.check(version)
+    return events
 
 
 async def _made_before(

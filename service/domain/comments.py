@@ -28,7 +28,7 @@ class AddComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class EditComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Merge-patch a comment's HTML ``content``."""
 
-    content: str | _Unset = UNSET
+    content: text.Html | _Unset = UNSET
 
 
 def decide_add_comment(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
 from .access import Viewer
+
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A moment as the API shows it: timezone-aware (RFC 3339 ``date-time`` in schemas)."""
 
 
 class Context(msgspec.Struct, frozen=True, kw_only=True):

@@ -37,9 +37,9 @@ class PostMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 class EditMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Merge-patch a message; ``category`` may be cleared with ``None``."""
 
-    subject: str | _Unset = UNSET
-    body: str | _Unset = UNSET
-    category: str | _Unset | None = UNSET
+    subject: text.Line | _Unset = UNSET
+    body: text.Html | _Unset = UNSET
+    category: text.OptionalLine | _Unset | None = UNSET
 
 
 def decide_post_message(project: ProjectState, cmd: PostMessage, ctx: Context) -> list[Event]:

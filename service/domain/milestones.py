@@ -42,10 +42,10 @@ class CreateMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 class EditMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Merge-patch a milestone; ``responsible_id`` and ``notes`` may be cleared with ``None``."""
 
-    title: str | _Unset = UNSET
+    title: text.Line | _Unset = UNSET
     due_on: date | _Unset = UNSET
     responsible_id: str | _Unset | None = UNSET
-    notes: str | _Unset | None = UNSET
+    notes: text.OptionalHtml | _Unset | None = UNSET
 
 
 class CompleteMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

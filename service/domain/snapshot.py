@@ -29,6 +29,7 @@ from ..events.base import RecordedEvent
 from ..events.recordings import TodoAdded, TodoMoved
 from ..events.streams import is_project_stream, recording_id_of
 from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording, hidden_probe
+from .context import Timestamp
 from .projects import ProjectState, evolve_project
 from .recordings import RecordingState, evolve_recording, recording_facts, visibility_parent_id
 
@@ -40,8 +41,8 @@ class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     status: str
     visible_to_clients: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     creator_id: str
 
 
@@ -56,7 +57,7 @@ class SnapshotTodo(SnapshotItem, frozen=True, kw_only=True):
     starts_on: date | None
     due_on: date | None
     completed: bool
-    completed_at: datetime | None
+    completed_at: Timestamp | None
     completer_id: str | None
 
 
@@ -78,7 +79,7 @@ class SnapshotMilestone(SnapshotItem, frozen=True, kw_only=True):
     responsible_id: str | None
     notes: str | None
     completed: bool
-    completed_at: datetime | None
+    completed_at: Timestamp | None
     completer_id: str | None
 
 
@@ -113,7 +114,7 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     project_id: str
     position: int
     last_event_position: int | None
-    last_event_at: datetime | None
+    last_event_at: Timestamp | None
     events_replayed: int
     project: ProjectSummary | None
     todolists: list[SnapshotTodolist]

@@ -8,8 +8,9 @@ generators crash on them.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Annotated, Final
 
+import msgspec
 import nh3
 
 from ..errors import InvalidCommand
@@ -25,6 +26,38 @@ HTML_TAGS: Final = frozenset(
     {"p", "br", "strong", "em", "b", "i", "a", "ul", "ol", "li", "blockquote", "code", "pre"}
     | {"h1", "h2", "h3"}
 )
+# What the functions below accept, as JSON Schema for the fields of commands and requests. The
+# checks themselves stay in the functions: these only document them, a little stricter where
+# a schema cannot say quite the same (a length counted before trimming; bytes as characters).
+_CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff"
+_ONE_LINE: Final = rf"^[^{_CONTROLS}]*[^\s{_CONTROLS}][^{_CONTROLS}]*$"
+
+
+def _documented(**schema: object) -> msgspec.Meta:
+    return msgspec.Meta(extra_json_schema=schema)
+
+
+Line = Annotated[str, _documented(maxLength=MAX_LINE, pattern=_ONE_LINE)]
+"""A required single line (subject, title, name): not blank, no control characters."""
+OptionalLine = Annotated[str, _documented(maxLength=MAX_LINE)]
+"""An optional single line (blank means none)."""
+Content = Annotated[str, _documented(maxLength=MAX_CONTENT, pattern=_ONE_LINE)]
+"""A to-do's one line of content."""
+_HTML_DOC: Final = (
+    f"HTML, sanitised to the tags {', '.join(sorted(HTML_TAGS))}; "
+    f"at most {MAX_HTML_BYTES:,} bytes of UTF-8"
+)
+Html = Annotated[str, _documented(maxLength=MAX_HTML_BYTES, pattern=r"\S", description=_HTML_DOC)]
+"""A required HTML body (some text must be left once sanitised)."""
+OptionalHtml = Annotated[str, _documented(maxLength=MAX_HTML_BYTES, description=_HTML_DOC)]
+"""An optional HTML body."""
+Email = Annotated[
+    str, _documented(maxLength=MAX_LINE, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s.]+\s*$")
+]
+"""An e-mail address of plausible shape."""
+Position = Annotated[int, _documented(minimum=1)]
+"""A 1-based place in a list."""
+
 _HTML_ATTRIBUTES: Final = {"a": {"href"}, "*": set[str]()}
 _URL_SCHEMES: Final = {"http", "https", "mailto"}
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")

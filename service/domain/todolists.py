@@ -31,8 +31,8 @@ class CreateTodolist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 class EditTodolist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Merge-patch a to-do list; ``description`` may be cleared with ``None``."""
 
-    name: str | _Unset = UNSET
-    description: str | _Unset | None = UNSET
+    name: text.Line | _Unset = UNSET
+    description: text.OptionalHtml | _Unset | None = UNSET
 
 
 def decide_create_todolist(project: ProjectState, cmd: CreateTodolist, ctx: Context) -> list[Event]:

@@ -59,8 +59,8 @@ class AddTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class EditTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Merge-patch a to-do; all but ``content`` may be cleared with ``None``."""
 
-    content: str | _Unset = UNSET
-    notes: str | _Unset | None = UNSET
+    content: text.Content | _Unset = UNSET
+    notes: text.OptionalHtml | _Unset | None = UNSET
     assignee_ids: tuple[str, ...] | _Unset | None = UNSET
     starts_on: date | _Unset | None = UNSET
     due_on: date | _Unset | None = UNSET
@@ -77,7 +77,7 @@ class ReopenTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 class MoveTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Put a to-do at 1-based ``position`` of its list, or of list ``todolist_id``."""
 
-    position: int
+    position: text.Position
     todolist_id: str | None = None
 
 

@@ -10,10 +10,9 @@ annotation is the body's type, decoded and checked before the handler runs. They
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +23,10 @@ from starlette.routing import Route
 
 from .auth import authenticate
 from .bodies import decode_body
+from .conditions import etag_for, if_none_match
 from .context import Ctx
 from .idempotency import replay_or_run
+from .params import Param, query_values
 from .state import state_of
 
 __all__ = ["Api", "Ctx", "Endpoint", "Reply"]
@@ -41,6 +42,8 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json"
+    version: int | None = None
+    """The version of the resource shown (its ETag names it; see :mod:`.conditions`)."""
 
 
 Handler = Callable[..., Awaitable["Reply | Response"]]
@@ -61,31 +64,31 @@ class Endpoint:
     also: tuple[int, ...]
     auth: str
     tags: list[str]
-    query: dict[str, str]
+    query: dict[str, Param]
+    path_params: dict[str, Param]
+    strict_query: bool
+    body_schema: Any
+    """What OpenAPI shows of the body (None: its decoded type)."""
     decoder: msgspec.json.Decoder[Any] | None = None
 
-
-def etag_for(body: bytes) -> str:
-    """A strong ETag of a representation's bytes."""
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
-def if_none_match(request: Request, etag: str) -> bool:
-    """Whether the request's If-None-Match matches ``etag`` (weak comparison, ``*`` too)."""
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
-    return "*" in candidates or etag in candidates
+    @property
+    def conditional(self) -> bool:
+        """Whether the endpoint changes one resource, so that ``If-Match`` applies to it:
+        PATCH, PUT and DELETE, and the POSTs that create nothing (completion, archiving…)."""
+        return self.method in ("PATCH", "PUT", "DELETE") or (
+            self.method == "POST" and self.status != 201
+        )
 
 
 def json_response(request: Request, reply: Reply) -> Response:
-    """Encode ``reply``; GET answers carry an ETag and honour If-None-Match with 304."""
+    """Encode ``reply``; GET answers carry an ETag and honour If-None-Match with 304, and so
+    does every answer showing a versioned resource (see :mod:`.conditions`)."""
     body = _encoder.encode(reply.body)
     headers = dict(reply.headers)
+    if reply.version is not None and 200 <= reply.status < 300:
+        headers["ETag"] = etag_for(body, reply.version)
     if request.method in ("GET", "HEAD") and reply.status == 200:
-        etag = etag_for(body)
-        headers["ETag"] = etag
+        etag = headers.setdefault("ETag", etag_for(body))
         headers.setdefault("Cache-Control", "private, no-cache")
         if if_none_match(request, etag):
             return Response(status_code=304, headers=headers)
@@ -109,7 +112,10 @@ class Api:
         also: tuple[int, ...] = (),
         auth: str = "bearer",
         tags: list[str] | None = None,
-        query: dict[str, str] | None = None,
+        query: Mapping[str, Param] | None = None,
+        path_params: Mapping[str, Param] | None = None,
+        strict_query: bool = True,
+        body_schema: Any = None,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
@@ -121,7 +127,14 @@ class Api:
             status: success status.
             also: other success statuses with the same body (e.g. 201 of a PUT that creates).
             auth: ``"bearer"`` (a person's API token) or ``"none"``.
-            query: query parameters, name to description (for OpenAPI).
+            query: the query parameters (checked before the handler runs; their values
+                are in ``ctx.params``).
+            path_params: path parameters with a type other than text (for OpenAPI; the
+                handler checks them).
+            strict_query: whether a parameter not in ``query`` is refused (400); feed
+                routes take any (readers add cache-busters).
+            body_schema: what OpenAPI shows of the body when it is decoded as something
+                looser (e.g. one of several types chosen by the resource).
         """
 
         def decorate(fn: Handler) -> Handler:
@@ -138,7 +151,10 @@ class Api:
                     also=also,
                     auth=auth,
                     tags=tags or [],
-                    query=query or {},
+                    query=dict(query or {}),
+                    path_params=dict(path_params or {}),
+                    strict_query=strict_query,
+                    body_schema=body_schema,
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
                 )
             )
@@ -191,7 +207,8 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         ep = methods[method]
         viewer = await authenticate(request) if ep.auth == "bearer" else None
         state = state_of(request)
-        ctx = Ctx(request=request, viewer=viewer, state=state)
+        params = query_values(request.query_params, ep.query, strict=ep.strict_query)
+        ctx = Ctx(request=request, viewer=viewer, state=state, params=params)
         args: tuple[Any, ...] = ()
         if ep.decoder is not None:
             limit = state["settings"].max_body

@@ -24,6 +24,7 @@ from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime
+from . import docs
 from .api import Api, Ctx, Reply
 from .logs import install_log_redaction
 from .openapi import document
@@ -138,6 +139,7 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route("/openapi.json", openapi),
+        *docs.routes("Cairn API"),
         WebSocketRoute("/v1/stream", realtime),
         *merged.starlette_routes(),
     ]

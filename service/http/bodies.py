@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import msgspec
 from starlette.requests import Request
 
 from .problems import ApiError, FieldError
+
+# msgspec's wording for a field that should not be there, or is missing.
+_NAMED_FIELD: Final = re.compile(r"Object (?:contains unknown|missing required) field `([^`]*)`")
+_NO_BODY: Final = b"{}"
 
 
 def _is_json(content_type: str) -> bool:
@@ -15,6 +20,11 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -33,15 +43,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def invalid(exc: msgspec.ValidationError) -> ApiError:
-    """The 422 of a body that does not fit its type, naming the field msgspec names."""
+    """The 422 of a body that does not fit its type, naming the JSON path of the bad field
+    (``assignee_ids[2]``, ``due_on``; an unknown or missing field by its own name)."""
     message = str(exc)
-    where = message.rsplit(" - at `", 1)
-    field_name = (
-        where[1].rstrip("`").removeprefix("$.").removeprefix("$") if len(where) == 2 else ""
-    )
-    return ApiError(
-        422, message, field_errors=[FieldError(field=field_name or "(body)", detail=where[0])]
-    )
+    detail, _, where = message.partition(" - at `")
+    path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    named = _NAMED_FIELD.match(detail)
+    if named is not None:
+        path = f"{path}.{named[1]}" if path else named[1]
+    return ApiError(422, message, field_errors=[FieldError(field=path or "(body)", detail=detail)])
 
 
 async def decode_body(
@@ -49,12 +59,13 @@ async def decode_body(
 ) -> tuple[bytes, Any]:
     """The raw JSON body and its decoded value: 415 if not JSON, 413 if over ``limit``
     bytes, 400 if malformed, 422 if it does not fit the decoder's type (unknown fields
-    included)."""
-    if not _is_json(request.headers.get("content-type", "")):
+    included). No body at all reads as ``{}``: a POST whose fields are all optional needs
+    none."""
+    if not _is_json(request.headers.get("content-type", "")) and _has_body(request):
         raise ApiError(415, "send the body as application/json")
     body = await _read_body(request, limit)
     try:
-        return body, decoder.decode(body)
+        return body, decoder.decode(body or _NO_BODY)
     except msgspec.ValidationError as exc:
         raise invalid(exc) from None
     except msgspec.DecodeError as exc:

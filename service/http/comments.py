@@ -7,10 +7,12 @@ from typing import Final
 import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load
+from ..domain import text
 from ..domain.comments import AddComment, EditComment, decide_add_comment
 from ..reads import recordings
 from .api import Api, Ctx, Reply
 from .envelope import Comment, page, parent_for_list, show, status_filter
+from .params import PAGING, STATUS
 
 api = Api()
 _TAGS: Final = ["comments"]
@@ -19,7 +21,7 @@ _TAGS: Final = ["comments"]
 class NewComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A comment to add; ``content`` is HTML (sanitised)."""
 
-    content: str
+    content: text.Html
 
 
 @api.post(
@@ -44,11 +46,7 @@ async def post_comment(ctx: Ctx, body: NewComment) -> Reply:
     "/v1/recordings/{id}/comments",
     summary="The comments under a recording, oldest first",
     response=list[Comment],
-    query={
-        "status": "active (default), archived or trashed",
-        "limit": "page size, 1-100 (default 25)",
-        "cursor": "from a Link header",
-    },
+    query={"status": STATUS, **PAGING},
     tags=_TAGS,
 )
 async def list_comments(ctx: Ctx) -> Reply:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.requests import Request
 
@@ -13,7 +14,7 @@ from ..config import Settings
 from ..domain.access import Viewer
 from ..events.base import Metadata
 from ..events.store import EventStore
-from .problems import ApiError, FieldError
+from .conditions import precondition
 from .state import State
 
 IDEMPOTENCY_CHANNEL = "http"
@@ -28,6 +29,8 @@ class Ctx:
     request: Request
     viewer: Viewer | None
     state: State
+    params: dict[str, Any] = field(default_factory=dict)
+    """The route's query parameters given, converted to their declared types."""
     raw_body: bytes = b""
     idempotency: Idempotency | None = None
     replay_body: bytes | None = None
@@ -77,6 +80,7 @@ class Ctx:
                     idempotency_key=None if self.idempotency is None else self.idempotency.key,
                 ),
                 idempotency=self.idempotency,
+                precondition=precondition(self.request),
             )
         return self._caller
 
@@ -90,39 +94,11 @@ class Ctx:
 
     # ------------------------------------------------------------- query parameters
 
-    def query(self, name: str) -> str | None:
-        return self.request.query_params.get(name)
-
-    def query_choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
-        """A query parameter that must be one of ``choices``."""
-        value = self.request.query_params.get(name, default)
-        if value not in choices:
-            raise ApiError(
-                400,
-                f"?{name}= must be one of {', '.join(choices)}",
-                field_errors=[FieldError(field=name, detail=f"not one of {', '.join(choices)}")],
-            )
-        return value
-
-    def query_int(self, name: str, default: int, *, low: int, high: int) -> int:
-        """An integer query parameter within [low, high]."""
-        raw = self.request.query_params.get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise ApiError(
-                400,
-                f"?{name}= must be a whole number from {low} to {high}",
-                field_errors=[
-                    FieldError(field=name, detail=f"not a whole number in {low}..{high}")
-                ],
-            )
-        return value
+    def param(self, name: str, default: Any = None) -> Any:
+        """Query parameter ``name`` as its declared type (``default`` when not given)."""
+        return self.params.get(name, default)
 
     def limit(self) -> int:
         """``?limit=`` (1-100, default 25)."""
-        return self.query_int("limit", 25, low=1, high=100)
+        limit: int = self.params.get("limit", 25)
+        return limit

@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 
 from ..domain.access import ProjectFacts
+from ..domain.context import Timestamp
 from ..events.recordings import RecordingKind
 from ..reads import recordings
 from ..reads.access import visible_project
@@ -61,7 +62,7 @@ class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
 
 
-class ProjectRef(msgspec.Struct, frozen=True, kw_only=True):
+class RecordingProject(msgspec.Struct, frozen=True, kw_only=True):
     """The project a recording belongs to."""
 
     id: str
@@ -97,11 +98,11 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     status: str
     visible_to_clients: bool
     inherits_visibility: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     creator: PersonRef
     parent: ParentRef | None
-    project: ProjectRef
+    project: RecordingProject
     url: str
     app_url: str
     comments_count: int
@@ -134,7 +135,7 @@ class Todo(Envelope, frozen=True, kw_only=True, tag="todo"):
     starts_on: date | None
     due_on: date | None
     completed: bool
-    completed_at: datetime | None
+    completed_at: Timestamp | None
     completer: PersonRef | None
     comments_url: str
     completion_url: str
@@ -160,7 +161,7 @@ class Milestone(Envelope, frozen=True, kw_only=True, tag="milestone"):
     late: bool
     responsible: PersonRef | None
     completed: bool
-    completed_at: datetime | None
+    completed_at: Timestamp | None
     completer: PersonRef | None
     comments_url: str
     completion_url: str
@@ -203,7 +204,7 @@ async def show(
     row = await visible_row(ctx, recording_id, kind)
     body = (await render(ctx, [row], with_todos=with_todos))[0]
     headers = {"Location": body.url} if status == 201 else {}
-    return Reply(body, status=status, headers=headers)
+    return Reply(body, status=status, headers=headers, version=row["version"])
 
 
 async def render(
@@ -276,7 +277,7 @@ class _Renderer:
             "updated_at": row["updated_at"],
             "creator": PersonRef(id=row["creator_id"], name=row["creator_name"]),
             "parent": parent,
-            "project": ProjectRef(
+            "project": RecordingProject(
                 id=pid, name=row["project_name"], url=f"{self.base}/v1/projects/{pid}"
             ),
             "url": self.url(kind, rid),
@@ -388,4 +389,5 @@ async def parent_for_list(
 
 def status_filter(ctx: Ctx) -> str:
     """``?status=active|archived|trashed`` (default ``active``: trashed items are not listed)."""
-    return ctx.query_choice("status", recordings.RECORDING_STATUSES, "active")
+    status: str = ctx.param("status", "active")
+    return status

@@ -4,12 +4,12 @@ personal feed URLs; the old one stops working when the response is sent."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from urllib.parse import urlencode
 
 import msgspec
 
 from ..commands.execute import execute
+from ..domain.context import Timestamp
 from ..domain.people import PersonState, fold_person
 from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token, hash_secret
 from ..errors import NotFound
@@ -30,7 +30,7 @@ class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
     token: str | None
     activity_atom_url: str | None
     activity_rss_url: str | None
-    rotated_at: datetime
+    rotated_at: Timestamp
 
 
 @api.post(

@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Final
+from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -45,14 +46,21 @@ from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
 from ..reads.visibility import Scope, project_scope, viewer_scope
-from .api import Api, Ctx, if_none_match
+from .api import Api, Ctx
 from .auth import rate_limit
+from .conditions import if_none_match
 from .feed_auth import Credential, authenticate, credential_of
+from .params import Param
 
 api = Api()
 
 _TAGS = ["feeds"]
 _FORMATS: Final = ("atom", "rss")
+_FEED: Final = {"fmt": Param("the format: atom or rss", Literal["atom", "rss"])}
+_ARCHIVE: Final = {
+    **_FEED,
+    "page": Param("the archive page, from 1 (the oldest)", Annotated[int, msgspec.Meta(ge=1)]),
+}
 _CURRENT_CACHE: Final = "private, no-cache"
 # Archive pages hold still (service.feeds.query); a reader may keep them for a long time.
 _ARCHIVE_CACHE: Final = "private, max-age=2592000"
@@ -65,7 +73,9 @@ _ARCHIVE_CACHE: Final = "private, max-age=2592000"
     "/feeds/activity.{fmt}",
     summary="Everything the caller may see, as Atom (.atom) or RSS (.rss): newest 50",
     auth="none",
-    query={"token": "the feed token (or HTTP Basic with it as password, or Bearer)"},
+    query={"token": Param("the feed token (or HTTP Basic with it as password, or Bearer)")},
+    path_params=_FEED,
+    strict_query=False,
     tags=_TAGS,
 )
 async def activity_feed(ctx: Ctx) -> Response:
@@ -76,7 +86,9 @@ async def activity_feed(ctx: Ctx) -> Response:
     "/feeds/activity/archive/{page}.{fmt}",
     summary="An RFC 5005 archive page of the caller's feed (50 entries, oldest page 1)",
     auth="none",
-    query={"token": "the feed token"},
+    query={"token": Param("the feed token (or HTTP Basic with it as password, or Bearer)")},
+    path_params=_ARCHIVE,
+    strict_query=False,
     tags=_TAGS,
 )
 async def activity_archive(ctx: Ctx) -> Response:
@@ -87,7 +99,9 @@ async def activity_archive(ctx: Ctx) -> Response:
     "/feeds/projects/{project_id}.{fmt}",
     summary="A project's activity as Atom (.atom) or RSS (.rss): newest 50",
     auth="none",
-    query={"token": "the feed token (or HTTP Basic with it as password, or Bearer)"},
+    query={"token": Param("the feed token (or HTTP Basic with it as password, or Bearer)")},
+    path_params=_FEED,
+    strict_query=False,
     tags=_TAGS,
 )
 async def project_feed(ctx: Ctx) -> Response:
@@ -98,7 +112,9 @@ async def project_feed(ctx: Ctx) -> Response:
     "/feeds/projects/{project_id}/archive/{page}.{fmt}",
     summary="An RFC 5005 archive page of a project's feed (50 entries, oldest page 1)",
     auth="none",
-    query={"token": "the feed token"},
+    query={"token": Param("the feed token (or HTTP Basic with it as password, or Bearer)")},
+    path_params=_ARCHIVE,
+    strict_query=False,
     tags=_TAGS,
 )
 async def project_archive(ctx: Ctx) -> Response:

@@ -7,10 +7,12 @@ from typing import Final
 import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load_project
+from ..domain import text
 from ..domain.messages import EditMessage, PostMessage, decide_post_message
 from ..reads import recordings
 from .api import Api, Ctx, Reply
 from .envelope import Message, page, project_for_list, show, status_filter
+from .params import PAGING, STATUS
 
 api = Api()
 _TAGS: Final = ["messages"]
@@ -20,9 +22,9 @@ class NewMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """A message to post. ``body`` is HTML (sanitised); ``subscriber_ids`` left out
     subscribes everyone on the project who can see the message."""
 
-    subject: str
-    body: str
-    category: str | None = None
+    subject: text.Line
+    body: text.Html
+    category: text.OptionalLine | None = None
     visible_to_clients: bool = False
     subscriber_ids: list[str] | None = None
 
@@ -54,11 +56,7 @@ async def post_message(ctx: Ctx, body: NewMessage) -> Reply:
     "/v1/projects/{project_id}/messages",
     summary="A project's messages, newest first",
     response=list[Message],
-    query={
-        "status": "active (default), archived or trashed",
-        "limit": "page size, 1-100 (default 25)",
-        "cursor": "from a Link header",
-    },
+    query={"status": STATUS, **PAGING},
     tags=_TAGS,
 )
 async def list_messages(ctx: Ctx) -> Reply:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load_project
+from ..domain import text
 from ..domain.context import Context
 from ..domain.milestones import (
     CompleteMilestone,
@@ -24,6 +25,7 @@ from ..events.base import Event
 from ..reads import recordings
 from .api import Api, Ctx, Reply
 from .envelope import Milestone, page, project_for_list, show, status_filter
+from .params import PAGING, STATUS, Param
 
 api = Api()
 _TAGS: Final = ["milestones"]
@@ -32,10 +34,10 @@ _TAGS: Final = ["milestones"]
 class NewMilestone(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A milestone to set; ``notes`` is HTML (sanitised)."""
 
-    title: str
+    title: text.Line
     due_on: date
     responsible_id: str | None = None
-    notes: str | None = None
+    notes: text.OptionalHtml | None = None
     visible_to_clients: bool = False
 
 
@@ -67,17 +69,18 @@ async def post_milestone(ctx: Ctx, body: NewMilestone) -> Reply:
     summary="A project's milestones, soonest due first",
     response=list[Milestone],
     query={
-        "filter": "all (default), upcoming, late (due before today, UTC, and not completed) "
-        "or completed",
-        "status": "active (default), archived or trashed",
-        "limit": "page size, 1-100 (default 25)",
-        "cursor": "from a Link header",
+        "filter": Param(
+            "all (default), upcoming, late (due before today, UTC, and not completed) or completed",
+            Literal["all", "upcoming", "late", "completed"],
+        ),
+        "status": STATUS,
+        **PAGING,
     },
     tags=_TAGS,
 )
 async def list_milestones(ctx: Ctx) -> Reply:
     project = await project_for_list(ctx)
-    which = ctx.query_choice("filter", tuple(recordings.MILESTONE_FILTERS), "all")
+    which = ctx.param("filter", "all")
     # "Today" is the UTC date: the API has no notion of the caller's time zone.
     today = datetime.now(UTC).date()
     selection = recordings.milestones(project.project_id, status_filter(ctx), which, today)

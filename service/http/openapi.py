@@ -1,18 +1,43 @@
 """The OpenAPI 3.1 document of the API, generated from the endpoints' declarations and their
-msgspec types."""
+msgspec types: as strict as the server (types, enums, bounds, formats), with the headers the
+server sends declared, so that generated clients type and page correctly."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from .api import Endpoint
-from .idempotency import IDEMPOTENCY_HEADER
+from .idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADERS
+from .params import Param
 from .problems import PROBLEM_JSON, Problem
 
-_JSON = "application/json"
+_JSON: Final = "application/json"
+_PATH_PARAM: Final = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_TEXT: Final = {"type": "string"}
+
+
+def _header(description: str, schema: dict[str, Any] = _TEXT) -> dict[str, Any]:
+    return {"description": description, "schema": schema}
+
+
+_ETAG: Final = _header("the representation's tag, for If-None-Match (and If-Match on writes)")
+_CACHE: Final = _header("private, no-cache (archive feed pages: long-lived)")
+_PAGE: Final = {
+    "Link": _header('the next (and, on activity, previous) page: <url>; rel="next"'),
+    "X-Total-Count": _header(
+        "how many items the whole list holds", {"type": "integer", "minimum": 0}
+    ),
+}
+_LOCATION: Final = _header("the URL of what was created")
+_REPLAYED: Final = _header(
+    "true when the answer replays an earlier request with the same Idempotency-Key",
+    {"type": "string", "enum": list(REPLAYED_HEADERS.values())},
+)
+_RETRY: Final = _header("seconds to wait before trying again", {"type": "integer", "minimum": 1})
 
 
 def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict[str, Any]:
@@ -20,7 +45,7 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
     types."""
     types: list[Any] = [Problem]
     for ep in endpoints:
-        types.extend(t for t in (ep.body, ep.response) if t is not None)
+        types.extend(t for t in (*_body_types(ep), ep.response) if t is not None)
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
@@ -32,54 +57,22 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
             "summary": ep.summary,
             "operationId": ep.handler.__name__,
             "tags": ep.tags,
-            "responses": {
-                "default": {"description": "a problem (RFC 9457)", "content": problem},
-            },
+            "responses": _responses(ep, schema_of, problem),
         }
-        params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            for name in _path_params(ep.path)
-        ]
-        params += [
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "description": desc,
-                "schema": {"type": "string"},
-            }
-            for name, desc in ep.query.items()
-        ]
-        if ep.method == "POST":
-            params.append(
-                {
-                    "name": IDEMPOTENCY_HEADER,
-                    "in": "header",
-                    "required": False,
-                    "description": "a retry with the same key gets the first response and changes nothing",
-                    "schema": {"type": "string", "maxLength": 255},
-                }
-            )
+        params = _parameters(ep)
         if params:
             op["parameters"] = params
-        if ep.body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {_JSON: {"schema": schema_of[id(ep.body)]}},
-            }
-        ok: dict[str, Any] = {"description": "success"}
-        if ep.response is not None:
-            ok["content"] = {_JSON: {"schema": schema_of[id(ep.response)]}}
-        for code in (ep.status, *ep.also):
-            op["responses"][str(code)] = ok
-        if ep.method == "GET":
-            op["responses"]["304"] = {"description": "not modified (If-None-Match)"}
+        bodies = [schema_of[id(t)] for t in _body_types(ep)]
+        if bodies:
+            schema = bodies[0] if len(bodies) == 1 else {"anyOf": bodies}
+            op["requestBody"] = {"required": True, "content": {_JSON: {"schema": schema}}}
         if ep.auth == "bearer":
             op["security"] = [{"bearer": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
+        "servers": [{"url": "/", "description": "this server"}],
         "paths": paths,
         "components": {
             "schemas": components,
@@ -88,5 +81,100 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
     }
 
 
-def _path_params(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+def _body_types(ep: Endpoint) -> tuple[Any, ...]:
+    """The types OpenAPI shows the body as: ``body_schema`` (one type, or a tuple of the
+    types one of which the server takes), else the decoded type."""
+    shown = ep.body_schema if ep.body_schema is not None else ep.body
+    if shown is None:
+        return ()
+    return shown if isinstance(shown, tuple) else (shown,)
+
+
+def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for name in _PATH_PARAM.findall(ep.path):
+        declared = ep.path_params.get(name)
+        entry: dict[str, Any] = {"name": name, "in": "path", "required": True}
+        if declared is not None:
+            entry["description"] = declared.description
+        entry["schema"] = _param_schema(declared) if declared is not None else dict(_TEXT)
+        params.append(entry)
+    for name, param in ep.query.items():
+        entry = {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": param.description,
+            "schema": _param_schema(param),
+        }
+        if param.repeated:
+            entry.update(style="form", explode=True)
+        params.append(entry)
+    if ep.conditional:
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": False,
+                "description": "the ETag last read: the write answers 412 and changes nothing "
+                "if the resource changed since (* : any version)",
+                "schema": {"type": "string"},
+            }
+        )
+    if ep.method == "POST":
+        params.append(
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "a retry with the same key gets the first response and changes nothing",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            }
+        )
+    return params
+
+
+def _param_schema(param: Param) -> dict[str, Any]:
+    return msgspec.json.schema(param.converted)
+
+
+def _responses(ep: Endpoint, schema_of: dict[int, Any], problem: dict[str, Any]) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "default": {"description": "a problem (RFC 9457)", "content": problem},
+        "429": {
+            "description": "too many requests (per person and instance)",
+            "headers": {"Retry-After": _RETRY},
+            "content": problem,
+        },
+        "503": {
+            "description": "the database is unavailable",
+            "headers": {"Retry-After": _RETRY},
+            "content": problem,
+        },
+    }
+    for code in (ep.status, *ep.also):
+        ok: dict[str, Any] = {"description": "success"}
+        if ep.response is not None:
+            ok["content"] = {_JSON: {"schema": schema_of[id(ep.response)]}}
+        headers: dict[str, Any] = {"ETag": _ETAG}
+        if ep.method == "GET":
+            headers["Cache-Control"] = _CACHE
+            if "cursor" in ep.query:
+                headers.update(_PAGE)
+        if code == 201:
+            headers["Location"] = _LOCATION
+        if ep.method == "POST":
+            headers["Idempotent-Replayed"] = _REPLAYED
+        ok["headers"] = headers
+        responses[str(code)] = ok
+    if ep.conditional:
+        responses["412"] = {
+            "description": "the resource changed since the If-Match ETag was read",
+            "content": problem,
+        }
+    if ep.method == "GET":
+        responses["304"] = {
+            "description": "not modified (If-None-Match)",
+            "headers": {"ETag": _ETAG},
+        }
+    return responses

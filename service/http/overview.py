@@ -19,11 +19,12 @@ today + 14 days; "late" means open and due before today.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
 
+from ..domain.context import Timestamp
 from ..events.projects import ProjectRole
 from ..reads import overview
 from ..reads.visibility import project_scope
@@ -71,7 +72,7 @@ class MessageSummary(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     category: str | None
     creator: PersonRef | None
-    created_at: datetime
+    created_at: Timestamp
     comments_count: int
     url: str
     app_url: str
@@ -104,7 +105,7 @@ class ActivitySummary(msgspec.Struct, frozen=True, kw_only=True):
     sentence: str
     actor: PersonRef | None
     recording: RecordingRef | None
-    at: datetime
+    at: Timestamp
     excerpt: str | None
 
 

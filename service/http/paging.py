@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -17,9 +17,6 @@ from starlette.requests import Request
 
 from .context import Ctx
 from .problems import ApiError
-
-QUERY: Final = {"limit": "page size, 1-100 (default 25)", "cursor": "from a Link rel=next"}
-"""The paging query parameters, as routes declare them."""
 
 
 def encode_cursor(value: Any) -> str:
@@ -59,7 +56,7 @@ def cursor(ctx: Ctx, kind: Any) -> Any:
     Raises:
         ApiError: 400, the cursor is not one this API gave out.
     """
-    raw = ctx.query("cursor")
+    raw = ctx.param("cursor")
     return decode_cursor(raw, kind) if raw else None
 
 

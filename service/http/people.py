@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
 import asyncpg
 import msgspec
 from starlette.responses import Response
 
-from ..commands.execute import Plan, append_together, execute, load
+from ..commands.execute import Plan, append_together, decided, execute, load
+from ..domain import text
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
+from ..domain.context import Timestamp
 from ..domain.emails import (
     EmailClaim,
     decide_claim_email,
@@ -56,8 +57,8 @@ from ..reads.rows import columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url
 from .idempotency import REPLAYED_HEADERS
-from .paging import QUERY as _PAGING
 from .paging import page_headers, seq_after
+from .params import PAGING
 
 api = Api()
 
@@ -79,29 +80,29 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     company: str | None
     title: str | None
     active: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     url: str
 
 
 class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/people``. Clients need a ``company``."""
 
-    name: str
-    email: str
+    name: text.Line
+    email: text.Email
     role: PersonRole
-    company: str | None = None
-    title: str | None = None
+    company: text.OptionalLine | None = None
+    title: text.Line | None = None
 
 
 class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``PATCH /v1/people/{id}``: omitted fields stay, ``null`` clears company/title."""
 
-    name: str | _Unset = _UNSET
-    email: str | _Unset = _UNSET
+    name: text.Line | _Unset = _UNSET
+    email: text.Email | _Unset = _UNSET
     role: PersonRole | _Unset = _UNSET
-    company: str | _Unset | None = _UNSET
-    title: str | _Unset | None = _UNSET
+    company: text.OptionalLine | _Unset | None = _UNSET
+    title: text.Line | _Unset | None = _UNSET
 
 
 class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,15 +112,15 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
     person_id: str
     label: str
     revoked: bool
-    created_at: datetime
-    revoked_at: datetime | None
+    created_at: Timestamp
+    revoked_at: Timestamp | None
     url: str
 
 
 class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/people/{id}/tokens``."""
 
-    label: str | None = None
+    label: text.OptionalLine | None = None
 
 
 class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,7 +130,7 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
     id: str
     label: str
     token: str | None
-    created_at: datetime
+    created_at: Timestamp
 
 
 # ------------------------------------------------------------------ helpers
@@ -160,11 +161,15 @@ async def _may_see(ctx: Ctx, viewer: Viewer, person_id: str) -> bool:
     return can_see_person(viewer, person_id, projects.values())
 
 
-async def _visible_person(ctx: Ctx, person_id: str) -> Person:
-    """The person as the caller may see them; 404 when they may not (or there is none)."""
+async def _shown(ctx: Ctx, person_id: str, *, status: int = 200) -> Reply:
+    """The person as the caller may see them, with their version (and ``Location`` when
+    ``status`` is 201); 404 when they may not (or there is none)."""
     if not await _may_see(ctx, ctx.me, person_id):
         raise NotFound("there is no such person")
-    return _person(ctx, await _person_row(ctx, person_id))
+    row = await _person_row(ctx, person_id)
+    out = _person(ctx, row)
+    headers = {"Location": out.url} if status == 201 else {}
+    return Reply(out, status, headers, version=row["version"])
 
 
 def _existing(person: PersonState | None) -> PersonState:
@@ -220,15 +225,14 @@ async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
         ]
 
     await append_together(ctx.caller, plan)
-    out = _person(ctx, await _person_row(ctx, person_id))
-    return Reply(out, 201, {"Location": out.url})
+    return await _shown(ctx, person_id, status=201)
 
 
 @api.get(
     "/v1/people",
     summary="People the caller may see (clients: themselves and the people of their projects)",
     response=list[Person],
-    query=_PAGING,
+    query=PAGING,
     tags=_TAGS,
 )
 async def list_people(ctx: Ctx) -> Reply:
@@ -246,12 +250,12 @@ async def list_people(ctx: Ctx) -> Reply:
 
 @api.get("/v1/me", summary="The caller", response=Person, tags=_TAGS)
 async def me(ctx: Ctx) -> Reply:
-    return Reply(_person(ctx, await _person_row(ctx, ctx.me.person_id)))
+    return await _shown(ctx, ctx.me.person_id)
 
 
 @api.get("/v1/people/{person_id}", summary="One person", response=Person, tags=_TAGS)
 async def get_person(ctx: Ctx) -> Reply:
-    return Reply(await _visible_person(ctx, ctx.path("person_id")))
+    return await _shown(ctx, ctx.path("person_id"))
 
 
 @api.patch(
@@ -269,7 +273,13 @@ async def edit_person(ctx: Ctx, body: PersonPatch) -> Reply:
     async def plan() -> Plan:
         loaded = await load(ctx.caller, stream)
         person = _existing(fold_person([e.event for e in loaded.events]))
-        events = decide_edit_person(person, cmd, c, await _memberships(ctx, person_id))
+        memberships = await _memberships(ctx, person_id)
+        events = decided(
+            ctx.caller,
+            loaded.version,
+            lambda p: decide_edit_person(p, cmd, c, memberships),
+            person,
+        )
         appends: Plan = [(stream, events, loaded.version)]
         change = email_change(events)
         if change is not None:
@@ -282,7 +292,7 @@ async def edit_person(ctx: Ctx, body: PersonPatch) -> Reply:
         return appends
 
     await append_together(ctx.caller, plan)
-    return Reply(await _visible_person(ctx, person_id))
+    return await _shown(ctx, person_id)
 
 
 async def _set_active(ctx: Ctx, active: bool) -> Reply:
@@ -295,7 +305,7 @@ async def _set_active(ctx: Ctx, active: bool) -> Reply:
         return decide_deactivate_person(_existing(person), DeactivatePerson(), c)
 
     await execute(ctx.caller, person_stream(person_id), fold_person, decide, project_id=None)
-    return Reply(await _visible_person(ctx, person_id))
+    return await _shown(ctx, person_id)
 
 
 @api.post(
@@ -381,7 +391,7 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     "/v1/people/{person_id}/tokens",
     summary="A person's API tokens, without secrets (the person or an admin)",
     response=list[ApiToken],
-    query=_PAGING,
+    query=PAGING,
     tags=_TAGS,
 )
 async def list_tokens(ctx: Ctx) -> Reply:
@@ -401,7 +411,8 @@ async def list_tokens(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def get_token(ctx: Ctx) -> Reply:
-    return Reply(_token(ctx, await _own_token_row(ctx, ctx.path("token_id"))))
+    row = await _own_token_row(ctx, ctx.path("token_id"))
+    return Reply(_token(ctx, row), version=row["version"])
 
 
 @api.delete(

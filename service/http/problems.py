@@ -104,6 +104,7 @@ def problem_response(
 _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = (
     (errors.WrongExpectedVersion, 409, "version-conflict"),
     (errors.Contended, 409, "version-conflict"),
+    (errors.PreconditionFailed, 412, None),
     (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
     (errors.UnknownPosition, 404, "unknown-position"),
     (errors.DatabaseUnavailable, 503, None),

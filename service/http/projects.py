@@ -9,7 +9,6 @@ reads come from the directory read model, filtered by :mod:`service.domain.acces
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Final
 
 import asyncpg
@@ -17,8 +16,9 @@ import msgspec
 from starlette.responses import Response
 
 from ..commands.execute import append_new, execute, load
+from ..domain import text
 from ..domain.access import Action, check
-from ..domain.context import Context
+from ..domain.context import Context, Timestamp
 from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
 from ..domain.people import fold_person
 from ..domain.projects import (
@@ -49,13 +49,12 @@ from ..reads.access import visible_project, visible_projects
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
 from .envelope import PersonRef, api_url
-from .paging import QUERY as _PAGING
 from .paging import page_headers, seq_after
+from .params import PAGING, STATUS
 
 api = Api()
 
 _TAGS = ["projects"]
-_STATUSES: tuple[ProjectStatus, ...] = ("active", "archived", "trashed")
 _UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
 
@@ -72,8 +71,8 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None
     clients_enabled: bool
     status: ProjectStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
     creator: PersonRef | None
     url: str
     app_url: str
@@ -83,16 +82,16 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
 class NewProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/projects``; the creator becomes its owner."""
 
-    name: str
-    description: str | None = None
+    name: text.Line
+    description: text.OptionalHtml | None = None
     clients_enabled: bool = False
 
 
 class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``PATCH /v1/projects/{id}``: omitted fields stay, ``null`` clears description."""
 
-    name: str | _Unset = _UNSET
-    description: str | _Unset | None = _UNSET
+    name: text.Line | _Unset = _UNSET
+    description: text.OptionalHtml | _Unset | None = _UNSET
     clients_enabled: bool | _Unset = _UNSET
 
 
@@ -107,7 +106,7 @@ class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
     title: str | None
     active: bool
     project_role: ProjectRole
-    added_at: datetime
+    added_at: Timestamp
     url: str
 
 
@@ -144,13 +143,16 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project
     )
 
 
-async def _visible(ctx: Ctx, project_id: str) -> Project:
-    """The project as the caller sees it; 404 when they may not (or there is none)."""
+async def _shown(ctx: Ctx, project_id: str, *, status: int = 200) -> Reply:
+    """The project as the caller sees it, with its version (and ``Location`` when ``status``
+    is 201); 404 when they may not (or there is none)."""
     facts = await visible_project(ctx.store.pool, ctx.me, project_id)
     row = await directory.project(ctx.store.pool, project_id)
     if row is None:  # pragma: no cover - the facts came from the same row
         raise NotFound("there is no such project")
-    return _project(ctx, row, facts.members.get(ctx.me.person_id))
+    out = _project(ctx, row, facts.members.get(ctx.me.person_id))
+    headers = {"Location": out.url} if status == 201 else {}
+    return Reply(out, status, headers, version=row["version"])
 
 
 # ------------------------------------------------------------------ projects
@@ -168,19 +170,18 @@ async def create_project(ctx: Ctx, body: NewProject) -> Reply:
     cmd = CreateProject(project_id=project_id, **msgspec.structs.asdict(body))
     events = decide_create_project(cmd, ctx.caller.context())
     await append_new(ctx.caller, [(project_stream(project_id), events, project_id)])
-    out = await _visible(ctx, project_id)
-    return Reply(out, 201, {"Location": out.url})
+    return await _shown(ctx, project_id, status=201)
 
 
 @api.get(
     "/v1/projects",
     summary="Projects the caller may see, by status (default active)",
     response=list[Project],
-    query={"status": "active (default), archived or trashed", **_PAGING},
+    query={"status": STATUS, **PAGING},
     tags=_TAGS,
 )
 async def list_projects(ctx: Ctx) -> Reply:
-    status = ctx.query_choice("status", _STATUSES, "active")
+    status = ctx.param("status", "active")
     limit = ctx.limit()
     after = seq_after(ctx)
     visible = await visible_projects(ctx.store.pool, ctx.me)
@@ -193,7 +194,7 @@ async def list_projects(ctx: Ctx) -> Reply:
 
 @api.get("/v1/projects/{project_id}", summary="One project", response=Project, tags=_TAGS)
 async def get_project(ctx: Ctx) -> Reply:
-    return Reply(await _visible(ctx, ctx.path("project_id")))
+    return await _shown(ctx, ctx.path("project_id"))
 
 
 @api.patch(
@@ -225,7 +226,7 @@ async def _execute(
 async def _change(ctx: Ctx, decide: Callable[[ProjectState], list[Event]]) -> Reply:
     project_id = ctx.path("project_id")
     await _execute(ctx, project_id, lambda state: decide(_existing(state)))
-    return Reply(await _visible(ctx, project_id))
+    return await _shown(ctx, project_id)
 
 
 def _status_route(
@@ -286,19 +287,21 @@ def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
     )
 
 
-async def _member_of(ctx: Ctx, project_id: str, person_id: str) -> ProjectMember:
+async def _member_of(ctx: Ctx, project_id: str, person_id: str, *, status: int = 200) -> Reply:
+    """A membership as the caller sees it, with its project's version."""
     await visible_project(ctx.store.pool, ctx.me, project_id)
     row = await directory.member(ctx.store.pool, project_id, person_id)
     if row is None:
         raise NotFound("the person is not on the project")
-    return _member(ctx, row)
+    headers = {"Location": api_url(ctx, ctx.request.url.path)} if status == 201 else {}
+    return Reply(_member(ctx, row), status, headers, version=row["version"])
 
 
 @api.get(
     "/v1/projects/{project_id}/people",
     summary="The people on a project, in the order they joined",
     response=list[ProjectMember],
-    query=_PAGING,
+    query=PAGING,
     tags=_TAGS,
 )
 async def list_members(ctx: Ctx) -> Reply:
@@ -317,7 +320,7 @@ async def list_members(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def get_member(ctx: Ctx) -> Reply:
-    return Reply(await _member_of(ctx, ctx.path("project_id"), ctx.path("person_id")))
+    return await _member_of(ctx, ctx.path("project_id"), ctx.path("person_id"))
 
 
 @api.put(
@@ -346,10 +349,7 @@ async def set_member(ctx: Ctx, body: Membership) -> Reply:
 
     state, result = await _execute(ctx, project_id, decide)
     added = result is not None and person_id not in _existing(state).members
-    out = await _member_of(ctx, project_id, person_id)
-    if added:
-        return Reply(out, 201, {"Location": api_url(ctx, ctx.request.url.path)})
-    return Reply(out)
+    return await _member_of(ctx, project_id, person_id, status=201 if added else 200)
 
 
 @api.delete(

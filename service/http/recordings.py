@@ -7,13 +7,12 @@ client visibility, subscription and history. Commands run through
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Final
 
 import msgspec
 
 from ..commands.recordings import EDITS, change, edit_decision
-from ..domain.context import Context
+from ..domain.context import Context, Timestamp
 from ..domain.edits import json_value
 from ..domain.projects import ProjectState
 from ..domain.recordings import (
@@ -40,6 +39,7 @@ from .api import Api, Ctx, Reply
 from .bodies import convert
 from .envelope import PersonRef, Recording, api_url, show, visible_row
 from .paging import decode_cursor, encode_cursor, next_link
+from .params import PAGING
 
 api = Api()
 _TAGS: Final = ["recordings"]
@@ -61,6 +61,7 @@ async def get_recording(ctx: Ctx) -> Reply:
     "/v1/recordings/{id}",
     summary="Merge-patch any recording with its kind's fields (omitted: unchanged; null: cleared)",
     response=Recording,
+    body_schema=tuple(EDITS.values()),
     tags=_TAGS,
 )
 async def patch_recording(ctx: Ctx, body: dict[str, Any]) -> Reply:
@@ -116,7 +117,7 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
-    await visible_row(ctx, recording_id)
+    row = await visible_row(ctx, recording_id)
     subscribed = await recordings.subscribers(ctx.store.pool, recording_id)
     people = [PersonRef(id=person_id, name=name) for person_id, name in subscribed]
     return Reply(
@@ -125,7 +126,8 @@ async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
             count=len(people),
             subscribers=people,
             url=api_url(ctx, f"/v1/recordings/{recording_id}/subscription"),
-        )
+        ),
+        version=row["version"],
     )
 
 
@@ -190,7 +192,7 @@ class HistoryEvent(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     kind: str
     actor: PersonRef | None
-    at: datetime
+    at: Timestamp
     changes: list[Change]
 
 
@@ -238,14 +240,14 @@ def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Chang
     "/v1/recordings/{id}/events",
     summary="Every event of a recording, oldest first, with actor, time and before/after values",
     response=list[HistoryEvent],
-    query={"limit": "page size, 1-100 (default 25)", "cursor": "from a Link header"},
+    query=PAGING,
     tags=_TAGS,
 )
 async def get_history(ctx: Ctx) -> Reply:
     recording_id = ctx.path("id")
     await visible_row(ctx, recording_id)
     limit = ctx.limit()
-    raw = ctx.query("cursor")
+    raw = ctx.param("cursor")
     after = decode_cursor(raw, int) if raw is not None else 0
     # The whole stream is folded (streams of one item are short): a change's before value
     # needs every event before it.

@@ -14,7 +14,7 @@ are left out: nothing there can be done. "Today" is the current date in UTC.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import asyncpg
 import msgspec
@@ -23,8 +23,8 @@ from ..reads import reports
 from ..reads.rows import Page, columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
-from .paging import QUERY as _PAGING
 from .paging import cursor, page_headers
+from .params import PAGING, Param
 
 api = Api()
 
@@ -155,7 +155,7 @@ async def my_assignments(ctx: Ctx) -> Reply:
     "/v1/reports/overdue",
     summary="Open to-dos and milestones due before today (UTC), across every project the caller sees",
     response=list[DueItem],
-    query=_PAGING,
+    query=PAGING,
     tags=_TAGS,
 )
 async def overdue(ctx: Ctx) -> Reply:
@@ -171,13 +171,18 @@ async def overdue(ctx: Ctx) -> Reply:
     "/v1/reports/upcoming",
     summary="Open to-dos and milestones due from today (UTC) to today + days, across projects",
     response=list[DueItem],
-    query={"days": "how many days ahead, 1-365 (default 14)", **_PAGING},
+    query={
+        "days": Param(
+            "how many days ahead, 1-365 (default 14)", Annotated[int, msgspec.Meta(ge=1, le=365)]
+        ),
+        **PAGING,
+    },
     tags=_TAGS,
 )
 async def upcoming(ctx: Ctx) -> Reply:
     """Items due from today through today + ``days`` (both included), soonest first; paged
     by cursor with ``X-Total-Count``."""
-    days = ctx.query_int("days", 14, low=1, high=365)
+    days: int = ctx.param("days", 14)
     today = today_utc()
     limit = ctx.limit()
     found = await reports.upcoming(

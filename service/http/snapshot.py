@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
+
+import msgspec
 
 from ..commands.snapshot import build_snapshot
 from ..domain.snapshot import Snapshot
 from ..reads.access import visible_project
 from .api import Api, Ctx, Reply
+from .params import Param, rfc3339
 from .problems import ApiError, FieldError
 
 api = Api()
@@ -20,8 +24,11 @@ api = Api()
     response=Snapshot,
     tags=["time travel"],
     query={
-        "position": "a log position: every event of the project up to and including it, in log order",
-        "at": "an RFC 3339 time: every event of the project recorded at or before it",
+        "position": Param(
+            "a log position: every event of the project up to and including it, in log order",
+            Annotated[int, msgspec.Meta(ge=0)],
+        ),
+        "at": rfc3339("an RFC 3339 time: every event of the project recorded at or before it"),
     },
 )
 async def project_snapshot(ctx: Ctx) -> Reply:
@@ -35,22 +42,16 @@ async def project_snapshot(ctx: Ctx) -> Reply:
 
 
 def _point(ctx: Ctx) -> tuple[int | None, datetime | None]:
-    raw_position = ctx.query("position")
-    raw_at = ctx.query("at")
-    if (raw_position is None) == (raw_at is None):
+    position: int | None = ctx.param("position")
+    raw_at: str | None = ctx.param("at")
+    if (position is None) == (raw_at is None):
         raise ApiError(
             400,
             "give exactly one of ?position= (a log position) and ?at= (an RFC 3339 time)",
             field_errors=[FieldError(field="position", detail="give position or at")],
         )
-    if raw_position is not None:
-        if not raw_position.isdigit():
-            raise ApiError(
-                400,
-                "?position= must be a log position (a whole number, 0 or more)",
-                field_errors=[FieldError(field="position", detail="not a whole number")],
-            )
-        return int(raw_position), None
+    if position is not None:
+        return position, None
     assert raw_at is not None
     try:
         at = datetime.fromisoformat(raw_at)

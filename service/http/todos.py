@@ -7,11 +7,12 @@ status or completion (the order the domain and the ``recordings`` projection kee
 from __future__ import annotations
 
 from datetime import date
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
 
 from ..commands.recordings import change, create, edit_decision, load, load_project
+from ..domain import text
 from ..domain.context import Context
 from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
@@ -39,24 +40,28 @@ from .envelope import (
     show,
     status_filter,
 )
+from .params import PAGING, STATUS, Param
 
 api = Api()
+
+TodoFilter = Literal["open", "completed", "all", "archived", "trashed"]
+"""The to-dos of a list each ``?status=`` keeps (see :data:`service.reads.recordings.TODO_FILTERS`)."""
 _TAGS: Final = ["to-dos"]
 
 
 class NewTodolist(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A to-do list to create; ``description`` is HTML (sanitised)."""
 
-    name: str
-    description: str | None = None
+    name: text.Line
+    description: text.OptionalHtml | None = None
     visible_to_clients: bool = False
 
 
 class NewTodo(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A to-do to add at the end of a list; ``content`` is one line, ``notes`` HTML."""
 
-    content: str
-    notes: str | None = None
+    content: text.Content
+    notes: text.OptionalHtml | None = None
     assignee_ids: list[str] = []
     starts_on: date | None = None
     due_on: date | None = None
@@ -90,11 +95,7 @@ async def post_todolist(ctx: Ctx, body: NewTodolist) -> Reply:
     "/v1/projects/{project_id}/todolists",
     summary="A project's to-do lists with their progress, oldest first",
     response=list[Todolist],
-    query={
-        "status": "active (default), archived or trashed",
-        "limit": "page size, 1-100 (default 25)",
-        "cursor": "from a Link header",
-    },
+    query={"status": STATUS, **PAGING},
     tags=_TAGS,
 )
 async def list_todolists(ctx: Ctx) -> Reply:
@@ -155,17 +156,18 @@ async def post_todo(ctx: Ctx, body: NewTodo) -> Reply:
     summary="A list's to-dos in order",
     response=list[Todo],
     query={
-        "status": "open, completed, all (default; active to-dos), archived or trashed",
-        "assignee_id": "only the to-dos assigned to this person",
-        "limit": "page size, 1-100 (default 25)",
-        "cursor": "from a Link header",
+        "status": Param(
+            "open, completed, all (default; active to-dos), archived or trashed", TodoFilter
+        ),
+        "assignee_id": Param("only the to-dos assigned to this person"),
+        **PAGING,
     },
     tags=_TAGS,
 )
 async def list_todos(ctx: Ctx) -> Reply:
     todolist, project = await parent_for_list(ctx, "todolist")
-    status = ctx.query_choice("status", tuple(recordings.TODO_FILTERS), "all")
-    selection = recordings.todos(todolist["recording_id"], status, ctx.query("assignee_id"))
+    status = ctx.param("status", "all")
+    selection = recordings.todos(todolist["recording_id"], status, ctx.param("assignee_id"))
     return await page(ctx, selection, project=project)
 
 

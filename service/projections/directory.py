@@ -27,7 +27,7 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    version = 2
+    version = 3
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -44,7 +44,8 @@ class Directory:
             active      boolean NOT NULL,
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
-            seq         bigint NOT NULL
+            seq         bigint NOT NULL,
+            version     integer NOT NULL DEFAULT 0
         );
         CREATE INDEX people_seq ON people (seq);
         CREATE TABLE api_tokens (
@@ -72,7 +73,8 @@ class Directory:
             creator_id      text,
             created_at      timestamptz NOT NULL,
             updated_at      timestamptz NOT NULL,
-            seq             bigint NOT NULL
+            seq             bigint NOT NULL,
+            version         integer NOT NULL DEFAULT 0
         );
         CREATE INDEX projects_seq ON projects (seq);
         CREATE TABLE project_members (
@@ -95,7 +97,7 @@ class Directory:
         people's and projects' streams, read in log order and folded in memory by
         :class:`_Fold` (the statements of :meth:`apply`, on dictionaries), then copied in."""
         rows = await conn.fetch(
-            "SELECT position, stream_id, event_type, schema_version, data, "
+            "SELECT position, stream_id, stream_version, event_type, schema_version, data, "
             f"metadata->>'actor' AS actor, recorded_at FROM {log} e "
             f"WHERE stream_id ^@ '{streams.PERSON}' OR stream_id ^@ '{streams.PROJECT}' "
             "ORDER BY tx_id, position"
@@ -104,7 +106,12 @@ class Directory:
         for row in rows:
             event = decode_event(row["event_type"], row["schema_version"], row["data"])
             if not fold.apply(
-                row["stream_id"], row["position"], row["actor"], row["recorded_at"], event
+                row["stream_id"],
+                row["position"],
+                row["stream_version"],
+                row["actor"],
+                row["recorded_at"],
+                event,
             ):
                 return False
         for table, records in fold.tables().items():
@@ -206,6 +213,12 @@ class Directory:
                 )
             case _:
                 pass
+        # The stream version the row reflects: what the API's ETags name, so that If-Match
+        # means "nobody changed it since I read it" (see service.http.conditions).
+        if streams.is_person_stream(r.stream_id):
+            await conn.execute(_PERSON_VERSION, person_id, r.stream_version)
+        elif streams.is_project_stream(r.stream_id):
+            await conn.execute(_PROJECT_VERSION, project_id, r.stream_version)
 
 
 async def _patch(
@@ -227,10 +240,12 @@ async def _patch(
     await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {key} = $1", *values)
 
 
+_PERSON_VERSION = "UPDATE people SET version = $2 WHERE person_id = $1"
+_PROJECT_VERSION = "UPDATE projects SET version = $2 WHERE project_id = $1"
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "people": (
         "person_id", "name", "email", "role", "company", "title", "active", "created_at",
-        "updated_at", "seq",
+        "updated_at", "seq", "version",
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
@@ -239,7 +254,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
         "project_id", "name", "description", "clients_enabled", "status", "creator_id",
-        "created_at", "updated_at", "seq",
+        "created_at", "updated_at", "seq", "version",
     ),
     "project_members": ("project_id", "person_id", "project_role", "added_at", "seq"),
 }  # fmt: skip
@@ -264,10 +279,27 @@ class _Fold:
         self.members: dict[tuple[str, str], dict[str, Any]] = {}
 
     def apply(
-        self, stream_id: str, position: int, actor: str | None, at: datetime, e: Event
+        self,
+        stream_id: str,
+        position: int,
+        version: int,
+        actor: str | None,
+        at: datetime,
+        e: Event,
     ) -> bool:
         """Fold one event; False where a statement of ``apply`` would fail (a duplicate key
         or a column set twice): the bulk fill then declines, leaving it to ``apply``."""
+        if not self._apply(stream_id, position, actor, at, e):
+            return False
+        if (person := self.people.get(stream_id.removeprefix(streams.PERSON))) is not None:
+            person["version"] = version
+        if (project := self.projects.get(stream_id.removeprefix(streams.PROJECT))) is not None:
+            project["version"] = version
+        return True
+
+    def _apply(
+        self, stream_id: str, position: int, actor: str | None, at: datetime, e: Event
+    ) -> bool:
         person_id = stream_id.removeprefix(streams.PERSON)
         project_id = stream_id.removeprefix(streams.PROJECT)
         match e:
@@ -277,7 +309,7 @@ class _Fold:
                 self.people[e.person_id] = {
                     "person_id": e.person_id, "name": e.name, "email": e.email, "role": e.role,
                     "company": e.company, "title": e.title, "active": True, "created_at": at,
-                    "updated_at": at, "seq": position,
+                    "updated_at": at, "seq": position, "version": 0,
                 }  # fmt: skip
             case pe.PersonEdited():
                 return _patch_row(self.people.get(person_id), e.changes, _PERSON_FIELDS, at)
@@ -320,7 +352,7 @@ class _Fold:
                 self.projects[e.project_id] = {
                     "project_id": e.project_id, "name": e.name, "description": e.description,
                     "clients_enabled": e.clients_enabled, "status": "active", "creator_id": actor,
-                    "created_at": at, "updated_at": at, "seq": position,
+                    "created_at": at, "updated_at": at, "seq": position, "version": 0,
                 }  # fmt: skip
             case pr.ProjectEdited():
                 return _patch_row(self.projects.get(project_id), e.changes, _PROJECT_FIELDS, at)

@@ -19,22 +19,26 @@ import asyncpg
 from ..events.projects import ProjectRole
 from .rows import Page
 
+# Each row carries the version of the stream it reflects (a token's and a membership's are
+# their person's and project's): what the API's ETags name.
 _PERSON: Final = (
-    "SELECT person_id, name, email, role, company, title, active, created_at, updated_at, seq "
-    "FROM people"
+    "SELECT person_id, name, email, role, company, title, active, created_at, updated_at, seq, "
+    "version FROM people"
 )
 _TOKEN: Final = (
-    "SELECT token_id, person_id, label, revoked, created_at, revoked_at, seq FROM api_tokens"
+    "SELECT t.token_id, t.person_id, t.label, t.revoked, t.created_at, t.revoked_at, t.seq, "
+    "p.version FROM api_tokens t JOIN people p USING (person_id)"
 )
 _PROJECT: Final = """
 SELECT p.project_id, p.name, p.description, p.clients_enabled, p.status, p.created_at,
-       p.updated_at, p.seq, p.creator_id, c.name AS creator_name
+       p.updated_at, p.seq, p.creator_id, c.name AS creator_name, p.version
 FROM projects p LEFT JOIN people c ON c.person_id = p.creator_id
 """
 _MEMBER: Final = """
 SELECT m.person_id, m.project_role, m.added_at, m.seq,
-       p.name, p.email, p.role, p.company, p.title, p.active
+       p.name, p.email, p.role, p.company, p.title, p.active, pr.version
 FROM project_members m JOIN people p USING (person_id)
+JOIN projects pr ON pr.project_id = m.project_id
 """
 # The SQL form of can_see_person for a client: themselves, and the members of the projects
 # they see ($2).
@@ -94,14 +98,14 @@ async def memberships(pool: asyncpg.Pool, person_id: str) -> dict[str, ProjectRo
 
 async def api_token(pool: asyncpg.Pool, token_id: str) -> asyncpg.Record | None:
     """An API token's row, without its secret (None: no such token)."""
-    row: asyncpg.Record | None = await pool.fetchrow(f"{_TOKEN} WHERE token_id = $1", token_id)
+    row: asyncpg.Record | None = await pool.fetchrow(f"{_TOKEN} WHERE t.token_id = $1", token_id)
     return row
 
 
 async def api_tokens(pool: asyncpg.Pool, person_id: str, *, after: int, limit: int) -> Page:
     """A person's API tokens."""
     rows = await pool.fetch(
-        f"{_TOKEN} WHERE person_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        f"{_TOKEN} WHERE t.person_id = $1 AND t.seq > $2 ORDER BY t.seq LIMIT $3",
         person_id,
         after,
         limit + 1,
