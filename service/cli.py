@@ -40,6 +40,9 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     from .http.app import create_app
 
     asyncio.run(migrate_url(location.url))
+    for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
+        # The terminal only, never the logging module: these lines may carry a token.
+        print(line)
     settings = from_env(location.url, host=args.host, port=args.port, data_dir=args.data_dir)
     app = create_app(settings)
     where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
@@ -59,6 +62,52 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
         ws_ping_timeout=settings.ping_timeout,
     )
     return 0
+
+
+async def _first_run(location: Location, url: str) -> list[str]:
+    """The lines ``cairn serve`` prints before serving while nobody is in the database (none
+    once somebody is).
+
+    On the embedded database (one's own machine) it creates the first admin and shows their
+    API token, once, in a ready ``curl`` command against ``url``. On a server named by
+    ``DATABASE_URL`` a first admin is a deliberate act: it shows the command that makes one
+    and creates nobody.
+    """
+    from .bootstrap import FIRST_ADMIN_EMAIL, FIRST_ADMIN_NAME, create_first_admin, has_people
+    from .events.store import EventStore
+
+    store = await EventStore.open(location.url, min_size=1, max_size=2)
+    try:
+        if not location.embedded:
+            if await has_people(store):
+                return []
+            return [
+                "nobody is in this database yet; make the first admin (prints their API token):",
+                '    cairn people create-admin --name "Your Name" --email you@example.com',
+            ]
+        admin = await create_first_admin(store)
+    finally:
+        await store.close()
+    if admin is None:
+        return []
+    return [
+        f"first run: created the admin {FIRST_ADMIN_NAME} <{FIRST_ADMIN_EMAIL}> ({admin.person_id}).",
+        "Their API token is in this command, shown this once (only its hash is kept):",
+        "",
+        f'    curl -H "Authorization: Bearer {admin.token}" {url}/v1/me',
+        "",
+        f"Change their name and e-mail with PATCH /v1/people/{admin.person_id}"
+        ' {"name": "…", "email": "…"}.',
+    ]
+
+
+def _client_url(host: str, port: int) -> str:
+    """The URL a client on this machine reaches ``cairn serve --host host --port port`` at."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _migrate(args: argparse.Namespace, location: Location) -> int:

@@ -9,7 +9,9 @@ machine share ``./cairn-data``. The ``verify`` tests hand each child a fresh dat
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import signal
 import subprocess
 import uuid
@@ -23,10 +25,13 @@ import httpx
 import pytest
 
 from service import __version__
-from service.database.location import start_embedded
+from service.bootstrap import FIRST_ADMIN_EMAIL, FIRST_ADMIN_NAME
+from service.cli import _first_run
+from service.database.location import Location, start_embedded
 from service.events.base import Event, register
 from service.events.store import NO_STREAM, EventStore
 
+from .support.api import bearer, known_token
 from .support.cli import CAIRN
 from .support.servers import free_port
 
@@ -108,6 +113,7 @@ class Service:
 
     def __init__(self, process: asyncio.subprocess.Process, port: int, output: list[str]) -> None:
         self.process = process
+        self.port = port
         self.output = output
         self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
@@ -125,14 +131,15 @@ class Service:
 
 
 @asynccontextmanager
-async def serving(data_dir: Path) -> AsyncIterator[Service]:
-    """Start ``cairn serve`` on the embedded server in ``data_dir``; ready once uvicorn listens."""
+async def serving(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Service]:
+    """Start ``cairn serve`` on the embedded server in ``data_dir`` (on ``database_url``
+    instead if given); ready once uvicorn listens."""
     assert CAIRN is not None
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         CAIRN,
         *("serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "info"),
-        env=_child_env(),
+        env=_child_env(database_url),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -250,6 +257,99 @@ async def test_serve_stops_postgres_left_behind_by_a_killed_serve(data_dir: Path
         assert await service.stop() == 0
     assert _postmaster(data_dir) is None
     assert await _ends(int(lines[0]))
+
+
+# ------------------------------------------------------------------ cairn serve's first run
+
+_CURL_ME = re.compile(
+    r'curl -H "Authorization: Bearer (cairn_[\w-]+)" http://127\.0\.0\.1:(\d+)/v1/me'
+)
+
+
+@pytest.fixture
+def new_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data folder of its own, where no Cairn has run yet."""
+    path = tmp_path / "cairn-data"
+    yield path
+    if _postmaster(path) is not None:
+        start_embedded(path).release()
+
+
+def _printed_token(service: Service) -> str:
+    """The token of the one curl line ``cairn serve`` printed for its port."""
+    [curl] = _CURL_ME.findall("".join(service.output))
+    token, port = curl
+    assert int(port) == service.port
+    return token
+
+
+async def _people(service: Service, token: str) -> list[dict[str, Any]]:
+    """``GET /v1/people`` as the holder of ``token``, once the server knows it."""
+    await known_token(service.http, bearer(token), timeout=10.0)
+    response = await service.http.get("/v1/people", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    people: list[dict[str, Any]] = response.json()
+    return people
+
+
+async def test_first_serve_prints_a_working_admin_token_once(new_data_dir: Path) -> None:
+    """The first `cairn serve` on a new embedded data folder makes an admin and prints their
+    token in a curl line for /v1/me, which lets them in; nothing else, logs included, shows it."""
+    async with serving(new_data_dir) as service:
+        token = _printed_token(service)
+        me = await known_token(service.http, bearer(token), timeout=10.0)
+        assert me.status_code == 200, me.text
+        assert (me.json()["name"], me.json()["email"], me.json()["role"]) == (
+            FIRST_ADMIN_NAME,
+            FIRST_ADMIN_EMAIL,
+            "admin",
+        )
+        assert f"PATCH /v1/people/{me.json()['id']}" in "".join(service.output)
+        assert await service.stop() == 0
+    # stdout and stderr together: uvicorn's log (requests included) and every logger's.
+    output = "".join(service.output)
+    assert '"GET /v1/me HTTP/1.1" 200' in output
+    assert output.count(token) == 1, output
+
+
+async def test_later_serves_print_no_token_and_create_nobody(new_data_dir: Path) -> None:
+    """Once someone is in the embedded database, `cairn serve` prints no token and creates
+    nobody."""
+    async with serving(new_data_dir) as first:
+        token = _printed_token(first)
+        assert await first.stop() == 0
+    async with serving(new_data_dir) as again:
+        assert "Bearer" not in "".join(again.output)
+        assert [p["email"] for p in await _people(again, token)] == [FIRST_ADMIN_EMAIL]
+        assert await again.stop() == 0
+
+
+async def test_serve_on_an_empty_database_url_prints_the_create_admin_command(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With DATABASE_URL on a database with nobody in it, `cairn serve` creates nobody and
+    prints the `cairn people create-admin` command, which then lets the first admin in."""
+    async with serving(tmp_path, database_url) as service:
+        output = "".join(service.output)
+        assert "cairn people create-admin --name" in output
+        assert "Bearer" not in output
+        code, made = await _run(
+            *("people", "create-admin", "--name", "Ada", "--email", "ada@example.com"),
+            env=_child_env(database_url),
+        )
+        assert code == 0, made
+        token = made.strip().splitlines()[-1]
+        assert [p["name"] for p in await _people(service, token)] == ["Ada"]
+        assert await service.stop() == 0
+
+
+async def test_first_run_logs_no_token(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The first run's token reaches only the lines printed, never a logger, at any level."""
+    caplog.set_level(logging.DEBUG)
+    lines = await _first_run(Location(url=database_url, embedded=True), "http://127.0.0.1:8000")
+    [(token, _)] = _CURL_ME.findall("\n".join(lines))
+    assert sum(line.count(token) for line in lines) == 1
+    assert token not in caplog.text
 
 
 # ------------------------------------------------------------------------------ cairn verify

@@ -344,3 +344,17 @@ async def test_pending_check_probes_the_index_in_every_plan(store: EventStore) -
                 assert await store.has_hidden(head, project_id=project) is False
         finally:
             await conn.execute("RESET plan_cache_mode")
+
+
+async def test_has_stream_with_prefix_looks_at_the_start_of_names_only(store: EventStore) -> None:
+    """``has_stream_with_prefix`` is true once a stream whose name starts with the prefix has
+    an event, and never for the prefix elsewhere in a name or for LIKE wildcards."""
+    assert await store.has_stream_with_prefix("person-") is False
+    await store.append("xperson-1", [NoteWritten(text="not a person")], NO_STREAM)
+    await store.append("person_1", [NoteWritten(text="not a person either")], NO_STREAM)
+    assert await store.has_stream_with_prefix("person-") is False
+    assert await store.has_stream_with_prefix("person%") is False
+    await store.append("person-1", [NoteWritten(text="someone")], NO_STREAM)
+    assert await store.has_stream_with_prefix("person-") is True
+    assert await store.has_stream_with_prefix("person_") is True
+    assert await store.has_stream_with_prefix("project-") is False

@@ -23,6 +23,7 @@ from .sql import (
     READ_AFTER,
     READ_AFTER_PROJECT,
     STREAM_VERSION,
+    STREAM_WITH_PREFIX,
 )
 
 Cursor = tuple[int, int]
@@ -51,6 +52,15 @@ class Reading:
     async def stream_version(self, stream_id: str) -> int:
         """The stream's current version: the number of events in it (0 if none)."""
         return int(await self.pool.fetchval(STREAM_VERSION, stream_id))
+
+    async def has_stream_with_prefix(self, prefix: str) -> bool:
+        """Whether the log holds a committed event of a stream whose name starts with
+        ``prefix`` (taken literally), e.g. ``"person-"``: is anybody in it yet.
+
+        Not for hot paths: without a match it reads the whole log (see ``STREAM_WITH_PREFIX``
+        in ``sql.py``).
+        """
+        return await self.pool.fetchval(STREAM_WITH_PREFIX, prefix) is not None
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, limit: int | None = None

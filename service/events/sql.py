@@ -152,5 +152,14 @@ FROM append_keys k LEFT JOIN events e ON e.position = ANY (k.positions)
 WHERE k.key = $1
 ORDER BY e.position
 """
+# Whether any stream's name starts with $1 (``^@``: a literal prefix, no LIKE wildcards).
+# No index can answer a prefix in every collation (the unique key's btree follows the
+# database's collation, in which a prefix is one contiguous range only under "C"), so this
+# is a walk that stops at its first match. It is meant for rare questions such as "is
+# anybody in the log yet", once per start: a real log's first events are its first people
+# (and, in the unique key's order, e-mail claims and people come before projects and
+# recordings), so with a match the walk is short whichever way PostgreSQL takes; only a log
+# without one is read whole, and a new log is empty.
+STREAM_WITH_PREFIX = "SELECT 1 FROM events WHERE stream_id ^@ $1 LIMIT 1"
 STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"
