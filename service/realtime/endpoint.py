@@ -19,7 +19,7 @@ from ..reads.tokens import TokenCache, api_token_holder
 from .connection import Connection, Limits
 from .counters import Counters
 from .hub import Hub
-from .protocol import CLOSE_UNAUTHORIZED
+from .protocol import CLOSE_UNAUTHORIZED, TOKEN_QUERY
 
 __all__ = ["Counters", "Realtime"]
 
@@ -30,7 +30,7 @@ def _token(websocket: WebSocket) -> str | None:
         scheme, _, token = header.partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
     # Browsers cannot set headers on a WebSocket: they pass the token in the query.
-    return websocket.query_params.get("access_token") or None
+    return websocket.query_params.get(TOKEN_QUERY) or None
 
 
 class Realtime:
