@@ -25,6 +25,7 @@ WRONG_WAY = [
     ("cli.py", "from .http import snapshot", "the CLI imports the app only"),
     ("http/app.py", "from ..realtime.connection import Connection", "Realtime's insides"),
     ("http/api.py", "from ..realtime.subscriptions import Subscriptions", "Realtime's insides"),
+    ("http/openapi.py", "from ..realtime.asyncapi import document", "Realtime's insides"),
     ("http/envelope.py", "from ..projections import recordings_tables", "Read models' insides"),
     ("domain/people.py", "import asyncpg", "The domain does no I/O"),
     ("domain/todos.py", "import starlette.requests", "The domain does no I/O"),

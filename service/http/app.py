@@ -23,7 +23,7 @@ from ..feeds.cache import FeedCache
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache
-from ..realtime.endpoint import Counters, Realtime
+from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from . import docs
 from .api import Api, Ctx, Reply
 from .logs import install_log_redaction
@@ -133,12 +133,19 @@ def create_app(
     for api in all_apis():
         merged.endpoints.extend(api.endpoints)
     spec = msgspec.json.encode(document(merged.endpoints, title="Cairn API", version=__version__))
+    stream_spec = msgspec.json.encode(
+        asyncapi_document(version=__version__, host=f"{settings.host}:{settings.port}")
+    )
 
     async def openapi(request: Request) -> Response:
         return Response(spec, media_type="application/json")
 
+    async def asyncapi(request: Request) -> Response:
+        return Response(stream_spec, media_type="application/json")
+
     routes: list[BaseRoute] = [
         Route("/openapi.json", openapi),
+        Route("/asyncapi.json", asyncapi),
         *docs.routes("Cairn API"),
         WebSocketRoute("/v1/stream", realtime),
         *merged.starlette_routes(),

@@ -3,7 +3,7 @@
 :class:`Realtime` is all the rest of Cairn sees of this package: the app creates one, mounts
 it as the ``/v1/stream`` endpoint (it is an ASGI app), starts it with the instance's store,
 read models and token cache, reads its counters (:meth:`Realtime.stats`) and stops it at
-shutdown.
+shutdown. :func:`asyncapi_document` is the endpoint's contract, for the app to serve.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from ..domain.tokens import hash_secret
 from ..events.store import EventStore
 from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache, api_token_holder
+from .asyncapi import document as asyncapi_document
 from .connection import Connection, Limits
 from .counters import Counters
 from .hub import Hub
-from .protocol import CLOSE_UNAUTHORIZED
+from .protocol import CLOSE_UNAUTHORIZED, TOKEN_QUERY
 
-__all__ = ["Counters", "Realtime"]
+__all__ = ["Counters", "Realtime", "asyncapi_document"]
 
 
 def _token(websocket: WebSocket) -> str | None:
@@ -30,7 +31,7 @@ def _token(websocket: WebSocket) -> str | None:
         scheme, _, token = header.partition(" ")
         return token.strip() or None if scheme.lower() == "bearer" else None
     # Browsers cannot set headers on a WebSocket: they pass the token in the query.
-    return websocket.query_params.get("access_token") or None
+    return websocket.query_params.get(TOKEN_QUERY) or None
 
 
 class Realtime:

@@ -9,14 +9,16 @@ Server frames: ``subscribed``, ``unsubscribed``, ``event`` and ``error``. A subs
 named by what it follows (a project id, or ``"all"``); one connection may hold several, as
 long as they do not overlap. ``docs/REALTIME.md`` documents the protocol with examples.
 
-Close codes used by the server are the ``CLOSE_*`` constants below.
+Close codes are the ``CLOSE_*`` constants below, explained in :data:`CLOSE_CODES`.
+:mod:`service.realtime.asyncapi` publishes all of it as an AsyncAPI document.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Final, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -26,14 +28,28 @@ from ..events.streams import recording_id_of
 ALL: Final = "all"
 """The ``project_id`` of a subscription to every project the person may see."""
 
+TOKEN_QUERY: Final = "access_token"
+"""The query parameter carrying the API token, for browsers (which cannot set headers on a
+WebSocket); others send ``Authorization: Bearer``."""
+
 CLOSE_SHUTDOWN: Final = 1012
-"""The server is going away (restart or shutdown): reconnect, elsewhere if need be."""
+CLOSE_NO_PONG: Final = 1011
 CLOSE_UNAUTHORIZED: Final = 4401
-"""The token is missing, unknown or revoked (at connect, or revoked while connected)."""
 CLOSE_DEACTIVATED: Final = 4403
-"""The person's account was deactivated while connected: do not reconnect."""
 CLOSE_SLOW: Final = 4008
-"""The client read too slowly and its send buffer overflowed: reconnect with ``since``."""
+
+CLOSE_CODES: Final[Mapping[int, str]] = {
+    CLOSE_SHUTDOWN: "the server is going away (restart or shutdown): reconnect, elsewhere if "
+    "need be, with `since`",
+    # Sent by the WebSocket layer (uvicorn's keepalive), not by Cairn's code.
+    CLOSE_NO_PONG: "the client did not answer the server's pings in time: reconnect with `since`",
+    CLOSE_SLOW: "the client read too slowly and its send buffer overflowed: reconnect with "
+    "`since` (and read faster)",
+    CLOSE_UNAUTHORIZED: "the token is missing, unknown or revoked (at connect, or revoked "
+    "while connected): get a valid token",
+    CLOSE_DEACTIVATED: "the person's account was deactivated while connected: do not reconnect",
+}
+"""What each close code the server sends means, and what a client does then."""
 
 ErrorCode = Literal[
     "bad_frame",
@@ -62,7 +78,7 @@ class Subscribe(
     position ``since`` first when it is given."""
 
     project_id: str
-    since: int | None = None
+    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class Unsubscribe(
@@ -97,8 +113,6 @@ def decode_client_frame(data: str | bytes) -> ClientFrame:
         frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise BadFrame(str(exc)) from None
-    if isinstance(frame, Subscribe) and frame.since is not None and frame.since < 0:
-        raise BadFrame("since must be a position (0 or more)")
     return frame
 
 

@@ -7,6 +7,8 @@
 * ``teams``: the project of the recordings tests and its people.
 * ``scenario``: longer stories for the read-side tests (activity, feeds, time travel...).
 * ``realtime``: WebSocket clients and the people and projects the real-time tests use.
+* ``asyncapi``: the official AsyncAPI schema (from npm) and the stream's frames judged
+  against the served document.
 * ``actors``: who issues a command, and when, in the pure domain tests.
 * ``events``: event types that exist only for the tests.
 * ``cli``: the ``cairn`` command as installed.
