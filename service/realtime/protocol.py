@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Annotated, Final, Literal
 
 import msgspec
 
+from ..domain.context import Timestamp
 from ..events.base import RecordedEvent, encode_data
 from ..events.streams import recording_id_of
 
@@ -155,7 +155,7 @@ class EventFrame(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_fie
     recording: str | None
     actor: str | None
     data: msgspec.Raw
-    at: datetime
+    at: Timestamp
 
 
 ServerFrame = Subscribed | Unsubscribed | ErrorFrame | EventFrame
