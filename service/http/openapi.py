@@ -65,7 +65,12 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
         bodies = [schema_of[id(t)] for t in _body_types(ep)]
         if bodies:
             schema = bodies[0] if len(bodies) == 1 else {"anyOf": bodies}
-            op["requestBody"] = {"required": True, "content": {_JSON: {"schema": schema}}}
+            op["requestBody"] = {
+                # No body at all reads as {} (service.http.bodies): required only where {}
+                # is not a body the route takes.
+                "required": not _takes_empty(ep),
+                "content": {_JSON: {"schema": schema}},
+            }
         if ep.auth == "bearer":
             op["security"] = [{"bearer": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
@@ -88,6 +93,16 @@ def _body_types(ep: Endpoint) -> tuple[Any, ...]:
     if shown is None:
         return ()
     return shown if isinstance(shown, tuple) else (shown,)
+
+
+def _takes_empty(ep: Endpoint) -> bool:
+    if ep.decoder is None:
+        return False
+    try:
+        ep.decoder.decode(b"{}")
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
@@ -128,7 +143,7 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
                 "in": "header",
                 "required": False,
                 "description": "a retry with the same key gets the first response and changes nothing",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                "schema": {"type": "string", "pattern": "^[\\x20-\\x7e]{1,255}$"},
             }
         )
     return params
