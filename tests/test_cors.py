@@ -3,10 +3,17 @@ the WebSocket's ``Origin`` rule, and a real Chromium page using both."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx
 import pytest
 
+import service.http.app
 from service.config import from_env
 from service.errors import ConfigurationError
+
+from .support.api import Api, add_admin, bearer, known_token, problem
+from .support.servers import serving
 
 # ------------------------------------------------------------------ the setting
 
@@ -66,3 +73,148 @@ def test_an_origin_of_the_wrong_form_is_refused(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setenv("CAIRN_CORS_ORIGINS", f"http://ok.test, {bad}")
     with pytest.raises(ConfigurationError, match=r"^CAIRN_CORS_ORIGINS=.*\$\[1\]"):
         from_env("postgresql://unused")
+
+
+# ------------------------------------------------------------------ HTTP
+
+FRONT_END = "http://front-end.test:5173"
+"""The origin the CORS servers below allow."""
+
+ELSEWHERE = "https://elsewhere.test"
+"""An origin they do not."""
+
+EXPOSED = {"link", "x-total-count", "etag", "location", "retry-after", "x-request-id"}
+
+
+def listed(value: str) -> set[str]:
+    """A comma-separated header value as a set of lower-case items."""
+    return {item.strip().lower() for item in value.split(",")}
+
+
+def cors_headers(response: httpx.Response) -> dict[str, str]:
+    """The ``Access-Control-*`` headers of ``response``."""
+    return {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+
+
+def preflight(origin: str, method: str = "POST", headers: str | None = None) -> dict[str, str]:
+    """The headers of a browser's preflight from ``origin`` for ``method`` with ``headers``."""
+    asked = {"Origin": origin, "Access-Control-Request-Method": method}
+    if headers is not None:
+        asked["Access-Control-Request-Headers"] = headers
+    return asked
+
+
+@pytest.fixture
+async def cors(database_url: str) -> AsyncIterator[Api]:
+    """A live server allowing :data:`FRONT_END` (and another origin), with a first admin."""
+    async with serving(database_url, cors_origins=f"http://other.test, {FRONT_END}") as server:
+        admin = await add_admin(database_url)
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=bearer(admin.token), timeout=30
+        ) as client:
+            await known_token(client, timeout=5.0)
+            yield Api(server, client, admin.person_id, admin.token)
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/projects", "/v1/projects/prj_nope/todolists", "/openapi.json", "/v1/nope"]
+)
+async def test_a_preflight_from_an_allowed_origin_is_answered(cors: Api, path: str) -> None:
+    """A preflight from an allowed origin gets 200 and what it may send, on every path
+    (routes, missing items, the OpenAPI document, no route at all), without a token."""
+    asked = preflight(
+        FRONT_END,
+        "POST",
+        "authorization, content-type, idempotency-key, if-match, if-none-match, "
+        "x-request-id, x-correlation-id",
+    )
+    async with httpx.AsyncClient(base_url=cors.server.base_url) as anonymous:
+        answer = await anonymous.options(path, headers=asked)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["access-control-allow-origin"] == FRONT_END
+    assert listed(answer.headers["access-control-allow-methods"]) == {
+        "get", "head", "post", "put", "patch", "delete"
+    }  # fmt: skip
+    assert listed(asked["Access-Control-Request-Headers"]) <= listed(
+        answer.headers["access-control-allow-headers"]
+    )
+    assert answer.headers["access-control-max-age"] == "600"
+    assert "access-control-allow-credentials" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("asked", "not_allowed"),
+    [
+        (preflight(ELSEWHERE), "origin"),
+        (preflight("null"), "origin"),
+        (preflight(FRONT_END, "TRACE"), "method"),
+        (preflight(FRONT_END, "GET", "authorization, x-secret"), "headers"),
+    ],
+)
+async def test_a_preflight_not_allowed_is_a_problem(
+    cors: Api, asked: dict[str, str], not_allowed: str
+) -> None:
+    """A preflight from another origin, or for another method or header, is refused with a
+    403 problem; another origin is not named in ``Access-Control-Allow-Origin``."""
+    answer = await cors.client.options("/v1/projects", headers=asked)
+    body = problem(answer, 403)
+    assert f"not allowed: {not_allowed}" in body["detail"]
+    assert body["instance"] == "/v1/projects"
+    if not_allowed == "origin":
+        assert "access-control-allow-origin" not in answer.headers
+
+
+async def test_answers_to_an_allowed_origin_expose_the_api_headers(
+    cors: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every answer to an allowed origin, errors and a 500 included, names it in
+    ``Access-Control-Allow-Origin`` and exposes Link, X-Total-Count, ETag and the rest."""
+    page = {"Origin": FRONT_END}
+    for name in ("One", "Two"):
+        created = await cors.client.post("/v1/projects", json={"name": name}, headers=page)
+        assert created.status_code == 201
+    listing = await cors.client.get("/v1/projects?limit=1", headers=page)
+    assert listing.status_code == 200
+    assert {"link", "x-total-count", "etag"} <= set(listing.headers)
+    missing = await cors.client.get("/v1/nope", headers=page)
+    problem(missing, 404)
+    unauthenticated = await cors.client.get("/v1/me", headers={**page, **bearer("nope")})
+    problem(unauthenticated, 401)
+
+    def bug(**fields: object) -> None:
+        raise RuntimeError("a bug")
+
+    # Starlette answers a 500 outside the middleware it is given: CORS must be around that.
+    monkeypatch.setattr(service.http.app, "Health", bug)
+    crashed = await cors.client.get("/v1/health", headers=page)
+    problem(crashed, 500)
+    for answer in (created, listing, missing, unauthenticated, crashed):
+        assert answer.headers["access-control-allow-origin"] == FRONT_END
+        assert EXPOSED | {"idempotent-replayed"} <= listed(
+            answer.headers["access-control-expose-headers"]
+        )
+        assert "origin" in listed(answer.headers["vary"])
+        assert "access-control-allow-credentials" not in answer.headers
+
+
+async def test_answers_to_another_origin_allow_nothing(cors: Api) -> None:
+    """An answer to a request from an origin not allowed names no origin that may read it."""
+    answer = await cors.client.get("/v1/projects", headers={"Origin": ELSEWHERE})
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+    assert "origin" in listed(answer.headers["vary"])
+
+
+@pytest.mark.parametrize("server_settings", [{"cors_origins": " "}])
+async def test_without_origins_there_is_no_cors(api: Api) -> None:
+    """With ``CAIRN_CORS_ORIGINS`` empty (as unset) no answer has an ``Access-Control-*``
+    header: a preflight is the 405 problem it always was."""
+    refused = await api.client.options("/v1/projects", headers=preflight(FRONT_END))
+    problem(refused, 405)
+    answers = [
+        refused,
+        await api.client.get("/v1/projects", headers={"Origin": FRONT_END}),
+        await api.client.get("/openapi.json", headers={"Origin": FRONT_END}),
+        await api.client.get("/v1/nope", headers={"Origin": FRONT_END}),
+    ]
+    assert [cors_headers(answer) for answer in answers] == [{}, {}, {}, {}]
