@@ -3,16 +3,22 @@ the WebSocket's ``Origin`` rule, and a real Chromium page using both."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 import service.http.app
 from service.config import from_env
 from service.errors import ConfigurationError
 
 from .support.api import Api, add_admin, bearer, known_token, problem
+from .support.realtime import GUARD, subscribe
 from .support.servers import serving
 
 # ------------------------------------------------------------------ the setting
@@ -218,3 +224,52 @@ async def test_without_origins_there_is_no_cors(api: Api) -> None:
         await api.client.get("/v1/nope", headers={"Origin": FRONT_END}),
     ]
     assert [cors_headers(answer) for answer in answers] == [{}, {}, {}, {}]
+
+
+# ------------------------------------------------------------------ WebSocket
+
+
+async def subscribed(url: str, token: str, origin: str | None) -> None:
+    """Open the stream (as a page of ``origin``, or as no browser), subscribe to all projects
+    and see the subscription confirmed."""
+    async with connect(
+        url,
+        additional_headers=bearer(token),
+        origin=None if origin is None else Origin(origin),
+        open_timeout=GUARD,
+    ) as conn:
+        await subscribe(conn, "all")
+
+
+async def refused(url: str, token: str, origin: str) -> dict[str, Any]:
+    """Open the stream as a page of ``origin``, which must be refused: the 403 problem."""
+    with pytest.raises(InvalidStatus) as refusal:
+        await subscribed(url, token, origin)
+    answer = refusal.value.response
+    assert answer.status_code == 403
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = json.loads(answer.body)
+    assert body["type"] == "urn:cairn:problem:forbidden"
+    assert origin in body["detail"]
+    return body
+
+
+async def test_the_stream_refuses_pages_of_other_origins(cors: Api) -> None:
+    """A handshake from a page of an origin not allowed is refused with a 403 problem before
+    it is accepted; allowed origins, the server's own and clients sending no Origin connect."""
+    url, token = cors.server.ws_url, cors.admin_token
+    for origin in (ELSEWHERE, "null", "http://127.0.0.1", f"{FRONT_END}/", "http://front-end.test"):
+        await refused(url, token, origin)
+    for origin in (FRONT_END, "http://other.test", cors.server.base_url, None):
+        await subscribed(url, token, origin)
+
+
+@pytest.mark.parametrize("server_settings", [{"cors_origins": ""}])
+async def test_without_origins_the_stream_takes_its_own_pages_only(api: Api) -> None:
+    """With no origin allowed, the stream still takes pages of the server's own origin (any
+    scheme: a proxy may end TLS) and clients sending no Origin, and refuses the rest."""
+    url, token = api.server.ws_url, api.admin_token
+    await refused(url, token, FRONT_END)
+    own = api.server.base_url
+    for origin in (own, own.replace("http://", "https://"), None):
+        await subscribed(url, token, origin)
