@@ -3,12 +3,21 @@ the WebSocket's ``Origin`` rule, and a real Chromium page using both."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import Page, async_playwright
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Origin
@@ -19,7 +28,7 @@ from service.errors import ConfigurationError
 
 from .support.api import Api, add_admin, bearer, known_token, problem
 from .support.realtime import GUARD, subscribe
-from .support.servers import serving
+from .support.servers import Server, serving, serving_other
 
 # ------------------------------------------------------------------ the setting
 
@@ -273,3 +282,139 @@ async def test_without_origins_the_stream_takes_its_own_pages_only(api: Api) -> 
     own = api.server.base_url
     for origin in (own, own.replace("http://", "https://"), None):
         await subscribed(url, token, origin)
+
+
+# ------------------------------------------------------------------ a real browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's Chromium (``apt-get install chromium``); never a browser a test tool downloads."""
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # Without these Chromium calls home at start, and this machine's closed network
+    # refuses it, many connections at a time.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+STEP = 10.0
+"""Bound of one browser step (launching, loading the page, one evaluation), in seconds; the
+page's own waits are shorter (:data:`PATIENCE`)."""
+
+PATIENCE = 5000
+"""How long (ms) the page waits for the stream before it reports what it saw."""
+
+FRONT_END_PAGE = (Path(__file__).parent / "support" / "front_end.html").read_bytes()
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """The system Chromium; without it the browser tests are skipped, or fail where
+    ``CAIRN_REQUIRE_BROWSER=1`` (CI, which installs it)."""
+    if CHROMIUM.is_file():
+        return CHROMIUM
+    reason = f"no {CHROMIUM} (`apt-get install chromium`; .ci/run installs it)"
+    if os.environ.get("CAIRN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"CAIRN_REQUIRE_BROWSER=1 and {reason}")
+    pytest.skip(reason)
+
+
+@asynccontextmanager
+async def front_end_page(chromium: Path) -> AsyncIterator[tuple[Page, str]]:
+    """:file:`support/front_end.html` served from an origin of its own (another free port)
+    and open in headless Chromium; the page and its origin."""
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(FRONT_END_PAGE)
+
+    async with (
+        serving_other(Starlette(routes=[Route("/", index)])) as origin,
+        async_playwright() as playwright,
+    ):
+        # Playwright gives each launch a new, empty profile (its --user-data-dir).
+        async with asyncio.timeout(STEP):
+            browser = await playwright.chromium.launch(
+                executable_path=chromium, args=CHROMIUM_FLAGS, timeout=STEP * 1000
+            )
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(STEP * 1000)
+            async with asyncio.timeout(STEP):
+                await page.goto(f"{origin}/")
+            yield page, origin
+        finally:
+            await browser.close()
+
+
+async def in_page(page: Page, function: str, *args: object) -> dict[str, Any]:
+    """What the page's ``function`` called with ``args`` resolved to."""
+    async with asyncio.timeout(STEP):
+        got: dict[str, Any] = await page.evaluate(f"(args) => {function}(...args)", list(args))
+    return got
+
+
+@asynccontextmanager
+async def page_and_cairn(
+    database_url: str, chromium: Path, *, allowed: bool
+) -> AsyncIterator[tuple[Page, Server, str]]:
+    """The front end's page, and Cairn allowing its origin (or another one only), whose
+    first admin's token it knows: the page, the server and the token."""
+    admin = await add_admin(database_url)
+    async with (
+        front_end_page(chromium) as (page, origin),
+        serving(database_url, cors_origins=origin if allowed else FRONT_END) as server,
+        httpx.AsyncClient(base_url=server.base_url) as client,
+    ):
+        await known_token(client, bearer(admin.token), timeout=5.0)
+        yield page, server, admin.token
+
+
+async def test_a_page_of_an_allowed_origin_uses_the_api_and_the_stream(
+    database_url: str, chromium: Path
+) -> None:
+    """In Chromium, a page of an allowed origin calls the API with its token through
+    fetch(), reads Location, X-Total-Count, Link, ETag and Idempotent-Replayed, and follows
+    a project over the stream."""
+    async with (
+        asyncio.timeout(60),
+        page_and_cairn(database_url, chromium, allowed=True) as (page, server, token),
+    ):
+        got = await in_page(page, "useApi", server.base_url, token)
+        assert "error" not in got, got
+        project = got["project"]
+        assert got["created"] == 201
+        assert got["location"].endswith(f"/v1/projects/{project}")
+        assert got["replayed"] == "true"
+        assert (got["listed"], got["total"]) == (200, "2")
+        assert 'rel="next"' in got["link"]
+        assert got["etag"]
+        assert (got["missing"], got["problem"]) == (404, "urn:cairn:problem:not-found")
+        stream = (server.base_url, server.ws_url, token, project, PATIENCE)
+        seen = await in_page(page, "follow", *stream)
+        assert "timedOut" not in seen, seen
+        assert seen["opened"], seen
+        assert seen["frames"][0] == {"type": "subscribed", "subscription": project}
+        assert seen["posted"] == 201, seen
+        assert seen["event"]["project_id"] == project, seen
+
+
+async def test_a_page_of_another_origin_gets_nothing(database_url: str, chromium: Path) -> None:
+    """In Chromium, a page of an origin not allowed cannot call the API (fetch fails, the
+    request never reaches a route) nor open the stream."""
+    async with (
+        asyncio.timeout(60),
+        page_and_cairn(database_url, chromium, allowed=False) as (page, server, token),
+    ):
+        got = await in_page(page, "useApi", server.base_url, token)
+        assert got == {"error": "TypeError: Failed to fetch"}
+        stream = (server.base_url, server.ws_url, token, "all", PATIENCE)
+        seen = await in_page(page, "follow", *stream)
+        assert seen == {"opened": False, "frames": [], "closed": 1006}
+        async with httpx.AsyncClient(base_url=server.base_url, headers=bearer(token)) as client:
+            projects = await client.get("/v1/projects")
+        assert projects.headers["x-total-count"] == "0"
