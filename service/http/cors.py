@@ -49,19 +49,18 @@ class Cors(CORSMiddleware):
 
     No credentials mode: the API authenticates by bearer tokens, which a page sends itself
     in ``Authorization``, and sets no cookies, so ``Access-Control-Allow-Credentials`` is
-    never sent. Without it browsers send no cookies either, so a page on an allowed origin
-    cannot ride on anything but a token it holds.
+    never sent (a page asking for credentials cannot read the answers).
     """
 
     def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        # Starlette's allow_credentials stays False: see above.
         super().__init__(
             app,
-            allow_origins=origins,
-            allow_methods=ALLOWED_METHODS,
-            allow_headers=ALLOWED_HEADERS,
-            allow_credentials=False,
-            expose_headers=EXPOSED_HEADERS,
+            origins,
+            ALLOWED_METHODS,
+            ALLOWED_HEADERS,
             max_age=MAX_AGE,
+            expose_headers=EXPOSED_HEADERS,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
