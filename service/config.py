@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 import msgspec
+import msgspec.inspect
 
 from .errors import ConfigurationError
 
@@ -20,6 +21,13 @@ from .errors import ConfigurationError
 def _setting(description: str, **bounds: Any) -> msgspec.Meta:
     """A setting's description (for ``--help`` and the README) and bounds."""
     return msgspec.Meta(description=description, **bounds)
+
+
+Origin = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9+.-]*://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+]
+"""A web origin as browsers send it in ``Origin``: ``scheme://host[:port]``, in lower case,
+with no path (not even ``/``), so that it can be compared with the header as a string."""
 
 
 class Settings(msgspec.Struct, kw_only=True):
@@ -66,6 +74,13 @@ class Settings(msgspec.Struct, kw_only=True):
             ge=0,
         ),
     ] = 1.0
+    cors_origins: Annotated[
+        tuple[Origin, ...],
+        _setting(
+            "origins (`scheme://host[:port]`, comma-separated) whose pages may call the API "
+            "(CORS) and open its WebSocket; none: no CORS headers at all"
+        ),
+    ] = ()
 
 
 FROM_COMMAND_LINE: Final = frozenset({"database_url", "data_dir", "host", "port"})
@@ -77,9 +92,25 @@ def env_name(field: str) -> str:
     return f"CAIRN_{field.upper()}"
 
 
+def _items(value: object) -> object:
+    """A comma-separated list (as the environment gives one) as a tuple of its non-empty
+    items, spaces around them dropped; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    return tuple(item for item in (part.strip() for part in value.split(",")) if item)
+
+
+def _listed(setting: Any) -> bool:
+    """Whether a setting's type is a list (a tuple of any length)."""
+    info = msgspec.inspect.type_info(setting)
+    if isinstance(info, msgspec.inspect.Metadata):
+        info = info.type
+    return isinstance(info, msgspec.inspect.VarTupleType)
+
+
 def from_env(database_url: str, **overrides: object) -> Settings:
     """Settings with defaults, then the environment, then explicit ``overrides`` (None:
-    not given).
+    not given). A list setting's value may be a comma-separated string.
 
     Raises:
         ConfigurationError: a variable or override does not fit its setting (naming it).
@@ -98,7 +129,9 @@ def from_env(database_url: str, **overrides: object) -> Settings:
             given[field.name] = value
             continue
         try:
-            given[field.name] = msgspec.convert(value, field.type, strict=False)
+            given[field.name] = msgspec.convert(
+                _items(value) if _listed(field.type) else value, field.type, strict=False
+            )
         except msgspec.ValidationError as exc:
             raise ConfigurationError(f"{var}={value!r}: {exc}") from None
     unknown = set(overrides) - {f.name for f in msgspec.structs.fields(Settings)}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp
 
 from .. import __version__
 from ..commands.caller import Services
@@ -26,6 +28,7 @@ from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from . import docs
 from .api import Api, Ctx, Reply
+from .cors import Cors
 from .logs import install_log_redaction
 from .openapi import document
 from .problems import exception_handlers
@@ -85,6 +88,23 @@ def all_apis() -> list[Api]:
         module = importlib.import_module(f"service.http.{name}")
         apis.append(module.api)
     return apis
+
+
+class _App(Starlette):
+    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it.
+
+    Not as one of Starlette's ``middleware``: Starlette puts the middleware answering a 500
+    outside those, and a page cannot read an answer without CORS headers (it sees "Failed to
+    fetch" instead of the problem).
+    """
+
+    def __init__(self, *, cors_origins: tuple[str, ...], **options: Any) -> None:
+        self._cors_origins = cors_origins
+        super().__init__(**options)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return Cors(stack, self._cors_origins) if self._cors_origins else stack
 
 
 def create_app(
@@ -150,4 +170,9 @@ def create_app(
         WebSocketRoute("/v1/stream", realtime),
         *merged.starlette_routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
+    return _App(
+        cors_origins=settings.cors_origins,
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=exception_handlers(),
+    )

@@ -8,11 +8,14 @@ shutdown. :func:`asyncapi_document` is the endpoint's contract, for the app to s
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..config import Settings
 from ..domain.tokens import hash_secret
+from ..errors import Forbidden
 from ..events.store import EventStore
 from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache, api_token_holder
@@ -34,12 +37,26 @@ def _token(websocket: WebSocket) -> str | None:
     return websocket.query_params.get(TOKEN_QUERY) or None
 
 
+def _same_origin(origin: str, host: str | None) -> bool:
+    """Whether a page of ``origin`` came from the server the socket is asking for (its
+    ``Host``).
+
+    Schemes are not compared: behind a proxy that ends TLS, an ``https`` page's socket
+    arrives here as plain ``ws``; the host and port are what an attacker's page cannot share.
+    """
+    return host is not None and urlsplit(origin).netloc == host.lower()
+
+
 class Realtime:
     """This instance's live updates: its hub, and the ASGI app serving ``/v1/stream``.
 
-    A missing, malformed, unknown or revoked token closes with 4401 right after the
-    handshake (close codes exist only once the socket is accepted). Frames go out through
-    the raw ASGI ``send`` (Starlette's wrapper only adds state checks the hub already makes).
+    A handshake whose ``Origin`` (sent by browsers, not by other clients) is neither this
+    server's own nor one of ``CAIRN_CORS_ORIGINS`` is refused with a 403 problem before it
+    is accepted: otherwise any site a person visits could open a socket with what their
+    browser holds for us (cross-site WebSocket hijacking). A missing, malformed, unknown or
+    revoked token closes with 4401 right after the handshake (close codes exist only once
+    the socket is accepted). Frames go out through the raw ASGI ``send`` (Starlette's
+    wrapper only adds state checks the hub already makes).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -49,6 +66,7 @@ class Realtime:
             close_timeout=settings.ping_timeout,
         )
         self._settle_timeout = settings.ryw_timeout
+        self._origins = frozenset(settings.cors_origins)
         self._hub: Hub | None = None
         self._tokens: TokenCache | None = None
 
@@ -82,9 +100,21 @@ class Realtime:
         return self._hub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one WebSocket until either side closes it."""
+        """Serve one WebSocket until either side closes it.
+
+        Raises:
+            Forbidden: before the handshake is accepted, for a page of another origin than
+                this server's and the allowed ones (the app answers 403).
+        """
         hub = self._running()
         websocket = WebSocket(scope, receive, send)
+        origin = websocket.headers.get("origin")
+        if (
+            origin is not None
+            and origin not in self._origins
+            and not _same_origin(origin, websocket.headers.get("host"))
+        ):
+            raise Forbidden(f"pages of {origin} may not open this stream")
         token = _token(websocket)
         viewer = None if token is None else await api_token_holder(hub.store, self._tokens, token)
         await websocket.accept()

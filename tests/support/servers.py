@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from starlette.types import ASGIApp
 
 from service.config import from_env
 from service.http.app import create_app
@@ -77,6 +78,13 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
         ws_ping_interval=configured.ping_interval,
         ws_ping_timeout=configured.ping_timeout,
     )
+    server, task = await _run(config)
+    host = f"127.0.0.1:{port}"
+    return Server(database_url, f"http://{host}", f"ws://{host}/v1/stream", server, task)
+
+
+async def _run(config: uvicorn.Config) -> tuple[uvicorn.Server, asyncio.Task[None]]:
+    """uvicorn serving ``config`` in this event loop, once it listens, and its task."""
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
 
@@ -92,8 +100,7 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
     except BaseException:
         task.cancel()
         raise
-    host = f"127.0.0.1:{port}"
-    return Server(database_url, f"http://{host}", f"ws://{host}/v1/stream", server, task)
+    return server, task
 
 
 @asynccontextmanager
@@ -104,6 +111,21 @@ async def serving(database_url: str, **options: Any) -> AsyncIterator[Server]:
         yield server
     finally:
         await server.stop()
+
+
+@asynccontextmanager
+async def serving_other(app: ASGIApp) -> AsyncIterator[str]:
+    """Another ASGI app than Cairn (one with no lifespan: a page of another origin, say) on
+    a free port of 127.0.0.1 for as long as the block runs; its base URL."""
+    port = free_port()
+    server, task = await _run(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 @asynccontextmanager
