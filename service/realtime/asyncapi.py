@@ -125,8 +125,9 @@ def document(*, version: str, host: str) -> dict[str, Any]:
                 "description": (
                     "Frames are JSON text, one object each, with a `type`. A missing, "
                     "malformed, unknown or revoked token is accepted and then closed at once "
-                    "with 4401. The close codes the server sends are listed in "
-                    "`x-close-codes`."
+                    "with 4401. A handshake whose `Origin` is neither this server's nor one of "
+                    "`CAIRN_CORS_ORIGINS` is refused before it is accepted (HTTP 403). The "
+                    "close codes the server sends are listed in `x-close-codes`."
                 ),
                 "servers": [{"$ref": f"#/servers/{_SERVER}"}],
                 "messages": {tag: {"$ref": f"#/components/messages/{tag}"} for tag in messages},
