@@ -22,6 +22,7 @@ from service.projections.engine import Projection, ProjectionEngine
 
 from .support.api import Api
 from .support.events import NoteWritten
+from .support.projections import caught_up, differences, live_schema
 
 WORKLOAD_EVENTS = 5_000
 # Comment texts the bulk fills' SQL cannot title or excerpt exactly (an entity, a <pre>, a
@@ -32,58 +33,6 @@ _COMMENTS = (
     "<pre>\nline {}</pre><p>after</p>",
     "<p>caf\u00e9\u00a0{}  <strong>fort</strong></p><ul><li>a</li><li>b</li></ul>",
 )
-
-
-async def _tables(conn: asyncpg.Connection, schema: str) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 "
-        "ORDER BY table_name",
-        schema,
-    )
-    return [r["table_name"] for r in rows]
-
-
-async def _differences(conn: asyncpg.Connection, a: str, b: str) -> dict[str, tuple[int, int]]:
-    """Tables of schemas ``a`` and ``b`` that differ, with the rows each has that the other
-    lacks (a multiset comparison: row for row, duplicates counted)."""
-    tables = await _tables(conn, a)
-    assert tables == await _tables(conn, b)
-    assert tables, f"no tables in {a}"
-    diff = {}
-    for t in tables:
-        only_a = await conn.fetchval(
-            f"SELECT count(*) FROM (SELECT * FROM {a}.{t} EXCEPT ALL SELECT * FROM {b}.{t}) d"
-        )
-        only_b = await conn.fetchval(
-            f"SELECT count(*) FROM (SELECT * FROM {b}.{t} EXCEPT ALL SELECT * FROM {a}.{t}) d"
-        )
-        if only_a or only_b:
-            diff[t] = (only_a, only_b)
-    return diff
-
-
-async def _caught_up(engine: ProjectionEngine) -> tuple[int, int]:
-    """Wait until every projection has applied the whole log; return the log's head.
-
-    ``head()`` is the last event a gap-free reader may read *now*: an open transaction
-    anywhere (a live server's projection batch, say) can hide later, committed events. So
-    wait for the projections, then check that nothing committed is still hidden behind
-    the head, and go again if something is (otherwise the read models may be caught up to
-    different points of a log that is not all visible yet)."""
-    store = engine.store
-    while True:
-        seen = store.wakeups.generation
-        head = await store.head()
-        await engine.refresh()
-        assert await engine.wait_for(head, 60), await engine.status()
-        if not await store.has_hidden(head):
-            return head
-        await store.wakeups.wait(seen, 0.05)
-
-
-async def _live_schema(conn: asyncpg.Connection, name: str) -> str:
-    generation = await conn.fetchval("SELECT generation FROM projections WHERE name = $1", name)
-    return f"p_{name}_{generation}"
 
 
 async def _http_part(api: Api, rounds: int) -> int:
@@ -129,7 +78,7 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
             await load(store, iter(chunk), chunk=37)
         via_http = await _http_part(api, 20)
         engine = ProjectionEngine(store, all_projections())
-        head = await _caught_up(engine)
+        head = await caught_up(engine)
         total = await store.pool.fetchval("SELECT count(*) FROM events")
         assert total >= WORKLOAD_EVENTS + via_http
         kinds = await store.pool.fetchval("SELECT count(DISTINCT kind) FROM activity")
@@ -149,7 +98,7 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
         async with store.pool.acquire() as conn:
             middle = await _cursor_at(conn, total // 2)
             for name, projection in engine.projections.items():
-                live = await _live_schema(conn, name)
+                live = await live_schema(conn, name)
                 # An odd batch size: the rebuild must not depend on where batches are cut.
                 shadows = [await engine.build_shadow(name, until=head, batch=97)]
                 if hasattr(projection, "bulk_fill"):
@@ -159,7 +108,7 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
                     )
                 try:
                     for shadow in shadows:
-                        assert await _differences(conn, live, shadow) == {}, (name, shadow)
+                        assert await differences(conn, live, shadow) == {}, (name, shadow)
                 finally:
                     for shadow in shadows:
                         await engine.drop_shadow(shadow)
@@ -177,7 +126,7 @@ async def test_reads_see_the_old_copy_until_the_swap(api: Api) -> None:
         # Event by event in small batches, so that the fill lasts long enough to read during
         # it (a bulk fill is one statement; the swap works the same way after either).
         engine = ProjectionEngine(store, all_projections(), rebuild_batch=200, bulk=False)
-        await _caught_up(engine)
+        await caught_up(engine)
         before = await client.get("/v1/activity", params={"limit": 100})
         count = int(before.headers["X-Total-Count"])
         assert count > 1000
@@ -244,7 +193,7 @@ async def test_bumping_a_version_rebuilds_on_start(store: EventStore) -> None:
     and the others are left alone."""
     await load(store, Workload(seed=3, people=8, max_projects=3).appends(800))
     first = await _engine_for(store, [Directory(), Activity()])
-    head = await _caught_up(first)
+    head = await caught_up(first)
     await first.stop()
     rows = await store.pool.fetchval("SELECT count(*) FROM activity")
     assert rows > 500
@@ -261,7 +210,7 @@ async def test_bumping_a_version_rebuilds_on_start(store: EventStore) -> None:
         async with store.pool.acquire() as conn:
             shadow = await second.build_shadow("activity", until=head)
             try:
-                assert await _differences(conn, "p_activity_2", shadow) == {}
+                assert await differences(conn, "p_activity_2", shadow) == {}
             finally:
                 await second.drop_shadow(shadow)
             assert "p_activity_1" not in [

@@ -21,6 +21,7 @@ from ..events.base import Metadata
 from ..events.store import EventStore
 
 if TYPE_CHECKING:
+    from ..domain.people import PersonState
     from ..domain.projects import ProjectState
     from ..projections.engine import ProjectionEngine
     from ..reads.tokens import TokenCache
@@ -37,6 +38,7 @@ class Services:
             process that runs none (the CLI): writes then answer without waiting.
         project_states: this process's folds of project streams (see :mod:`.folds`); None
             folds every project stream afresh.
+        person_states: the same for people's streams (who may write: :mod:`.actors`).
         wait_timeout: how long a write waits for the read models to show it.
         tokens: the token cache to tell when a change of a person shows in the read models.
     """
@@ -44,6 +46,7 @@ class Services:
     store: EventStore
     engine: ProjectionEngine | None = None
     project_states: StreamStates[ProjectState] | None = None
+    person_states: StreamStates[PersonState] | None = None
     wait_timeout: float = 5.0
     tokens: TokenCache | None = None
 

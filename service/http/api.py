@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .auth import authenticate
+from .auth import authenticate, confirm_writer
 from .bodies import decode_body
 from .conditions import etag_for, if_none_match
 from .context import Ctx
@@ -206,6 +206,9 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         method = "GET" if request.method == "HEAD" else request.method
         ep = methods[method]
         viewer = await authenticate(request) if ep.auth == "bearer" else None
+        if viewer is not None and method != "GET":
+            # Reads may trust a holder remembered for a moment; a write may not.
+            viewer = await confirm_writer(request, viewer)
         state = state_of(request)
         params = query_values(request.query_params, ep.query, strict=ep.strict_query)
         ctx = Ctx(request=request, viewer=viewer, state=state, params=params)

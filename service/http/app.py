@@ -18,6 +18,7 @@ from .. import __version__
 from ..commands.caller import Services
 from ..commands.folds import StreamStates
 from ..config import Settings
+from ..domain.people import evolve_person
 from ..domain.projects import evolve_project
 from ..errors import Forbidden
 from ..events.store import EventStore
@@ -130,6 +131,7 @@ def create_app(
             store=store,
             engine=engine,
             project_states=StreamStates(evolve_project),
+            person_states=StreamStates(evolve_person),
             wait_timeout=settings.ryw_timeout,
             tokens=tokens,
         )

@@ -10,7 +10,9 @@ from typing import Final
 
 from starlette.requests import HTTPConnection, Request
 
+from ..commands.actors import actor_now
 from ..domain.access import Viewer
+from ..domain.tokens import hash_secret
 from ..reads.tokens import api_token_holder
 from .problems import ApiError
 from .state import state_of
@@ -48,6 +50,18 @@ async def authenticate(request: Request) -> Viewer:
         raise ApiError(401, "the token is unknown or revoked", headers=_WWW)
     rate_limit(request, principal.person_id)
     return principal
+
+
+async def confirm_writer(request: Request, viewer: Viewer) -> Viewer:
+    """The caller of a write as the log says they are now (see
+    :mod:`service.commands.actors`): 401 when the person was deactivated or the token
+    revoked, on any instance, before this request ran; their current role otherwise."""
+    token = bearer_token(request)
+    assert token is not None  # authenticated by it
+    now = await actor_now(state_of(request)["services"], viewer, hash_secret(token))
+    if now is None:
+        raise ApiError(401, "the token is unknown or revoked", headers=_WWW)
+    return now
 
 
 def rate_limit(connection: HTTPConnection, person_id: str) -> None:
