@@ -69,11 +69,12 @@ class Settings(msgspec.Struct, kw_only=True):
     token_cache_ttl: Annotated[
         float,
         _setting(
-            "how long (s) an API token's holder may be answered from memory: bounds how late "
-            "another instance's revocation takes effect here",
+            "how long (s) an API token's holder may be answered from memory for reads: bounds "
+            "how late another instance's revocation takes effect on reads here (writes always "
+            "check the log)",
             ge=0,
         ),
-    ] = 1.0
+    ] = 0.5
     cors_origins: Annotated[
         tuple[Origin, ...],
         _setting(

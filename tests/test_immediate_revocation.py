@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
+import websockets
 
 from .support.api import Api, bearer, new_person
 from .support.servers import serving
+from .support.waiting import eventually
 
 
 @pytest.fixture
@@ -180,3 +182,30 @@ async def test_a_person_taken_off_a_project_cannot_write_to_it_elsewhere(
 
     after = await _writes_after(write, remove)
     assert {s for _, s in after} == {404}, after
+
+
+async def test_reads_and_streams_end_within_a_second_everywhere(
+    api: Api, second: httpx.AsyncClient
+) -> None:
+    """After a deactivation through instance 1, the person's reads through instance 2 are
+    refused within a second, and their open WebSocket there is closed with 4403."""
+    person_id, token = await new_person(api, "Rita")
+    ws_url = str(second.base_url).replace("http", "ws", 1) + "/v1/stream"
+    async with websockets.connect(ws_url, additional_headers=bearer(token)) as socket:
+        me = await second.get("/v1/me", headers=bearer(token))
+        assert me.status_code == 200
+        done = await api.client.post(f"/v1/people/{person_id}/deactivate")
+        assert done.status_code == 200, done.text
+        began = time.monotonic()
+
+        async def refused() -> None:
+            reply = await second.get("/v1/me", headers=bearer(token))
+            assert reply.status_code == 401, reply.text
+
+        await eventually(refused, timeout=1.0)
+        assert time.monotonic() - began < 1.0
+        async with asyncio.timeout(1.0):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await socket.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4403

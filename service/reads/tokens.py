@@ -47,7 +47,7 @@ class TokenCache:
     Negative answers are not cached.
     """
 
-    def __init__(self, ttl: float = 1.0, size: int = 10_000) -> None:
+    def __init__(self, ttl: float = 0.5, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
         self._epoch = 0
