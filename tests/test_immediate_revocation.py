@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -79,9 +80,23 @@ async def test_a_deactivated_person_cannot_write_through_another_instance(
         assert {s for _, s in after} == {401}
 
 
-async def _deactivation_trial(
+def _change(
+    api: Api, method: str, url: str, status: int, **kw: Any
+) -> Callable[[], Awaitable[None]]:
+    """A change of rights made through instance 1 (``method`` on ``url``), checked to answer
+    ``status``."""
+
+    async def change() -> None:
+        reply = await api.client.request(method, url, **kw)
+        assert reply.status_code == status, reply.text
+
+    return change
+
+
+async def _posting_member(
     api: Api, second: httpx.AsyncClient, name: str
-) -> list[tuple[float, int]]:
+) -> tuple[str, str, Callable[[], Awaitable[httpx.Response]]]:
+    """A new member of a new project, and a write of theirs (a message) through instance 2."""
     person_id, token = await new_person(api, name)
     project_id = await _project(api, person_id)
 
@@ -92,10 +107,14 @@ async def _deactivation_trial(
             headers=bearer(token),
         )
 
-    async def deactivate() -> None:
-        done = await api.client.post(f"/v1/people/{person_id}/deactivate")
-        assert done.status_code == 200, done.text
+    return person_id, project_id, write
 
+
+async def _deactivation_trial(
+    api: Api, second: httpx.AsyncClient, name: str
+) -> list[tuple[float, int]]:
+    person_id, _, write = await _posting_member(api, second, name)
+    deactivate = _change(api, "POST", f"/v1/people/{person_id}/deactivate", 200)
     return await _writes_after(write, deactivate)
 
 
@@ -115,11 +134,7 @@ async def test_a_revoked_token_cannot_write_through_another_instance(
             f"/v1/projects/{project_id}/todolists", json={"name": "late"}, headers=bearer(token)
         )
 
-    async def revoke() -> None:
-        revoked = await api.client.delete(f"/v1/tokens/{token_id}")
-        assert revoked.status_code == 204, revoked.text
-
-    after = await _writes_after(write, revoke)
+    after = await _writes_after(write, _change(api, "DELETE", f"/v1/tokens/{token_id}", 204))
     assert {s for _, s in after} == {401}, after
     still = await second.post(
         f"/v1/projects/{project_id}/todolists",
@@ -152,10 +167,7 @@ async def test_a_demoted_admin_loses_admin_writes_at_once_everywhere(
             headers=bearer(token),
         )
 
-    async def demote() -> None:
-        demoted = await api.client.patch(f"/v1/people/{person_id}", json={"role": "member"})
-        assert demoted.status_code == 200, demoted.text
-
+    demote = _change(api, "PATCH", f"/v1/people/{person_id}", 200, json={"role": "member"})
     after = await _writes_after(write, demote)
     assert {s for _, s in after} == {403}, after
 
@@ -166,20 +178,9 @@ async def test_a_person_taken_off_a_project_cannot_write_to_it_elsewhere(
     """Removed from a project through instance 1 while writing to it through instance 2, a
     member gets no write accepted that began after the removal (404: they may no longer
     know the project)."""
-    person_id, token = await new_person(api, "Remy")
-    project_id = await _project(api, person_id)
+    person_id, project_id, write = await _posting_member(api, second, "Remy")
 
-    async def write() -> httpx.Response:
-        return await second.post(
-            f"/v1/projects/{project_id}/messages",
-            json={"subject": "late", "body": "<p>x</p>"},
-            headers=bearer(token),
-        )
-
-    async def remove() -> None:
-        removed = await api.client.delete(f"/v1/projects/{project_id}/people/{person_id}")
-        assert removed.status_code == 204, removed.text
-
+    remove = _change(api, "DELETE", f"/v1/projects/{project_id}/people/{person_id}", 204)
     after = await _writes_after(write, remove)
     assert {s for _, s in after} == {404}, after
 
