@@ -174,6 +174,16 @@ def changes_mentions(changes: Iterable[FieldChange]) -> Mentions:
     return Mentions(recordings=frozenset(recordings), people=frozenset(people))
 
 
+def merged(named: Iterable[Mentions]) -> Mentions:
+    """Everything several things name."""
+    recordings: set[str] = set()
+    people: set[str] = set()
+    for one in named:
+        recordings |= one.recordings
+        people |= one.people
+    return Mentions(recordings=frozenset(recordings), people=frozenset(people))
+
+
 def _mentioned(name: str, value: Any, recordings: set[str], people: set[str]) -> None:
     if value is None:
         return

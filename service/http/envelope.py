@@ -56,9 +56,13 @@ def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -
 
 
 class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
-    """Someone named in a recording (``name`` is null for a person the directory lacks)."""
+    """Someone named in a recording (``name`` is null for a person the directory lacks).
 
-    id: str
+    A person the caller may not be told about (a client is told about the people of their
+    projects only) reads ``{"id": null, "name": "Someone"}`` (docs/ACCESS.md, "Redaction").
+    """
+
+    id: str | None
     name: str | None
 
 

@@ -12,8 +12,17 @@ from typing import Any, Final
 
 import asyncpg
 
-from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project
+from ..domain.access import (
+    ProjectFacts,
+    RecordingFacts,
+    Viewer,
+    can_see_project,
+    can_see_recording,
+    hidden_probe,
+    sees_everyone,
+)
 from ..domain.activity import KnownRecording
+from ..domain.redaction import EVERYTHING, Mentions, Sight, known_people, sight
 from ..errors import NotFound
 from .rows import columns
 
@@ -126,3 +135,28 @@ async def recordings_by_id(
             ),
         )
     return found
+
+
+# ----------------------------------------------------------------- redaction
+
+
+async def people_known_to(pool: asyncpg.Pool, viewer: Viewer) -> frozenset[str] | None:
+    """The people ``viewer`` may be told about (None: everyone, with no query): a client,
+    themselves and the people of every project they see."""
+    if sees_everyone(viewer):
+        return None
+    return known_people(viewer, (await visible_projects(pool, viewer)).values())
+
+
+async def sight_of(
+    pool: asyncpg.Pool, viewer: Viewer, project: ProjectFacts, named: Mentions
+) -> Sight:
+    """``viewer``'s sight (:mod:`service.domain.redaction`) over things of ``project`` that
+    name ``named``, from the read models. Staff cost no query."""
+    sees_hidden = can_see_recording(viewer, project, hidden_probe(project.project_id))
+    if sees_hidden and sees_everyone(viewer):
+        return EVERYTHING
+    recordings: list[RecordingFacts] = []
+    if not sees_hidden and named.recordings:
+        recordings = [f for f, _ in (await recordings_by_id(pool, named.recordings)).values()]
+    return sight(viewer, project, recordings, await people_known_to(pool, viewer))
