@@ -372,6 +372,7 @@ async def _get(team: Team, path: str, headers: dict[str, str] | None = None) -> 
 CHANNELS = {
     "history": _history,
     "feeds": _feeds,
+    "envelopes": _envelopes,
 }
 
 

@@ -26,7 +26,7 @@ from ..domain.recordings import (
     decide_set_recording_status,
     evolve_recording,
 )
-from ..domain.redaction import Sight, mentions, merged
+from ..domain.redaction import Mentions, Sight, mentions, merged
 from ..domain.subscriptions import Subscribe, Unsubscribe, decide_subscribe, decide_unsubscribe
 from ..events.base import Event, FieldChange, RecordedEvent
 from ..events.recordings import (
@@ -41,7 +41,7 @@ from ..reads import directory, recordings
 from ..reads.access import sight_of
 from .api import Api, Ctx, Reply
 from .bodies import convert
-from .envelope import PersonRef, Recording, api_url, show, visible_row
+from .envelope import PersonRef, Recording, api_url, person_ref, show, visible_row
 from .paging import decode_cursor, encode_cursor, next_link
 from .params import PAGING
 
@@ -122,8 +122,10 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
     row = await visible_row(ctx, recording_id)
-    subscribed = await recordings.subscribers(ctx.store.pool, recording_id)
-    people = [PersonRef(id=person_id, name=name) for person_id, name in subscribed]
+    pool = ctx.store.pool
+    subscribed = await recordings.subscribers(pool, recording_id)
+    sight = await sight_of(pool, ctx.me, recordings.viewer_facts(ctx.me, row), Mentions())
+    people = [person_ref(sight, person_id, name) for person_id, name in subscribed]
     return Reply(
         Subscription(
             subscribed=any(p.id == ctx.me.person_id for p in people),
@@ -290,7 +292,4 @@ async def get_history(ctx: Ctx) -> Reply:
 
 
 def _actor(sight: Sight, who: str | None, names: Mapping[str, str]) -> PersonRef | None:
-    if not who:
-        return None
-    person_id, name = redaction.named(sight, who, names.get(who))
-    return PersonRef(id=person_id, name=name)
+    return person_ref(sight, who, names.get(who)) if who else None
