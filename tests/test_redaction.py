@@ -371,6 +371,7 @@ async def _get(team: Team, path: str, headers: dict[str, str] | None = None) -> 
 
 CHANNELS = {
     "history": _history,
+    "activity": _activity,
     "feeds": _feeds,
     "envelopes": _envelopes,
 }
