@@ -373,6 +373,7 @@ CHANNELS = {
     "history": _history,
     "activity": _activity,
     "feeds": _feeds,
+    "snapshot": _snapshot,
     "envelopes": _envelopes,
 }
 
