@@ -376,7 +376,8 @@ def test_all_follows_only_the_projects_one_sees(world: World) -> None:
 
 def test_a_removed_member_gets_access_revoked_and_loses_the_subscription(world: World) -> None:
     """Removing a member ends their subscription of that project with ``access_revoked``;
-    their ``all`` goes on silently, and the others get the event."""
+    their ``all`` goes on, told once that the project is hidden from them, and the others
+    get the event."""
     subs = book()
     removed, other = connected(subs, MAX, "prj_1"), connected(subs, ADA, "prj_1")
     removed_all = connected(subs, MAX, ALL)
@@ -390,11 +391,15 @@ def test_a_removed_member_gets_access_revoked_and_loses_the_subscription(world: 
     }
     assert removed.subscriptions == {}
     assert removed.positions() == []
-    assert removed_all.frames() == [{"type": "subscribed", "subscription": ALL}]
+    hidden = {"kind": "project_hidden", "project_id": "prj_1", "recording": None, "data": None}
+    assert removed_all.frames()[0] == {"type": "subscribed", "subscription": ALL}
+    assert [{k: f[k] for k in hidden} for f in removed_all.frames()[1:]] == [hidden]
+    assert removed_all.positions() == [event.position]
     assert other.positions() == [event.position]
     assert subs.counters.subscriptions == 2
     subs.fan_out(world.judged(world.post("prj_1", "after")))
     assert len(removed.sent) == 2
+    assert len(removed_all.sent) == 2
 
 
 # ------------------------------------------------------------------ parking

@@ -375,6 +375,8 @@ CHANNELS = {
     "feeds": _feeds,
     "snapshot": _snapshot,
     "envelopes": _envelopes,
+    "websocket-live": _live,
+    "websocket-replay": _replay,
 }
 
 

@@ -140,6 +140,18 @@ async def recordings_by_id(
 # ----------------------------------------------------------------- redaction
 
 
+async def projects_of(pool: asyncpg.Pool, person_ids: Collection[str]) -> dict[str, list[str]]:
+    """The projects each of ``person_ids`` is on (people on none are left out)."""
+    rows = await pool.fetch(
+        "SELECT person_id, project_id FROM project_members WHERE person_id = ANY($1::text[])",
+        list(person_ids),
+    )
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["person_id"], []).append(row["project_id"])
+    return found
+
+
 async def people_known_to(pool: asyncpg.Pool, viewer: Viewer) -> frozenset[str] | None:
     """The people ``viewer`` may be told about (None: everyone, with no query): a client,
     themselves and the people of every project they see."""
