@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from service.domain.access import RecordingFacts, Viewer
@@ -325,6 +326,29 @@ def test_one_frame_is_encoded_once_and_shared_by_every_socket(world: World) -> N
     assert [conn.positions() for conn in conns] == [[event.position]] * 3
     assert subs.counters.frames_encoded == 1
     assert conns[0].last()["kind"] == "message_posted"
+
+
+def test_each_redaction_is_encoded_once_and_shared_by_the_sockets_told_the_same(
+    world: World,
+) -> None:
+    """An event by someone a client may not be told about is encoded twice: as it is for
+    staff (one object for all of them), with that person null for clients."""
+    subs = book()
+    staff = [connected(subs, ADA, "prj_1"), connected(subs, MAX, ALL)]
+    clients = [connected(subs, CLEO, "prj_1"), connected(subs, CLEO, ALL)]
+    posted = world.post("prj_1", "from HQ", visible=True)
+    outsider = msgspec.structs.replace(posted, metadata=Metadata(actor="per_hq"))
+    project = world.projects["prj_1"]
+    subs.fan_out(world.judged(outsider))
+    (a, _), (b, _) = (conn.sent[-1] for conn in staff)
+    (c, _), (d, _) = (conn.sent[-1] for conn in clients)
+    assert a is b
+    assert c is d
+    assert subs.counters.frames_encoded == 2
+    assert staff[0].last()["actor"] == "per_hq"
+    assert clients[0].last()["actor"] is None
+    assert clients[0].last()["data"] == staff[0].last()["data"]
+    assert "per_hq" not in project.members
 
 
 def test_clients_do_not_receive_hidden_items(world: World) -> None:
