@@ -95,14 +95,20 @@ async def put_status(ctx: Ctx, cmd: SetRecordingStatus) -> Reply:
 @api.put(
     "/v1/recordings/{id}/client_visibility",
     summary="Show a message, to-do list or milestone to clients, or hide it (403 on kinds "
-    "that inherit it)",
+    "that inherit it; 422 hiding what a client is assigned to)",
     response=Recording,
     tags=_TAGS,
 )
 async def put_client_visibility(ctx: Ctx, cmd: SetClientVisibility) -> Reply:
+    # Who is assigned to a list's to-dos comes from the read model, not from folding every
+    # to-do stream of the list: an assignment racing this command may slip past the check,
+    # as it may when both are decided on folded streams (they are different streams).
+    assigned: set[str] = set()
+    if not cmd.visible_to_clients:
+        assigned = await recordings.assigned_under(ctx.store.pool, ctx.path("id"))
 
     def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
-        return decide_set_client_visibility(p, r, cmd, c, lineage)
+        return decide_set_client_visibility(p, r, cmd, c, lineage, assigned)
 
     await change(ctx.caller, ctx.path("id"), decide)
     return await show(ctx, ctx.path("id"))
