@@ -24,7 +24,7 @@ their sight is :data:`EVERYTHING`, which changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any, Final
 
 import msgspec
@@ -114,9 +114,18 @@ def known_people(viewer: Viewer, projects: Iterable[ProjectFacts]) -> frozenset[
     return frozenset(p for p in candidates if can_see_person(viewer, p, seen))
 
 
+def sees_all(viewer: Viewer, project: ProjectFacts) -> bool:
+    """Whether nothing of ``project`` is ever redacted for ``viewer``: they see every
+    recording of it and may be told about everyone (staff)."""
+    return sees_everyone(viewer) and can_see_recording(
+        viewer, project, hidden_probe(project.project_id)
+    )
+
+
 def sight(
     viewer: Viewer,
     project: ProjectFacts,
+    *,
     recordings: Iterable[RecordingFacts] = (),
     people: Collection[str] | None = None,
 ) -> Sight:
@@ -149,27 +158,41 @@ def people_seen(
 def mentions(event: Event, actor: str | None = None) -> Mentions:
     """The recordings and people ``event`` names (its fields and its changes), and
     ``actor`` (who caused it) among the people."""
-    recordings: set[str] = set()
-    people: set[str] = set() if actor is None else {actor}
+    return _collect(_event_values(event), actor)
+
+
+def changes_mentions(edits: Iterable[FieldChange]) -> Mentions:
+    """The recordings and people a list of changes names."""
+    return _collect(_change_values(edits))
+
+
+def _event_values(event: Event) -> Iterator[tuple[str, Any]]:
     for name in event.__struct_fields__:
         value = getattr(event, name)
         if name == "changes":
-            for change in value:
-                _mentioned(change.field, change.before, recordings, people)
-                _mentioned(change.field, change.after, recordings, people)
+            yield from _change_values(value)
         else:
-            _mentioned(name, value, recordings, people)
-    people.discard(CAIRN_ID)
-    return Mentions(recordings=frozenset(recordings), people=frozenset(people))
+            yield name, value
 
 
-def changes_mentions(changes: Iterable[FieldChange]) -> Mentions:
-    """The recordings and people a list of changes names."""
+def _change_values(edits: Iterable[FieldChange]) -> Iterator[tuple[str, Any]]:
+    for change in edits:
+        yield change.field, change.before
+        yield change.field, change.after
+
+
+def _collect(values: Iterable[tuple[str, Any]], actor: str | None = None) -> Mentions:
     recordings: set[str] = set()
-    people: set[str] = set()
-    for change in changes:
-        _mentioned(change.field, change.before, recordings, people)
-        _mentioned(change.field, change.after, recordings, people)
+    people: set[str] = set() if actor is None else {actor}
+    for name, value in values:
+        if value is None:
+            continue
+        if name in RECORDING_FIELDS:
+            recordings.add(value)
+        elif name in PERSON_FIELDS:
+            people.add(value)
+        elif name in PEOPLE_FIELDS:
+            people.update(value)
     people.discard(CAIRN_ID)
     return Mentions(recordings=frozenset(recordings), people=frozenset(people))
 
@@ -182,17 +205,6 @@ def merged(named: Iterable[Mentions]) -> Mentions:
         recordings |= one.recordings
         people |= one.people
     return Mentions(recordings=frozenset(recordings), people=frozenset(people))
-
-
-def _mentioned(name: str, value: Any, recordings: set[str], people: set[str]) -> None:
-    if value is None:
-        return
-    if name in RECORDING_FIELDS:
-        recordings.add(value)
-    elif name in PERSON_FIELDS:
-        people.add(value)
-    elif name in PEOPLE_FIELDS:
-        people.update(value)
 
 
 # ------------------------------------------------------------------ redacting

@@ -34,7 +34,7 @@ from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording, hid
 from .context import Timestamp
 from .projects import ProjectState, evolve_project
 from .recordings import RecordingState, evolve_recording, recording_facts, visibility_parent_id
-from .redaction import Sight, people, person
+from .redaction import EVERYTHING, Sight, people, person
 
 
 class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,7 +206,7 @@ def snapshot_of(
     viewer: Viewer,
     project: ProjectFacts,
     hidden_now: Collection[str] = (),
-    known: Collection[str] | None = None,
+    sight: Sight = EVERYTHING,
 ) -> Snapshot:
     """The JSON state of ``replay`` that ``viewer`` may see.
 
@@ -215,10 +215,9 @@ def snapshot_of(
         project: the project's facts *now* (the viewer must be able to see the project now;
             the caller checks that and answers 404 otherwise).
         hidden_now: ids of recordings clients may not see now (ignored for staff).
-        known: the people ``viewer`` may be told about now (None: everyone; see
-            :func:`~.redaction.known_people`).
+        sight: what ``viewer`` may be told about now (:mod:`.redaction`: the people the
+            items name).
     """
-    sight = Sight(people=None if known is None else frozenset(known))
 
     # ``can_see_recording`` with the facts of the time answers "could a client see it
     # then"; a client also needs to see it now. Staff see everything either way.

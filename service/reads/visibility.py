@@ -277,5 +277,7 @@ async def sights(
             found[project_id] = Sight(people=scope.people)
         else:
             mine = (f for f in facts if f.project_id == project_id)
-            found[project_id] = redaction.sight(scope.viewer, project, mine, scope.people)
+            found[project_id] = redaction.sight(
+                scope.viewer, project, recordings=mine, people=scope.people
+            )
     return found

@@ -171,7 +171,7 @@ class Judged:
         people = people_seen(
             viewer, ((p, self.people.get(p, (project,))) for p in self.named.people)
         )
-        return redaction.sight(viewer, project, self.recordings.values(), people)
+        return redaction.sight(viewer, project, recordings=self.recordings.values(), people=people)
 
     def _hides_recording(self, viewer: Viewer, project: ProjectFacts) -> bool:
         """Whether the event takes its recording away from ``viewer`` (who sees the

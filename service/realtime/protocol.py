@@ -221,29 +221,24 @@ def event_frame(
     """The frame of a project event (``event.project_id`` must be set); ``kind`` defaults to
     :func:`kind_of` its type. ``actor`` and ``data`` (JSON) replace the event's own, for an
     audience told a redacted event."""
-    assert event.project_id is not None
-    return EventFrame(
-        position=event.position,
-        project_id=event.project_id,
-        kind=kind or kind_of(event.event_type),
-        recording=recording_of(event),
-        actor=event.metadata.actor if actor is msgspec.UNSET else actor,
-        data=msgspec.Raw(encode_data(event.event) if data is None else data),
-        at=event.recorded_at,
-    )
+    who = event.metadata.actor if actor is msgspec.UNSET else actor
+    raw = msgspec.Raw(encode_data(event.event) if data is None else data)
+    return _frame(event, kind or kind_of(event.event_type), recording_of(event), who, raw)
 
 
 def hidden_frame(event: RecordedEvent, kind: str, recording: str | None) -> EventFrame:
     """The frame telling, in ``event``'s place in the log, that ``recording`` (None: the
     project) is no longer visible to its receiver (``kind``: :data:`RECORDING_HIDDEN` or
     :data:`PROJECT_HIDDEN`)."""
+    return _frame(event, kind, recording, None, _NULL)
+
+
+def _frame(
+    event: RecordedEvent, kind: str, recording: str | None, actor: str | None, data: msgspec.Raw
+) -> EventFrame:
     assert event.project_id is not None
+    at, position, project_id = event.recorded_at, event.position, event.project_id
     return EventFrame(
-        position=event.position,
-        project_id=event.project_id,
-        kind=kind,
-        recording=recording,
-        actor=None,
-        data=_NULL,
-        at=event.recorded_at,
-    )
+        position=position, project_id=project_id, kind=kind, recording=recording, actor=actor,
+        data=data, at=at,
+    )  # fmt: skip
