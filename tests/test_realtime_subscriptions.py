@@ -30,6 +30,7 @@ from service.domain.projects import (
     project_facts,
 )
 from service.domain.recordings import fold_recording, recording_facts
+from service.domain.redaction import mentions
 from service.events.base import Event, Metadata, RecordedEvent, type_name
 from service.events.people import TokenRevoked
 from service.events.projects import ProjectMemberAdded, ProjectMemberRemoved, ProjectRole
@@ -147,7 +148,12 @@ class World:
             assert state is not None
             recordings[recording_id] = (recording_facts(state), known)
         project = self.projects.get(event.project_id)
-        return Judged.of(event, None if project is None else project_facts(project), recordings)
+        # As the hub does: the projects of the people it names who are not on its project.
+        facts = {p: project_facts(state) for p, state in self.projects.items()}
+        named = mentions(event.event, event.metadata.actor).people
+        outsiders = named - set(facts[event.project_id].members if project else ())
+        people = {p: [f for f in facts.values() if p in f.members] for p in outsiders}
+        return Judged.of(event, facts.get(event.project_id), recordings, people)
 
     def judge(self, events: Sequence[RecordedEvent]) -> list[Judged]:
         return [self.judged(e) for e in events if e.project_id is not None]
@@ -424,6 +430,18 @@ def test_a_removed_member_gets_access_revoked_and_loses_the_subscription(world: 
     subs.fan_out(world.judged(world.post("prj_1", "after")))
     assert len(removed.sent) == 2
     assert len(removed_all.sent) == 2
+
+
+def test_clients_hear_of_no_removal_even_of_someone_they_know(world: World) -> None:
+    """A client is not told that someone left a project, even someone they still know from
+    another project (as in the activity streams); staff are."""
+    world.project("prj_3", (MAX, "member"), (CLEO, "client"))
+    subs = book()
+    client, staff = connected(subs, CLEO, "prj_1"), connected(subs, ADA, "prj_1")
+    removed = world.remove("prj_1", MAX)
+    subs.fan_out(world.judged(removed))
+    assert client.positions() == []
+    assert staff.positions() == [removed.position]
 
 
 # ------------------------------------------------------------------ parking

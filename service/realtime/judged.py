@@ -35,7 +35,12 @@ from ..domain.access import (
 from ..domain.activity import KnownRecording, recorded_activity
 from ..domain.redaction import Mentions, Sight, mentions, people_seen
 from ..events.base import RecordedEvent
-from ..events.projects import ProjectEdited, ProjectMemberRemoved
+from ..events.projects import (
+    ProjectEdited,
+    ProjectMemberAdded,
+    ProjectMemberRemoved,
+    ProjectMemberRoleChanged,
+)
 from ..events.recordings import ClientVisibilityChanged, TodoMoved
 from .protocol import (
     PROJECT_HIDDEN,
@@ -66,6 +71,8 @@ class Told:
     hidden: frozenset[str] = frozenset()
     strangers: frozenset[str] = frozenset()
 
+
+_MEMBERSHIPS: Final = (ProjectMemberAdded, ProjectMemberRoleChanged, ProjectMemberRemoved)
 
 WHOLE: Final = Told("event")
 """The event as stored: what staff (and clients, when it names nothing hidden) are told."""
@@ -139,7 +146,7 @@ class Judged:
             return _PROJECT_HIDDEN if self._took_project(viewer, self.project) else None
         if self._hides_recording(viewer, self.project):
             return _RECORDING_HIDDEN
-        if not self.visible_to(viewer):
+        if not self.visible_to(viewer) or self._about_someone_gone(viewer, self.project):
             return None
         sight = self._sight(viewer, self.project)
         if redaction.about_hidden_person(sight, self.event.event):
@@ -192,6 +199,18 @@ class Judged:
                 and (target is None or not sees(viewer, project, target))
             )
         return False
+
+    def _about_someone_gone(self, viewer: Viewer, project: ProjectFacts) -> bool:
+        """Whether the event is a membership change of someone no longer on the project,
+        for a viewer who sees what clients see: as in the activity streams
+        (docs/ACCESS.md), clients hear of memberships only while the person is on the
+        project, so never of a removal."""
+        event = self.event.event
+        return (
+            isinstance(event, _MEMBERSHIPS)
+            and event.person_id not in project.members
+            and not can_see_recording(viewer, project, hidden_probe(project.project_id))
+        )
 
     def _took_project(self, viewer: Viewer, after: ProjectFacts) -> bool:
         """Whether the event (of the project's stream) took the project away from
