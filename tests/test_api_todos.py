@@ -196,6 +196,42 @@ async def test_clients_complete_only_their_to_dos(team: Team) -> None:
     assert refused["errors"][0]["field"] == "assignee_ids"
 
 
+async def test_a_client_keeps_every_assignment_in_sight(team: Team) -> None:
+    """Hiding a list with a to-do assigned to a client is refused (422) exactly as moving
+    that to-do into a hidden list is, so the client's assignments keep it; once the client
+    is unassigned the list hides."""
+    c, pid = team.c, team.project_id
+    shared = await team.post(
+        f"/v1/projects/{pid}/todolists", {"name": "Shared", "visible_to_clients": True}
+    )
+    hidden = await team.post(f"/v1/projects/{pid}/todolists", {"name": "Hidden"})
+    theirs = await team.post(
+        f"/v1/todolists/{shared['id']}/todos", {"content": "Sign", "assignee_ids": [team.cleo_id]}
+    )
+    visibility = f"/v1/recordings/{shared['id']}/client_visibility"
+    hiding = problem(await c.put(visibility, json={"visible_to_clients": False}), 422)
+    moving = problem(
+        await c.put(
+            f"/v1/todos/{theirs['id']}/position",
+            json={"position": 1, "todolist_id": hidden["id"]},
+        ),
+        422,
+    )
+    assert [hiding["errors"][0]["field"], moving["errors"][0]["field"]] == [
+        "visible_to_clients",
+        "todolist_id",
+    ]
+    assert team.cleo_id in hiding["detail"]
+    assert team.cleo_id in moving["detail"]
+    assigned = (await c.get("/v1/my/assignments", headers=team.cleo)).json()
+    assert [t["id"] for p in assigned["projects"] for t in p["todos"]] == [theirs["id"]]
+    unassigned = await c.patch(f"/v1/todos/{theirs['id']}", json={"assignee_ids": [team.mia_id]})
+    assert unassigned.status_code == 200, unassigned.text
+    hid = await c.put(visibility, json={"visible_to_clients": False})
+    assert hid.status_code == 200, hid.text
+    assert hid.json()["visible_to_clients"] is False
+
+
 async def test_todo_errors(team: Team) -> None:
     """Bad dates and unknown fields are 422, an archived list is 409, and the to-do routes
     404 on ids of other kinds and for non-members."""

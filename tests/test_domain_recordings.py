@@ -381,6 +381,43 @@ def test_a_todo_assigned_to_a_client_stays_in_lists_clients_see() -> None:
         )
 
 
+def test_what_a_client_is_assigned_to_is_never_hidden_from_them() -> None:
+    """One rule for both ways a client could lose an assignment: hiding a list with a to-do
+    assigned to a client, or a milestone a client is responsible for, is refused (422) like
+    moving such a to-do into a hidden list; people who are not clients do not stand in the
+    way, and showing is never refused."""
+    todolist, hidden = _list(), _list("hidden", visible=False)
+    todo = _fold(_todo(todolist, "cleo", "max"))
+    hide = SetClientVisibility(visible_to_clients=False)
+    with pytest.raises(InvalidCommand, match="cleo") as moving:
+        decide_move_todo(
+            PROJECT, todo, hidden, 0, MoveTodo(position=1, todolist_id="hidden"), MAX, [todolist]
+        )
+    with pytest.raises(InvalidCommand, match="cleo") as hiding:
+        decide_set_client_visibility(PROJECT, todolist, hide, MAX, (), {"cleo", "max"})
+    assert (moving.value.field, hiding.value.field) == ("todolist_id", "visible_to_clients")
+    hidden_now = decide_set_client_visibility(PROJECT, todolist, hide, MAX, (), {"max"})
+    assert hidden_now == [ClientVisibilityChanged(at=NOW, before=True, after=False)]
+    show = SetClientVisibility(visible_to_clients=True)
+    assert decide_set_client_visibility(PROJECT, hidden, show, MAX, (), {"cleo"})
+    milestone = _fold(
+        decide_create_milestone(
+            PROJECT,
+            CreateMilestone(
+                recording_id="ms",
+                title="Beta",
+                due_on=date(2026, 4, 1),
+                responsible_id="cleo",
+                visible_to_clients=True,
+            ),
+            MAX,
+        )
+    )
+    with pytest.raises(InvalidCommand, match="milestone") as hiding:
+        decide_set_client_visibility(PROJECT, milestone, hide, MAX)
+    assert hiding.value.field == "visible_to_clients"
+
+
 def test_milestones_are_rescheduled_completed_and_reopened() -> None:
     created = decide_create_milestone(
         PROJECT,

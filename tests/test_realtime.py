@@ -11,9 +11,11 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from service.domain.access import Viewer
 from service.domain.context import Context
@@ -23,6 +25,7 @@ from service.events.base import Metadata
 from service.events.store import NO_STREAM, EventStore
 from service.events.streams import project_stream, recording_stream
 
+from .support.asyncapi import Contract
 from .support.realtime import (
     RawClient,
     Rt,
@@ -388,3 +391,122 @@ async def test_a_stalled_client_is_dropped_without_delaying_others(rt: Rt) -> No
         await subscribe(again, project, since=received[-1])
         rest = await events(again, 400 - len(received))
         assert [f["position"] for f in rest] == log[-400 + len(received) :]
+
+
+# ------------------------------------------------------------------ stale screens
+
+
+async def _until_marker(conn: ClientConnection, marker: str) -> list[dict[str, Any]]:
+    """The frames up to and including the posting of message ``marker``."""
+    got = [await frame(conn)]
+    while (got[-1].get("recording"), got[-1].get("kind")) != (marker, "message_posted"):
+        got.append(await frame(conn))
+    return got
+
+
+def _told(frames: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    return [(f["kind"], f["recording"]) for f in frames]
+
+
+async def _contract(rt: Rt) -> Contract:
+    async with httpx.AsyncClient(base_url=rt.server.base_url) as anonymous:
+        return Contract((await anonymous.get("/asyncapi.json")).json())
+
+
+async def test_a_client_is_told_once_when_a_recording_is_hidden_live_and_on_resume(
+    rt: Rt,
+) -> None:
+    """A client whose recording is hidden from them (shown to clients, then hidden; a to-do
+    moved into a hidden list) gets one ``recording_hidden`` frame in the event's place, live
+    and replayed with ``since`` alike, and the ordinary event (redacted) when it shows again;
+    trashing is an ordinary event, and staff get every event as it is."""
+    world = rt.world
+    client, client_token, _ = await world.person("client")
+    project = await world.project(clients_enabled=True)
+    await world.add(project, client, "client")
+    start = (await world.client.get("/v1/health")).json()["head_position"]
+
+    async def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        response = await world.client.request(method, path, json=body)
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    async with (
+        ws(rt.server.ws_url, client_token) as client_ws,
+        ws(rt.server.ws_url, world.admin_token) as staff_ws,
+    ):
+        await subscribe(client_ws, project)
+        await subscribe(staff_ws, project)
+        lists = f"/v1/projects/{project}/todolists"
+        shop = (await call("POST", lists, {"name": "Shop", "visible_to_clients": True}))["id"]
+        back = (await call("POST", lists, {"name": "Back", "visible_to_clients": False}))["id"]
+        todo = (await call("POST", f"/v1/todolists/{shop}/todos", {"content": "Sign"}))["id"]
+        for target in (back, shop):
+            body = {"position": 1, "todolist_id": target}
+            await call("PUT", f"/v1/todos/{todo}/position", body)
+        for visible in (False, True):
+            body = {"visible_to_clients": visible}
+            await call("PUT", f"/v1/recordings/{shop}/client_visibility", body)
+        await call("PUT", f"/v1/recordings/{todo}/status", {"status": "trashed"})
+        marker = await world.post(project, "marker", visible=True)
+        live = await _until_marker(client_ws, marker)
+        staff = await _until_marker(staff_ws, marker)
+    assert _told(live) == [
+        ("todolist_created", shop),
+        ("todo_added", todo),
+        ("recording_hidden", todo),
+        ("todo_moved", todo),
+        ("recording_hidden", shop),
+        ("recording_shown_to_clients", shop),
+        ("recording_trashed", todo),
+        ("message_posted", marker),
+    ]
+    hidden = live[2]
+    assert hidden["actor"] is None
+    assert hidden["data"] is None
+    assert hidden["position"] == staff[3]["position"]
+    assert staff[3]["kind"] == "todo_moved"
+    assert "from_todolist_id" not in live[3]["data"]
+    assert staff[4]["data"]["from_todolist_id"] == back
+    assert back not in json.dumps(live)
+    contract = await _contract(rt)
+    assert all(contract.judge(f, "send") == ["event"] for f in live)
+    # Resuming from before it all tells the same, in the same places.
+    async with ws(rt.server.ws_url, client_token) as again:
+        await subscribe(again, project, since=start)
+        assert await _until_marker(again, marker) == live
+
+
+async def test_an_all_subscription_is_told_once_when_a_project_is_hidden_from_it(
+    rt: Rt,
+) -> None:
+    """On ``all``, a client gets one ``project_hidden`` frame when a project stops admitting
+    clients and when they are removed from one, live and replayed with ``since`` alike, and
+    nothing of those projects afterwards."""
+    world = rt.world
+    client, client_token, _ = await world.person("client")
+    closing, leaving, staying = [await world.project(clients_enabled=True) for _ in range(3)]
+    for project in (closing, leaving, staying):
+        await world.add(project, client, "client")
+    start = (await world.client.get("/v1/health")).json()["head_position"]
+    async with ws(rt.server.ws_url, client_token) as conn:
+        await subscribe(conn, "all")
+        response = await world.client.patch(
+            f"/v1/projects/{closing}", json={"clients_enabled": False}
+        )
+        assert response.status_code == 200, response.text
+        await world.remove(leaving, client)
+        for project in (closing, leaving):
+            await world.post(project, "unseen", visible=True)
+        marker = await world.post(staying, "marker", visible=True)
+        live = await _until_marker(conn, marker)
+    assert [(f["kind"], f["project_id"], f["recording"]) for f in live] == [
+        ("project_hidden", closing, None),
+        ("project_hidden", leaving, None),
+        ("message_posted", staying, marker),
+    ]
+    contract = await _contract(rt)
+    assert all(contract.judge(f, "send") == ["event"] for f in live)
+    async with ws(rt.server.ws_url, client_token) as again:
+        await subscribe(again, "all", since=start)
+        assert await _until_marker(again, marker) == live

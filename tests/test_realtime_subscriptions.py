@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from service.domain.access import RecordingFacts, Viewer
@@ -29,6 +30,7 @@ from service.domain.projects import (
     project_facts,
 )
 from service.domain.recordings import fold_recording, recording_facts
+from service.domain.redaction import mentions
 from service.events.base import Event, Metadata, RecordedEvent, type_name
 from service.events.people import TokenRevoked
 from service.events.projects import ProjectMemberAdded, ProjectMemberRemoved, ProjectRole
@@ -146,7 +148,12 @@ class World:
             assert state is not None
             recordings[recording_id] = (recording_facts(state), known)
         project = self.projects.get(event.project_id)
-        return Judged.of(event, None if project is None else project_facts(project), recordings)
+        # As the hub does: the projects of the people it names who are not on its project.
+        facts = {p: project_facts(state) for p, state in self.projects.items()}
+        named = mentions(event.event, event.metadata.actor).people
+        outsiders = named - set(facts[event.project_id].members if project else ())
+        people = {p: [f for f in facts.values() if p in f.members] for p in outsiders}
+        return Judged.of(event, facts.get(event.project_id), recordings, people)
 
     def judge(self, events: Sequence[RecordedEvent]) -> list[Judged]:
         return [self.judged(e) for e in events if e.project_id is not None]
@@ -327,6 +334,29 @@ def test_one_frame_is_encoded_once_and_shared_by_every_socket(world: World) -> N
     assert conns[0].last()["kind"] == "message_posted"
 
 
+def test_each_redaction_is_encoded_once_and_shared_by_the_sockets_told_the_same(
+    world: World,
+) -> None:
+    """An event by someone a client may not be told about is encoded twice: as it is for
+    staff (one object for all of them), with that person null for clients."""
+    subs = book()
+    staff = [connected(subs, ADA, "prj_1"), connected(subs, MAX, ALL)]
+    clients = [connected(subs, CLEO, "prj_1"), connected(subs, CLEO, ALL)]
+    posted = world.post("prj_1", "from HQ", visible=True)
+    outsider = msgspec.structs.replace(posted, metadata=Metadata(actor="per_hq"))
+    project = world.projects["prj_1"]
+    subs.fan_out(world.judged(outsider))
+    (a, _), (b, _) = (conn.sent[-1] for conn in staff)
+    (c, _), (d, _) = (conn.sent[-1] for conn in clients)
+    assert a is b
+    assert c is d
+    assert subs.counters.frames_encoded == 2
+    assert staff[0].last()["actor"] == "per_hq"
+    assert clients[0].last()["actor"] is None
+    assert clients[0].last()["data"] == staff[0].last()["data"]
+    assert "per_hq" not in project.members
+
+
 def test_clients_do_not_receive_hidden_items(world: World) -> None:
     """A message hidden from clients goes to staff only; a visible one to the client too."""
     subs = book()
@@ -376,7 +406,8 @@ def test_all_follows_only_the_projects_one_sees(world: World) -> None:
 
 def test_a_removed_member_gets_access_revoked_and_loses_the_subscription(world: World) -> None:
     """Removing a member ends their subscription of that project with ``access_revoked``;
-    their ``all`` goes on silently, and the others get the event."""
+    their ``all`` goes on, told once that the project is hidden from them, and the others
+    get the event."""
     subs = book()
     removed, other = connected(subs, MAX, "prj_1"), connected(subs, ADA, "prj_1")
     removed_all = connected(subs, MAX, ALL)
@@ -390,11 +421,27 @@ def test_a_removed_member_gets_access_revoked_and_loses_the_subscription(world: 
     }
     assert removed.subscriptions == {}
     assert removed.positions() == []
-    assert removed_all.frames() == [{"type": "subscribed", "subscription": ALL}]
+    hidden = {"kind": "project_hidden", "project_id": "prj_1", "recording": None, "data": None}
+    assert removed_all.frames()[0] == {"type": "subscribed", "subscription": ALL}
+    assert [{k: f[k] for k in hidden} for f in removed_all.frames()[1:]] == [hidden]
+    assert removed_all.positions() == [event.position]
     assert other.positions() == [event.position]
     assert subs.counters.subscriptions == 2
     subs.fan_out(world.judged(world.post("prj_1", "after")))
     assert len(removed.sent) == 2
+    assert len(removed_all.sent) == 2
+
+
+def test_clients_hear_of_no_removal_even_of_someone_they_know(world: World) -> None:
+    """A client is not told that someone left a project, even someone they still know from
+    another project (as in the activity streams); staff are."""
+    world.project("prj_3", (MAX, "member"), (CLEO, "client"))
+    subs = book()
+    client, staff = connected(subs, CLEO, "prj_1"), connected(subs, ADA, "prj_1")
+    removed = world.remove("prj_1", MAX)
+    subs.fan_out(world.judged(removed))
+    assert client.positions() == []
+    assert staff.positions() == [removed.position]
 
 
 # ------------------------------------------------------------------ parking

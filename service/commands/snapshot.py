@@ -25,10 +25,12 @@ import msgspec
 
 from ..domain.access import SYSTEM, ProjectFacts, Viewer
 from ..domain.projects import project_facts
+from ..domain.redaction import Sight
 from ..domain.snapshot import Replay, Snapshot, snapshot_of
 from ..errors import NotFound, UnknownPosition
 from ..events.base import RecordedEvent
 from ..events.store import START, Cursor, EventStore
+from ..reads.access import people_known_to
 from ..reads.visibility import client_view
 
 _PAGE = 1000
@@ -83,7 +85,8 @@ async def build_snapshot(
     hidden_now: set[str] = set()
     if client_view(viewer, facts):
         hidden_now = await _hidden_now(store, project_id, replay, events, later, at is None)
-    return snapshot_of(replay, position, viewer, facts, hidden_now)
+    sight = Sight(people=await people_known_to(store.pool, viewer))
+    return snapshot_of(replay, position, viewer, facts, hidden_now, sight)
 
 
 async def replay_json(store: EventStore, project_id: str, until_position: int) -> bytes:

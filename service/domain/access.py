@@ -174,9 +174,15 @@ def can_see_person(viewer: Viewer, person_id: str, projects: Iterable[ProjectFac
     """
     if not viewer.active:
         return False
-    if viewer.role != "client" or person_id == viewer.person_id:
+    if sees_everyone(viewer) or person_id == viewer.person_id:
         return True
     return any(person_id in p.members and can_see_project(viewer, p) for p in projects)
+
+
+def sees_everyone(viewer: Viewer) -> bool:
+    """Whether ``viewer`` may know of every person (:func:`can_see_person` for anyone): active
+    admins and members."""
+    return viewer.active and viewer.role != "client"
 
 
 def check(

@@ -13,12 +13,12 @@ recording take ``lineage``: those recordings, nearest first. Build it by followi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
 
 import msgspec
 
-from ..errors import Conflict, InconsistentStream, NotFound
+from ..errors import Conflict, InconsistentStream, InvalidCommand, NotFound
 from ..events.base import Event
 from ..events.recordings import (
     ClientVisibilityChanged,
@@ -248,21 +248,57 @@ def decide_set_client_visibility(
     cmd: SetClientVisibility,
     ctx: Context,
     lineage: Lineage = (),
+    assignees: Collection[str] = (),
 ) -> list[Event]:
     """Show a recording to clients or hide it: ``[ClientVisibilityChanged]``, ``[]`` if unchanged.
+
+    A client is assigned only to what they see (see :func:`require_unassigned_clients`): a
+    recording is not hidden while a client is its responsible person (a milestone's) or is
+    assigned to a to-do under it (a list's: ``assignees``, the people assigned to its
+    to-dos, whatever their status, which the caller reads).
 
     Raises:
         NotFound: see :func:`~service.domain.access.check`.
         Forbidden: see :func:`~service.domain.access.check`; also for a comment or to-do,
             whose visibility follows its parent or list (``detail`` says which).
         Conflict: the project or the recording is not active.
+        InvalidCommand: hiding it would hide it from a client assigned to it.
     """
     authorize(Action.SET_CLIENT_VISIBILITY, project, recording, lineage, ctx)
     require_open(project, recording, lineage)
     before = recording.visible_to_clients is True
     if cmd.visible_to_clients == before:
         return []
+    if not cmd.visible_to_clients:
+        people = (*assignees, *((recording.responsible_id,) if recording.responsible_id else ()))
+        require_unassigned_clients(project, "visible_to_clients", people, recording.kind)
     return [ClientVisibilityChanged(at=ctx.now, before=before, after=cmd.visible_to_clients)]
+
+
+def require_unassigned_clients(
+    project: ProjectState, field: str, person_ids: Iterable[str], kind: RecordingKind
+) -> None:
+    """Refuse to hide from clients something a client is assigned to: **a client is
+    assigned only to what they see.** Assigning a client to a to-do of a hidden list (or
+    making them responsible for a hidden milestone), moving a to-do a client is assigned to
+    into a hidden list, and hiding a list or milestone a client is assigned to are all
+    refused alike, so a client's assignments never silently lose an item.
+
+    Args:
+        field: the command's field to name in the refusal.
+        person_ids: the people assigned to what would be hidden.
+        kind: what would be hidden (its list, for a to-do), to name it.
+
+    Raises:
+        InvalidCommand: a client is among ``person_ids``.
+    """
+    clients = sorted({p for p in person_ids if project.members.get(p) == "client"})
+    if clients:
+        raise InvalidCommand(
+            field,
+            f"a client ({', '.join(clients)}) is assigned to this {KIND_LABELS[kind]}: it "
+            "cannot be hidden from clients until they are unassigned",
+        )
 
 
 _CREATED = (MessagePosted, CommentAdded, TodolistCreated, TodoAdded, MilestoneCreated)

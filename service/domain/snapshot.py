@@ -14,7 +14,9 @@ order, exactly as in the recordings read model; ``position`` is 1-based over the
 
 **Visibility.** A client sees an item of the past when clients could see it then (its own or
 inherited ``visible_to_clients`` at that point) *and* can see it now (``hidden_now``): hiding an
-item from clients hides its history too. Staff see everything of a project they see now.
+item from clients hides its history too. Staff see everything of a project they see now. The
+people an item names (creator, assignees, completer, responsible person) are redacted as on
+every channel (:mod:`.redaction`): ``null`` for someone the viewer may not be told about now.
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ from .access import ProjectFacts, RecordingFacts, Viewer, can_see_recording, hid
 from .context import Timestamp
 from .projects import ProjectState, evolve_project
 from .recordings import RecordingState, evolve_recording, recording_facts, visibility_parent_id
+from .redaction import EVERYTHING, Sight, people, person
 
 
 class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
-    """What every recording of a snapshot has (its kind's fields follow)."""
+    """What every recording of a snapshot has (its kind's fields follow). A person the
+    viewer may not be told about is ``null`` wherever an item names them."""
 
     id: str
     type: str
@@ -43,7 +47,7 @@ class SnapshotItem(msgspec.Struct, frozen=True, kw_only=True):
     visible_to_clients: bool
     created_at: Timestamp
     updated_at: Timestamp
-    creator_id: str
+    creator_id: str | None
 
 
 class SnapshotTodo(SnapshotItem, frozen=True, kw_only=True):
@@ -53,7 +57,7 @@ class SnapshotTodo(SnapshotItem, frozen=True, kw_only=True):
     position: int
     content: str
     notes: str | None
-    assignee_ids: list[str]
+    assignee_ids: list[str | None]
     starts_on: date | None
     due_on: date | None
     completed: bool
@@ -202,6 +206,7 @@ def snapshot_of(
     viewer: Viewer,
     project: ProjectFacts,
     hidden_now: Collection[str] = (),
+    sight: Sight = EVERYTHING,
 ) -> Snapshot:
     """The JSON state of ``replay`` that ``viewer`` may see.
 
@@ -210,6 +215,8 @@ def snapshot_of(
         project: the project's facts *now* (the viewer must be able to see the project now;
             the caller checks that and answers 404 otherwise).
         hidden_now: ids of recordings clients may not see now (ignored for staff).
+        sight: what ``viewer`` may be told about now (:mod:`.redaction`: the people the
+            items name).
     """
 
     # ``can_see_recording`` with the facts of the time answers "could a client see it
@@ -232,16 +239,16 @@ def snapshot_of(
         if recording.kind == "todolist":
             order = replay.orders.get(recording.recording_id, [])
             todos = [
-                _todo(recordings[todo_id], recording.recording_id, index, replay)
+                _todo(recordings[todo_id], recording.recording_id, index, replay, sight)
                 for index, todo_id in enumerate(order, start=1)
                 if visible(recordings[todo_id])
             ]
-            todolists.append(_todolist(recording, todos, replay))
+            todolists.append(_todolist(recording, todos, replay, sight))
             all_todos.extend(todos)
         elif recording.kind == "milestone":
-            milestones.append(_milestone(recording, replay))
+            milestones.append(_milestone(recording, replay, sight))
         elif recording.kind == "message":
-            messages.append(_message(recording, replay))
+            messages.append(_message(recording, replay, sight))
     state = replay.project
     return Snapshot(
         project_id=replay.project_id,
@@ -265,7 +272,7 @@ def snapshot_of(
     )
 
 
-def _common(recording: RecordingState, replay: Replay) -> dict[str, Any]:
+def _common(recording: RecordingState, replay: Replay, sight: Sight) -> dict[str, Any]:
     """The :class:`SnapshotItem` fields of ``recording``."""
     return {
         "id": recording.recording_id,
@@ -274,32 +281,34 @@ def _common(recording: RecordingState, replay: Replay) -> dict[str, Any]:
         "visible_to_clients": replay.facts(recording).visible_to_clients,
         "created_at": recording.created_at,
         "updated_at": recording.updated_at,
-        "creator_id": recording.creator_id,
+        "creator_id": person(sight, recording.creator_id),
     }
 
 
-def _todo(todo: RecordingState, list_id: str, position: int, replay: Replay) -> SnapshotTodo:
+def _todo(
+    todo: RecordingState, list_id: str, position: int, replay: Replay, sight: Sight
+) -> SnapshotTodo:
     return SnapshotTodo(
-        **_common(todo, replay),
+        **_common(todo, replay, sight),
         todolist_id=list_id,
         position=position,
         content=todo.content or "",
         notes=todo.notes,
-        assignee_ids=list(todo.assignee_ids),
+        assignee_ids=people(sight, todo.assignee_ids),
         starts_on=todo.starts_on,
         due_on=todo.due_on,
         completed=todo.completed,
         completed_at=todo.completed_at,
-        completer_id=todo.completer_id,
+        completer_id=person(sight, todo.completer_id),
     )
 
 
 def _todolist(
-    todolist: RecordingState, todos: list[SnapshotTodo], replay: Replay
+    todolist: RecordingState, todos: list[SnapshotTodo], replay: Replay, sight: Sight
 ) -> SnapshotTodolist:
     active = [t for t in todos if t.status == "active"]
     return SnapshotTodolist(
-        **_common(todolist, replay),
+        **_common(todolist, replay, sight),
         name=todolist.name or "",
         description=todolist.description,
         completed_count=sum(1 for t in active if t.completed),
@@ -308,22 +317,22 @@ def _todolist(
     )
 
 
-def _milestone(milestone: RecordingState, replay: Replay) -> SnapshotMilestone:
+def _milestone(milestone: RecordingState, replay: Replay, sight: Sight) -> SnapshotMilestone:
     return SnapshotMilestone(
-        **_common(milestone, replay),
+        **_common(milestone, replay, sight),
         title=milestone.title or "",
         due_on=milestone.due_on,
-        responsible_id=milestone.responsible_id,
+        responsible_id=person(sight, milestone.responsible_id),
         notes=milestone.notes,
         completed=milestone.completed,
         completed_at=milestone.completed_at,
-        completer_id=milestone.completer_id,
+        completer_id=person(sight, milestone.completer_id),
     )
 
 
-def _message(message: RecordingState, replay: Replay) -> SnapshotMessage:
+def _message(message: RecordingState, replay: Replay, sight: Sight) -> SnapshotMessage:
     return SnapshotMessage(
-        **_common(message, replay),
+        **_common(message, replay, sight),
         subject=message.subject or "",
         body=message.body,
         category=message.category,

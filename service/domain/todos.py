@@ -36,6 +36,7 @@ from .recordings import (
     expect_kind,
     recording_facts,
     require_open,
+    require_unassigned_clients,
 )
 
 UNSET = msgspec.UNSET
@@ -215,7 +216,9 @@ def decide_move_todo(
         Forbidden: see :func:`~service.domain.access.check`.
         Conflict: the project, the to-do, its list or the target list is not active.
         InvalidCommand: the position is out of range; the target list is hidden from clients
-            while a client is assigned; ``target_list`` is not the list the command names.
+            while a client is assigned (see
+            :func:`~service.domain.recordings.require_unassigned_clients`); ``target_list``
+            is not the list the command names.
     """
     expect_kind(todo, "todo")
     expect_kind(target_list, "todolist")
@@ -229,11 +232,8 @@ def decide_move_todo(
     last = target_list_size if same else target_list_size + 1
     if not 1 <= cmd.position <= last:
         raise InvalidCommand("position", f"position must be between 1 and {last}")
-    clients = [p for p in todo.assignee_ids if project.members.get(p) == "client"]
-    if clients and not target_list.visible_to_clients:
-        raise InvalidCommand(
-            "todolist_id", "a client is assigned; that list is hidden from clients"
-        )
+    if not target_list.visible_to_clients:
+        require_unassigned_clients(project, "todolist_id", todo.assignee_ids, "todo")
     assert todo.todolist_id is not None
     return [
         TodoMoved(

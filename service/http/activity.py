@@ -30,13 +30,15 @@ import asyncpg
 import msgspec
 from starlette.responses import Response
 
+from ..domain import redaction
 from ..domain.access import can_see_person
 from ..domain.as2 import KINDS, OBJECT_TYPES, undone_type
 from ..domain.context import Timestamp
+from ..domain.redaction import Sight
 from ..errors import NotFound
 from ..events.base import FieldChange
 from ..reads import activity, directory
-from ..reads.visibility import Scope, viewer_scope
+from ..reads.visibility import Scope, changes_of, sights, viewer_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_url
 from .paging import decode_cursor, encode_cursor
@@ -175,10 +177,10 @@ async def _page(ctx: Ctx, scope: Scope, *, actor_id: str | None) -> Reply | Resp
     links = [f'<{u}>; rel="{rel}"' for u, rel in ((next_url, "next"), (prev_url, "prev")) if u]
     if links:
         headers["Link"] = ", ".join(links)
-    entries = [entry(ctx, scope, row) for row in found.rows]
+    shown = await entries(ctx, scope, found.rows)
     if _wants_as2(ctx):
-        return _as2_response(ctx, entries, found.rows, next_url, prev_url, headers)
-    return Reply(entries, headers=headers)
+        return _as2_response(ctx, shown, found.rows, next_url, prev_url, headers)
+    return Reply(shown, headers=headers)
 
 
 # ------------------------------------------------------------------ query parameters
@@ -242,9 +244,16 @@ def _url(ctx: Ctx, direction: str, seq: int) -> str:
 # ------------------------------------------------------------------ rendering
 
 
-def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
+async def entries(ctx: Ctx, scope: Scope, rows: Sequence[asyncpg.Record]) -> list[ActivityEntry]:
+    """Activity rows (of :mod:`service.reads.activity`) as the streams show them to
+    ``scope``'s viewer, redacted (:func:`~service.reads.visibility.sights`)."""
+    found = await sights(ctx.store.pool, scope, rows)
+    return [entry(ctx, scope, row, found[row["project_id"]]) for row in rows]
+
+
+def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record, sight: Sight) -> ActivityEntry:
     """An activity row (of :mod:`service.reads.activity`) as the streams show it to
-    ``scope``'s viewer."""
+    ``scope``'s viewer, whose sight over it is ``sight``."""
     named_actor = scope.actor(row)
     actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
     actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url)
@@ -255,7 +264,7 @@ def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
     )
     recording_kind = row["recording_kind"]
     parent: TargetRef | None = None
-    if row["parent_id"] is not None:
+    if row["parent_id"] is not None and sight.shows_recording(row["parent_id"]):
         parent_kind = row["parent_kind"] or "recording"
         parent = _recording(ctx, row["parent_id"], parent_kind, row["parent_title"])
     if row["recording_id"] is not None:
@@ -270,10 +279,8 @@ def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record) -> ActivityEntry:
     else:
         target = TargetRef(id=project_id, type="project", title=project_name, url=project.url)
     text = scope.sentence(row, named_actor)
-    changes = msgspec.json.decode(row["changes"], type=list[FieldChange])
-    if row["kind"] == "todo_moved" and project_id in scope.clients_only:
-        # The list it came from may be hidden from clients: do not even name its id.
-        changes = [c for c in changes if c.field != "todolist_id"]
+    # The list a to-do moved from may be hidden from the viewer: then not even its id.
+    changes = redaction.changes(sight, changes_of(row))
     return ActivityEntry(
         kind=row["kind"],
         sentence=text,

@@ -16,11 +16,13 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
+from ..domain import redaction
 from ..domain.access import ProjectFacts
 from ..domain.context import Timestamp
+from ..domain.redaction import Mentions, Sight
 from ..events.recordings import RecordingKind
 from ..reads import recordings
-from ..reads.access import visible_project
+from ..reads.access import sight_of, visible_project
 from ..reads.visibility import client_view
 from .api import Reply
 from .context import Ctx
@@ -56,9 +58,13 @@ def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -
 
 
 class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
-    """Someone named in a recording (``name`` is null for a person the directory lacks)."""
+    """Someone named in a recording (``name`` is null for a person the directory lacks).
 
-    id: str
+    A person the caller may not be told about (a client is told about the people of their
+    projects only) reads ``{"id": null, "name": "Someone"}`` (docs/ACCESS.md, "Redaction").
+    """
+
+    id: str | None
     name: str | None
 
 
@@ -202,15 +208,18 @@ async def show(
         NotFound: see :func:`visible_row`.
     """
     row = await visible_row(ctx, recording_id, kind)
-    body = (await render(ctx, [row], with_todos=with_todos))[0]
+    project = recordings.viewer_facts(ctx.me, row)
+    body = (await render(ctx, [row], project, with_todos=with_todos))[0]
     headers = {"Location": body.url} if status == 201 else {}
     return Reply(body, status=status, headers=headers, version=row["version"])
 
 
 async def render(
-    ctx: Ctx, rows: Sequence[asyncpg.Record], *, with_todos: bool = False
+    ctx: Ctx, rows: Sequence[asyncpg.Record], project: ProjectFacts, *, with_todos: bool = False
 ) -> list[Recording]:
-    """The envelopes of ``rows`` (already checked to be visible), in the same order.
+    """The envelopes of ``rows`` (of ``project``, already checked to be visible), in the
+    same order, with what they name redacted for the caller (:mod:`service.domain.redaction`:
+    a parent they may not see is null, a person they may not be told about "Someone").
 
     ``with_todos`` adds each list's active to-dos (in position order) to to-do lists.
     """
@@ -227,7 +236,10 @@ async def render(
     elif lists:
         for list_id, (done, total) in (await recordings.progress(pool, lists)).items():
             progress[list_id] = Progress(completed=done, total=total)
-    out = _Renderer(ctx)
+    every = [*rows, *(t for group in todos.values() for t in group)]
+    parents = frozenset(r["parent_id"] for r in every if r["parent_id"] is not None)
+    sight = await sight_of(pool, ctx.me, project, Mentions(recordings=parents))
+    out = _Renderer(ctx, sight)
     result: list[Recording] = []
     for row in rows:
         item = out.one(row, progress)
@@ -240,17 +252,23 @@ async def render(
     return result
 
 
+def person_ref(sight: Sight, person_id: str, name: str | None) -> PersonRef:
+    """A :class:`PersonRef` as the viewer of ``sight`` may be told it."""
+    shown, shown_name = redaction.named(sight, person_id, name)
+    return PersonRef(id=shown, name=shown_name)
+
+
 class _Renderer:
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, sight: Sight) -> None:
         self.base = str(ctx.request.base_url).rstrip("/")
         self.template = ctx.settings.app_url
         self.today = datetime.now(UTC).date()
+        self.sight = sight
 
-    @staticmethod
-    def person(person_id: str | None, name: str | None) -> PersonRef | None:
+    def person(self, person_id: str | None, name: str | None) -> PersonRef | None:
         if person_id is None:
             return None
-        return PersonRef(id=person_id, name=name)
+        return person_ref(self.sight, person_id, name)
 
     def url(self, kind: str, recording_id: str) -> str:
         return f"{self.base}/v1/{PATHS[kind]}/{recording_id}"
@@ -260,7 +278,7 @@ class _Renderer:
         rid: str = row["recording_id"]
         pid: str = row["project_id"]
         parent = None
-        if row["parent_id"] is not None:
+        if row["parent_id"] is not None and self.sight.shows_recording(row["parent_id"]):
             parent = ParentRef(
                 id=row["parent_id"],
                 type=row["parent_kind"],
@@ -275,7 +293,7 @@ class _Renderer:
             "inherits_visibility": row["own_visible_to_clients"] is None,
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
-            "creator": PersonRef(id=row["creator_id"], name=row["creator_name"]),
+            "creator": person_ref(self.sight, row["creator_id"], row["creator_name"]),
             "parent": parent,
             "project": RecordingProject(
                 id=pid, name=row["project_name"], url=f"{self.base}/v1/projects/{pid}"
@@ -313,7 +331,7 @@ class _Renderer:
                 todolist_id=row["parent_id"],
                 position=row["position"] or 0,
                 assignees=[
-                    PersonRef(id=p, name=n)
+                    person_ref(self.sight, p, n)
                     for p, n in zip(row["assignee_ids"], row["assignee_names"] or (), strict=True)
                 ],
                 starts_on=row["starts_on"],
@@ -362,7 +380,7 @@ async def page(ctx: Ctx, selection: recordings.Selection, *, project: ProjectFac
         clients_only=not sees_hidden(ctx, project),
     )
     headers = {"X-Total-Count": str(total), **next_page(ctx, following)}
-    return Reply(await render(ctx, rows), headers=headers)
+    return Reply(await render(ctx, rows, project), headers=headers)
 
 
 async def project_for_list(ctx: Ctx) -> ProjectFacts:

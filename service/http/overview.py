@@ -25,12 +25,13 @@ from typing import Any
 import msgspec
 
 from ..domain.context import Timestamp
+from ..domain.redaction import Sight
 from ..events.projects import ProjectRole
 from ..reads import overview
 from ..reads.visibility import project_scope
-from .activity import ActivityEntry, entry
+from .activity import ActivityEntry, entries
 from .api import Api, Ctx, Reply
-from .envelope import PATHS, PersonRef, api_url, recording_app_url, recording_url
+from .envelope import PATHS, PersonRef, api_url, person_ref, recording_app_url, recording_url
 from .reports import ProjectRef, project_ref, today_utc
 
 api = Api()
@@ -137,6 +138,7 @@ async def project_overview(ctx: Ctx) -> Reply:
     today = today_utc()
     found = await overview.overview(ctx.store.pool, scope, project_id, today)
     people, counts, progress, messages = found.people, found.counts, found.progress, found.messages
+    sight = Sight(people=scope.people)
     return Reply(
         Overview(
             project=project_ref(ctx, project_id, found.name),
@@ -175,7 +177,7 @@ async def project_overview(ctx: Ctx) -> Reply:
                     category=r["category"],
                     creator=None
                     if r["creator_name"] is None
-                    else PersonRef(id=r["creator_id"], name=r["creator_name"]),
+                    else person_ref(sight, r["creator_id"], r["creator_name"]),
                     created_at=r["created_at"],
                     comments_count=r["comments_count"],
                     url=recording_url(ctx, "message", r["recording_id"]),
@@ -183,17 +185,17 @@ async def project_overview(ctx: Ctx) -> Reply:
                 )
                 for r in messages
             ],
-            milestones_due_soon=[_milestone(ctx, r, project_id) for r in found.due_soon],
-            late_milestones=[_milestone(ctx, r, project_id) for r in found.late],
-            activity=[_activity(entry(ctx, scope, row)) for row in found.activity],
+            milestones_due_soon=[_milestone(ctx, r, project_id, sight) for r in found.due_soon],
+            late_milestones=[_milestone(ctx, r, project_id, sight) for r in found.late],
+            activity=[_activity(e) for e in await entries(ctx, scope, found.activity)],
         )
     )
 
 
-def _milestone(ctx: Ctx, row: Any, project_id: str) -> MilestoneSummary:
+def _milestone(ctx: Ctx, row: Any, project_id: str, sight: Sight) -> MilestoneSummary:
     responsible = None
     if row["responsible_name"] is not None:
-        responsible = PersonRef(id=row["responsible_id"], name=row["responsible_name"])
+        responsible = person_ref(sight, row["responsible_id"], row["responsible_name"])
     return MilestoneSummary(
         id=row["recording_id"],
         title=row["title"],

@@ -38,6 +38,7 @@ from ..domain.projects import (
     fold_project,
     project_facts,
 )
+from ..domain.redaction import Sight, known_people
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
@@ -45,10 +46,10 @@ from ..events.projects import ProjectRole, ProjectStatus
 from ..events.store import AppendResult
 from ..events.streams import person_stream, project_stream
 from ..reads import directory
-from ..reads.access import visible_project, visible_projects
+from ..reads.access import people_known_to, visible_project, visible_projects
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
-from .envelope import PersonRef, api_url
+from .envelope import PersonRef, api_url, person_ref
 from .paging import page_headers, seq_after
 from .params import PAGING, STATUS
 
@@ -129,11 +130,11 @@ _PROJECT: Final = ("name", "description", "clients_enabled", "status", "created_
 """The columns of a project's row that :class:`Project` shows as they are."""
 
 
-def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None) -> Project:
+def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None, sight: Sight) -> Project:
     project_id = row["project_id"]
     creator = None
     if row["creator_id"] is not None:
-        creator = PersonRef(id=row["creator_id"], name=row["creator_name"])
+        creator = person_ref(sight, row["creator_id"], row["creator_name"])
     return Project(
         **columns(row, *_PROJECT, id="project_id"),
         creator=creator,
@@ -150,7 +151,8 @@ async def _shown(ctx: Ctx, project_id: str, *, status: int = 200) -> Reply:
     row = await directory.project(ctx.store.pool, project_id)
     if row is None:  # pragma: no cover - the facts came from the same row
         raise NotFound("there is no such project")
-    out = _project(ctx, row, facts.members.get(ctx.me.person_id))
+    sight = Sight(people=await people_known_to(ctx.store.pool, ctx.me))
+    out = _project(ctx, row, facts.members.get(ctx.me.person_id), sight)
     headers = {"Location": out.url} if status == 201 else {}
     return Reply(out, status, headers, version=row["version"])
 
@@ -188,7 +190,8 @@ async def list_projects(ctx: Ctx) -> Reply:
     ids = [pid for pid, facts in visible.items() if facts.status == status]
     rows = await directory.projects(ctx.store.pool, ids, after=after, limit=limit)
     me = ctx.me.person_id
-    body = [_project(ctx, r, visible[r["project_id"]].members.get(me)) for r in rows[:limit]]
+    sight = Sight(people=known_people(ctx.me, visible.values()))
+    body = [_project(ctx, r, visible[r["project_id"]].members.get(me), sight) for r in rows[:limit]]
     return Reply(body, headers=page_headers(ctx, rows, limit, len(ids)))
 
 

@@ -7,11 +7,13 @@ client visibility, subscription and history. Commands run through
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
 
 from ..commands.recordings import EDITS, change, edit_decision
+from ..domain import redaction
 from ..domain.context import Context, Timestamp
 from ..domain.edits import json_value
 from ..domain.projects import ProjectState
@@ -24,8 +26,9 @@ from ..domain.recordings import (
     decide_set_recording_status,
     evolve_recording,
 )
+from ..domain.redaction import Mentions, Sight, mentions, merged
 from ..domain.subscriptions import Subscribe, Unsubscribe, decide_subscribe, decide_unsubscribe
-from ..events.base import Event, RecordedEvent
+from ..events.base import Event, FieldChange, RecordedEvent
 from ..events.recordings import (
     MilestoneCompleted,
     MilestoneReopened,
@@ -35,9 +38,10 @@ from ..events.recordings import (
 )
 from ..events.streams import recording_stream
 from ..reads import directory, recordings
+from ..reads.access import sight_of
 from .api import Api, Ctx, Reply
 from .bodies import convert
-from .envelope import PersonRef, Recording, api_url, show, visible_row
+from .envelope import PersonRef, Recording, api_url, person_ref, show, visible_row
 from .paging import decode_cursor, encode_cursor, next_link
 from .params import PAGING
 
@@ -91,14 +95,20 @@ async def put_status(ctx: Ctx, cmd: SetRecordingStatus) -> Reply:
 @api.put(
     "/v1/recordings/{id}/client_visibility",
     summary="Show a message, to-do list or milestone to clients, or hide it (403 on kinds "
-    "that inherit it)",
+    "that inherit it; 422 hiding what a client is assigned to)",
     response=Recording,
     tags=_TAGS,
 )
 async def put_client_visibility(ctx: Ctx, cmd: SetClientVisibility) -> Reply:
+    # Who is assigned to a list's to-dos comes from the read model, not from folding every
+    # to-do stream of the list: an assignment racing this command may slip past the check,
+    # as it may when both are decided on folded streams (they are different streams).
+    assigned: set[str] = set()
+    if not cmd.visible_to_clients:
+        assigned = await recordings.assigned_under(ctx.store.pool, ctx.path("id"))
 
     def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
-        return decide_set_client_visibility(p, r, cmd, c, lineage)
+        return decide_set_client_visibility(p, r, cmd, c, lineage, assigned)
 
     await change(ctx.caller, ctx.path("id"), decide)
     return await show(ctx, ctx.path("id"))
@@ -118,8 +128,10 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
 
 async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
     row = await visible_row(ctx, recording_id)
-    subscribed = await recordings.subscribers(ctx.store.pool, recording_id)
-    people = [PersonRef(id=person_id, name=name) for person_id, name in subscribed]
+    pool = ctx.store.pool
+    subscribed = await recordings.subscribers(pool, recording_id)
+    sight = await sight_of(pool, ctx.me, recordings.viewer_facts(ctx.me, row), Mentions())
+    people = [person_ref(sight, person_id, name) for person_id, name in subscribed]
     return Reply(
         Subscription(
             subscribed=any(p.id == ctx.me.person_id for p in people),
@@ -203,7 +215,7 @@ _NOT_FIELDS: Final = frozenset({"type", "recording_id", "project_id", "creator_i
 _QUIET: Final = frozenset({"version", "updated_at"})
 
 
-def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Change]]]:
+def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[FieldChange]]]:
     """Each event of a recording's stream with the fields it changed, before and after."""
     out = []
     state: RecordingState | None = None
@@ -211,27 +223,27 @@ def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Chang
         event = recorded.event
         before = state
         state = evolve_recording(state, event)
-        changes: list[Change]
+        changes: list[FieldChange]
         if before is None:
             changes = [
-                Change(field=f, before=None, after=json_value(getattr(event, f)))
+                FieldChange(field=f, before=None, after=json_value(getattr(event, f)))
                 for f in event.__struct_fields__
                 if f not in _NOT_FIELDS
             ]
         elif hasattr(event, "changes"):
-            changes = [Change(field=c.field, before=c.before, after=c.after) for c in event.changes]
+            changes = list(event.changes)
         else:
             changes = [
-                Change(field=f, before=json_value(old), after=json_value(new))
+                FieldChange(field=f, before=json_value(old), after=json_value(new))
                 for f in state.__struct_fields__
                 if f not in _QUIET and (old := getattr(before, f)) != (new := getattr(state, f))
             ]
             if isinstance(event, TodoCompleted | MilestoneCompleted):
-                changes.insert(0, Change(field="completed", before=False, after=True))
+                changes.insert(0, FieldChange(field="completed", before=False, after=True))
             elif isinstance(event, TodoReopened | MilestoneReopened):
-                changes.insert(0, Change(field="completed", before=True, after=False))
+                changes.insert(0, FieldChange(field="completed", before=True, after=False))
             elif isinstance(event, TodoMoved):
-                changes.append(Change(field="position", before=None, after=event.position))
+                changes.append(FieldChange(field="position", before=None, after=event.position))
         out.append((recorded, changes))
     return out
 
@@ -245,33 +257,45 @@ def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Chang
 )
 async def get_history(ctx: Ctx) -> Reply:
     recording_id = ctx.path("id")
-    await visible_row(ctx, recording_id)
+    row = await visible_row(ctx, recording_id)
     limit = ctx.limit()
     raw = ctx.param("cursor")
     after = decode_cursor(raw, int) if raw is not None else 0
     # The whole stream is folded (streams of one item are short): a change's before value
     # needs every event before it.
     events = await ctx.store.read_stream(recording_stream(recording_id))
-    actors = await directory.names(
-        ctx.store.pool, list({e.metadata.actor for e in events if e.metadata.actor})
+    pool = ctx.store.pool
+    sight = await sight_of(
+        pool,
+        ctx.me,
+        recordings.viewer_facts(ctx.me, row),
+        merged(mentions(e.event, e.metadata.actor) for e in events),
     )
-    items = [h for h in history(events) if h[0].stream_version > after]
+    actors = await directory.names(
+        pool, list({e.metadata.actor for e in events if e.metadata.actor})
+    )
+    told = [
+        (recorded, redaction.changes(sight, changes))
+        for recorded, changes in history(events)
+        if not redaction.about_hidden_person(sight, recorded.event)
+    ]
+    items = [h for h in told if h[0].stream_version > after]
     shown = items[:limit]
     body = [
         HistoryEvent(
             position=recorded.position,
             version=recorded.stream_version,
             kind=_CAMEL.sub("_", recorded.event_type).lower(),
-            actor=(
-                PersonRef(id=who, name=actors.get(who))
-                if (who := recorded.metadata.actor)
-                else None
-            ),
+            actor=_actor(sight, recorded.metadata.actor, actors),
             at=getattr(recorded.event, "at", recorded.recorded_at),
-            changes=changes,
+            changes=[Change(field=c.field, before=c.before, after=c.after) for c in changes],
         )
         for recorded, changes in shown
     ]
     cursor = encode_cursor(shown[-1][0].stream_version) if len(items) > limit else None
-    headers = {"X-Total-Count": str(len(events)), **next_link(ctx.request, cursor)}
+    headers = {"X-Total-Count": str(len(told)), **next_link(ctx.request, cursor)}
     return Reply(body, headers=headers)
+
+
+def _actor(sight: Sight, who: str | None, names: Mapping[str, str]) -> PersonRef | None:
+    return person_ref(sight, who, names.get(who)) if who else None

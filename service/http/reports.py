@@ -19,7 +19,10 @@ from typing import Annotated, Final, Literal
 import asyncpg
 import msgspec
 
+from ..domain import redaction
+from ..domain.redaction import Sight
 from ..reads import reports
+from ..reads.access import people_known_to
 from ..reads.rows import Page, columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
@@ -49,7 +52,8 @@ class TodolistRef(msgspec.Struct, frozen=True, kw_only=True):
 
 class DueItem(msgspec.Struct, frozen=True, kw_only=True):
     """An open to-do or milestone with its dates. ``todolist`` is a to-do's list (None for a
-    milestone); ``assignee_ids`` are a to-do's, ``responsible_id`` a milestone's."""
+    milestone); ``assignee_ids`` are a to-do's, ``responsible_id`` a milestone's (null, in
+    their place, for someone the caller may not be told about: docs/ACCESS.md, "Redaction")."""
 
     id: str
     type: Literal["todo", "milestone"]
@@ -59,7 +63,7 @@ class DueItem(msgspec.Struct, frozen=True, kw_only=True):
     starts_on: date | None
     due_on: date | None
     completed: bool
-    assignee_ids: list[str]
+    assignee_ids: list[str | None]
     responsible_id: str | None
     project: ProjectRef
     todolist: TodolistRef | None
@@ -94,20 +98,13 @@ def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
     return ProjectRef(id=project_id, name=name, url=api_url(ctx, f"/v1/projects/{project_id}"))
 
 
-_DUE_ITEM: Final = (
-    "title",
-    "status",
-    "visible_to_clients",
-    "starts_on",
-    "due_on",
-    "completed",
-    "responsible_id",
-)
+_DUE_ITEM: Final = ("title", "status", "visible_to_clients", "starts_on", "due_on", "completed")
 """The columns of a due item's row that :class:`DueItem` shows as they are."""
 
 
-def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
-    """A :class:`DueItem` from a row of :mod:`service.reads.reports`."""
+def due_item(ctx: Ctx, row: asyncpg.Record, sight: Sight) -> DueItem:
+    """A :class:`DueItem` from a row of :mod:`service.reads.reports`, the people it names
+    as the viewer of ``sight`` may be told them (:mod:`service.domain.redaction`)."""
     kind = row["kind"]
     recording_id = row["recording_id"]
     todolist = None
@@ -119,7 +116,8 @@ def due_item(ctx: Ctx, row: asyncpg.Record) -> DueItem:
         )
     return DueItem(
         **columns(row, *_DUE_ITEM, id="recording_id", type="kind"),
-        assignee_ids=list(row["assignee_ids"]),
+        assignee_ids=redaction.people(sight, row["assignee_ids"]),
+        responsible_id=redaction.person(sight, row["responsible_id"]),
         project=project_ref(ctx, row["project_id"], row["project_name"]),
         todolist=todolist,
         url=recording_url(ctx, kind, recording_id),
@@ -137,10 +135,11 @@ async def my_assignments(ctx: Ctx) -> Reply:
     """Every open to-do assigned to the caller in the projects they see (not paged: one
     person's open assignments are a bounded, working set)."""
     rows = await reports.assignments(ctx.store.pool, ctx.me)
+    sight = Sight(people=await people_known_to(ctx.store.pool, ctx.me))
     today = today_utc()
     groups: dict[str, ProjectAssignments] = {}
     for row in rows:
-        item = due_item(ctx, row)
+        item = due_item(ctx, row, sight)
         group = groups.get(item.project.id)
         if group is None:
             group = groups[item.project.id] = ProjectAssignments(project=item.project, todos=[])
@@ -164,7 +163,7 @@ async def overdue(ctx: Ctx) -> Reply:
     found = await reports.overdue(
         ctx.store.pool, ctx.me, today_utc(), after=_after(ctx), limit=limit
     )
-    return _due_page(ctx, found, limit)
+    return await _due_page(ctx, found, limit)
 
 
 @api.get(
@@ -188,7 +187,7 @@ async def upcoming(ctx: Ctx) -> Reply:
     found = await reports.upcoming(
         ctx.store.pool, ctx.me, today, today + timedelta(days=days), after=_after(ctx), limit=limit
     )
-    return _due_page(ctx, found, limit)
+    return await _due_page(ctx, found, limit)
 
 
 def _after(ctx: Ctx) -> tuple[date, str] | None:
@@ -196,7 +195,8 @@ def _after(ctx: Ctx) -> tuple[date, str] | None:
     return after
 
 
-def _due_page(ctx: Ctx, found: Page, limit: int) -> Reply:
-    items = [due_item(ctx, row) for row in found.rows[:limit]]
+async def _due_page(ctx: Ctx, found: Page, limit: int) -> Reply:
+    sight = Sight(people=await people_known_to(ctx.store.pool, ctx.me))
+    items = [due_item(ctx, row, sight) for row in found.rows[:limit]]
     headers = page_headers(ctx, found.rows, limit, found.total, reports.due_cursor)
     return Reply(items, headers=headers)

@@ -12,8 +12,9 @@ from typing import Any, Final
 
 import asyncpg
 
-from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project
+from ..domain.access import ProjectFacts, RecordingFacts, Viewer, can_see_project, sees_everyone
 from ..domain.activity import KnownRecording
+from ..domain.redaction import EVERYTHING, Mentions, Sight, known_people, sees_all, sight
 from ..errors import NotFound
 from .rows import columns
 
@@ -126,3 +127,40 @@ async def recordings_by_id(
             ),
         )
     return found
+
+
+# ----------------------------------------------------------------- redaction
+
+
+async def projects_of(pool: asyncpg.Pool, person_ids: Collection[str]) -> dict[str, list[str]]:
+    """The projects each of ``person_ids`` is on (people on none are left out)."""
+    rows = await pool.fetch(
+        "SELECT person_id, project_id FROM project_members WHERE person_id = ANY($1::text[])",
+        list(person_ids),
+    )
+    found: dict[str, list[str]] = {}
+    for row in rows:
+        found.setdefault(row["person_id"], []).append(row["project_id"])
+    return found
+
+
+async def people_known_to(pool: asyncpg.Pool, viewer: Viewer) -> frozenset[str] | None:
+    """The people ``viewer`` may be told about (None: everyone, with no query): a client,
+    themselves and the people of every project they see."""
+    if sees_everyone(viewer):
+        return None
+    return known_people(viewer, (await visible_projects(pool, viewer)).values())
+
+
+async def sight_of(
+    pool: asyncpg.Pool, viewer: Viewer, project: ProjectFacts, named: Mentions
+) -> Sight:
+    """``viewer``'s sight (:mod:`service.domain.redaction`) over things of ``project`` that
+    name ``named``, from the read models. Staff cost no query."""
+    if sees_all(viewer, project):
+        return EVERYTHING
+    recordings: list[RecordingFacts] = []
+    if named.recordings:
+        recordings = [f for f, _ in (await recordings_by_id(pool, named.recordings)).values()]
+    people = await people_known_to(pool, viewer)
+    return sight(viewer, project, recordings=recordings, people=people)

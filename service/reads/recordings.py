@@ -55,6 +55,10 @@ _SUBSCRIBERS: Final = (
     "WHERE s.recording_id = $1 ORDER BY p.name, s.person_id"
 )
 _LIST_SIZE: Final = "SELECT count(*) FROM recordings WHERE parent_id = $1 AND kind = 'todo'"
+_ASSIGNED: Final = (
+    "SELECT DISTINCT unnest(assignee_ids) AS person_id FROM recordings "
+    "WHERE parent_id = $1 AND kind = 'todo'"
+)
 
 
 async def visible_row(
@@ -140,6 +144,12 @@ async def subscribers(pool: asyncpg.Pool, recording_id: str) -> list[tuple[str, 
 async def list_size(pool: asyncpg.Pool, list_id: str) -> int:
     """How many to-dos a list holds, whatever their status or completion."""
     return int(await pool.fetchval(_LIST_SIZE, list_id))
+
+
+async def assigned_under(pool: asyncpg.Pool, list_id: str) -> set[str]:
+    """The people assigned to any to-do of a list, whatever its status (none for a
+    recording that is not a list)."""
+    return {r["person_id"] for r in await pool.fetch(_ASSIGNED, list_id)}
 
 
 # ----------------------------------------------------------------- lists

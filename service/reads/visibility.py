@@ -16,28 +16,36 @@ cannot leak what the rule refuses.
   visibility) and, when they name a second recording (the commented one, the list a to-do
   was added or moved to), only while that one is too; membership items while the person is on
   the project; every other project item.
-* **Actors** (:meth:`Scope.actor`): a client is told who acted only about themselves and the
-  people of their projects; anyone else reads "Someone", Cairn itself "Cairn".
+* **Actors and what items name** (:meth:`Scope.actor`, :func:`sights`): redacted by
+  :mod:`service.domain.redaction`, as on every channel: a client is told who acted only about
+  themselves and the people of their projects (anyone else reads "Someone", Cairn itself
+  "Cairn"), and a change naming a recording they may not see (the list a to-do moved from)
+  is left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import asyncpg
+import msgspec
 
+from ..domain import redaction
 from ..domain.access import (
     ProjectFacts,
     RecordingFacts,
     Viewer,
     can_see_recording,
     hidden_probe,
+    sees_everyone,
 )
+from ..domain.redaction import Sight, changes_mentions, known_people
 from ..domain.sentences import sentence
 from ..errors import NotFound
-from .access import visible_project, visible_projects
+from ..events.base import FieldChange
+from .access import recordings_by_id, visible_project, visible_projects
 from .rows import columns
 
 STAFF_VISIBLE: Final = "a.project_id = ANY($1::text[])"
@@ -187,11 +195,12 @@ class Scope:
     def actor(self, row: asyncpg.Record) -> Actor:
         """Who did the item of a :func:`named` row, as the viewer may be told."""
         actor_id = row["actor_id"]
-        if actor_id is None or row["actor_name"] is None:
-            return Actor(None, "Cairn" if actor_id == "system" else "Someone")
-        if self.people is not None and actor_id not in self.people:
-            return Actor(None, "Someone")
-        return Actor(actor_id, row["actor_name"])
+        if actor_id == redaction.CAIRN_ID:
+            return Actor(None, redaction.CAIRN)
+        shown, name = redaction.named(Sight(people=self.people), actor_id, row["actor_name"])
+        if shown is None or name is None:
+            return Actor(None, redaction.SOMEONE)
+        return Actor(shown, name)
 
     def sentence(self, row: asyncpg.Record, actor: Actor) -> str:
         """The human sentence of the item of a :func:`named` row, with current names."""
@@ -213,9 +222,7 @@ def scope_for(
     they are all the projects there are and no filter is wanted (it holds only if the viewer
     sees all of each)."""
     full, clients_only = split_projects(viewer, projects)
-    people: frozenset[str] | None = None
-    if clients_only:
-        people = frozenset({viewer.person_id}.union(*(f.members for f in projects.values())))
+    people = known_people(viewer, projects.values())
     return Scope(
         viewer=viewer,
         projects=projects,
@@ -227,11 +234,14 @@ def scope_for(
 
 
 async def project_scope(pool: asyncpg.Pool, viewer: Viewer, project_id: str) -> Scope:
-    """The viewer's scope over one project, knowing only that project's people.
+    """The viewer's scope over one project (a client's knows the people of every project
+    they see, as :func:`~service.domain.access.can_see_person` does).
 
     Raises:
         NotFound: no such project, or the viewer may not see it.
     """
+    if not sees_everyone(viewer):
+        return (await viewer_scope(pool, viewer)).narrowed(project_id)
     facts = await visible_project(pool, viewer, project_id)
     return scope_for(viewer, {project_id: facts})
 
@@ -241,3 +251,33 @@ async def viewer_scope(pool: asyncpg.Pool, viewer: Viewer, *, everything: bool =
     :func:`scope_for`; given to admins only)."""
     projects = await visible_projects(pool, viewer)
     return scope_for(viewer, projects, everything=everything and viewer.role == "admin")
+
+
+def changes_of(row: asyncpg.Record) -> list[FieldChange]:
+    """The changes an activity row records (before/after values)."""
+    return msgspec.json.decode(row["changes"], type=list[FieldChange])
+
+
+async def sights(
+    pool: asyncpg.Pool, scope: Scope, rows: Sequence[asyncpg.Record]
+) -> dict[str, Sight]:
+    """The viewer's sight (:mod:`service.domain.redaction`) over the items of ``rows``
+    (:func:`named` rows it may see), by project: the recordings they name, looked up for the
+    projects seen as a client (one query), and the people the scope knows."""
+    named: set[str] = set()
+    for row in rows:
+        if row["project_id"] in scope.clients_only:
+            named.update(r for r in (row["recording_id"], row["parent_id"]) if r is not None)
+            named |= changes_mentions(changes_of(row)).recordings
+    facts = [f for f, _ in (await recordings_by_id(pool, named)).values()] if named else []
+    found: dict[str, Sight] = {}
+    for project_id in {row["project_id"] for row in rows}:
+        project = scope.projects.get(project_id)
+        if project is None:
+            found[project_id] = Sight(people=scope.people)
+        else:
+            mine = (f for f in facts if f.project_id == project_id)
+            found[project_id] = redaction.sight(
+                scope.viewer, project, recordings=mine, people=scope.people
+            )
+    return found

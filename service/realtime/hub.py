@@ -34,6 +34,7 @@ from typing import Final
 
 from ..domain.access import ProjectFacts, RecordingFacts
 from ..domain.activity import KnownRecording
+from ..domain.redaction import mentions
 from ..errors import DatabaseUnavailable, UnknownPosition
 from ..events.base import RecordedEvent
 from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
@@ -41,7 +42,7 @@ from ..events.store import START, Cursor, EventStore
 from ..events.streams import person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
 from ..projections.engine import ProjectionEngine
-from ..reads.access import project_facts, recordings_by_id, viewer_by_id
+from ..reads.access import project_facts, projects_of, recordings_by_id, viewer_by_id
 from ..reads.tokens import api_token_hash
 from .connection import Connection, Limits
 from .counters import Counters
@@ -253,7 +254,9 @@ class Hub:
         self.live_cursor = event.cursor
 
     async def _judge(self, events: Sequence[RecordedEvent]) -> list[Judged]:
-        """The facts for judging ``events`` (project events, log order), read once each."""
+        """The facts for judging ``events`` (project events, log order), read once each:
+        their projects, their recordings and those they name, and the projects of the
+        people they name who are not on their project (for redaction)."""
         if not events:
             return []
         last = max(events[-1].cursor, self.live_cursor)
@@ -262,15 +265,35 @@ class Hub:
             assert event.project_id is not None
             if event.project_id not in projects:
                 projects[event.project_id] = await self._project(event.project_id, last)
-        ids = {r for r in map(recording_of, events) if r is not None}
+        ids: set[str] = set()
+        outsiders: set[str] = set()
+        for event in events:
+            recording_id = recording_of(event)
+            if recording_id is not None:
+                ids.add(recording_id)
+            named = mentions(event.event, event.metadata.actor)
+            ids |= named.recordings
+            assert event.project_id is not None
+            project = projects[event.project_id]
+            members = project.members if project is not None else {}
+            outsiders.update(p for p in named.people if p not in members)
         recordings: dict[str, tuple[RecordingFacts, KnownRecording]] = {}
         if ids:
             await self._settled(events[-1].cursor, RECORDINGS)
             recordings = await recordings_by_id(self.store.pool, ids)
+        people: dict[str, tuple[ProjectFacts, ...]] = {}
+        if outsiders:
+            # Rare (an admin who is not on the project, someone who left it): who they may
+            # be shown to depends on the projects they are on.
+            await self._settled(last, DIRECTORY)
+            on = await projects_of(self.store.pool, outsiders)
+            for person_id in outsiders:
+                found = [await self._project(p, last) for p in on.get(person_id, ())]
+                people[person_id] = tuple(f for f in found if f is not None)
         judged = []
         for event in events:
             assert event.project_id is not None
-            judged.append(Judged.of(event, projects[event.project_id], recordings))
+            judged.append(Judged.of(event, projects[event.project_id], recordings, people))
         return judged
 
     # ------------------------------------------------------------ facts

@@ -145,8 +145,13 @@ class ErrorFrame(
 class EventFrame(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_field="type"):
     """One event of the log. ``position`` is what a reconnecting client sends as ``since``.
 
-    The same frame goes to every audience allowed to see the event, so it carries nothing
-    specific to one subscription or one person.
+    ``data`` is the event as stored, redacted for the audience as on every channel: a
+    recording it may not see left out, a person it may not be told about ``null``. Two kinds
+    carry no event: ``recording_hidden`` (``recording`` and everything under it are no longer
+    visible to you) and ``project_hidden`` (on an ``all`` subscription: the project is no
+    longer visible to you); their ``actor`` and ``data`` are ``null``. A frame carries nothing
+    specific to one subscription or one person: every audience told the same gets the same
+    frame.
     """
 
     position: int
@@ -157,6 +162,14 @@ class EventFrame(msgspec.Struct, frozen=True, kw_only=True, tag="event", tag_fie
     data: msgspec.Raw
     at: Timestamp
 
+
+RECORDING_HIDDEN: Final = "recording_hidden"
+"""The ``kind`` of an event frame saying that ``recording`` (and everything under it) is no
+longer visible to its receiver."""
+PROJECT_HIDDEN: Final = "project_hidden"
+"""The ``kind`` of an event frame saying that the project is no longer visible to its
+receiver (sent on ``all`` subscriptions; a project subscription ends with
+``access_revoked`` instead)."""
 
 ServerFrame = Subscribed | Unsubscribed | ErrorFrame | EventFrame
 _encoder: Final = msgspec.json.Encoder()
@@ -195,16 +208,37 @@ def recording_of(event: RecordedEvent) -> str | None:
     return recording_id_of(event.stream_id)
 
 
-def event_frame(event: RecordedEvent, kind: str | None = None) -> EventFrame:
+_NULL: Final = msgspec.Raw(b"null")
+
+
+def event_frame(
+    event: RecordedEvent,
+    kind: str | None = None,
+    *,
+    actor: str | msgspec.UnsetType | None = msgspec.UNSET,
+    data: bytes | None = None,
+) -> EventFrame:
     """The frame of a project event (``event.project_id`` must be set); ``kind`` defaults to
-    :func:`kind_of` its type."""
+    :func:`kind_of` its type. ``actor`` and ``data`` (JSON) replace the event's own, for an
+    audience told a redacted event."""
+    who = event.metadata.actor if actor is msgspec.UNSET else actor
+    raw = msgspec.Raw(encode_data(event.event) if data is None else data)
+    return _frame(event, kind or kind_of(event.event_type), recording_of(event), who, raw)
+
+
+def hidden_frame(event: RecordedEvent, kind: str, recording: str | None) -> EventFrame:
+    """The frame telling, in ``event``'s place in the log, that ``recording`` (None: the
+    project) is no longer visible to its receiver (``kind``: :data:`RECORDING_HIDDEN` or
+    :data:`PROJECT_HIDDEN`)."""
+    return _frame(event, kind, recording, None, _NULL)
+
+
+def _frame(
+    event: RecordedEvent, kind: str, recording: str | None, actor: str | None, data: msgspec.Raw
+) -> EventFrame:
     assert event.project_id is not None
+    at, position, project_id = event.recorded_at, event.position, event.project_id
     return EventFrame(
-        position=event.position,
-        project_id=event.project_id,
-        kind=kind or kind_of(event.event_type),
-        recording=recording_of(event),
-        actor=event.metadata.actor,
-        data=msgspec.Raw(encode_data(event.event)),
-        at=event.recorded_at,
-    )
+        position=position, project_id=project_id, kind=kind, recording=recording, actor=actor,
+        data=data, at=at,
+    )  # fmt: skip

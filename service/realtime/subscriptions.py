@@ -8,8 +8,9 @@ learnt to :class:`Subscriptions`, which decides without awaiting anything, the w
 fake that records frames and closes.
 
 **Judged once.** An event comes with its facts as a :class:`~.judged.Judged`; the shared
-access rules decide per person whether they see it (sockets of one person share the
-answer), and the frame is encoded once for every socket allowed to see it.
+access rules decide per person what they are told of it (sockets of one person share the
+answer): nothing, the event redacted for them, or that it hid something from them. Each
+distinct frame is encoded once, for every socket told the same.
 
 **Catch-up without gap or duplicate.** A subscription with ``since`` is opened
 *catching up*: :meth:`Subscriptions.fan_out` parks the follower's events in its
@@ -29,7 +30,7 @@ from typing import Final, Generic, Protocol, TypeVar
 from ..domain.access import ProjectFacts, Viewer
 from ..events.base import RecordedEvent
 from .counters import Counters
-from .judged import Judged, may_follow
+from .judged import Judged, Told, may_follow
 from .protocol import (
     ALL,
     CLOSE_DEACTIVATED,
@@ -275,12 +276,15 @@ class Subscriptions(Generic[C]):
         return [*subs, *self._all]
 
     def fan_out(self, item: Judged) -> None:
-        """Hand the follower's event ``item`` to every subscription allowed to see it.
+        """Hand the follower's event ``item`` to every subscription allowed to see it, as
+        :meth:`~.judged.Judged.told` says: redacted for its viewer, or a frame saying what
+        it hid from them.
 
         A subscription of the project whose viewer may no longer see the project ends with
         ``access_revoked``. A catching-up subscription gets the frame parked in ``pending``
         with the event's cursor instead (at most ``max_pending``: past that the list is
-        emptied and ``resets`` counted). The frame is encoded once, for the first socket.
+        emptied and ``resets`` counted). Each distinct frame is encoded once, for the first
+        socket it goes to (staff and clients told the same share it).
 
         The caller moves the follower's cursor to this event right after, without an
         ``await`` in between: :meth:`catch_up_step` counts on parking and cursor moving
@@ -288,25 +292,25 @@ class Subscriptions(Generic[C]):
         """
         project_id = item.event.project_id
         assert project_id is not None
-        frame: Outgoing | None = None
-        # The rules' answer per person (sockets of one person share it): (project, event).
-        verdicts: dict[Viewer, tuple[bool, bool]] = {}
+        frames: dict[Told, Outgoing] = {}
+        # The rules' answer per person (sockets of one person share it): (project, told).
+        verdicts: dict[Viewer, tuple[bool, Told | None]] = {}
         for sub in self.subscribers(project_id):
             if sub.ended:
                 continue
             viewer = sub.conn.viewer
             verdict = verdicts.get(viewer)
             if verdict is None:
-                sees = may_follow(viewer, item.project)
-                verdict = verdicts[viewer] = (sees, sees and item.visible_to(viewer))
-            if not verdict[0]:
-                if sub.name == project_id:
-                    self.end(sub, "access_revoked", _REVOKED)
+                verdict = verdicts[viewer] = (may_follow(viewer, item.project), item.told(viewer))
+            sees, told = verdict
+            if not sees and sub.name == project_id:
+                self.end(sub, "access_revoked", _REVOKED)
                 continue
-            if not verdict[1]:
+            if told is None:
                 continue
+            frame = frames.get(told)
             if frame is None:
-                frame = encode(item.frame())
+                frame = frames[told] = encode(item.frame(told))
                 self.counters.frames_encoded += 1
             if sub.pending is None:
                 sub.conn.push(frame, event=True)
@@ -356,8 +360,9 @@ class Subscriptions(Generic[C]):
         if considered:
             cursor = considered[-1].cursor
         for item in judged:
-            if item.event.cursor <= head and item.visible_to(conn.viewer):
-                conn.push(encode(item.frame()), event=True)
+            told = item.told(conn.viewer) if item.event.cursor <= head else None
+            if told is not None:
+                conn.push(encode(item.frame(told)), event=True)
                 self.counters.events_replayed += 1
         if len(considered) == limit or sub.resets != resets:
             # More to read up to the follower's cursor, or parked events were dropped
