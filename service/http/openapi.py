@@ -4,7 +4,6 @@ server sends declared, so that generated clients type and page correctly."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -16,7 +15,6 @@ from .params import Param
 from .problems import PROBLEM_JSON, Problem
 
 _JSON: Final = "application/json"
-_PATH_PARAM: Final = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _TEXT: Final = {"type": "string"}
 
 
@@ -107,13 +105,16 @@ def _takes_empty(ep: Endpoint) -> bool:
 
 def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
-    for name in _PATH_PARAM.findall(ep.path):
-        declared = ep.path_params.get(name)
-        entry: dict[str, Any] = {"name": name, "in": "path", "required": True}
-        if declared is not None:
-            entry["description"] = declared.description
-        entry["schema"] = _param_schema(declared) if declared is not None else dict(_TEXT)
-        params.append(entry)
+    for name, declared in ep.path_params.items():
+        params.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "description": declared.description,
+                "schema": _param_schema(declared),
+            }
+        )
     for name, param in ep.query.items():
         entry = {
             "name": name,
