@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from service.config import from_env
 from service.http.app import create_app
+from service.realtime.endpoint import MAX_READ
 
 from .waiting import eventually
 
@@ -75,6 +76,7 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
         port=port,
         log_level=log_level,
         ws_per_message_deflate=False,
+        ws_max_size=MAX_READ,
         ws_ping_interval=configured.ping_interval,
         ws_ping_timeout=configured.ping_timeout,
     )
