@@ -38,7 +38,7 @@ from ..reads.visibility import Scope, viewer_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_url
 from .paging import decode_cursor, encode_cursor
-from .params import INT64_MAX, LIMIT, SINCE, UNTIL, Param, PersonIdText
+from .params import INT64_MAX, LIMIT, SINCE, UNTIL, Cursor, Param, PersonIdText
 from .problems import ApiError, FieldError
 from .reports import ProjectRef
 
@@ -61,7 +61,7 @@ _QUERY: Final = {
     "since": SINCE,
     "until": UNTIL,
     "limit": LIMIT,
-    "cursor": Param("from a Link rel=next or rel=prev"),
+    "cursor": Param("from a Link rel=next or rel=prev", Cursor),
 }
 _Cursor = tuple[Literal["next", "prev"], Annotated[int, msgspec.Meta(ge=-1, le=INT64_MAX)]]
 """An activity cursor: the direction and the ``seq`` it starts from (-1: a ``prev`` page

@@ -39,8 +39,12 @@ from .problems import ApiError, FieldError
 INT64_MAX: Final = 2**63 - 1
 """The largest integer PostgreSQL's ``bigint`` holds (log positions, ``seq``)."""
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROLS: Final = r"\x00-\x1f\x7f"
+_CONTROL: Final = re.compile(f"[{_CONTROLS}]")
 _DIGITS: Final = re.compile(r"[0-9]+")
+
+Text = Annotated[str, msgspec.Meta(pattern=f"^[^{_CONTROLS}]*$")]
+"""Text in a URL: no control characters (what a parameter is unless declared otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Param:
     message says why) for a value it refuses."""
 
     description: str
-    type: Any = str
+    type: Any = Text
     repeated: bool = False
     parse: Callable[[Any], Any] | None = None
 
@@ -148,7 +152,10 @@ PATH_IDS: Final = {
 """The type of each path parameter a route does not declare itself, by name."""
 
 LIMIT: Final = Param("page size, 1-100 (default 25)", Annotated[int, msgspec.Meta(ge=1, le=100)])
-CURSOR: Final = Param("where the page starts: from a Link header")
+Cursor = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]*$")]
+"""A cursor as the API gives them out (base64url); which of those are keys of a list only
+decoding says (:mod:`.paging`)."""
+CURSOR: Final = Param("where the page starts: from a Link header", Cursor)
 PAGING: Final = {"limit": LIMIT, "cursor": CURSOR}
 """The paging parameters of every list."""
 RecordingStatus = Literal["active", "archived", "trashed"]
