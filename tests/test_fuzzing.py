@@ -16,12 +16,14 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.checks import CHECKS
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
@@ -317,6 +319,15 @@ async def _ids(api: Api, team: Team) -> dict[str, list[str]]:
 def server_settings() -> dict[str, object]:
     """No rate limit: the run would spend most of its requests on 429s."""
     return {"rate_limit": 0}
+
+
+@pytest.fixture(autouse=True)
+def _hypothesis_home(tmp_path: Path) -> Iterator[None]:
+    """Hypothesis keeps its caches under the test's folder, not in the checkout (it keeps
+    them even with no example database)."""
+    set_hypothesis_home_dir(tmp_path / "hypothesis")
+    yield
+    set_hypothesis_home_dir(None)
 
 
 def _operations(document: dict[str, Any]) -> set[str]:
