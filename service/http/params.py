@@ -6,8 +6,7 @@ route (docs/API.md, "Requests"):
 
 * no value holds a control character (PostgreSQL text cannot hold NUL);
 * ids are of their kind's shape (:data:`PATH_IDS`: ``prj_`` and 20 hex digits...);
-* integers are ASCII digits (``isdigit()`` also takes "¹") within their bounds, and never
-  beyond what a bigint holds;
+* integers are ASCII digits (``isdigit()`` also takes "¹") within their declared bounds;
 * times are RFC 3339 with an offset, converted to UTC (a conversion that overflows is
   refused here, not by the database).
 
@@ -49,11 +48,11 @@ Text = Annotated[str, msgspec.Meta(pattern=f"^[^{_CONTROLS}]*$")]
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter: what it means, its type (a msgspec type, ``str`` by default: the value is
-    converted to it, and its JSON Schema is the parameter's schema), for a query parameter
-    whether it may be given several times (the handler then gets a list), and ``parse``:
-    what turns a value of the type into what the handler gets, raising ``ValueError`` (whose
-    message says why) for a value it refuses."""
+    """A parameter: what it means, its type (a msgspec type, :data:`Text` by default: the
+    value is converted to it, and its JSON Schema is the parameter's schema), for a query
+    parameter whether it may be given several times (the handler then gets a list), and
+    ``parse``: what turns a value of the type into what the handler gets, raising
+    ``ValueError`` (whose message says why) for a value it refuses."""
 
     description: str
     type: Any = Text
@@ -136,12 +135,12 @@ def rfc3339(description: str) -> Param:
     )
 
 
+# Ids of each kind as they arrive in a URL, of the shape service.events.streams gives them
+# (prj_ and 20 hex digits...).
 ProjectIdText = Annotated[str, msgspec.Meta(pattern=id_pattern(PROJECT_ID))]
 PersonIdText = Annotated[str, msgspec.Meta(pattern=id_pattern(PERSON_ID))]
 RecordingIdText = Annotated[str, msgspec.Meta(pattern=id_pattern(RECORDING_ID))]
 TokenIdText = Annotated[str, msgspec.Meta(pattern=id_pattern(TOKEN_ID))]
-"""Ids of each kind as they arrive in a URL: of the shape :mod:`service.events.streams`
-gives them (``prj_`` and 20 hex digits...)."""
 
 PATH_IDS: Final = {
     "project_id": Param("a project's id", ProjectIdText),
