@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
 
     from .config import from_env
     from .http.app import create_app
+    from .realtime.endpoint import MAX_READ
 
     asyncio.run(migrate_url(location.url))
     for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
@@ -52,12 +53,16 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
     # uvicorn.run return. Either way main() then stops the embedded PostgreSQL, exit 0.
     # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
+    # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
+    # closes the socket with 1009: the stream answers a frame too long to decode with a
+    # short bad_frame, but only after reading it.
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         ws_per_message_deflate=False,
+        ws_max_size=MAX_READ,
         ws_ping_interval=settings.ping_interval,
         ws_ping_timeout=settings.ping_timeout,
     )

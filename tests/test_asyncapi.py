@@ -78,7 +78,7 @@ async def test_the_served_document_is_valid_asyncapi_3(
     assert f"ws://{server['host']}" == rt.server.ws_url.removesuffix("/v1/stream")
     (channel,) = document["channels"].values()
     assert channel["address"] == "/v1/stream"
-    assert {c["code"] for c in channel["x-close-codes"]} == {1011, 1012, 4008, 4401, 4403}
+    assert {c["code"] for c in channel["x-close-codes"]} == {1009, 1011, 1012, 4008, 4401, 4403}
 
 
 def _asyncapi_2_action(document: dict[str, Any]) -> None:

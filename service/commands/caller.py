@@ -19,6 +19,7 @@ from ..domain.context import Context
 from ..errors import PreconditionFailed
 from ..events.base import Metadata
 from ..events.store import EventStore
+from ..events.streams import ID_DIGITS
 
 if TYPE_CHECKING:
     from ..domain.people import PersonState
@@ -111,13 +112,16 @@ class Caller:
 
     def new_id(self, prefix: str) -> str:
         """A new id like ``prj_3f2a…`` (``prefix``: one of :mod:`service.events.streams`'
-        id prefixes); derived from the idempotency key when there is one."""
+        id prefixes, then :data:`~service.events.streams.ID_DIGITS` hex digits); derived
+        from the idempotency key when there is one."""
         self._ids += 1
         once = self.idempotency
         if once is not None:
             seed = f"{once.owner}\x00{once.key}\x00{prefix}\x00{self._ids}"
-            return f"{prefix}_{hashlib.blake2b(seed.encode(), digest_size=10).hexdigest()}"
-        return f"{prefix}_{uuid.uuid4().hex[:20]}"
+            return (
+                f"{prefix}_{hashlib.blake2b(seed.encode(), digest_size=ID_DIGITS // 2).hexdigest()}"
+            )
+        return f"{prefix}_{uuid.uuid4().hex[:ID_DIGITS]}"
 
     def store_key(self, suffix: str = "") -> str | None:
         """The event-store idempotency key of this call's appends (None without one)."""

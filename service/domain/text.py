@@ -29,8 +29,12 @@ HTML_TAGS: Final = frozenset(
 # What the functions below accept, as JSON Schema for the fields of commands and requests. The
 # checks themselves stay in the functions: these only document them, a little stricter where
 # a schema cannot say quite the same (a length counted before trimming; bytes as characters).
+# Patterns exclude NUL, which the HTTP layer refuses in any string before these are called.
 _CONTROLS: Final = r"\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff"
-_ONE_LINE: Final = rf"^[^{_CONTROLS}]*[^\s{_CONTROLS}][^{_CONTROLS}]*$"
+# White space as str.strip() and Python's \s take it, spelt out: the regexes of JSON Schema
+# (ECMA 262) give \s another set (U+FEFF in; U+001C-U+001F and U+0085 out).
+_SPACE: Final = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_ONE_LINE: Final = rf"^[^{_CONTROLS}]*[^{_SPACE}{_CONTROLS}][^{_CONTROLS}]*$"
 
 
 def _documented(**schema: object) -> msgspec.Meta:
@@ -39,7 +43,9 @@ def _documented(**schema: object) -> msgspec.Meta:
 
 Line = Annotated[str, _documented(maxLength=MAX_LINE, pattern=_ONE_LINE)]
 """A required single line (subject, title, name): not blank, no control characters."""
-OptionalLine = Annotated[str, _documented(maxLength=MAX_LINE)]
+OptionalLine = Annotated[
+    str, _documented(maxLength=MAX_LINE, pattern=rf"^[{_SPACE}]*$|^[^{_CONTROLS}]*$")
+]
 """An optional single line (blank means none)."""
 Content = Annotated[str, _documented(maxLength=MAX_CONTENT, pattern=_ONE_LINE)]
 """A to-do's one line of content."""
@@ -47,12 +53,23 @@ _HTML_DOC: Final = (
     f"HTML, sanitised to the tags {', '.join(sorted(HTML_TAGS))}; "
     f"at most {MAX_HTML_BYTES:,} bytes of UTF-8"
 )
-Html = Annotated[str, _documented(maxLength=MAX_HTML_BYTES, pattern=r"\S", description=_HTML_DOC)]
+Html = Annotated[
+    str,
+    _documented(
+        maxLength=MAX_HTML_BYTES,
+        pattern=rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*$",
+        description=_HTML_DOC,
+    ),
+]
 """A required HTML body (some text must be left once sanitised)."""
 OptionalHtml = Annotated[str, _documented(maxLength=MAX_HTML_BYTES, description=_HTML_DOC)]
 """An optional HTML body."""
 Email = Annotated[
-    str, _documented(maxLength=MAX_LINE, pattern=r"^\s*[^@\s]+@[^@\s]+\.[^@\s.]+\s*$")
+    str,
+    _documented(
+        maxLength=MAX_LINE,
+        pattern=rf"^[{_SPACE}]*[^@{_SPACE}\x00]+@[^@{_SPACE}\x00]+\.[^@{_SPACE}.\x00]+[{_SPACE}]*$",
+    ),
 ]
 """An e-mail address of plausible shape."""
 Position = Annotated[int, _documented(minimum=1)]

@@ -38,6 +38,14 @@ PROJECT_ID: Final = "prj"
 RECORDING_ID: Final = "rec"
 TOKEN_ID: Final = "tok"
 """Prefixes of new ids, by what they name."""
+ID_DIGITS: Final = 20
+"""How many lower-case hex digits follow an id's prefix and underscore."""
+
+
+def id_pattern(prefix: str) -> str:
+    """The shape of the ids made with ``prefix``, as a regular expression anchored at both
+    ends: ``^prj_[0-9a-f]{20}$`` for :data:`PROJECT_ID`."""
+    return f"^{prefix}_[0-9a-f]{{{ID_DIGITS}}}$"
 
 
 def recording_id_sql(column: str) -> str:

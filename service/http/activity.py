@@ -21,9 +21,7 @@ With ``Accept: application/activity+json`` the page is a W3C Activity Streams 2.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 import asyncpg
@@ -42,7 +40,7 @@ from ..reads.visibility import Scope, changes_of, sights, viewer_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_url
 from .paging import decode_cursor, encode_cursor
-from .params import LIMIT, SINCE, UNTIL, Param
+from .params import INT64_MAX, LIMIT, SINCE, UNTIL, Cursor, Param, PersonIdText
 from .problems import ApiError, FieldError
 from .reports import ProjectRef
 
@@ -61,12 +59,15 @@ _QUERY: Final = {
         "target type: message, comment, todolist, todo, milestone, or project",
         Literal["message", "comment", "todolist", "todo", "milestone", "project"],
     ),
-    "actor_id": Param("only what this person did"),
+    "actor_id": Param("only what this person did", PersonIdText),
     "since": SINCE,
     "until": UNTIL,
     "limit": LIMIT,
-    "cursor": Param("from a Link rel=next or rel=prev"),
+    "cursor": Param("from a Link rel=next or rel=prev", Cursor),
 }
+_Cursor = tuple[Literal["next", "prev"], Annotated[int, msgspec.Meta(ge=-1, le=INT64_MAX)]]
+"""An activity cursor: the direction and the ``seq`` it starts from (-1: a ``prev`` page
+above an empty one)."""
 
 
 # ------------------------------------------------------------------ representations
@@ -159,8 +160,8 @@ async def _page(ctx: Ctx, scope: Scope, *, actor_id: str | None) -> Reply | Resp
         kinds=tuple(_kinds(ctx)),
         target_type=_target_type(ctx),
         actor_id=actor_id if actor_id is not None else ctx.param("actor_id"),
-        since=_time(ctx, "since"),
-        until=_time(ctx, "until"),
+        since=ctx.param("since"),
+        until=ctx.param("until"),
     )
     limit = ctx.limit()
     direction, at = _cursor(ctx)
@@ -198,32 +199,6 @@ def _kinds(ctx: Ctx) -> list[str]:
     return kinds
 
 
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)([Zz]|[+\- ]\d{2}:\d{2})"
-)
-
-
-def _time(ctx: Ctx, name: str) -> datetime | None:
-    raw: str | None = ctx.param(name)
-    if raw is None:
-        return None
-    match = _RFC3339.fullmatch(raw.strip())
-    value = None
-    if match is not None:
-        day, clock, offset = match.groups()
-        # A "+" left unescaped in a query string arrives as a space.
-        offset = "+00:00" if offset in "Zz" else offset.replace(" ", "+")
-        whole, _, fraction = clock.partition(".")
-        clock = f"{whole}.{fraction[:6]}" if fraction else whole
-        try:
-            value = datetime.fromisoformat(f"{day}T{clock}{offset}")
-        except ValueError:
-            value = None
-    if value is None:
-        raise _bad(name, f"?{name}= must be an RFC 3339 time, like 2026-05-01T09:00:00Z")
-    return value
-
-
 def _target_type(ctx: Ctx) -> str | None:
     kind: str | None = ctx.param("type")
     return kind
@@ -233,7 +208,7 @@ def _cursor(ctx: Ctx) -> tuple[Literal["next", "prev"], int | None]:
     raw: str | None = ctx.param("cursor")
     if raw is None:
         return "next", None
-    direction, seq = decode_cursor(raw, tuple[Literal["next", "prev"], int])
+    direction, seq = decode_cursor(raw, _Cursor)
     return direction, seq
 
 

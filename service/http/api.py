@@ -11,6 +11,7 @@ annotation is the body's type, decoded and checked before the handler runs. They
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,12 +27,13 @@ from .bodies import decode_body
 from .conditions import etag_for, if_none_match
 from .context import Ctx
 from .idempotency import replay_or_run
-from .params import Param, query_values
+from .params import PATH_IDS, Param, check_path, query_values
 from .state import state_of
 
 __all__ = ["Api", "Ctx", "Endpoint", "Reply"]
 
 _encoder = msgspec.json.Encoder()
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Endpoint:
     tags: list[str]
     query: dict[str, Param]
     path_params: dict[str, Param]
+    """Every parameter of the path, with its type."""
     strict_query: bool
     body_schema: Any
     """What OpenAPI shows of the body (None: its decoded type)."""
@@ -129,8 +132,10 @@ class Api:
             auth: ``"bearer"`` (a person's API token) or ``"none"``.
             query: the query parameters (checked before the handler runs; their values
                 are in ``ctx.params``).
-            path_params: path parameters with a type other than text (for OpenAPI; the
-                handler checks them).
+            path_params: the path's parameters whose names are not in
+                :data:`~.params.PATH_IDS` (which types ``project_id``, ``id``...), or that
+                are of another type than there. Every path parameter is checked before
+                the handler runs: one that is not of its type is a 404.
             strict_query: whether a parameter not in ``query`` is refused (400); feed
                 routes take any (readers add cache-busters).
             body_schema: what OpenAPI shows of the body when it is decoded as something
@@ -152,7 +157,7 @@ class Api:
                     auth=auth,
                     tags=tags or [],
                     query=dict(query or {}),
-                    path_params=dict(path_params or {}),
+                    path_params=_path_params(path, path_params or {}),
                     strict_query=strict_query,
                     body_schema=body_schema,
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
@@ -192,6 +197,17 @@ class Api:
         ]
 
 
+def _path_params(path: str, declared: Mapping[str, Param]) -> dict[str, Param]:
+    """Every parameter of ``path`` with its type: ``declared``, else :data:`PATH_IDS`'."""
+    params: dict[str, Param] = {}
+    for name in _PATH_PARAM.findall(path):
+        param = declared.get(name) or PATH_IDS.get(name)
+        if param is None:
+            raise TypeError(f"{path}: declare the type of {{{name}}} (path_params=)")
+        params[name] = param
+    return params
+
+
 def _body_type(fn: Handler) -> Any:
     """The type of the JSON body ``fn`` takes: its second parameter's annotation (None when
     it takes only the context)."""
@@ -217,6 +233,9 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
             limit = state["settings"].max_body
             ctx.raw_body, body = await decode_body(request, ep.decoder, limit)
             args = (body,)
+        # After the body (a malformed body is a 4xx whatever the path), before the handler
+        # looks anything up.
+        check_path(request.url.path, request.path_params, ep.path_params)
 
         async def run() -> Response:
             result = await ep.handler(ctx, *args)

@@ -89,7 +89,7 @@ class Ctx:
         return self.caller.new_id(prefix)
 
     def path(self, name: str) -> str:
-        """A path parameter."""
+        """A path parameter, of its type (checked before the handler runs)."""
         return str(self.request.path_params[name])
 
     # ------------------------------------------------------------- query parameters

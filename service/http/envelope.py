@@ -26,8 +26,7 @@ from ..reads.access import sight_of, visible_project
 from ..reads.visibility import client_view
 from .api import Reply
 from .context import Ctx
-from .paging import cursor, next_page
-from .problems import ApiError
+from .paging import next_page, sort_key
 
 UNSET = msgspec.UNSET
 
@@ -367,9 +366,7 @@ async def page(ctx: Ctx, selection: recordings.Selection, *, project: ProjectFac
     The cursor is the last item's sort key, so items added meanwhile never shift a page.
     Answers with ``X-Total-Count`` and, when there is more, ``Link: <...>; rel="next"``.
     """
-    after = cursor(ctx, list[str])
-    if after is not None and len(after) != len(selection.keys):
-        raise ApiError(400, "?cursor= is not a cursor of this list")
+    after = sort_key(ctx, [k.sql_type for k in selection.keys])
     rows, total, following = await recordings.page(
         ctx.store.pool,
         ctx.me,

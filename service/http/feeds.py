@@ -55,11 +55,15 @@ from .params import Param
 api = Api()
 
 _TAGS = ["feeds"]
-_FORMATS: Final = ("atom", "rss")
 _FEED: Final = {"fmt": Param("the format: atom or rss", Literal["atom", "rss"])}
+_LAST_PAGE: Final = 999_999_999
+"""The highest archive page number an address may hold (far beyond any log)."""
 _ARCHIVE: Final = {
     **_FEED,
-    "page": Param("the archive page, from 1 (the oldest)", Annotated[int, msgspec.Meta(ge=1)]),
+    "page": Param(
+        "the archive page, from 1 (the oldest)",
+        Annotated[int, msgspec.Meta(ge=1, le=_LAST_PAGE)],
+    ),
 }
 _CURRENT_CACHE: Final = "private, no-cache"
 # Archive pages hold still (service.feeds.query); a reader may keep them for a long time.
@@ -122,8 +126,10 @@ async def project_archive(ctx: Ctx) -> Response:
 
 
 def _page_number(ctx: Ctx) -> int:
+    """The archive page of the path, checked as every path parameter is (ASCII digits,
+    1 to :data:`_LAST_PAGE`); written with a leading zero, it is no page's address."""
     raw = ctx.path("page")
-    if not raw.isdigit() or raw.startswith("0") or len(raw) > 9:
+    if raw.startswith("0"):
         raise NotFound("there is no such archive page")
     return int(raw)
 
@@ -158,8 +164,6 @@ async def _checkpoint(ctx: Ctx, cache: FeedCache) -> str:
 
 async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Response:
     fmt = ctx.path("fmt")
-    if fmt not in _FORMATS:
-        raise NotFound(f"feeds are .atom or .rss, not .{fmt}")
     request = ctx.request
     credential = credential_of(request)
     pool: asyncpg.Pool = ctx.store.pool

@@ -4,7 +4,6 @@ server sends declared, so that generated clients type and page correctly."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -16,8 +15,10 @@ from .params import Param
 from .problems import PROBLEM_JSON, Problem
 
 _JSON: Final = "application/json"
-_PATH_PARAM: Final = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 _TEXT: Final = {"type": "string"}
+_COMPONENT: Final = "#/components/schemas/"
+_NO_NUL: Final = "^[^\\x00]*$"
+"""What a string without a pattern of its own is: no string may hold NUL (see .bodies)."""
 
 
 def _header(description: str, schema: dict[str, Any] = _TEXT) -> dict[str, Any]:
@@ -46,9 +47,7 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
     types: list[Any] = [Problem]
     for ep in endpoints:
         types.extend(t for t in (*_body_types(ep), ep.response) if t is not None)
-    schemas, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}"
-    )
+    schemas, components = msgspec.json.schema_components(types, ref_template=_COMPONENT + "{name}")
     schema_of = dict(zip(map(id, types), schemas, strict=True))
     problem = {PROBLEM_JSON: {"schema": schema_of[id(Problem)]}}
     paths: dict[str, Any] = {}
@@ -74,7 +73,7 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
         if ep.auth == "bearer":
             op["security"] = [{"bearer": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "servers": [{"url": "/", "description": "this server"}],
@@ -84,6 +83,41 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+    _say_no_nul(spec)
+    return spec
+
+
+def _say_no_nul(spec: dict[str, Any]) -> None:
+    """Give the strings a request may hold (parameters, bodies and the components these
+    use) that have no pattern (nor an enum, a constant or a format) :data:`_NO_NUL` as
+    their pattern. Answers are left as they are: a problem names what it was sent."""
+    components = spec["components"]["schemas"]
+    reached: set[str] = set()
+    for operation in (op for ops in spec["paths"].values() for op in ops.values()):
+        for param in operation.get("parameters", []):
+            param["schema"] = _without_nul(param["schema"], components, reached)
+        if "requestBody" in operation:
+            for content in operation["requestBody"]["content"].values():
+                content["schema"] = _without_nul(content["schema"], components, reached)
+
+
+def _without_nul(node: Any, components: dict[str, Any], reached: set[str]) -> Any:
+    """A copy of schema ``node`` saying that its strings hold no NUL; the components it
+    refers to are changed in place, once (``reached``: those already done)."""
+    if isinstance(node, list):
+        return [_without_nul(value, components, reached) for value in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_COMPONENT):
+        name = ref.removeprefix(_COMPONENT)
+        if name not in reached:
+            reached.add(name)
+            components[name] = _without_nul(components[name], components, reached)
+    copy = {key: _without_nul(value, components, reached) for key, value in node.items()}
+    if copy.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(copy):
+        copy["pattern"] = _NO_NUL
+    return copy
 
 
 def _body_types(ep: Endpoint) -> tuple[Any, ...]:
@@ -107,13 +141,16 @@ def _takes_empty(ep: Endpoint) -> bool:
 
 def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
-    for name in _PATH_PARAM.findall(ep.path):
-        declared = ep.path_params.get(name)
-        entry: dict[str, Any] = {"name": name, "in": "path", "required": True}
-        if declared is not None:
-            entry["description"] = declared.description
-        entry["schema"] = _param_schema(declared) if declared is not None else dict(_TEXT)
-        params.append(entry)
+    for name, declared in ep.path_params.items():
+        params.append(
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "description": declared.description,
+                "schema": _param_schema(declared),
+            }
+        )
     for name, param in ep.query.items():
         entry = {
             "name": name,

@@ -3,20 +3,36 @@
 A page is fetched as ``limit + 1`` rows in a stable sort order: the extra row only says that
 there is more. The cursor is the sort key of the page's last row (never an offset), so items
 added meanwhile neither repeat nor skip an item on the next page.
+
+A cursor is opaque to clients but typed here: it is decoded into the key's types and ranges
+(:data:`Seq`, :func:`sort_key`) before any query sees it, so a cursor the API did not give
+out is a 400 naming ``cursor``, never a database error.
 """
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from typing import Any
+from datetime import date
+from typing import Annotated, Any, Final
 
 import asyncpg
 import msgspec
 from starlette.requests import Request
 
 from .context import Ctx
-from .problems import ApiError
+from .params import INT64_MAX, from_text
+from .problems import ApiError, FieldError
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+"""A ``seq`` or a stream version, as a cursor carries it."""
+
+_COLUMNS: Final = {
+    "bigint": Seq,
+    "integer": Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)],
+    "date": date,
+}
+"""What each SQL type of a sort key's column is, in a cursor (keys are never negative)."""
 
 
 def encode_cursor(value: Any) -> str:
@@ -24,13 +40,25 @@ def encode_cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(value)).decode().rstrip("=")
 
 
+def _not_ours() -> ApiError:
+    detail = "not a cursor this API gave out"
+    return ApiError(
+        400, f"?cursor= is {detail}", field_errors=[FieldError(field="cursor", detail=detail)]
+    )
+
+
 def decode_cursor(raw: str, kind: Any) -> Any:
-    """Decode a cursor made by :func:`encode_cursor`; 400 if it was not."""
+    """Decode a cursor made by :func:`encode_cursor` into ``kind``: a msgspec type whose
+    bounds are those of the key (:data:`Seq`...).
+
+    Raises:
+        ApiError: 400 naming ``cursor``: not a cursor of ``kind``.
+    """
     try:
         data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
         return msgspec.json.decode(data, type=kind)
     except (ValueError, msgspec.DecodeError):
-        raise ApiError(400, "?cursor= is not a cursor this API gave out") from None
+        raise _not_ours() from None
 
 
 def next_link(request: Request, cursor: str | None, rel: str = "next") -> dict[str, str]:
@@ -62,8 +90,27 @@ def cursor(ctx: Ctx, kind: Any) -> Any:
 
 def seq_after(ctx: Ctx) -> int:
     """The ``seq`` after which a page sorted by a ``seq`` column starts (0: the first page)."""
-    after = cursor(ctx, int)
+    after = cursor(ctx, Seq)
     return int(after) if after is not None else 0
+
+
+def sort_key(ctx: Ctx, sql_types: Sequence[str]) -> list[Any] | None:
+    """The ``?cursor=`` of a list sorted by columns of ``sql_types`` (``bigint``,
+    ``integer``, ``date``), each value of its column's type and range; None on the first
+    page. Such a cursor carries each column as text.
+
+    Raises:
+        ApiError: 400 naming ``cursor``: not a sort key of this list.
+    """
+    texts = cursor(ctx, list[str])
+    if texts is None:
+        return None
+    if len(texts) != len(sql_types):
+        raise _not_ours()
+    try:
+        return [from_text(t, _COLUMNS[s]) for t, s in zip(texts, sql_types, strict=True)]
+    except ValueError:
+        raise _not_ours() from None
 
 
 def page_headers(

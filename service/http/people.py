@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Final
+from typing import Annotated, Final
 
 import asyncpg
 import msgspec
@@ -93,6 +93,18 @@ class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     role: PersonRole
     company: text.OptionalLine | None = None
     title: text.Line | None = None
+
+
+_NEW_CLIENT: Final = msgspec.Meta(
+    extra_json_schema={
+        "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
+        "then": {
+            "required": ["company"],
+            "properties": {"company": msgspec.json.schema(text.Line)},
+        },
+    }
+)
+"""What OpenAPI says of ``NewPerson`` beyond its fields: a client's company is a line."""
 
 
 class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -207,6 +219,7 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
     response=Person,
     status=201,
     tags=_TAGS,
+    body_schema=Annotated[NewPerson, _NEW_CLIENT],
 )
 async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
     person_id = ctx.new_id("per")

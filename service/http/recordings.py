@@ -42,7 +42,7 @@ from ..reads.access import sight_of
 from .api import Api, Ctx, Reply
 from .bodies import convert
 from .envelope import PersonRef, Recording, api_url, person_ref, show, visible_row
-from .paging import decode_cursor, encode_cursor, next_link
+from .paging import Seq, decode_cursor, encode_cursor, next_link
 from .params import PAGING
 
 api = Api()
@@ -260,7 +260,7 @@ async def get_history(ctx: Ctx) -> Reply:
     row = await visible_row(ctx, recording_id)
     limit = ctx.limit()
     raw = ctx.param("cursor")
-    after = decode_cursor(raw, int) if raw is not None else 0
+    after = decode_cursor(raw, Seq) if raw is not None else 0
     # The whole stream is folded (streams of one item are short): a change's before value
     # needs every event before it.
     events = await ctx.store.read_stream(recording_stream(recording_id))

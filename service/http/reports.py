@@ -27,7 +27,7 @@ from ..reads.rows import Page, columns
 from .api import Api, Ctx, Reply
 from .envelope import api_url, recording_app_url, recording_url
 from .paging import cursor, page_headers
-from .params import PAGING, Param
+from .params import PAGING, Param, RecordingIdText
 
 api = Api()
 
@@ -191,7 +191,7 @@ async def upcoming(ctx: Ctx) -> Reply:
 
 
 def _after(ctx: Ctx) -> tuple[date, str] | None:
-    after: tuple[date, str] | None = cursor(ctx, tuple[date, str])
+    after: tuple[date, str] | None = cursor(ctx, tuple[date, RecordingIdText])
     return after
 
 

@@ -40,7 +40,7 @@ from .envelope import (
     show,
     status_filter,
 )
-from .params import PAGING, STATUS, Param
+from .params import PAGING, STATUS, Param, PersonIdText
 
 api = Api()
 
@@ -159,7 +159,7 @@ async def post_todo(ctx: Ctx, body: NewTodo) -> Reply:
         "status": Param(
             "open, completed, all (default; active to-dos), archived or trashed", TodoFilter
         ),
-        "assignee_id": Param("only the to-dos assigned to this person"),
+        "assignee_id": Param("only the to-dos assigned to this person", PersonIdText),
         **PAGING,
     },
     tags=_TAGS,

@@ -247,13 +247,15 @@ async def page(
     project: ProjectFacts,
     selection: Selection,
     *,
-    after: Sequence[str] | None,
+    after: Sequence[Any] | None,
     limit: int,
     clients_only: bool,
 ) -> tuple[list[asyncpg.Record], int, list[str] | None]:
     """One page of ``selection`` as ``viewer`` may see it in ``project``: the rows after sort
-    key ``after`` (None: the first page), at most ``limit``, in order; how many the whole
-    list holds; and the sort key the next page starts after (None: this is the last page).
+    key ``after`` (None: the first page; else a value of each key's SQL type: an ``int``
+    for ``bigint`` and ``integer``, a ``date`` for ``date``), at most ``limit``, in order;
+    how many the whole list holds; and the sort key the next page starts after, as text
+    (:meth:`Selection.cursor_of`; None: this is the last page).
 
     ``clients_only``: the viewer sees only what clients see in the project.
 
@@ -273,7 +275,7 @@ async def page(
         slots = []
         for key, value in zip(keys, after, strict=True):
             params.append(value)
-            slots.append(f"${len(params)}::text::{key.sql_type}")
+            slots.append(f"${len(params)}::{key.sql_type}")
         columns = ", ".join(k.column for k in keys)
         condition = (
             f"({where}) AND ({columns}) {'<' if selection.descending else '>'} ({', '.join(slots)})"

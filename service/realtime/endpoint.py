@@ -23,9 +23,9 @@ from .asyncapi import document as asyncapi_document
 from .connection import Connection, Limits
 from .counters import Counters
 from .hub import Hub
-from .protocol import CLOSE_UNAUTHORIZED, TOKEN_QUERY
+from .protocol import CLOSE_UNAUTHORIZED, MAX_READ, TOKEN_QUERY
 
-__all__ = ["Counters", "Realtime", "asyncapi_document"]
+__all__ = ["MAX_READ", "Counters", "Realtime", "asyncapi_document"]
 
 
 def _token(websocket: WebSocket) -> str | None:

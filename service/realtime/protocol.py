@@ -32,8 +32,18 @@ TOKEN_QUERY: Final = "access_token"
 """The query parameter carrying the API token, for browsers (which cannot set headers on a
 WebSocket); others send ``Authorization: Bearer``."""
 
+MAX_FRAME: Final = 4096
+"""The longest client frame decoded, in characters (real ones are under 200): a longer one is
+answered with a short ``bad_frame``, never echoed."""
+MAX_READ: Final = 2 * 1024 * 1024
+"""The largest frame the server reads at all, in bytes (uvicorn's ``ws_max_size``, whose
+default is 16 MiB): a larger one closes the socket with :data:`CLOSE_TOO_BIG`."""
+MAX_POSITION: Final = 2**63 - 1
+"""The largest log position there can be (PostgreSQL's bigint)."""
+
 CLOSE_SHUTDOWN: Final = 1012
 CLOSE_NO_PONG: Final = 1011
+CLOSE_TOO_BIG: Final = 1009
 CLOSE_UNAUTHORIZED: Final = 4401
 CLOSE_DEACTIVATED: Final = 4403
 CLOSE_SLOW: Final = 4008
@@ -43,6 +53,9 @@ CLOSE_CODES: Final[Mapping[int, str]] = {
     "need be, with `since`",
     # Sent by the WebSocket layer (uvicorn's keepalive), not by Cairn's code.
     CLOSE_NO_PONG: "the client did not answer the server's pings in time: reconnect with `since`",
+    # Sent by the WebSocket layer too (uvicorn's ws_max_size: MAX_READ).
+    CLOSE_TOO_BIG: f"the client sent a frame over {MAX_READ // 1024 // 1024} MiB: send only "
+    "the frames documented (a few hundred bytes each)",
     CLOSE_SLOW: "the client read too slowly and its send buffer overflowed: reconnect with "
     "`since` (and read faster)",
     CLOSE_UNAUTHORIZED: "the token is missing, unknown or revoked (at connect, or revoked "
@@ -65,6 +78,10 @@ ErrorCode = Literal[
 
 # ------------------------------------------------------------------ client → server
 
+SubscriptionName = Annotated[str, msgspec.Meta(pattern=r"^[^\x00]*$")]
+"""A project id or :data:`ALL`: any text but NUL, which no id holds (and PostgreSQL text
+cannot); a name that is no project's is ``not_found``."""
+
 
 class Subscribe(
     msgspec.Struct,
@@ -77,8 +94,8 @@ class Subscribe(
     """Follow a project's events (or ``"all"`` visible projects'), replaying those after
     position ``since`` first when it is given."""
 
-    project_id: str
-    since: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    project_id: SubscriptionName
+    since: Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)] | None = None
 
 
 class Unsubscribe(
@@ -91,7 +108,7 @@ class Unsubscribe(
 ):
     """Stop following ``project_id`` (a subscription's name)."""
 
-    project_id: str
+    project_id: SubscriptionName
 
 
 ClientFrame = Subscribe | Unsubscribe
@@ -107,8 +124,11 @@ def decode_client_frame(data: str | bytes) -> ClientFrame:
     """Decode one client frame.
 
     Raises:
-        BadFrame: not JSON, an unknown ``type``, or fields that do not fit it.
+        BadFrame: longer than :data:`MAX_FRAME`, not JSON, an unknown ``type``, or fields
+            that do not fit it.
     """
+    if len(data) > MAX_FRAME:
+        raise BadFrame(f"a client frame is at most {MAX_FRAME} characters long")
     try:
         frame: ClientFrame = _client_decoder.decode(data)
     except msgspec.DecodeError as exc:

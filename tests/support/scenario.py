@@ -262,7 +262,7 @@ class Scenario:
     async def _create(
         self, project_id: str, decide: Callable[[ProjectState, str], list[Event]]
     ) -> str:
-        recording_id = f"rec_{os.urandom(8).hex()}"
+        recording_id = f"rec_{os.urandom(10).hex()}"
         events = decide(await self._project(project_id), recording_id)
         await self._append(recording_id, project_id, events, NO_STREAM)
         return recording_id

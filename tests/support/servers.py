@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from service.config import from_env
 from service.http.app import create_app
+from service.realtime.endpoint import MAX_READ
 
 from .waiting import eventually
 
@@ -75,6 +76,7 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
         port=port,
         log_level=log_level,
         ws_per_message_deflate=False,
+        ws_max_size=MAX_READ,
         ws_ping_interval=configured.ping_interval,
         ws_ping_timeout=configured.ping_timeout,
     )
@@ -161,3 +163,30 @@ def access_log() -> Iterator[list[str]]:
         yield lines
     finally:
         logger.removeHandler(keep)
+
+
+@contextmanager
+def error_log() -> Iterator[list[logging.LogRecord]]:
+    """The records at ERROR or above that this process logs while the block runs: Cairn's
+    own (an unmapped error, "unhandled error on ..."), uvicorn's and Starlette's (an
+    exception no handler took: "Exception in ASGI application").
+
+    uvicorn configures its loggers when a server is made (replacing their handlers, and
+    keeping ``uvicorn`` from propagating), so enter this after :func:`start_server`.
+    """
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record not in records:
+                records.append(record)
+
+    keep = Keep(logging.ERROR)
+    loggers = [logging.getLogger(), logging.getLogger("uvicorn")]
+    for logger in loggers:
+        logger.addHandler(keep)
+    try:
+        yield records
+    finally:
+        for logger in loggers:
+            logger.removeHandler(keep)
