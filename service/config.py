@@ -75,6 +75,14 @@ class Settings(msgspec.Struct, kw_only=True):
             ge=0,
         ),
     ] = 0.5
+    db_timeout: Annotated[
+        float,
+        _setting(
+            "longest wait (s) for PostgreSQL: a connection, a pooled connection, a statement; "
+            "past it the request is answered 503",
+            gt=0,
+        ),
+    ] = 5.0
     cors_origins: Annotated[
         tuple[Origin, ...],
         _setting(
