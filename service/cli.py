@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
 
     from .config import from_env
     from .http.app import create_app
+    from .http.server import protocol
 
     asyncio.run(migrate_url(location.url))
     for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
@@ -52,10 +53,12 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
     # uvicorn.run return. Either way main() then stops the embedded PostgreSQL, exit 0.
     # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
+    # The protocol bounds how long a request may take to arrive (see http/server.py).
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
+        http=protocol(settings),
         log_level=args.log_level,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ping_interval,
