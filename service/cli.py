@@ -38,6 +38,7 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
 
     from .config import from_env
     from .http.app import create_app
+    from .http.server import protocol
     from .realtime.endpoint import MAX_READ
 
     asyncio.run(migrate_url(location.url))
@@ -56,10 +57,12 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
     # closes the socket with 1009: the stream answers a frame too long to decode with a
     # short bad_frame, but only after reading it.
+    # The protocol bounds how long a request may take to arrive (see http/server.py).
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
+        http=protocol(settings),
         log_level=args.log_level,
         ws_per_message_deflate=False,
         ws_max_size=MAX_READ,

@@ -75,6 +75,38 @@ class Settings(msgspec.Struct, kw_only=True):
             ge=0,
         ),
     ] = 0.5
+    db_timeout: Annotated[
+        float,
+        _setting(
+            "longest wait (s) for PostgreSQL: a connection, a pooled connection, a statement; "
+            "past it the request is answered 503",
+            gt=0,
+        ),
+    ] = 5.0
+    header_timeout: Annotated[
+        float,
+        _setting(
+            "a connection must send a request's line and headers within this (s) of its first "
+            "byte (or of opening); else it is closed",
+            gt=0,
+        ),
+    ] = 10.0
+    body_timeout: Annotated[
+        float,
+        _setting(
+            "a request's body must arrive whole within this (s) of its headers; else the "
+            "connection is closed",
+            gt=0,
+        ),
+    ] = 30.0
+    max_connections_per_client: Annotated[
+        int,
+        _setting(
+            "open HTTP connections one client address may hold; more are closed at once "
+            "(0: no cap; behind a proxy every client has the proxy's address)",
+            ge=0,
+        ),
+    ] = 256
     cors_origins: Annotated[
         tuple[Origin, ...],
         _setting(

@@ -32,7 +32,7 @@ from service.events.base import Event, register
 from service.events.store import NO_STREAM, EventStore
 
 from .support.api import bearer, known_token
-from .support.cli import CAIRN
+from .support.cli import CAIRN, child_env, run_cairn
 from .support.servers import free_port
 
 STARTUP_TIMEOUT = 60.0
@@ -41,13 +41,6 @@ STARTUP_TIMEOUT = 60.0
 @register
 class ProbeRecorded(Event, frozen=True, kw_only=True):
     note: str
-
-
-def _child_env(database_url: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    if database_url is not None:
-        env["DATABASE_URL"] = database_url
-    return env
 
 
 def _postmaster(data_dir: Path) -> list[str] | None:
@@ -91,23 +84,6 @@ async def _ends(pid: int) -> bool:
         os.close(fd)
 
 
-async def _run(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    """Run ``cairn *args`` to completion; its exit code and its stdout and stderr together."""
-    assert CAIRN is not None
-    proc = await asyncio.create_subprocess_exec(
-        CAIRN,
-        *args,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    async with asyncio.timeout(STARTUP_TIMEOUT):
-        output, _ = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, output.decode()
-
-
 class Service:
     """A running ``cairn serve`` child process and an HTTP client for it."""
 
@@ -139,7 +115,7 @@ async def serving(data_dir: Path, database_url: str | None = None) -> AsyncItera
     process = await asyncio.create_subprocess_exec(
         CAIRN,
         *("serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "info"),
-        env=_child_env(database_url),
+        env=child_env(database_url),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -187,7 +163,7 @@ def test_version() -> None:
     """`cairn --version` prints the package's version."""
     assert CAIRN is not None
     done = subprocess.run(
-        [CAIRN, "--version"], capture_output=True, text=True, check=True, env=_child_env()
+        [CAIRN, "--version"], capture_output=True, text=True, check=True, env=child_env()
     )
     assert done.stdout.strip() == f"cairn {__version__}"
 
@@ -236,7 +212,7 @@ async def test_migrate_shares_a_running_serve(data_dir: Path) -> None:
     async with serving(data_dir) as service:
         before = _postmaster(data_dir)
         assert before is not None
-        code, output = await _run("migrate", "--data-dir", str(data_dir), env=_child_env())
+        code, output = await run_cairn("migrate", "--data-dir", str(data_dir), env=child_env())
         assert (code, output.strip()) == (0, "schema is up to date")
         assert _postmaster(data_dir) == before
         assert (await service.health())["status"] == "ok"
@@ -333,9 +309,9 @@ async def test_serve_on_an_empty_database_url_prints_the_create_admin_command(
         output = "".join(service.output)
         assert "cairn people create-admin --name" in output
         assert "Bearer" not in output
-        code, made = await _run(
+        code, made = await run_cairn(
             *("people", "create-admin", "--name", "Ada", "--email", "ada@example.com"),
-            env=_child_env(database_url),
+            env=child_env(database_url),
         )
         assert code == 0, made
         token = made.strip().splitlines()[-1]
@@ -382,7 +358,7 @@ async def _tamper(database_url: str, statements: list[str], victims: list[int]) 
 async def test_verify_passes_an_intact_log(store: EventStore, database_url: str) -> None:
     """`cairn verify` on an untouched log exits 0 and says the chain is intact."""
     await _append_two_streams(store)
-    code, output = await _run("verify", env=_child_env(database_url))
+    code, output = await run_cairn("verify", env=child_env(database_url))
     assert code == 0, output
     assert "checked 6 events in 2 streams" in output
     assert "hash chain intact" in output
@@ -432,7 +408,7 @@ async def test_verify_names_the_first_broken_position(
     statements, victims, broken = _TAMPERINGS[tampering]
     positions = await _append_two_streams(store)
     await _tamper(database_url, statements, [positions[s][i] for s, i in victims])
-    code, output = await _run("verify", env=_child_env(database_url))
+    code, output = await run_cairn("verify", env=child_env(database_url))
     assert code == 1, output
     assert "hash chain intact" not in output
     assert f"BROKEN at position {positions[broken[0]][broken[1]]}:" in output

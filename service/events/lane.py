@@ -8,7 +8,10 @@ a LIFO of idle connections and a queue of waiters is all it takes. Transactions,
 everything else stay on the pool.
 
 A connection that fails or whose call is cancelled is dropped (its state is unknown), and a
-waiter is told to open a new one, so a PostgreSQL restart costs each caller one error.
+waiter is told to open a new one, so a PostgreSQL restart costs each caller one error: a
+:class:`~service.errors.DatabaseUnavailable`, as from the pool (see pool.py). With a
+``timeout``, opening a connection, a statement and the wait for a free connection are each
+bounded by it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from collections import deque
 from typing import Any, Final
 
 import asyncpg
+
+from .pool import translated, unavailable
 
 SESSION_SETUP: Final = "SET jit = off"
 """What every connection of the store (pool and lane) runs once, when it is opened.
@@ -45,13 +50,16 @@ class Lane:
     Args:
         dsn: connection string.
         size: most connections open at once; callers beyond that wait their turn.
+        timeout: seconds, for a connection to open, a statement, a turn (None: unbounded).
     """
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, *, timeout: float | None = None) -> None:
         if size < 1:
             raise ValueError("a lane needs at least one connection")
         self._dsn = dsn
         self._size = size
+        self._timeout = timeout
+        self._bounds = {} if timeout is None else {"timeout": timeout, "command_timeout": timeout}
         self._open = 0
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
@@ -61,17 +69,30 @@ class Lane:
         """Run one statement in its own (implicit) transaction and return its rows.
 
         Raises:
-            asyncpg errors as the statement raises them; ``asyncpg.InterfaceError`` once closed.
+            DatabaseUnavailable: PostgreSQL cannot be reached, the connection was lost, a
+                wait ran out, or the lane is closed.
+            asyncpg errors as the statement raises them otherwise.
         """
-        conn = await self._acquire()
+        try:
+            conn = await self._acquire()
+        except Exception as exc:
+            if unavailable(exc, closed=True):
+                raise translated(exc) from exc
+            raise
         try:
             rows: list[asyncpg.Record] = await conn.fetch(query, *args)
-        except asyncpg.PostgresError:
-            # The server refused the statement; the connection is fine and idle again.
+        except asyncpg.PostgresError as exc:
+            # The server refused the statement; the connection is fine and idle again
+            # (unless it was lost: then it is dropped).
             self._release(conn)
+            if unavailable(exc, closed=conn.is_closed()):
+                raise translated(exc) from exc
             raise
-        except BaseException:
+        except BaseException as exc:
+            closed = conn.is_closed()
             self._drop(conn)
+            if isinstance(exc, Exception) and unavailable(exc, closed=closed):
+                raise translated(exc) from exc
             raise
         self._release(conn)
         return rows
@@ -93,7 +114,7 @@ class Lane:
             if self._open < self._size:
                 self._open += 1
                 try:
-                    conn = await asyncpg.connect(self._dsn)
+                    conn = await asyncpg.connect(self._dsn, **self._bounds)
                     try:
                         await prepare_session(conn)
                     except BaseException:
@@ -109,8 +130,11 @@ class Lane:
             )
             self._waiters.append(waiter)
             try:
-                conn_or_none = await waiter
-            except asyncio.CancelledError:
+                async with asyncio.timeout(self._timeout):
+                    conn_or_none = await waiter
+            except (asyncio.CancelledError, TimeoutError):
+                # Cancelled, or out of time (a cancellation too, raised as TimeoutError):
+                # a connection handed over at that very moment goes to the next waiter.
                 if waiter.done() and not waiter.cancelled():
                     handed = waiter.result()
                     if handed is not None:

@@ -22,6 +22,7 @@ from ..errors import DatabaseUnavailable
 from .appends import ANY, NO_STREAM, AppendResult, Appends
 from .following import Following
 from .lane import Lane, prepare_session
+from .pool import Pool
 from .reading import START, Cursor
 from .wakeup import TRANSIENT_ERRORS, Listener, Notifier
 
@@ -37,21 +38,32 @@ class EventStore(Appends, Following):
             (and the fast lane).
         poll_interval: how often live readers re-read without a wake-up (fallback).
         lane_size: dedicated connections for appends and page reads (0: use the pool).
+        timeout: seconds bounding every wait for PostgreSQL of the lane and the LISTEN
+            connection (a connection, a statement, a turn; None: unbounded). The pool's are
+            set when it is made: :meth:`open` does both.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, dsn: str, *, poll_interval: float = 1.0, lane_size: int = 0
+        self,
+        pool: asyncpg.Pool,
+        dsn: str,
+        *,
+        poll_interval: float = 1.0,
+        lane_size: int = 0,
+        timeout: float | None = None,
     ) -> None:
         self.pool = pool
         self._dsn = dsn
         # Appends and page reads are single statements: with ``lane_size`` they take a fast
         # lane of dedicated connections instead of the pool (see lane.py for the why).
-        self._lane: Lane | asyncpg.Pool = Lane(dsn, lane_size) if lane_size > 0 else pool
+        self._lane: Lane | asyncpg.Pool = (
+            Lane(dsn, lane_size, timeout=timeout) if lane_size > 0 else pool
+        )
         self.poll_interval = poll_interval
         # Names this process in its NOTIFYs, so that it can tell others' commits from its own.
         sender = uuid.uuid4().hex
         self._notifier = Notifier(pool, sender=sender)
-        self._listener = Listener(dsn, sender=sender)
+        self._listener = Listener(dsn, sender=sender, timeout=timeout)
         self.wakeups = self._listener
         """Wake-ups of this process's log readers (generation counter; see wakeup.py)."""
         self._closed = False
@@ -61,22 +73,39 @@ class EventStore(Appends, Following):
 
     @classmethod
     async def open(
-        cls, dsn: str, *, min_size: int = 2, max_size: int = 10, **kw: Any
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        timeout: float | None = None,  # noqa: ASYNC109 - the store's bound, not this call's
+        **kw: Any,
     ) -> EventStore:
         """Open a pool on ``dsn`` and return a store using it (close with :meth:`close`).
+
+        With ``timeout`` (seconds), every wait for PostgreSQL is bounded by it: opening a
+        connection, each statement, a free connection of the pool or the lane. For serving
+        requests; long maintenance (rebuilding read models) needs a store without it.
+        Connection errors of the pool and the lane are :class:`DatabaseUnavailable`
+        (see pool.py).
 
         Raises:
             DatabaseUnavailable: PostgreSQL cannot be reached.
         """
+        pool = Pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            init=prepare_session,
+            reset=_keep_session,
+        )
         try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, reset=_keep_session, init=prepare_session
-            )
+            await pool
         except TRANSIENT_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        assert pool is not None
         kw.setdefault("lane_size", max_size)
-        return cls(pool, dsn, **kw)
+        return cls(pool, dsn, timeout=timeout, **kw)
 
     async def close(self) -> None:
         """Stop the wake-up machinery and close the pool; live subscriptions then end."""

@@ -26,10 +26,14 @@ from typing import Any
 
 import asyncpg
 
+from ..errors import DatabaseUnavailable
+
 _log = logging.getLogger(__name__)
 
 CHANNEL = "cairn_events"
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    # What the store's pool and lane raise for all of the below (see pool.py).
+    DatabaseUnavailable,
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,
@@ -123,8 +127,18 @@ class Listener:
     a wake-up that arrives while they read is therefore never lost.
     """
 
-    def __init__(self, dsn: str, *, reconnect_delay: float = 0.2, sender: str = "") -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        reconnect_delay: float = 0.2,
+        sender: str = "",
+        timeout: float | None = None,
+    ) -> None:
         self._dsn = dsn
+        # Opening the connection is bounded (asyncpg's default: 60 s): a hung server must
+        # not stall the reconnects.
+        self._connect_timeout = 60.0 if timeout is None else timeout
         self._reconnect_delay = reconnect_delay
         self._generation = 0
         self._sender = sender
@@ -187,7 +201,7 @@ class Listener:
         while not self._closing:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(self._dsn, timeout=self._connect_timeout)
                 lost = asyncio.Event()
                 conn.add_termination_listener(_setter(lost))
                 await conn.add_listener(CHANNEL, self._on_notify)

@@ -108,6 +108,18 @@ class _App(Starlette):
         return Cors(stack, self._cors_origins) if self._cors_origins else stack
 
 
+async def _prepare_read_models(database_url: str) -> None:
+    """Create the missing read models and rebuild those whose version changed, on a store of
+    its own: a rebuild's statements may run far longer than ``CAIRN_DB_TIMEOUT`` lets the
+    serving store's run."""
+    projections = all_projections()
+    store = await EventStore.open(database_url, min_size=1, max_size=len(projections) + 2)
+    try:
+        await ProjectionEngine(store, projections).prepare()
+    finally:
+        await store.close()
+
+
 def create_app(
     settings: Settings, *, rate: float | None = None, burst: float | None = None
 ) -> Starlette:
@@ -122,8 +134,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        await _prepare_read_models(settings.database_url)
         store = await EventStore.open(
-            settings.database_url, min_size=2, max_size=20, poll_interval=settings.poll_interval
+            settings.database_url,
+            min_size=2,
+            max_size=20,
+            poll_interval=settings.poll_interval,
+            timeout=settings.db_timeout,
         )
         engine = ProjectionEngine(store, all_projections())
         tokens = TokenCache(ttl=settings.token_cache_ttl)

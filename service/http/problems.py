@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import errors
@@ -166,6 +166,13 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(exc.status_code, detail, instance=request.url.path, headers=headers)
 
 
+async def handle_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away before its body arrived whole (or was cut at the body deadline:
+    see server.py): no bug, and nobody left to read the answer."""
+    _log.info("%s %s: the client left before its body arrived", request.method, request.url.path)
+    return problem_response(400, "the request's body did not arrive", instance=request.url.path)
+
+
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     """Last resort: a bug. Logged with its traceback; the client gets a problem, not a stack."""
     _log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -177,5 +184,6 @@ def exception_handlers() -> dict[Any, Any]:
     return {
         errors.CairnError: handle_cairn_error,
         HTTPException: handle_http_exception,
+        ClientDisconnect: handle_client_disconnect,
         Exception: handle_unexpected,
     }

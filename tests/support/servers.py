@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 
 from service.config import from_env
 from service.http.app import create_app
+from service.http.server import protocol
 from service.realtime.endpoint import MAX_READ
 
 from .waiting import eventually
@@ -69,11 +70,13 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
     """
     port = free_port()
     configured = from_env(database_url, port=port, **settings)
-    # As `cairn serve` runs uvicorn (service/cli.py), per-message deflate off included.
+    # As `cairn serve` runs uvicorn (service/cli.py): its protocol (the deadlines and the
+    # per-client cap), per-message deflate off included.
     config = uvicorn.Config(
         create_app(configured),
         host="127.0.0.1",
         port=port,
+        http=protocol(configured),
         log_level=log_level,
         ws_per_message_deflate=False,
         ws_max_size=MAX_READ,
