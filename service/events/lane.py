@@ -9,16 +9,22 @@ everything else stay on the pool.
 
 A connection that fails or whose call is cancelled is dropped (its state is unknown), and a
 waiter is told to open a new one, so a PostgreSQL restart costs each caller one error.
+
+Measured as a pool of its own (``cairn_db_pool_*``, ``pool="lane"``): the wait for a
+connection, the connections open and in use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any, Final
 
 import asyncpg
+
+from ..metrics import PoolMeter
 
 SESSION_SETUP: Final = "SET jit = off"
 """What every connection of the store (pool and lane) runs once, when it is opened.
@@ -56,6 +62,7 @@ class Lane:
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
+        self._meter = PoolMeter("lane", size)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement in its own (implicit) transaction and return its rows.
@@ -63,7 +70,10 @@ class Lane:
         Raises:
             asyncpg errors as the statement raises them; ``asyncpg.InterfaceError`` once closed.
         """
+        began = time.perf_counter()
         conn = await self._acquire()
+        self._meter.acquired(time.perf_counter() - began)
+        self._meter.resized(self._open)
         try:
             rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         except asyncpg.PostgresError:
@@ -73,6 +83,9 @@ class Lane:
         except BaseException:
             self._drop(conn)
             raise
+        finally:
+            self._meter.released()
+            self._meter.resized(self._open)
         self._release(conn)
         return rows
 
@@ -160,3 +173,4 @@ class Lane:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+        self._meter.close()

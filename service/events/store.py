@@ -22,6 +22,7 @@ from ..errors import DatabaseUnavailable
 from .appends import ANY, NO_STREAM, AppendResult, Appends
 from .following import Following
 from .lane import Lane, prepare_session
+from .pooling import MeteredPool
 from .reading import START, Cursor
 from .wakeup import TRANSIENT_ERRORS, Listener, Notifier
 
@@ -68,13 +69,13 @@ class EventStore(Appends, Following):
         Raises:
             DatabaseUnavailable: PostgreSQL cannot be reached.
         """
+        pool = MeteredPool(
+            dsn, min_size=min_size, max_size=max_size, reset=_keep_session, init=prepare_session
+        )
         try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, reset=_keep_session, init=prepare_session
-            )
+            await pool
         except TRANSIENT_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
-        assert pool is not None
         kw.setdefault("lane_size", max_size)
         return cls(pool, dsn, **kw)
 
