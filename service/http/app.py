@@ -52,6 +52,7 @@ ROUTE_MODULES: list[str] = [
     "comments",
     "todos",
     "milestones",
+    "health",
 ]
 
 
