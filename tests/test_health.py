@@ -74,10 +74,10 @@ async def test_readyz_says_what_it_checked(live_server: Server) -> None:
 
 
 async def test_probes_are_in_the_openapi_document(api: Api) -> None:
-    """``/healthz`` and ``/readyz`` are declared, outside ``/v1``, with no security
-    requirement."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` are declared, outside ``/v1``, with no
+    security requirement."""
     spec = (await api.client.get("/openapi.json")).json()
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", "/readyz", "/metrics"):
         operation = spec["paths"][path]["get"]
         assert "security" not in operation
         assert operation["tags"] == ["operations"]

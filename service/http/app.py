@@ -31,6 +31,7 @@ from . import docs
 from .api import Api, Ctx, Reply
 from .cors import Cors
 from .logs import install_log_redaction
+from .metrics import RequestMetrics
 from .openapi import document
 from .problems import exception_handlers
 from .ratelimit import RateLimiter
@@ -53,6 +54,7 @@ ROUTE_MODULES: list[str] = [
     "todos",
     "milestones",
     "health",
+    "metrics",
 ]
 
 
@@ -93,7 +95,8 @@ def all_apis() -> list[Api]:
 
 
 class _App(Starlette):
-    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it.
+    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it, and the
+    request metrics around that (preflights and refusals counted too).
 
     Not as one of Starlette's ``middleware``: Starlette puts the middleware answering a 500
     outside those, and a page cannot read an answer without CORS headers (it sees "Failed to
@@ -106,7 +109,8 @@ class _App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return Cors(stack, self._cors_origins) if self._cors_origins else stack
+        stack = Cors(stack, self._cors_origins) if self._cors_origins else stack
+        return RequestMetrics(stack, self.routes)
 
 
 def create_app(
