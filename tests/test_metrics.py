@@ -1,12 +1,22 @@
 """Prometheus metrics (``GET /metrics``): a scenario moves each counter by exactly what it did,
 requests are labelled by their route's template, the WebSocket gauge follows a connection,
-and workers added later report through one helper."""
+workers added later report through one helper, and under ``cairn serve --workers 2``
+whichever process answers a scrape counts the requests of both."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from service.errors import WrongExpectedVersion
 from service.events.base import Event, register
@@ -15,14 +25,19 @@ from service.metrics import PROJECTION_LAG_SECONDS, Worker, exposition
 from service.projections import all_projections
 
 from .support.api import Api
+from .support.cli import CAIRN
 from .support.metrics import Scrape, scrape
 from .support.realtime import ws
+from .support.servers import free_port
 from .support.waiting import eventually
 
 GUARD = 60.0
 """Only there to turn a hang into a failure."""
 
 READ_MODELS = sorted(p.name for p in all_projections())
+
+_QUIET = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+"""A child process's standard streams, closed."""
 
 
 @register
@@ -123,3 +138,106 @@ async def test_a_background_worker_reports_through_the_helper() -> None:
     assert moved.value("cairn_worker_failures_total", worker="metrics-test-mail") == 1
     assert after.value("cairn_worker_queue_length", worker="metrics-test-mail") == 5
     assert after.value("cairn_projection_lag_seconds", projection="elsewhere") == 2.5
+
+
+# ------------------------------------------------------------------ several processes
+
+
+@asynccontextmanager
+async def _serve_workers(
+    database_url: str, workers: int, tmp: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Path]]:
+    """``cairn serve --workers N`` on ``database_url``, once it is ready: an HTTP client
+    that opens a new connection per request (so that the kernel hands requests to either
+    process), and the folder holding the processes' metrics (made under ``tmp``). Stopped
+    with SIGTERM when the block ends."""
+    assert CAIRN is not None
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "TMPDIR": str(tmp)}
+    args = ("serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning")
+    process = await asyncio.create_subprocess_exec(CAIRN, *args, env=env, **_QUIET)
+    limits = httpx.Limits(max_keepalive_connections=0)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=GUARD
+        ) as client:
+
+            async def ready() -> None:
+                assert process.returncode is None, "cairn serve ended during start-up"
+                assert (await client.get("/readyz")).status_code == 200
+
+            await eventually(
+                ready, timeout=GUARD, interval=0.1, retry_on=(AssertionError, httpx.TransportError)
+            )
+            yield client, _metrics_folder(tmp)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(GUARD):
+                await process.wait()
+
+
+def _metrics_folder(tmp: Path) -> Path:
+    """The one metrics folder ``cairn serve`` made in ``tmp``."""
+    (folder,) = tmp.glob("cairn-metrics-*")
+    return folder
+
+
+def _healthz_by_process(folder: Path) -> dict[str, float]:
+    """GET /healthz answered 200, by the process that answered, from its own file."""
+    counts: dict[str, float] = {}
+    for path in folder.glob("counter_*.db"):
+        for family in MultiProcessCollector.merge([str(path)]):
+            for sample in family.samples:
+                if (
+                    sample.labels.get("route") == "/healthz"
+                    and sample.labels.get("status") == "200"
+                ):
+                    pid = path.stem.removeprefix("counter_")
+                    counts[pid] = counts.get(pid, 0.0) + sample.value
+    return counts
+
+
+@pytest.mark.slow
+async def test_metrics_add_up_over_worker_processes(database_url: str, tmp_path: Path) -> None:
+    """Under ``cairn serve --workers 2`` requests are spread over both processes, every
+    scrape (whichever process answers it) counts every request exactly once, each read
+    model's lag is one sample (not one per process), and the metrics folder is gone once
+    the command has stopped."""
+    async with _serve_workers(database_url, 2, tmp_path) as (client, folder):
+        before = await scrape(client)
+        baseline = _healthz_by_process(folder)
+        sent = 0
+
+        async def burst() -> None:
+            for _ in range(10):
+                assert (await client.get("/healthz")).status_code == 200
+
+        # The kernel chooses which process accepts each connection: send until both have
+        # answered some (bounded: each round adds 80 requests).
+        while True:
+            await asyncio.gather(*(burst() for _ in range(8)))
+            sent += 80
+            answered = _healthz_by_process(folder)
+            per_process = {p: n - baseline.get(p, 0.0) for p, n in answered.items()}
+            if len([n for n in per_process.values() if n > 0]) == 2:
+                break
+            assert sent < 4000, f"one process answered everything: {per_process}"
+        assert sum(per_process.values()) == sent
+
+        for _ in range(6):
+            after = await scrape(client)
+            moved = after - before
+            count = moved.value(
+                "cairn_http_requests_total", route="/healthz", method="GET", status="200"
+            )
+            assert count == sent
+            seconds = moved.value(
+                "cairn_http_request_duration_seconds_count", route="/healthz", method="GET"
+            )
+            assert seconds == sent
+            for gauge in ("cairn_projection_lag_events", "cairn_projection_lag_seconds"):
+                assert sorted(after.label_values(gauge, "projection")) == READ_MODELS
+            # Each process has its pool open; the gauges add them up.
+            assert after.value("cairn_db_pool_max_connections", pool="main") == 2 * 20
+    assert not folder.exists()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import msgspec
 from starlette.applications import Starlette
@@ -20,7 +22,7 @@ from ..commands.folds import StreamStates
 from ..config import Settings
 from ..domain.people import evolve_person
 from ..domain.projects import evolve_project
-from ..errors import Forbidden
+from ..errors import ConfigurationError, Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
 from ..projections import all_projections
@@ -183,3 +185,38 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
     )
+
+
+WORKER_SETTINGS: Final = "CAIRN_SERVE_SETTINGS"
+"""The variable through which ``cairn serve --workers N`` hands its settings to its worker
+processes (:class:`Settings` as JSON); not a setting itself."""
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What ``cairn serve --workers N`` adds to its environment for :func:`app_from_env`."""
+    return {
+        WORKER_SETTINGS: msgspec.json.encode(msgspec.to_builtins(settings, enc_hook=str)).decode()
+    }
+
+
+def app_from_env() -> Starlette:
+    """The app of one worker process of ``cairn serve --workers N`` (uvicorn's factory), on
+    the settings the command decided (:func:`worker_environment`).
+
+    Raises:
+        ConfigurationError: the environment holds no such settings.
+    """
+    given = os.environ.get(WORKER_SETTINGS)
+    if given is None:
+        raise ConfigurationError(f"{WORKER_SETTINGS} is not set (cairn serve sets it)")
+    try:
+        settings = msgspec.json.decode(given, type=Settings, dec_hook=_paths)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(f"{WORKER_SETTINGS}: {exc}") from None
+    return create_app(settings)
+
+
+def _paths(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError
