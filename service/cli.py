@@ -10,17 +10,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .database.location import DEFAULT_DATA_DIR, Location, locate
 from .database.migrate import migrate_url
 from .errors import CairnError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 Command = Callable[[argparse.Namespace, Location], int]
 
@@ -36,40 +42,91 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 def _serve(args: argparse.Namespace, location: Location) -> int:
     import uvicorn
 
+    # The metrics' mode is this command's to choose (see _serve_workers): with one process,
+    # values live in its memory. prometheus_client reads the variable once, when first
+    # imported, which nothing has done yet.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
     from .config import from_env
     from .http.app import create_app
-    from .http.server import protocol
-    from .realtime.endpoint import MAX_READ
 
     asyncio.run(migrate_url(location.url))
     for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
         # The terminal only, never the logging module: these lines may carry a token.
         print(line)
     settings = from_env(location.url, host=args.host, port=args.port, data_dir=args.data_dir)
-    app = create_app(settings)
+    app = create_app(settings) if args.workers == 1 else None
     where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
+    if app is None:
+        where += f", {args.workers} worker processes"
     print(f"cairn {__version__} serving on http://{args.host}:{args.port} ({where})", flush=True)
+    if app is None:
+        return _serve_workers(args, settings)
     # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests and runs the
     # app's shutdown. Then it restores the previous handlers and raises the signal again:
     # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
     # uvicorn.run return. Either way main() then stops the embedded PostgreSQL, exit 0.
-    # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
-    # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
-    # closes the socket with 1009: the stream answers a frame too long to decode with a
-    # short bad_frame, but only after reading it.
-    # The protocol bounds how long a request may take to arrive (see http/server.py).
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        http=protocol(settings),
-        log_level=args.log_level,
-        ws_per_message_deflate=False,
-        ws_max_size=MAX_READ,
-        ws_ping_interval=settings.ping_interval,
-        ws_ping_timeout=settings.ping_timeout,
-    )
+    uvicorn.run(app, **_uvicorn_options(args, settings))
     return 0
+
+
+def _uvicorn_options(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """uvicorn's options of ``cairn serve``, in one process or several."""
+    from .http.server import WorkerProtocol, protocol
+    from .realtime.endpoint import MAX_READ
+
+    return {
+        "host": args.host,
+        "port": args.port,
+        # The protocol bounds how long a request may take to arrive (see http/server.py).
+        "http": protocol(settings) if args.workers == 1 else WorkerProtocol,
+        "log_level": args.log_level,
+        # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
+        "ws_per_message_deflate": False,
+        # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
+        # closes the socket with 1009: the stream answers a frame too long to decode with a
+        # short bad_frame, but only after reading it.
+        "ws_max_size": MAX_READ,
+        "ws_ping_interval": settings.ping_interval,
+        "ws_ping_timeout": settings.ping_timeout,
+    }
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """``cairn serve --workers N``: uvicorn's supervisor in this process, N worker processes
+    each running the app (from ``settings``, handed over in the environment) on the one
+    listening socket.
+
+    Their metrics meet in a fresh folder (``PROMETHEUS_MULTIPROC_DIR``, set before they start,
+    removed when they have ended): whichever process answers ``/metrics`` adds them all up.
+    The supervisor handles SIGTERM and Ctrl-C itself: it stops the workers (each finishing
+    its requests and shutting its app down) and returns.
+    """
+    import uvicorn
+
+    from .http.app import worker_environment
+    from .metrics import MULTIPROCESS_ENV
+
+    folder = tempfile.mkdtemp(prefix="cairn-metrics-")
+    os.environ.update(worker_environment(settings))
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        uvicorn.run(
+            "service.http.app:app_from_env",
+            factory=True,
+            workers=args.workers,
+            **_uvicorn_options(args, settings),
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _workers(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"needs at least one worker, not {value}")
+    return value
 
 
 async def _first_run(location: Location, url: str) -> list[str]:
@@ -234,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="processes serving requests (default 1; more: uvicorn's supervisor runs them, "
+        "metrics are added up over them)",
+    )
     command("migrate", _migrate, "apply schema migrations (idempotent)")
     command("verify", _verify, "check the event log's hash chain")
     people = sub.add_parser("people", help="manage people").add_subparsers(

@@ -114,6 +114,13 @@ class Settings(msgspec.Struct, kw_only=True):
             "(CORS) and open its WebSocket; none: no CORS headers at all"
         ),
     ] = ()
+    ready_lag_seconds: Annotated[
+        float,
+        _setting(
+            "`GET /readyz` answers 503 while a read model is further behind the log than this (s)",
+            gt=0,
+        ),
+    ] = 30.0
 
 
 FROM_COMMAND_LINE: Final = frozenset({"database_url", "data_dir", "host", "port"})

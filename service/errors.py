@@ -20,6 +20,12 @@ class DatabaseUnavailable(CairnError):
     """Raised when PostgreSQL cannot be reached (refused, restarting, connection lost)."""
 
 
+class NotReady(CairnError):
+    """Raised by the readiness check when this instance should get no traffic now: the
+    database unreachable or behind the code's migrations, a read model too far behind the log,
+    or the real-time hub not following it. The message names each failing check."""
+
+
 class StoreError(CairnError):
     """Base of the errors raised by the event store."""
 

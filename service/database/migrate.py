@@ -8,6 +8,7 @@ whole: the same files, concatenated (a test keeps it true).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -110,6 +111,20 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied_now
+
+
+async def unapplied(conn: asyncpg.Connection | asyncpg.Pool) -> list[Migration]:
+    """This package's migrations that the database has not applied (all of them when it
+    has none): empty when its schema is current."""
+    done: set[int] = set()
+    if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"):
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [m for m in _packaged() if m.version not in done]
+
+
+@functools.cache
+def _packaged() -> tuple[Migration, ...]:
+    return tuple(load_migrations())
 
 
 async def migrate_url(url: str) -> list[Migration]:

@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 
 from ..errors import DatabaseUnavailable, IdempotencyKeyReused, ImmutableLog, WrongExpectedVersion
+from ..metrics import APPEND_CONFLICTS, APPENDS, EVENTS_APPENDED
 from .base import Event, Metadata, encode_data, encode_metadata, type_name
 from .reading import START, Cursor, Reading
 from .sql import APPEND, APPEND_EXACT, APPEND_ONE, APPENDED, STREAM_VERSION
@@ -134,8 +135,11 @@ class Appends(Reading):
             tx_id=rows[-1]["out_tx_id"] if rows else 0,
             replayed=bool(rows) and rows[0]["out_replayed"],
         )
-        if connection is None and not result.replayed:
-            self.committed()
+        if not result.replayed:
+            APPENDS.inc()
+            EVENTS_APPENDED.inc(len(result.positions))
+            if connection is None:
+                self.committed()
         return result
 
     async def _append_one(
@@ -166,11 +170,13 @@ class Appends(Reading):
         if not rows:
             # The statement inserts nothing when the stream is not at the expected version.
             actual = await self._version_seen(stream_id, connection)
-            raise WrongExpectedVersion(stream_id, expected_version, actual)
+            raise _conflict(stream_id, expected_version, actual)
         row = rows[0]
         result = AppendResult(
             positions=[row[0]], stream_version=row[2], tx_id=row[1], replayed=False
         )
+        APPENDS.inc()
+        EVENTS_APPENDED.inc()
         if connection is None:
             self.committed()
         return result
@@ -199,7 +205,7 @@ class Appends(Reading):
                     continue
                 # The violation aborted any transaction of the caller's: ask the pool.
                 actual = await self.stream_version(stream_id)
-                raise WrongExpectedVersion(stream_id, expected_version, actual) from exc
+                raise _conflict(stream_id, expected_version, actual) from exc
             except asyncpg.PostgresError as exc:
                 translated = _translate(exc, stream_id, expected_version)
                 if translated is None:
@@ -270,9 +276,16 @@ def _translate(exc: asyncpg.PostgresError, stream_id: str, expected: int) -> Exc
     code = getattr(exc, "sqlstate", None)
     if code == "CA001":
         actual = int(getattr(exc, "detail", None) or 0)
-        return WrongExpectedVersion(stream_id, expected, actual)
+        return _conflict(stream_id, expected, actual)
     if code == "CA002":
         return IdempotencyKeyReused(str(getattr(exc, "detail", "")))
     if code == "CA003":
         return ImmutableLog(str(exc))
     return None
+
+
+def _conflict(stream_id: str, expected: int, actual: int) -> WrongExpectedVersion:
+    """The error of an append whose stream is not at ``expected``, counted
+    (``cairn_append_conflicts_total``) as it is made: every conflict raises one."""
+    APPEND_CONFLICTS.inc()
+    return WrongExpectedVersion(stream_id, expected, actual)

@@ -12,17 +12,22 @@ waiter is told to open a new one, so a PostgreSQL restart costs each caller one 
 :class:`~service.errors.DatabaseUnavailable`, as from the pool (see pool.py). With a
 ``timeout``, opening a connection, a statement and the wait for a free connection are each
 bounded by it.
+
+Measured as a pool of its own (``cairn_db_pool_*``, ``pool="lane"``): the wait for a
+connection, the connections open and in use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any, Final
 
 import asyncpg
 
+from ..metrics import PoolMeter
 from .pool import translated, unavailable
 
 SESSION_SETUP: Final = "SET jit = off"
@@ -64,6 +69,7 @@ class Lane:
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._closed = False
+        self._meter = PoolMeter("lane", size)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run one statement in its own (implicit) transaction and return its rows.
@@ -73,12 +79,15 @@ class Lane:
                 wait ran out, or the lane is closed.
             asyncpg errors as the statement raises them otherwise.
         """
+        began = time.perf_counter()
         try:
             conn = await self._acquire()
         except Exception as exc:
             if unavailable(exc, closed=True):
                 raise translated(exc) from exc
             raise
+        self._meter.acquired(time.perf_counter() - began)
+        self._meter.resized(self._open)
         try:
             rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         except asyncpg.PostgresError as exc:
@@ -94,6 +103,9 @@ class Lane:
             if isinstance(exc, Exception) and unavailable(exc, closed=closed):
                 raise translated(exc) from exc
             raise
+        finally:
+            self._meter.released()
+            self._meter.resized(self._open)
         self._release(conn)
         return rows
 
@@ -184,3 +196,4 @@ class Lane:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
+        self._meter.close()

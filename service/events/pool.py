@@ -25,6 +25,7 @@ import asyncpg
 from asyncpg.pool import PoolAcquireContext
 
 from ..errors import DatabaseUnavailable
+from .pooling import MeteredPool
 
 _OUTAGES: Final[tuple[type[BaseException], ...]] = (
     # Refused, reset, unreachable, and every timeout (TimeoutError is an OSError).
@@ -70,9 +71,10 @@ def translated(exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable(f"the database is unavailable ({type(exc).__name__})")
 
 
-class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type information
+class Pool(MeteredPool):
     """An asyncpg pool whose waits are bounded by ``timeout`` (None: asyncpg's defaults) and
-    whose connection errors are :class:`DatabaseUnavailable`. Open it with ``await``.
+    whose connection errors are :class:`DatabaseUnavailable`, measured as
+    :class:`~.pooling.MeteredPool` is. Open it with ``await``.
 
     Args:
         dsn: connection string.
@@ -95,20 +97,8 @@ class Pool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no type informati
         reset: Callable[[asyncpg.Connection], Awaitable[None]],
     ) -> None:
         bounds = {} if timeout is None else {"timeout": timeout, "command_timeout": timeout}
-        # asyncpg.create_pool's defaults; create_pool itself cannot make a subclass.
         super().__init__(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            max_queries=50_000,
-            max_inactive_connection_lifetime=300.0,
-            setup=None,
-            init=init,
-            reset=reset,
-            loop=None,
-            connection_class=asyncpg.Connection,
-            record_class=asyncpg.Record,
-            **bounds,
+            dsn, min_size=min_size, max_size=max_size, init=init, reset=reset, **bounds
         )
         self._wait = timeout
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import msgspec
 from starlette.applications import Starlette
@@ -20,7 +22,7 @@ from ..commands.folds import StreamStates
 from ..config import Settings
 from ..domain.people import evolve_person
 from ..domain.projects import evolve_project
-from ..errors import Forbidden
+from ..errors import ConfigurationError, Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
 from ..projections import all_projections
@@ -31,9 +33,11 @@ from . import docs
 from .api import Api, Ctx, Reply
 from .cors import Cors
 from .logs import install_log_redaction
+from .metrics import RequestMetrics
 from .openapi import document
 from .problems import exception_handlers
 from .ratelimit import RateLimiter
+from .server import WorkerProtocol, limits_of
 from .state import State
 
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
@@ -52,6 +56,8 @@ ROUTE_MODULES: list[str] = [
     "comments",
     "todos",
     "milestones",
+    "health",
+    "metrics",
 ]
 
 
@@ -92,7 +98,8 @@ def all_apis() -> list[Api]:
 
 
 class _App(Starlette):
-    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it.
+    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it, and the
+    request metrics around that (preflights and refusals counted too).
 
     Not as one of Starlette's ``middleware``: Starlette puts the middleware answering a 500
     outside those, and a page cannot read an answer without CORS headers (it sees "Failed to
@@ -105,7 +112,8 @@ class _App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return Cors(stack, self._cors_origins) if self._cors_origins else stack
+        stack = Cors(stack, self._cors_origins) if self._cors_origins else stack
+        return RequestMetrics(stack, self.routes)
 
 
 async def _prepare_read_models(database_url: str) -> None:
@@ -195,3 +203,39 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=exception_handlers(),
     )
+
+
+WORKER_SETTINGS: Final = "CAIRN_SERVE_SETTINGS"
+"""The variable through which ``cairn serve --workers N`` hands its settings to its worker
+processes (:class:`Settings` as JSON); not a setting itself."""
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """What ``cairn serve --workers N`` adds to its environment for :func:`app_from_env`."""
+    return {
+        WORKER_SETTINGS: msgspec.json.encode(msgspec.to_builtins(settings, enc_hook=str)).decode()
+    }
+
+
+def app_from_env() -> Starlette:
+    """The app of one worker process of ``cairn serve --workers N`` (uvicorn's factory), on
+    the settings the command decided (:func:`worker_environment`).
+
+    Raises:
+        ConfigurationError: the environment holds no such settings.
+    """
+    given = os.environ.get(WORKER_SETTINGS)
+    if given is None:
+        raise ConfigurationError(f"{WORKER_SETTINGS} is not set (cairn serve sets it)")
+    try:
+        settings = msgspec.json.decode(given, type=Settings, dec_hook=_paths)
+    except msgspec.ValidationError as exc:
+        raise ConfigurationError(f"{WORKER_SETTINGS}: {exc}") from None
+    WorkerProtocol.limits = limits_of(settings)
+    return create_app(settings)
+
+
+def _paths(kind: type, value: object) -> object:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise NotImplementedError

@@ -108,6 +108,7 @@ _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = 
     (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
     (errors.UnknownPosition, 404, "unknown-position"),
     (errors.DatabaseUnavailable, 503, None),
+    (errors.NotReady, 503, None),
     (errors.NotFound, 404, None),
     (errors.Forbidden, 403, None),
     (errors.InvalidCommand, 422, None),

@@ -67,13 +67,18 @@ def protocol(settings: Settings) -> type[H11Protocol]:
     """
 
     class Protocol(DeadlineProtocol):
-        limits = Limits(
-            header_timeout=settings.header_timeout,
-            body_timeout=settings.body_timeout,
-            per_client=settings.max_connections_per_client,
-        )
+        limits = limits_of(settings)
 
     return Protocol
+
+
+def limits_of(settings: Settings) -> Limits:
+    """Fresh limits (nothing counted yet) of a server with ``settings``."""
+    return Limits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        per_client=settings.max_connections_per_client,
+    )
 
 
 class DeadlineProtocol(H11Protocol):
@@ -189,3 +194,15 @@ class DeadlineProtocol(H11Protocol):
             del limits.open[address]
         if limits.open[address] < limits.per_client:
             limits.refusing.discard(address)
+
+
+class WorkerProtocol(DeadlineProtocol):
+    """The protocol of each worker process of ``cairn serve --workers N``.
+
+    uvicorn hands its protocol class to the worker processes it spawns by name, so the class
+    of :func:`protocol` (made in a function) cannot be it. Its limits are set in each worker
+    when the app is made from the command's settings (``app_from_env``), before the first
+    connection: each process counts its own connections.
+    """
+
+    limits: ClassVar[Limits] = limits_of(Settings(database_url=""))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain.access import Viewer
+from ..metrics import WEBSOCKET_SLOW_DROPPED
 from .counters import Counters
 from .protocol import CLOSE_SLOW, Outgoing
 from .subscriptions import Subscription
@@ -90,6 +91,7 @@ class Connection:
             or self._queued_bytes + frame.size > self._limits.bytes
         ):
             self._counters.slow_dropped += 1
+            WEBSOCKET_SLOW_DROPPED.inc()
             self.close(CLOSE_SLOW, "send buffer overflow: reconnect with since")
             return
         if self._writer is None and not self._queue:

@@ -1,4 +1,5 @@
-"""Counters of one instance's hub (read by ``GET /v1/realtime/stats``, later by metrics)."""
+"""Counters of one instance's hub (read by ``GET /v1/realtime/stats``; the open connections and
+the slow consumers dropped are also Prometheus metrics, counted beside these)."""
 
 from __future__ import annotations
 

@@ -93,6 +93,10 @@ class Realtime:
         """The hub's counters now (a copy)."""
         return self._running().counters.snapshot()
 
+    def following(self) -> bool:
+        """Whether the hub runs and follows the log (for readiness)."""
+        return self._hub is not None and self._hub.following
+
     def _running(self) -> Hub:
         if self._hub is None:
             # A bug: the app starts this before it serves and stops it after.

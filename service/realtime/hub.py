@@ -41,6 +41,7 @@ from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
 from ..events.store import START, Cursor, EventStore
 from ..events.streams import person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
+from ..metrics import WEBSOCKET_CONNECTIONS
 from ..projections.engine import ProjectionEngine
 from ..reads.access import project_facts, projects_of, recordings_by_id, viewer_by_id
 from ..reads.tokens import api_token_hash
@@ -148,10 +149,20 @@ class Hub:
     def attach(self, conn: Connection) -> None:
         """Register a connection (authenticated, accepted)."""
         self._subscriptions.attach(conn)
+        WEBSOCKET_CONNECTIONS.inc()
 
     def detach(self, conn: Connection) -> None:
         """Forget a connection that is over, ending its subscriptions silently."""
+        open_before = self.counters.connections
         self._subscriptions.detach(conn)
+        # By what the counters moved: only a connection still registered counts down.
+        WEBSOCKET_CONNECTIONS.dec(open_before - self.counters.connections)
+
+    @property
+    def following(self) -> bool:
+        """Whether the log follower has started and not ended (it outlives PostgreSQL
+        restarts: only a bug or :meth:`stop` ends it)."""
+        return self._follower is not None and not self._follower.done()
 
     async def receive(self, conn: Connection, text: str) -> None:
         """Handle one client frame of ``conn``."""
