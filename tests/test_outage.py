@@ -167,8 +167,10 @@ async def test_every_route_answers_503_while_postgres_is_gone(
         await _outage(site, kind)
         try:
             if route == "feed":
-                # Feeds answer from memory while the read models' checkpoint is fresh.
-                await asyncio.sleep(CHECKPOINT_TTL)
+                # Feeds answer from memory while the read models' checkpoint is fresh (up to
+                # CHECKPOINT_TTL after its last read); twice that leaves room for a busy
+                # machine's scheduling.
+                await asyncio.sleep(2 * CHECKPOINT_TTL)
             first = await _timed(request, client, site)
             _unavailable(first)
             second = await _timed(request, client, site)
