@@ -12,12 +12,16 @@ import asyncio
 import logging
 import signal
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+import msgspec
+
 from . import __version__
+from .config import FROM_COMMAND_LINE, Settings, described, from_env
 from .database.location import DEFAULT_DATA_DIR, Location, locate
 from .database.migrate import migrate_url
 from .errors import CairnError
@@ -33,22 +37,41 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise _Terminated
 
 
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    """``cairn serve``'s settings, database aside (known once PostgreSQL is found), and its
+    logging configured by them.
+
+    Raises:
+        ConfigurationError: an argument or a variable does not fit its setting.
+    """
+    from .http.logs import configure_logging
+
+    settings = from_env(
+        "",
+        **{name: getattr(args, name) for name in FROM_COMMAND_LINE if name != "database_url"},
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
 def _serve(args: argparse.Namespace, location: Location) -> int:
     import uvicorn
 
-    from .config import from_env
     from .http.app import create_app
     from .http.server import protocol
     from .realtime.endpoint import MAX_READ
 
+    settings = msgspec.structs.replace(args.settings, database_url=location.url)
     asyncio.run(migrate_url(location.url))
-    for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
+    for line in asyncio.run(_first_run(location, _client_url(settings.host, settings.port))):
         # The terminal only, never the logging module: these lines may carry a token.
         print(line)
-    settings = from_env(location.url, host=args.host, port=args.port, data_dir=args.data_dir)
     app = create_app(settings)
     where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
-    print(f"cairn {__version__} serving on http://{args.host}:{args.port} ({where})", flush=True)
+    print(
+        f"cairn {__version__} serving on http://{settings.host}:{settings.port} ({where})",
+        flush=True,
+    )
     # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests and runs the
     # app's shutdown. Then it restores the previous handlers and raises the signal again:
     # SIGTERM reaches _on_sigterm and unwinds to main(); asyncio's Ctrl-C handler lets
@@ -57,13 +80,18 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
     # closes the socket with 1009: the stream answers a frame too long to decode with a
     # short bad_frame, but only after reading it.
-    # The protocol bounds how long a request may take to arrive (see http/server.py).
+    # The protocol bounds how long a request may take to arrive, and drains connections on
+    # SIGTERM (see http/server.py). Logging is configure_logging's (log_config=None), the
+    # access log Cairn's own (http/accesslog.py: route templates, never query strings).
     uvicorn.run(
         app,
-        host=args.host,
-        port=args.port,
+        host=settings.host,
+        port=settings.port,
         http=protocol(settings),
-        log_level=args.log_level,
+        log_level=settings.log_level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         ws_per_message_deflate=False,
         ws_max_size=MAX_READ,
         ws_ping_interval=settings.ping_interval,
@@ -207,6 +235,26 @@ def _projections_rebuild(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(admin.rebuild(location.url, [] if args.all else args.names))
 
 
+def _argument_help(name: str) -> str:
+    """The ``--help`` of the argument giving setting ``name``, from its field."""
+    [setting] = [s for s in described() if s.name == name]
+    return f"{setting.description} (default: {setting.default})".replace("%", "%%")
+
+
+def _environment_help() -> str:
+    """``cairn serve --help``'s list of the settings read from the environment, from the
+    fields of :class:`~service.config.Settings` (the others are the arguments above)."""
+    lines = ["settings from the environment (the arguments above are settings too):"]
+    for setting in described():
+        if setting.source.startswith("--"):
+            continue
+        lines.append(f"  {setting.source} (default: {setting.default})")
+        lines += textwrap.wrap(
+            setting.description, 78, initial_indent=" " * 6, subsequent_indent=" " * 6
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cairn", description="Event-sourced collaboration backend."
@@ -222,18 +270,23 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help)
         p.add_argument(
-            "--data-dir",
-            type=Path,
-            default=DEFAULT_DATA_DIR,
-            help="embedded PostgreSQL's data folder when DATABASE_URL is unset (default ./cairn-data)",
+            "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=_argument_help("data_dir")
         )
         p.set_defaults(fn=fn)
         return p
 
     serve = command("serve", _serve, "run the HTTP and WebSocket service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+    serve.formatter_class = argparse.RawDescriptionHelpFormatter
+    serve.epilog = _environment_help()
+    for name in ("host", "port", "log_level", "log_format"):
+        # Strings, checked (with the environment's) by from_env: one way to say what is wrong.
+        [setting] = [s for s in described() if s.name == name]
+        serve.add_argument(
+            setting.source,
+            dest=name,
+            metavar="{" + ",".join(setting.choices) + "}" if setting.choices else None,
+            help=_argument_help(name),
+        )
     command("migrate", _migrate, "apply schema migrations (idempotent)")
     command("verify", _verify, "check the event log's hash chain")
     people = sub.add_parser("people", help="manage people").add_subparsers(
@@ -268,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     location: Location | None = None
     try:
+        if args.fn is _serve:
+            # Before PostgreSQL is looked for (or started): a bad setting changes nothing,
+            # and starting it is logged as the settings say.
+            args.settings = _serve_settings(args)
         location = locate(args.data_dir)
         return int(args.fn(args, location))
     except CairnError as exc:

@@ -28,6 +28,7 @@ from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from . import docs
+from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
 from .cors import Cors
 from .logs import install_log_redaction
@@ -92,11 +93,13 @@ def all_apis() -> list[Api]:
 
 
 class _App(Starlette):
-    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it.
+    """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it, and the
+    request ids and access log (:mod:`.accesslog`) around that.
 
-    Not as one of Starlette's ``middleware``: Starlette puts the middleware answering a 500
+    Not as Starlette's ``middleware``: Starlette puts the middleware answering a 500
     outside those, and a page cannot read an answer without CORS headers (it sees "Failed to
-    fetch" instead of the problem).
+    fetch" instead of the problem); a 500 and a refused preflight get a request id and an
+    access line too.
     """
 
     def __init__(self, *, cors_origins: tuple[str, ...], **options: Any) -> None:
@@ -105,7 +108,7 @@ class _App(Starlette):
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
-        return Cors(stack, self._cors_origins) if self._cors_origins else stack
+        return AccessLog(Cors(stack, self._cors_origins) if self._cors_origins else stack)
 
 
 async def _prepare_read_models(database_url: str) -> None:
