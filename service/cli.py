@@ -172,7 +172,16 @@ def _verify(args: argparse.Namespace, location: Location) -> int:
         if report.ok:
             print("hash chain intact")
             return 0
-        print(f"BROKEN at position {report.first_broken}: {report.reason}", file=sys.stderr)
+        if report.first_broken is not None:
+            print(f"BROKEN at position {report.first_broken}: {report.reason}", file=sys.stderr)
+        if report.ahead:
+            print(
+                f"BROKEN: {report.ahead} events come from transactions this PostgreSQL has not "
+                "reached (a dump restored into another server?): its readers cannot see them. "
+                f"Stop PostgreSQL, run `pg_resetwal --epoch={report.epoch} -D <its data folder>`, "
+                "start it and verify again (docs/OPERATIONS.md, Backup and restore)",
+                file=sys.stderr,
+            )
         return 1
 
     asyncio.run(migrate_url(location.url))
