@@ -15,18 +15,19 @@ import shutil
 import signal
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
+
+import msgspec
 
 from . import __version__
+from .config import FROM_COMMAND_LINE, Settings, described, from_env
 from .database.location import DEFAULT_DATA_DIR, Location, locate
 from .database.migrate import migrate_url
 from .errors import CairnError
-
-if TYPE_CHECKING:
-    from .config import Settings
 
 Command = Callable[[argparse.Namespace, Location], int]
 
@@ -39,6 +40,23 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     raise _Terminated
 
 
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    """``cairn serve``'s settings, database aside (known once PostgreSQL is found), and its
+    logging configured by them.
+
+    Raises:
+        ConfigurationError: an argument or a variable does not fit its setting.
+    """
+    from .http.logs import configure_logging
+
+    settings = from_env(
+        "",
+        **{name: getattr(args, name) for name in FROM_COMMAND_LINE if name != "database_url"},
+    )
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
 def _serve(args: argparse.Namespace, location: Location) -> int:
     import uvicorn
 
@@ -47,19 +65,21 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
     # imported, which nothing has done yet.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
-    from .config import from_env
     from .http.app import create_app
 
+    settings = msgspec.structs.replace(args.settings, database_url=location.url)
     asyncio.run(migrate_url(location.url))
-    for line in asyncio.run(_first_run(location, _client_url(args.host, args.port))):
+    for line in asyncio.run(_first_run(location, _client_url(settings.host, settings.port))):
         # The terminal only, never the logging module: these lines may carry a token.
         print(line)
-    settings = from_env(location.url, host=args.host, port=args.port, data_dir=args.data_dir)
     app = create_app(settings) if args.workers == 1 else None
     where = f"embedded PostgreSQL in {location.data_dir}" if location.embedded else "DATABASE_URL"
     if app is None:
         where += f", {args.workers} worker processes"
-    print(f"cairn {__version__} serving on http://{args.host}:{args.port} ({where})", flush=True)
+    print(
+        f"cairn {__version__} serving on http://{settings.host}:{settings.port} ({where})",
+        flush=True,
+    )
     if app is None:
         return _serve_workers(args, settings)
     # uvicorn handles Ctrl-C and SIGTERM: it stops accepting, finishes requests and runs the
@@ -76,11 +96,17 @@ def _uvicorn_options(args: argparse.Namespace, settings: Settings) -> dict[str, 
     from .realtime.endpoint import MAX_READ
 
     return {
-        "host": args.host,
-        "port": args.port,
-        # The protocol bounds how long a request may take to arrive (see http/server.py).
+        "host": settings.host,
+        "port": settings.port,
+        # The protocol bounds how long a request may take to arrive, and drains connections
+        # on SIGTERM (see http/server.py).
         "http": protocol(settings) if args.workers == 1 else WorkerProtocol,
-        "log_level": args.log_level,
+        "log_level": settings.log_level,
+        # Logging is configure_logging's (log_config=None), the access log Cairn's own
+        # (http/accesslog.py: route templates, never query strings).
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
         # No per-message deflate: it costs ~50 KiB per WebSocket (see docs/BENCHMARKS.md).
         "ws_per_message_deflate": False,
         # WebSocket frames are read up to MAX_READ (2 MiB, not uvicorn's 16), a larger one
@@ -201,7 +227,16 @@ def _verify(args: argparse.Namespace, location: Location) -> int:
         if report.ok:
             print("hash chain intact")
             return 0
-        print(f"BROKEN at position {report.first_broken}: {report.reason}", file=sys.stderr)
+        if report.first_broken is not None:
+            print(f"BROKEN at position {report.first_broken}: {report.reason}", file=sys.stderr)
+        if report.ahead:
+            print(
+                f"BROKEN: {report.ahead} events come from transactions this PostgreSQL has not "
+                "reached (a dump restored into another server?): its readers cannot see them. "
+                f"Stop PostgreSQL, run `pg_resetwal --epoch={report.epoch} -D <its data folder>`, "
+                "start it and verify again (docs/OPERATIONS.md, Backup and restore)",
+                file=sys.stderr,
+            )
         return 1
 
     asyncio.run(migrate_url(location.url))
@@ -264,6 +299,26 @@ def _projections_rebuild(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(admin.rebuild(location.url, [] if args.all else args.names))
 
 
+def _argument_help(name: str) -> str:
+    """The ``--help`` of the argument giving setting ``name``, from its field."""
+    [setting] = [s for s in described() if s.name == name]
+    return f"{setting.description} (default: {setting.default})".replace("%", "%%")
+
+
+def _environment_help() -> str:
+    """``cairn serve --help``'s list of the settings read from the environment, from the
+    fields of :class:`~service.config.Settings` (the others are the arguments above)."""
+    lines = ["settings from the environment (the arguments above are settings too):"]
+    for setting in described():
+        if setting.source.startswith("--"):
+            continue
+        lines.append(f"  {setting.source} (default: {setting.default})")
+        lines += textwrap.wrap(
+            setting.description, 78, initial_indent=" " * 6, subsequent_indent=" " * 6
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cairn", description="Event-sourced collaboration backend."
@@ -279,18 +334,23 @@ def build_parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         p = parent.add_parser(name, help=help)
         p.add_argument(
-            "--data-dir",
-            type=Path,
-            default=DEFAULT_DATA_DIR,
-            help="embedded PostgreSQL's data folder when DATABASE_URL is unset (default ./cairn-data)",
+            "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=_argument_help("data_dir")
         )
         p.set_defaults(fn=fn)
         return p
 
     serve = command("serve", _serve, "run the HTTP and WebSocket service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--log-level", default="info")
+    serve.formatter_class = argparse.RawDescriptionHelpFormatter
+    serve.epilog = _environment_help()
+    for name in ("host", "port", "log_level", "log_format"):
+        # Strings, checked (with the environment's) by from_env: one way to say what is wrong.
+        [setting] = [s for s in described() if s.name == name]
+        serve.add_argument(
+            setting.source,
+            dest=name,
+            metavar="{" + ",".join(setting.choices) + "}" if setting.choices else None,
+            help=_argument_help(name),
+        )
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -332,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     location: Location | None = None
     try:
+        if args.fn is _serve:
+            # Before PostgreSQL is looked for (or started): a bad setting changes nothing,
+            # and starting it is logged as the settings say.
+            args.settings = _serve_settings(args)
         location = locate(args.data_dir)
         return int(args.fn(args, location))
     except CairnError as exc:

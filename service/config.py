@@ -2,15 +2,20 @@
 
 :class:`Settings` is the one source: each field's environment variable is derived from its
 name (``CAIRN_`` + the name in capitals, :func:`env_name`), and its description is its
-``Meta``. ``database_url``, ``data_dir``, ``host`` and ``port`` come from the command line
-(``DATABASE_URL`` is read by :mod:`service.database.location`).
+``Meta``. The settings of :data:`FROM_COMMAND_LINE` come from ``cairn serve``'s arguments
+instead (``DATABASE_URL`` is read by :mod:`service.database.location`). ``cairn serve --help``
+and the settings tables of README.md and docs/OPERATIONS.md are made from these fields
+(:func:`described`; ``python -m service.config --write-docs`` rewrites the tables, and a test
+fails while they are stale).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import typing
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
 import msgspec.inspect
@@ -30,13 +35,38 @@ Origin = Annotated[
 with no path (not even ``/``), so that it can be compared with the header as a string."""
 
 
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+"""Log levels ``cairn serve`` takes. Not uvicorn's ``trace``: it logs every ASGI message,
+request headers (``Authorization``) included."""
+
+LogFormat = Literal["text", "json"]
+
+
 class Settings(msgspec.Struct, kw_only=True):
     """Everything an instance needs to know."""
 
-    database_url: str
-    data_dir: Path = Path("cairn-data")
-    host: str = "127.0.0.1"
-    port: int = 8000
+    database_url: Annotated[
+        str, _setting("the PostgreSQL to use; unset: the embedded one in `--data-dir`")
+    ]
+    data_dir: Annotated[
+        Path, _setting("the embedded PostgreSQL's data folder (used when DATABASE_URL is unset)")
+    ] = Path("cairn-data")
+    host: Annotated[str, _setting("the address to listen on (0.0.0.0: all of IPv4)")] = "127.0.0.1"
+    port: Annotated[int, _setting("the TCP port to listen on", ge=0, le=65535)] = 8000
+    log_level: Annotated[
+        LogLevel,
+        _setting(
+            "the least severe log records written by Cairn and uvicorn (other libraries': "
+            "warnings and above)"
+        ),
+    ] = "info"
+    log_format: Annotated[
+        LogFormat,
+        _setting(
+            "how log records are written to stderr: `text`, a line for people; `json`, one "
+            "JSON object per line (time, level, logger, message, request_id, fields)"
+        ),
+    ] = "text"
     app_url: Annotated[
         str, _setting("front-end address template for `app_url` ({type}, {id}, {project_id})")
     ] = "http://localhost:3000/{type}s/{id}"
@@ -99,6 +129,14 @@ class Settings(msgspec.Struct, kw_only=True):
             gt=0,
         ),
     ] = 30.0
+    shutdown_timeout: Annotated[
+        float,
+        _setting(
+            "on SIGTERM, how long (s) the requests in flight and the open connections get to "
+            "finish (new connections are refused meanwhile); past it they are cut",
+            ge=0,
+        ),
+    ] = 30.0
     max_connections_per_client: Annotated[
         int,
         _setting(
@@ -123,13 +161,26 @@ class Settings(msgspec.Struct, kw_only=True):
     ] = 30.0
 
 
-FROM_COMMAND_LINE: Final = frozenset({"database_url", "data_dir", "host", "port"})
-"""Settings given as arguments, not read from ``CAIRN_*`` variables."""
+FROM_COMMAND_LINE: Final = frozenset(
+    {"database_url", "data_dir", "host", "port", "log_level", "log_format"}
+)
+"""Settings given as arguments (``database_url``: ``DATABASE_URL``), not read from ``CAIRN_*``
+variables."""
 
 
 def env_name(field: str) -> str:
     """The environment variable of setting ``field``."""
     return f"CAIRN_{field.upper()}"
+
+
+def source(field: str) -> str:
+    """Where setting ``field`` is given: ``DATABASE_URL``, an argument (``--log-format``) or
+    its ``CAIRN_*`` variable."""
+    if field == "database_url":
+        return "DATABASE_URL"
+    if field in FROM_COMMAND_LINE:
+        return "--" + field.replace("_", "-")
+    return env_name(field)
 
 
 def _items(value: object) -> object:
@@ -150,31 +201,134 @@ def _listed(setting: Any) -> bool:
 
 def from_env(database_url: str, **overrides: object) -> Settings:
     """Settings with defaults, then the environment, then explicit ``overrides`` (None:
-    not given). A list setting's value may be a comma-separated string.
+    not given). A list setting's value may be a comma-separated string; the settings of
+    :data:`FROM_COMMAND_LINE` are overrides only (``cairn serve``'s arguments, as strings).
 
     Raises:
-        ConfigurationError: a variable or override does not fit its setting (naming it).
+        ConfigurationError: a variable or override does not fit its setting, naming it in
+            one line: ``CAIRN_DB_TIMEOUT='abc': Expected `float`, got `str```, or
+            ``--port='x': ...`` for an argument.
     """
-    given: dict[str, Any] = {"database_url": database_url}
-    for field in msgspec.structs.fields(Settings):
-        var = env_name(field.name)
-        value = overrides.get(field.name)
-        if value is None and field.name not in FROM_COMMAND_LINE and var in os.environ:
-            value = os.environ[var]
-        else:
-            var = field.name
+    fields = msgspec.structs.fields(Settings)
+    unknown = set(overrides) - {f.name for f in fields}
+    if unknown:
+        raise ConfigurationError(f"no such setting: {', '.join(sorted(unknown))}")
+    given: dict[str, Any] = {}
+    for field in fields:
+        name = source(field.name) if field.name in FROM_COMMAND_LINE else field.name
+        value = database_url if field.name == "database_url" else overrides.get(field.name)
+        if value is None and field.name not in FROM_COMMAND_LINE:
+            name = env_name(field.name)
+            value = os.environ.get(name)
         if value is None:
-            continue
-        if field.name in FROM_COMMAND_LINE:
-            given[field.name] = value
             continue
         try:
             given[field.name] = msgspec.convert(
-                _items(value) if _listed(field.type) else value, field.type, strict=False
+                _items(value) if _listed(field.type) else value,
+                field.type,
+                strict=False,
+                dec_hook=_path,
             )
         except msgspec.ValidationError as exc:
-            raise ConfigurationError(f"{var}={value!r}: {exc}") from None
-    unknown = set(overrides) - {f.name for f in msgspec.structs.fields(Settings)}
-    if unknown:
-        raise ConfigurationError(f"no such setting: {', '.join(sorted(unknown))}")
+            raise ConfigurationError(f"{name}={value!r}: {exc}") from None
     return Settings(**given)
+
+
+def _path(kind: type, value: Any) -> Any:
+    """A folder setting, given as a path or a string (msgspec knows no ``Path``)."""
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value)
+    raise NotImplementedError
+
+
+class Described(NamedTuple):
+    """One setting as ``--help`` and the documentation list it."""
+
+    name: str
+    source: str
+    """``DATABASE_URL``, an argument (``--port``) or a ``CAIRN_*`` variable (:func:`source`)."""
+    default: str
+    """The default as one would write it (``unset``: no default)."""
+    description: str
+    """The field's, then its values when they are a few (``one of `text`, `json```)."""
+    choices: tuple[str, ...]
+    """The values allowed when they are a few (a ``Literal``), else empty."""
+
+
+def described() -> list[Described]:
+    """Every setting of :class:`Settings`, in its order, from its fields."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    settings = []
+    for field in msgspec.structs.fields(Settings):
+        hint = hints[field.name]
+        kind = typing.get_args(hint)[0]
+        choices = typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+        description = _description(hint)
+        if choices:
+            description += "; one of " + ", ".join(f"`{c}`" for c in choices)
+        settings.append(
+            Described(field.name, source(field.name), _shown(field), description, choices)
+        )
+    return settings
+
+
+def _description(hint: Any) -> str:
+    for meta in getattr(hint, "__metadata__", ()):
+        if isinstance(meta, msgspec.Meta) and meta.description:
+            return meta.description
+    raise TypeError(f"a setting without a description: {hint!r}")
+
+
+def _shown(field: msgspec.structs.FieldInfo) -> str:
+    value = field.default
+    if value is msgspec.NODEFAULT:
+        return "unset"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "none"
+    return str(value)
+
+
+DOCS_WITH_SETTINGS: Final = ("README.md", "docs/OPERATIONS.md")
+"""The documents holding the settings table (paths from the repository's root)."""
+
+TABLE_BEGINS: Final = (
+    "<!-- settings: made by `python -m service.config --write-docs` from service/config.py; "
+    "a test fails while it is stale -->"
+)
+TABLE_ENDS: Final = "<!-- end of settings -->"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (the documents' copy, markers excluded)."""
+    lines = ["| setting | default | what it is |", "|---|---|---|"]
+    for setting in described():
+        cells = (f"`{setting.source}`", f"`{setting.default}`", setting.description)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def with_settings_table(document: str) -> str:
+    """``document`` with the text between its settings markers replaced by the current table.
+
+    Raises:
+        ValueError: the document lacks the markers.
+    """
+    before, begins, rest = document.partition(TABLE_BEGINS)
+    _, ends, after = rest.partition(TABLE_ENDS)
+    if not begins or not ends:
+        raise ValueError("the settings markers are missing")
+    return f"{before}{TABLE_BEGINS}\n{settings_table()}\n{TABLE_ENDS}{after}"
+
+
+def _main() -> None:
+    if sys.argv[1:] != ["--write-docs"]:
+        raise SystemExit("usage: python -m service.config --write-docs")
+    root = Path(__file__).resolve().parents[1]
+    for name in DOCS_WITH_SETTINGS:
+        target = root / name
+        target.write_text(with_settings_table(target.read_text(encoding="utf-8")), "utf-8")
+        print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    _main()

@@ -135,3 +135,24 @@ async def test_every_append_path_links_the_same_chain(
     report = await verify(superuser)
     assert report.ok
     assert report.events == 5
+
+
+async def test_events_from_transactions_the_server_has_not_reached_fail_verification(
+    log: dict[str, int], superuser: asyncpg.Connection
+) -> None:
+    """A log whose events carry transaction ids ahead of the server's counter (a dump
+    restored into another server) fails verification although every chain holds, naming the
+    transaction id epoch that moves the counter past them."""
+    assert (await verify(superuser)).ahead == 0
+    await tamper(
+        superuser,
+        "UPDATE events SET tx_id = ((pg_snapshot_xmax(pg_current_snapshot())::text::numeric "
+        "+ 3 * 4294967296)::text)::xid8 WHERE position = ANY($1::bigint[])",
+        [log["a3"], log["b3"]],
+    )
+    report = await verify(superuser)
+    assert not report.ok
+    assert report.first_broken is None
+    assert report.ahead == 2
+    counter = await superuser.fetchval("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+    assert report.epoch == int(counter) // 2**32 + 4

@@ -27,6 +27,7 @@ import pytest
 from service import __version__
 from service.bootstrap import FIRST_ADMIN_EMAIL, FIRST_ADMIN_NAME
 from service.cli import _first_run
+from service.config import described
 from service.database.location import Location, start_embedded
 from service.events.base import Event, register
 from service.events.store import NO_STREAM, EventStore
@@ -233,6 +234,50 @@ async def test_serve_stops_postgres_left_behind_by_a_killed_serve(data_dir: Path
         assert await service.stop() == 0
     assert _postmaster(data_dir) is None
     assert await _ends(int(lines[0]))
+
+
+# ------------------------------------------------------------------ cairn serve's settings
+
+
+def test_serve_help_lists_every_setting() -> None:
+    """`cairn serve --help` names every setting (its variable or argument) with its default
+    and its description, all taken from the fields of Settings."""
+    assert CAIRN is not None
+    done = subprocess.run(
+        [CAIRN, "serve", "--help"], capture_output=True, text=True, check=True, env=child_env()
+    )
+    flat = " ".join(done.stdout.split())
+    for setting in described():
+        assert setting.source in flat, setting
+        assert f"(default: {setting.default})" in flat, setting
+        assert " ".join(setting.description.split()) in flat, setting
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "line"),
+    [
+        (
+            {"CAIRN_DB_TIMEOUT": "abc"},
+            [],
+            "cairn: CAIRN_DB_TIMEOUT='abc': Expected `float`, got `str`",
+        ),
+        ({"CAIRN_RATE_LIMIT": "-1"}, [], "cairn: CAIRN_RATE_LIMIT='-1': Expected `float` >= 0.0"),
+        ({}, ["--port", "http"], "cairn: --port='http': Expected `int`, got `str`"),
+        ({}, ["--log-format", "xml"], "cairn: --log-format='xml': Invalid enum value 'xml'"),
+    ],
+    ids=["variable", "variable-out-of-bounds", "argument", "argument-choice"],
+)
+async def test_an_invalid_setting_stops_serve_before_anything_starts(
+    tmp_path: Path, env: dict[str, str], args: list[str], line: str
+) -> None:
+    """A variable or an argument that does not fit its setting ends `cairn serve` with exit
+    code 2 and one line naming it, before any PostgreSQL is started or any admin made."""
+    data_dir = tmp_path / "cairn-data"
+    code, output = await run_cairn(
+        "serve", "--data-dir", str(data_dir), *args, env={**child_env(), **env}
+    )
+    assert (code, output) == (2, line + "\n")
+    assert not data_dir.exists()
 
 
 # ------------------------------------------------------------------ cairn serve's first run

@@ -492,7 +492,8 @@ async def test_hostile_text_over_http_renders_valid_feeds(scenario: Scenario) ->
 
 
 async def test_tokens_never_reach_the_access_log(database_url: str) -> None:
-    """uvicorn's access log shows feed URLs with the token blanked."""
+    """The access log shows feed requests by their route's template, without the query
+    string and so without the token."""
     async with serving(database_url, log_level="info") as server:
         admin = await add_admin(database_url)
         with access_log() as lines:
@@ -508,7 +509,7 @@ async def test_tokens_never_reach_the_access_log(database_url: str) -> None:
                 r = await client.get("/feeds/activity.atom", params={"token": token})
                 assert r.status_code == 200, r.text
                 await client.get("/feeds/activity.atom", params={"token": "wrong-secret"})
-    feed_lines = [line for line in lines if "/feeds/activity.atom" in line]
+    feed_lines = [line for line in lines if '"GET /feeds/activity.{fmt} HTTP/1.1"' in line]
     assert len(feed_lines) == 2, lines
-    assert all("token=[redacted]" in line for line in feed_lines)
+    assert not any("?" in line for line in feed_lines)
     assert not any(token in line or "wrong-secret" in line for line in lines)

@@ -1,6 +1,6 @@
 """The server's protocol (service/http/server.py): a request must arrive within its deadlines,
-one address holds a bounded number of connections, and malformed HTTP gets a 4xx while the
-server keeps serving. Clients here are raw sockets that do exactly what they are told."""
+one address holds a bounded number of connections, malformed HTTP gets a 4xx while the
+server keeps serving, and a stopping server drains its connections. Clients here are raw sockets that do exactly what they are told."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 
 from .support.api import Api
 from .support.servers import Server, serving
+from .support.waiting import eventually
 
 # Only there to turn a hang into a failure.
 GUARD = 30.0
@@ -220,3 +221,81 @@ async def test_malformed_http_gets_a_4xx_and_the_server_keeps_serving(
     expected = "application/problem+json" if request_.startswith("percent") else "text/plain"
     assert f"content-type: {expected}".encode() in got.lower()
     await _answers(live_server)
+
+
+# ------------------------------------------------------------------ draining on shutdown
+
+
+async def _refused(server: Server) -> None:
+    """The server no longer takes connections: its shutdown has begun (uvicorn closes the
+    listening socket, then asks each connection to end, in one step). A connection caught
+    in the listening socket's queue as it closes is reset rather than refused."""
+    url = urlsplit(server.base_url)
+    try:
+        _, writer = await asyncio.open_connection(url.hostname, url.port)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return
+    writer.close()
+    raise AssertionError("the server still takes connections")
+
+
+def _answer(got: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Status, headers and body of one whole response (its body as long as it says)."""
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines[1:])
+    assert len(body) == int(headers[b"content-length"]), got
+    return _status(lines[0]), headers, body
+
+
+async def test_a_connection_idle_at_shutdown_gets_its_next_request_answered_then_closed(
+    api: Api,
+) -> None:
+    """A kept-alive connection between requests when the server begins to stop is not closed
+    under a request its client may be sending: that request is answered, whole, with
+    ``Connection: close``, and then the connection closes."""
+    server = api.server
+    request = b"GET /v1/health HTTP/1.1\r\nHost: cairn\r\n\r\n"
+    raw = await Raw.open(server, request)
+    try:
+        head = await raw.response_head()
+        assert _status(head) == 200
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await raw.reader.readexactly(length)
+        server.uvicorn.should_exit = True
+        await eventually(lambda: _refused(server), timeout=GUARD)
+        await raw.send(request)
+        status, headers, body = _answer(await raw.until_closed())
+    finally:
+        raw.close()
+    assert (status, headers[b"connection"]) == (200, b"close")
+    assert b'"status":"ok"' in body
+
+
+async def test_a_request_in_flight_at_shutdown_is_answered_with_connection_close(
+    api: Api,
+) -> None:
+    """A request the app is serving when the server begins to stop gets its whole answer,
+    saying ``Connection: close`` (so that its client sends nothing more on it), and the
+    connection then closes."""
+    server = api.server
+    body = b'{"name": "Drained"}'
+    raw = await Raw.open(
+        server,
+        b"POST /v1/projects HTTP/1.1\r\nHost: cairn\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {api.admin_token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body[:5],
+    )
+    try:
+
+        def serving_it() -> None:  # uvicorn runs the app once the headers are in
+            assert server.uvicorn.server_state.tasks
+
+        await eventually(serving_it, timeout=GUARD)
+        server.uvicorn.should_exit = True
+        await eventually(lambda: _refused(server), timeout=GUARD)
+        await raw.send(body[5:])
+        status, headers, answer = _answer(await raw.until_closed())
+    finally:
+        raw.close()
+    assert (status, headers[b"connection"]) == (201, b"close"), answer

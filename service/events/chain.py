@@ -16,6 +16,14 @@ What it cannot detect on its own: removal of the *newest* events of a stream, or
 stream, or a rewrite of a whole stream with freshly computed hashes. Those need the stream
 heads kept somewhere the tamperer cannot reach (an export, a signed receipt); ``cairn
 verify`` prints the head of every stream's chain digest for exactly that purpose.
+
+:func:`verify` also checks that every event's transaction id is one this PostgreSQL has
+already handed out. Log order is ``(tx_id, position)`` and readers take only ``tx_id`` below
+the oldest running transaction, so a log restored with ``pg_dump``/``pg_restore`` into
+another server whose transaction counter is behind the dump's would be broken although every
+chain holds: its readers would not see the restored events, and new events would be ordered
+before them. The cure is to move that server's counter past them (``pg_resetwal --epoch``,
+docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
@@ -38,6 +46,15 @@ ORDER BY stream_id, stream_version
 """
 
 
+_AHEAD = """
+SELECT count(*) AS ahead, floor(max(tx_id::text::numeric) / 4294967296)::bigint + 1 AS epoch
+FROM events
+WHERE tx_id >= pg_snapshot_xmax(pg_current_snapshot())
+"""
+"""Events of transactions this server has not reached, and the transaction id epoch past
+them (a transaction id is its epoch times 2^32 plus a 32-bit counter)."""
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """Outcome of :func:`verify`: how much was checked and the first broken place, if any."""
@@ -48,10 +65,14 @@ class VerifyReport:
     reason: str | None
     digest: str
     """sha256 over every stream's head hash, in stream order: a fingerprint of the whole log."""
+    ahead: int = 0
+    """Events whose transaction id this server has not reached (see the module)."""
+    epoch: int | None = None
+    """When ``ahead``: the transaction id epoch that puts this server's counter past them."""
 
     @property
     def ok(self) -> bool:
-        return self.first_broken is None
+        return self.first_broken is None and self.ahead == 0
 
 
 async def verify(conn: asyncpg.Connection, *, batch: int = 5000) -> VerifyReport:
@@ -89,6 +110,7 @@ async def verify(conn: asyncpg.Connection, *, batch: int = 5000) -> VerifyReport
                 )
             if problem is not None and (first is None or row["position"] < first[0]):
                 first = (row["position"], problem)
+        ahead = await conn.fetchrow(_AHEAD)
     if last_stream is not None:
         heads.update(last_stream.encode() + b"\x00" + last_hash)
     return VerifyReport(
@@ -97,4 +119,6 @@ async def verify(conn: asyncpg.Connection, *, batch: int = 5000) -> VerifyReport
         first_broken=first[0] if first else None,
         reason=first[1] if first else None,
         digest=heads.hexdigest(),
+        ahead=ahead["ahead"],
+        epoch=ahead["epoch"] if ahead["ahead"] else None,
     )

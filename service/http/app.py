@@ -30,9 +30,10 @@ from ..projections.engine import ProjectionEngine
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from . import docs
+from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
 from .cors import Cors
-from .logs import install_log_redaction
+from .logs import configure_logging, install_log_redaction
 from .metrics import RequestMetrics
 from .openapi import document
 from .problems import exception_handlers
@@ -99,11 +100,13 @@ def all_apis() -> list[Api]:
 
 class _App(Starlette):
     """Starlette with CORS (for ``cors_origins``; none: no CORS) around all of it, and the
-    request metrics around that (preflights and refusals counted too).
+    request ids and access log (:mod:`.accesslog`) around that, and the request metrics
+    around all (preflights and refusals counted too).
 
-    Not as one of Starlette's ``middleware``: Starlette puts the middleware answering a 500
+    Not as Starlette's ``middleware``: Starlette puts the middleware answering a 500
     outside those, and a page cannot read an answer without CORS headers (it sees "Failed to
-    fetch" instead of the problem).
+    fetch" instead of the problem); a 500 and a refused preflight get a request id and an
+    access line too.
     """
 
     def __init__(self, *, cors_origins: tuple[str, ...], **options: Any) -> None:
@@ -113,7 +116,7 @@ class _App(Starlette):
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         stack = Cors(stack, self._cors_origins) if self._cors_origins else stack
-        return RequestMetrics(stack, self.routes)
+        return RequestMetrics(AccessLog(stack), self.routes)
 
 
 async def _prepare_read_models(database_url: str) -> None:
@@ -231,6 +234,7 @@ def app_from_env() -> Starlette:
         settings = msgspec.json.decode(given, type=Settings, dec_hook=_paths)
     except msgspec.ValidationError as exc:
         raise ConfigurationError(f"{WORKER_SETTINGS}: {exc}") from None
+    configure_logging(settings.log_format, settings.log_level)
     WorkerProtocol.limits = limits_of(settings)
     return create_app(settings)
 

@@ -3,7 +3,6 @@ application layer's :class:`~service.commands.caller.Caller` for this request.""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +13,9 @@ from ..config import Settings
 from ..domain.access import Viewer
 from ..events.base import Metadata
 from ..events.store import EventStore
+from .accesslog import request_id_of
 from .conditions import precondition
+from .logs import request_id
 from .state import State
 
 IDEMPOTENCY_CHANNEL = "http"
@@ -58,9 +59,10 @@ class Ctx:
 
     @property
     def request_id(self) -> str:
-        """``X-Request-Id`` (or a new id), the same for every append of the request."""
+        """The request's id (:mod:`~service.http.accesslog`: its sane ``X-Request-Id``, or a
+        new id), as logged and answered; the same for every append of the request."""
         if self._request_id is None:
-            self._request_id = (self.request.headers.get("x-request-id") or uuid.uuid4().hex)[:200]
+            self._request_id = request_id.get() or request_id_of(self.request.scope["headers"])
         return self._request_id
 
     @property

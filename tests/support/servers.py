@@ -59,7 +59,7 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
 
     Args:
         database_url: the (migrated) database to serve.
-        log_level: uvicorn's; ``"info"`` to have its access log.
+        log_level: uvicorn's and Cairn's access log's; ``"info"`` to have the access log.
         settings: overrides of :class:`service.config.Settings`, as ``from_env`` takes them
             (``rate_limit=1.0``, ``ping_interval=0.2``...); uvicorn gets its WebSocket
             heartbeat from them, as under ``cairn serve``.
@@ -70,14 +70,19 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
     """
     port = free_port()
     configured = from_env(database_url, port=port, **settings)
-    # As `cairn serve` runs uvicorn (service/cli.py): its protocol (the deadlines and the
-    # per-client cap), per-message deflate off included.
+    # As `cairn serve` runs uvicorn (service/cli.py): its protocol (the deadlines, the
+    # per-client cap, the drain), Cairn's access log instead of uvicorn's, the shutdown's
+    # bound, per-message deflate off included. Not its logging configuration: that would
+    # take the root logger from pytest; the access log follows uvicorn's level instead.
+    logging.getLogger("cairn.access").setLevel(log_level.upper())
     config = uvicorn.Config(
         create_app(configured),
         host="127.0.0.1",
         port=port,
         http=protocol(configured),
         log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=configured.shutdown_timeout,
         ws_per_message_deflate=False,
         ws_max_size=MAX_READ,
         ws_ping_interval=configured.ping_interval,
@@ -148,11 +153,8 @@ async def another_instance(database_url: str, token: str) -> AsyncIterator[httpx
 
 @contextmanager
 def access_log() -> Iterator[list[str]]:
-    """The lines uvicorn's access log writes while the block runs.
-
-    uvicorn configures its loggers when a server is made (replacing their handlers), so
-    enter this after :func:`start_server`, which must have ``log_level="info"``.
-    """
+    """The lines Cairn's access log (``cairn.access``) writes while the block runs; the
+    server must have been started with ``log_level="info"``."""
     lines: list[str] = []
 
     class Keep(logging.Handler):
@@ -160,7 +162,7 @@ def access_log() -> Iterator[list[str]]:
             lines.append(self.format(record))
 
     keep = Keep()
-    logger = logging.getLogger("uvicorn.access")
+    logger = logging.getLogger("cairn.access")
     logger.addHandler(keep)
     try:
         yield lines
