@@ -322,7 +322,9 @@ async def test_serve_on_an_empty_database_url_prints_the_create_admin_command(
 async def test_first_run_logs_no_token(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The first run's token reaches only the lines printed, never a logger, at any level."""
     caplog.set_level(logging.DEBUG)
-    lines = await _first_run(Location(url=database_url, embedded=True), "http://127.0.0.1:8000")
+    lines = await _first_run(
+        Location(url=database_url, embedded=True), "http://127.0.0.1:8000", locale="en"
+    )
     [(token, _)] = _CURL_ME.findall("\n".join(lines))
     assert sum(line.count(token) for line in lines) == 1
     assert token not in caplog.text
