@@ -33,6 +33,7 @@ from .as2 import AS_TYPES
 from .excerpts import (
     as_role,
     clip,
+    clip_written,
     describe_changes,
     due,
     due_parts,
@@ -380,10 +381,10 @@ def excerpt_for(
     if locale == SOURCE or excerpt is None:
         return excerpt
     if kind in _DESCRIBED:
-        return clip(describe_changes(changes, locale))
+        return clip_written(describe_changes(changes, locale))
     if kind == "milestone_created":
         parts = due_parts(excerpt)
-        return excerpt if parts is None else clip(due(*parts, locale))
+        return excerpt if parts is None else clip_written(due(*parts, locale))
     change = changes[-1] if changes else None
     if change is None:
         return excerpt

@@ -33,6 +33,7 @@ _DATE_FIELDS: Final = frozenset({"due_on", "starts_on"})
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SPACE = re.compile(r"\s+")
 _CLEAN = re.compile(r"\S+(?: \S+)*")
+_BREAKING_SPACE = re.compile(r"[^\S\u00a0\u202f]+")
 _TAG = re.compile(r"<[^>]*>")
 _BLOCK_END = re.compile(r"<(?:br|/p|/li|/h[1-3]|/blockquote|/pre)\b[^>]*>")
 
@@ -56,6 +57,17 @@ def clip(text: str | None, limit: int = MAX_EXCERPT) -> str | None:
         return None
     if not _CLEAN.fullmatch(text):
         text = _SPACE.sub(" ", text).strip()
+    return _cut(text, limit)
+
+
+def clip_written(text: str, limit: int = MAX_EXCERPT) -> str | None:
+    """:func:`clip` for a text Cairn wrote in a reader's language: its no-break spaces are
+    kept (French typography puts them before ":" and ";" and inside « »), other whitespace
+    collapses as :func:`clip` collapses it."""
+    return _cut(_BREAKING_SPACE.sub(" ", text).strip(), limit)
+
+
+def _cut(text: str, limit: int) -> str | None:
     if not text:
         return None
     if len(text) <= limit:
