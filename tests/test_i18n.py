@@ -8,7 +8,6 @@ import fnmatch
 import io
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -35,8 +34,8 @@ from service.events.base import FieldChange
 
 from .support.api import Api, add_admin, bearer, known_token
 from .support.scenario import Apollo, post
+from .support.tree import ROOT, copy_of_the_package
 
-ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = ROOT / "service" / "locale"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TRANSLATED = [locale for locale in LOCALES if locale != SOURCE]
@@ -184,11 +183,7 @@ def test_the_languages_of_the_setting_are_the_languages_cairn_writes() -> None:
 @pytest.fixture
 def copy_of_the_project(tmp_path: Path) -> Path:
     """The package and pyproject.toml, copied, for the README's commands to change."""
-    shutil.copytree(
-        ROOT / "service", tmp_path / "service", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    return copy_of_the_package(tmp_path)
 
 
 def test_the_readme_commands_for_translators_run_and_change_no_translation(
