@@ -244,6 +244,8 @@ def test_the_readme_commands_for_translators_run_and_change_no_translation(
         ("fr;q=abc, en", "en"),
         ("fr;q=2, en", "en"),
         ("@@@, fr", "fr"),
+        ("fr_FR", "fr"),
+        ("de," * 40 + "fr", None),
     ],
 )
 def test_accept_language_chooses_among_the_languages_cairn_writes(

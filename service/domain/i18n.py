@@ -44,9 +44,10 @@ CATALOGS: Final = "locale"
 
 _DATE_FORMATS: Final[dict[Locale, str]] = {"en": "yyyy-MM-dd", "fr": "long"}
 """How each language writes a date in text (a CLDR pattern or format name)."""
-# Accept-Language: a language range and its optional weight (RFC 9110 §12.5.4).
+# Accept-Language: a language range and its optional weight (RFC 9110 §12.5.4); "fr_FR",
+# which some clients send, is read as "fr-FR".
 _RANGE = re.compile(
-    r"\s*([A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([0-9.]{1,5}))?\s*"
+    r"\s*([A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q\s*=\s*([0-9.]{1,5}))?\s*"
 )
 _MAX_RANGES: Final = 32
 """Ranges of an Accept-Language header considered (a longer header is cut, not refused)."""
@@ -117,7 +118,7 @@ def negotiate(accept_language: str | None) -> Locale | None:
 
     Ranges are taken by weight (``q``), then in the order given; a range matches a language
     by its primary subtag (``fr-CA`` is ``fr``); ``q=0`` means "not this one". A range that
-    cannot be read is skipped.
+    cannot be read is skipped. Only the first 32 ranges count.
     """
     if not accept_language:
         return None
@@ -137,7 +138,7 @@ def negotiate(accept_language: str | None) -> Locale | None:
         if tag == "*":
             best, best_q = None, q
             continue
-        primary = tag.split("-", 1)[0].lower()
+        primary = re.split("[-_]", tag, maxsplit=1)[0].lower()
         for locale in LOCALES:
             if primary == locale:
                 best, best_q = locale, q
