@@ -87,14 +87,26 @@ class Translator:
         ``1 234``, with a narrow no-break space)."""
         if self.locale == SOURCE:
             return str(value)
-        return format_decimal(value, locale=self.locale)
+        return _number(value, self.locale)
 
     def date(self, value: date) -> str:
         """A date as this language writes it in text (English: ``2026-05-01``; French:
         ``1 mai 2026``)."""
         if self.locale == SOURCE:
             return value.isoformat()
-        return format_date(value, self._date_format, locale=self.locale)
+        return _date(value, self._date_format, self.locale)
+
+
+# Babel's formatting costs tens of microseconds a call; feeds are rendered again and again
+# from the same events, so the same few positions and dates come back: remembered, bounded.
+@functools.lru_cache(maxsize=4096)
+def _number(value: int, locale: Locale) -> str:
+    return format_decimal(value, locale=locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(value: date, pattern: str, locale: Locale) -> str:
+    return format_date(value, pattern, locale=locale)
 
 
 @functools.cache
