@@ -15,6 +15,17 @@ grouping, ISO 8601 dates), French follows CLDR (``1 234``, ``1 mai 2026``).
 Pure: a function writing text takes the locale as an argument and never reads a global
 setting. The translators are made once per locale and kept (:func:`translator`); a catalog is
 data shipped in the package, read the first time its language is asked for.
+
+**Writing a new text** (an alert, a notification, a mail): take the reader's locale as an
+argument (the caller knows it: ``Accept-Language`` for an answer,
+:func:`service.reads.locales.locale_of` for a person reached otherwise), write the English
+with named placeholders in a literal call, and format counts, numbers and dates here::
+
+    t = translator(locale)
+    t.ngettext("{count} to-do is late", "{count} to-dos are late", n).format(count=t.number(n))
+
+then run the README's "Translations" commands and translate: the catalog tests fail until
+every language has the message.
 """
 
 from __future__ import annotations
