@@ -19,7 +19,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import msgspec
 
@@ -28,6 +28,9 @@ from .config import FROM_COMMAND_LINE, Settings, described, from_env
 from .database.location import DEFAULT_DATA_DIR, Location, locate
 from .database.migrate import migrate_url
 from .errors import CairnError
+
+if TYPE_CHECKING:
+    from .domain.i18n import Locale
 
 Command = Callable[[argparse.Namespace, Location], int]
 
@@ -69,7 +72,8 @@ def _serve(args: argparse.Namespace, location: Location) -> int:
 
     settings = msgspec.structs.replace(args.settings, database_url=location.url)
     asyncio.run(migrate_url(location.url))
-    for line in asyncio.run(_first_run(location, _client_url(settings.host, settings.port))):
+    url = _client_url(settings.host, settings.port)
+    for line in asyncio.run(_first_run(location, url, locale=settings.locale)):
         # The terminal only, never the logging module: these lines may carry a token.
         print(line)
     app = create_app(settings) if args.workers == 1 else None
@@ -155,9 +159,10 @@ def _workers(text: str) -> int:
     return value
 
 
-async def _first_run(location: Location, url: str) -> list[str]:
+async def _first_run(location: Location, url: str, *, locale: Locale) -> list[str]:
     """The lines ``cairn serve`` prints before serving while nobody is in the database (none
-    once somebody is).
+    once somebody is), in ``locale`` (the ``locale`` setting: the instance's default
+    language).
 
     On the embedded database (one's own machine) it creates the first admin and shows their
     API token, once, in a ready ``curl`` command against ``url``. On a server named by
@@ -165,16 +170,21 @@ async def _first_run(location: Location, url: str) -> list[str]:
     and creates nobody.
     """
     from .bootstrap import FIRST_ADMIN_EMAIL, FIRST_ADMIN_NAME, create_first_admin, has_people
+    from .domain.i18n import translator
     from .events.store import EventStore
 
+    t = translator(locale)
     store = await EventStore.open(location.url, min_size=1, max_size=2)
     try:
         if not location.embedded:
             if await has_people(store):
                 return []
+            name, email = t.gettext("Your Name"), t.gettext("you@example.com")
             return [
-                "nobody is in this database yet; make the first admin (prints their API token):",
-                '    cairn people create-admin --name "Your Name" --email you@example.com',
+                t.gettext(
+                    "nobody is in this database yet; make the first admin (prints their API token):"
+                ),
+                f'    cairn people create-admin --name "{name}" --email {email}',
             ]
         admin = await create_first_admin(store)
     finally:
@@ -182,13 +192,16 @@ async def _first_run(location: Location, url: str) -> list[str]:
     if admin is None:
         return []
     return [
-        f"first run: created the admin {FIRST_ADMIN_NAME} <{FIRST_ADMIN_EMAIL}> ({admin.person_id}).",
-        "Their API token is in this command, shown this once (only its hash is kept):",
+        t.gettext("first run: created the admin {name} <{email}> ({person_id}).").format(
+            name=FIRST_ADMIN_NAME, email=FIRST_ADMIN_EMAIL, person_id=admin.person_id
+        ),
+        t.gettext("Their API token is in this command, shown this once (only its hash is kept):"),
         "",
         f'    curl -H "Authorization: Bearer {admin.token}" {url}/v1/me',
         "",
-        f"Change their name and e-mail with PATCH /v1/people/{admin.person_id}"
-        ' {"name": "…", "email": "…"}.',
+        t.gettext("Change their name and e-mail with {request} {body}.").format(
+            request=f"PATCH /v1/people/{admin.person_id}", body='{"name": "…", "email": "…"}'
+        ),
     ]
 
 

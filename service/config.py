@@ -159,6 +159,10 @@ class Settings(msgspec.Struct, kw_only=True):
             gt=0,
         ),
     ] = 30.0
+    locale: Annotated[
+        Literal["en", "fr"],
+        _setting("the default language: of new projects' search and of people who chose none"),
+    ] = "en"
 
 
 FROM_COMMAND_LINE: Final = frozenset(

@@ -196,31 +196,43 @@ def test_todo_edits_name_what_changed() -> None:
 
 
 def test_sentences_quote_titles_with_curly_quotes() -> None:
-    assert sentence("todo_completed", actor="Ana", title="Ship v1") == "Ana completed “Ship v1”"
     assert (
-        sentence("comment_added", actor="Bo", recording_kind="comment", parent="Kick-off")
+        sentence("todo_completed", locale="en", actor="Ana", title="Ship v1")
+        == "Ana completed “Ship v1”"
+    )
+    assert (
+        sentence(
+            "comment_added", locale="en", actor="Bo", recording_kind="comment", parent="Kick-off"
+        )
         == "Bo commented on “Kick-off”"
     )
     assert (
-        sentence("recording_trashed", actor="Ana", title="Plan", recording_kind="todolist")
+        sentence(
+            "recording_trashed", locale="en", actor="Ana", title="Plan", recording_kind="todolist"
+        )
         == "Ana put the to-do list “Plan” in the trash"
     )
     assert (
-        sentence("person_added_to_project", actor="Ana", person="Bo", project="Apollo")
+        sentence("person_added_to_project", locale="en", actor="Ana", person="Bo", project="Apollo")
         == "Ana added Bo to “Apollo”"
     )
 
 
 def test_every_kind_has_a_sentence_without_placeholders() -> None:
     for kind in AS_TYPES:
-        text = sentence(kind, actor="Ana", title="T", parent="P", person="Bo", project="X")
+        text = sentence(
+            kind, locale="en", actor="Ana", title="T", parent="P", person="Bo", project="X"
+        )
         assert text.startswith("Ana ")
         assert "{" not in text
         assert "None" not in text
 
 
 def test_missing_names_never_read_none() -> None:
-    assert sentence("todo_completed", actor="", title=None) == "Someone completed an untitled item"
+    assert (
+        sentence("todo_completed", locale="en", actor="", title=None)
+        == "Someone completed an untitled item"
+    )
 
 
 def test_excerpts_are_clipped_at_a_word() -> None:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import httpx
@@ -108,15 +108,17 @@ class Service:
 
 
 @asynccontextmanager
-async def serving(data_dir: Path, database_url: str | None = None) -> AsyncIterator[Service]:
+async def serving(
+    data_dir: Path, database_url: str | None = None, **env: str
+) -> AsyncIterator[Service]:
     """Start ``cairn serve`` on the embedded server in ``data_dir`` (on ``database_url``
-    instead if given); ready once uvicorn listens."""
+    instead if given), with ``env`` added to its environment; ready once uvicorn listens."""
     assert CAIRN is not None
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         CAIRN,
         *("serve", "--port", str(port), "--data-dir", str(data_dir), "--log-level", "info"),
-        env=child_env(database_url),
+        env={**child_env(database_url), **env},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -364,10 +366,63 @@ async def test_serve_on_an_empty_database_url_prints_the_create_admin_command(
         assert await service.stop() == 0
 
 
+async def test_serve_prints_the_first_run_message_in_the_default_language(
+    database_url: str, tmp_path: Path
+) -> None:
+    """With CAIRN_LOCALE=fr, `cairn serve` on a database with nobody in it says in French how
+    to make the first admin; the command itself stays a command."""
+    async with serving(tmp_path, database_url, CAIRN_LOCALE="fr") as service:
+        output = "".join(service.output)
+        assert (
+            "personne n’est encore dans cette base de données\u202f; créez le premier "
+            "administrateur (la commande affiche son jeton d’API)\u00a0:"
+        ) in output
+        assert 'cairn people create-admin --name "Votre nom" --email vous@example.com' in output
+        assert "nobody is in this database" not in output
+        assert await service.stop() == 0
+
+
+FIRST_RUN = {
+    "en": (
+        "first run: created the admin {name} <{email}> ({id}).",
+        "Their API token is in this command, shown this once (only its hash is kept):",
+        'Change their name and e-mail with PATCH /v1/people/{id} {{"name": "…", "email": "…"}}.',
+    ),
+    "fr": (
+        "premier démarrage\u00a0: administrateur {name} <{email}> créé ({id}).",
+        "Son jeton d’API figure dans cette commande, affichée cette seule fois (seule son "
+        "empreinte est conservée)\u00a0:",
+        "Changez son nom et son adresse e-mail avec PATCH /v1/people/{id} "
+        '{{"name": "…", "email": "…"}}.',
+    ),
+}
+
+
+@pytest.mark.parametrize("locale", ["en", "fr"])
+async def test_the_first_run_on_the_embedded_database_speaks_the_default_language(
+    database_url: str, locale: Literal["en", "fr"]
+) -> None:
+    """The first admin's lines in the default language: what was made, the token shown once
+    in the same curl command, and how to rename them (English reads as it always did)."""
+    lines = await _first_run(
+        Location(url=database_url, embedded=True), "http://127.0.0.1:8000", locale=locale
+    )
+    [(token, _)] = _CURL_ME.findall("\n".join(lines))
+    assert sum(line.count(token) for line in lines) == 1
+    person_id = lines[0].rsplit("(", 1)[1].rstrip(").")
+    made, shown, rename = (
+        line.format(name=FIRST_ADMIN_NAME, email=FIRST_ADMIN_EMAIL, id=person_id)
+        for line in FIRST_RUN[locale]
+    )
+    assert (lines[0], lines[1], lines[-1]) == (made, shown, rename)
+
+
 async def test_first_run_logs_no_token(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """The first run's token reaches only the lines printed, never a logger, at any level."""
     caplog.set_level(logging.DEBUG)
-    lines = await _first_run(Location(url=database_url, embedded=True), "http://127.0.0.1:8000")
+    lines = await _first_run(
+        Location(url=database_url, embedded=True), "http://127.0.0.1:8000", locale="en"
+    )
     [(token, _)] = _CURL_ME.findall("\n".join(lines))
     assert sum(line.count(token) for line in lines) == 1
     assert token not in caplog.text

@@ -4,14 +4,14 @@ each import that once ran the wrong way breaks a contract when it is put back.""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .support.tree import copy_of_the_package
+
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 # (module, the import put back, the contract it must break): the wrong-way imports found
@@ -50,11 +50,7 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     """A copy of the package and its contracts, to put a wrong-way import into."""
-    shutil.copytree(
-        ROOT / "service", tmp_path / "service", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    return tmp_path
+    return copy_of_the_package(tmp_path)
 
 
 def test_the_tree_keeps_every_contract(tree: Path) -> None:

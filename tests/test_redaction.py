@@ -153,9 +153,9 @@ def test_people_the_viewer_may_not_know_become_null_and_someone() -> None:
         "at": "2026-05-01T09:00:00Z",
         "changes": [{"field": "assignee_ids", "before": [None], "after": ["per_mia"]}],
     }
-    assert named(CLIENT_SIGHT, "per_adam", "Adam") == (None, "Someone")
-    assert named(CLIENT_SIGHT, "per_mia", "Mia") == ("per_mia", "Mia")
-    assert named(CLIENT_SIGHT, "system", None) == ("system", None)
+    assert named(CLIENT_SIGHT, "per_adam", "Adam", "en") == (None, "Someone")
+    assert named(CLIENT_SIGHT, "per_mia", "Mia", "en") == ("per_mia", "Mia")
+    assert named(CLIENT_SIGHT, "system", None, "en") == ("system", None)
     assert event_data(EVERYTHING, added) == msgspec.to_builtins(added)
 
 

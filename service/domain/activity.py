@@ -2,8 +2,9 @@
 
 Pure: an event, with what the caller knows about where it was recorded, becomes at most one
 :class:`ActivityItem` (:func:`activity_of`): its kind and Activity Streams 2.0 type
-(:mod:`service.domain.as2`), what it is about, and an excerpt (:mod:`service.domain.excerpts`).
-What a reader is told of an item is :mod:`service.domain.sentences`.
+(:mod:`service.domain.as2`), what it is about, and an excerpt (:mod:`service.domain.excerpts`),
+stored in the source language and written in a reader's by :func:`excerpt_for`. What a
+reader is told of an item is :mod:`service.domain.sentences`.
 
 **What produces no activity.** Everything in people's streams and e-mail claim streams
 (``PersonCreated``, ``PersonEdited``, ``TokenIssued``, ``FeedTokenRotated``, ``EmailClaimed``
@@ -29,7 +30,19 @@ from ..events.base import Event, FieldChange, RecordedEvent
 from ..events.recordings import RecordingKind
 from ..events.streams import is_project_stream, recording_id_of
 from .as2 import AS_TYPES
-from .excerpts import clip, describe_changes, plain_text
+from .excerpts import (
+    as_role,
+    clip,
+    clip_written,
+    describe_changes,
+    due,
+    due_parts,
+    moved,
+    plain_text,
+    role_change,
+    status_change,
+)
+from .i18n import SOURCE, Locale
 
 
 class KnownRecording(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,7 +183,7 @@ def _created_item(event: Event, rec: KnownRecording, actor_id: str | None) -> Ac
         case rc.TodoAdded():
             excerpt = event.content
         case rc.MilestoneCreated():
-            excerpt = f"{event.title} (due {event.due_on.isoformat()})"
+            excerpt = due(event.title, event.due_on, SOURCE)
     creation = event
     assert isinstance(creation, _CREATED)
     return ActivityItem(
@@ -217,7 +230,7 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
             if isinstance(event, rc.CommentEdited):
                 excerpt = " ".join(plain_text(str(c.after)) for c in event.changes)
             else:
-                excerpt = describe_changes(event.changes)
+                excerpt = describe_changes(event.changes, SOURCE)
         case rc.TodoCompleted() | rc.MilestoneCompleted():
             kind = f"{rec.kind}_completed"
             actor_id = actor_id or event.completer_id
@@ -232,11 +245,11 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
                 ),
                 FieldChange(field="position", before=None, after=event.position),
             )
-            excerpt = f"to position {event.position}"
+            excerpt = moved(event.position, SOURCE)
         case rc.RecordingStatusChanged():
             kind = _STATUS_KIND[event.after]
             changes = (FieldChange(field="status", before=event.before, after=event.after),)
-            excerpt = f"{event.before} → {event.after}"
+            excerpt = status_change(event.before, event.after, SOURCE)
         case rc.ClientVisibilityChanged():
             kind = "recording_shown_to_clients" if event.after else "recording_hidden_from_clients"
             changes = (
@@ -298,19 +311,19 @@ def _project_item(
         case pr.ProjectEdited():
             kind = "project_edited"
             changes = event.changes
-            excerpt = describe_changes(event.changes)
+            excerpt = describe_changes(event.changes, SOURCE)
         case pr.ProjectMemberAdded():
             if stream_version <= 2:
                 return None  # the creator's seat as owner: part of project_created
             kind = "person_added_to_project"
             person_id = event.person_id
             changes = (FieldChange(field="project_role", before=None, after=event.project_role),)
-            excerpt = f"as {event.project_role}"
+            excerpt = as_role(event.project_role, SOURCE)
         case pr.ProjectMemberRoleChanged():
             kind = "project_role_changed"
             person_id = event.person_id
             changes = (FieldChange(field="project_role", before=event.before, after=event.after),)
-            excerpt = f"{event.before} → {event.after}"
+            excerpt = role_change(event.before, event.after, SOURCE)
         case pr.ProjectMemberRemoved():
             kind = "person_removed_from_project"
             person_id = event.person_id
@@ -329,3 +342,58 @@ def _project_item(
         excerpt=clip(excerpt),
         changes=changes,
     )
+
+
+# ------------------------------------------------------------------ excerpts for a reader
+
+_DESCRIBED: Final = frozenset(
+    {
+        "message_edited",
+        "todolist_edited",
+        "todo_edited",
+        "todo_assigned",
+        "todo_rescheduled",
+        "milestone_edited",
+        "milestone_rescheduled",
+        "project_edited",
+    }
+)
+"""Kinds whose excerpt is :func:`~.excerpts.describe_changes` of their changes."""
+_STATUS_KINDS: Final = frozenset(_STATUS_KIND.values())
+
+
+def excerpt_for(
+    kind: str, excerpt: str | None, changes: Sequence[FieldChange], locale: Locale
+) -> str | None:
+    """An item's excerpt as a reader of ``locale`` reads it.
+
+    Args:
+        kind: the item's kind.
+        excerpt: the excerpt the item holds (:func:`activity_of`'s, in the source language).
+        changes: the changes the item holds, as derived (before any redaction: the excerpt
+            was made from them).
+
+    The words Cairn wrote (:mod:`.excerpts`) are written again in ``locale`` from the
+    changes, as :func:`activity_of` made them; what people wrote is kept as it is. In the
+    source language, and whenever the changes do not say enough, the excerpt is given
+    back unchanged.
+    """
+    if locale == SOURCE or excerpt is None:
+        return excerpt
+    if kind in _DESCRIBED:
+        return clip_written(describe_changes(changes, locale))
+    if kind == "milestone_created":
+        parts = due_parts(excerpt)
+        return excerpt if parts is None else clip_written(due(*parts, locale))
+    change = changes[-1] if changes else None
+    if change is None:
+        return excerpt
+    if kind == "todo_moved" and change.field == "position" and isinstance(change.after, int):
+        return moved(change.after, locale)
+    if kind in _STATUS_KINDS and change.field == "status":
+        return status_change(str(change.before), str(change.after), locale)
+    if kind == "project_role_changed" and change.field == "project_role":
+        return role_change(str(change.before), str(change.after), locale)
+    if kind == "person_added_to_project" and change.field == "project_role":
+        return as_role(str(change.after), locale)
+    return excerpt

@@ -9,9 +9,9 @@ envelopes, and later mail and webhooks). The rule (docs/ACCESS.md, "Redaction"):
   so is a change whose value before or after names it. (A thing *about* such a recording is
   not shown at all: that is the access rules' own verdict, not this module's.)
 * A **person** the viewer may not be told about is **replaced**: their id by ``None``
-  (``null``) and their name by ``"Someone"`` (:data:`SOMEONE`). A list of people keeps its
-  length, with ``None`` in their places. Cairn itself (:data:`CAIRN_ID`) is always told, as
-  ``"Cairn"`` (:data:`CAIRN`).
+  (``null``) and their name by ``"Someone"`` (:data:`SOMEONE`, written in the reader's
+  language by :func:`someone`). A list of people keeps its length, with ``None`` in their
+  places. Cairn itself (:data:`CAIRN_ID`) is always told, as ``"Cairn"`` (:data:`CAIRN`).
 * An event **about** a person the viewer may not be told about (they joined, changed role
   or left a project, subscribed or unsubscribed) is left out whole (:func:`event_data`
   answers None).
@@ -42,11 +42,14 @@ from .access import (
     hidden_probe,
     sees_everyone,
 )
+from .i18n import N_, Locale, translator
 
-SOMEONE: Final = "Someone"
-"""The name of a person the viewer may not be told about."""
-CAIRN: Final = "Cairn"
-"""The name of Cairn itself, the actor of what it does on its own."""
+SOMEONE: Final = N_("Someone")
+"""The name of a person the viewer may not be told about, in the source language
+(:func:`someone` writes it in the reader's)."""
+CAIRN: Final = N_("Cairn")
+"""The name of Cairn itself, the actor of what it does on its own, in the source language
+(:func:`cairn` writes it in the reader's)."""
 CAIRN_ID: Final = SYSTEM.person_id
 """The actor id of Cairn itself; never redacted."""
 
@@ -217,12 +220,24 @@ def person(sight: Sight, person_id: str | None) -> str | None:
     return None
 
 
-def named(sight: Sight, person_id: str | None, name: str | None) -> tuple[str | None, str | None]:
+def named(
+    sight: Sight, person_id: str | None, name: str | None, locale: Locale
+) -> tuple[str | None, str | None]:
     """A person and their name as the viewer may be told them: unchanged, or
-    ``(None, "Someone")``."""
+    ``(None, "Someone")`` (:func:`someone` in ``locale``)."""
     if person_id is None or sight.shows_person(person_id):
         return person_id, name
-    return None, SOMEONE
+    return None, someone(locale)
+
+
+def someone(locale: Locale) -> str:
+    """The name of a person the viewer may not be told about, in ``locale``."""
+    return translator(locale).gettext(SOMEONE)
+
+
+def cairn(locale: Locale) -> str:
+    """The name of Cairn itself, in ``locale``."""
+    return translator(locale).gettext(CAIRN)
 
 
 def people(sight: Sight, person_ids: Iterable[str]) -> list[str | None]:

@@ -2,7 +2,9 @@
 
 An item becomes a sentence (:func:`sentence`) from names and titles the caller reads at
 render time, so renaming a person or a to-do renames it in every past sentence too. Every
-sentence template is here, one per activity kind; the caller gives the kind and the names.
+sentence template is here, one per activity kind; the caller gives the kind, the names and
+the reader's language (:mod:`service.domain.i18n`): the templates are English messages,
+written in the reader's language from its catalog.
 """
 
 from __future__ import annotations
@@ -11,54 +13,68 @@ from collections.abc import Mapping
 from typing import Final
 
 from ..events.recordings import RecordingKind
-from .access import KIND_LABELS
 from .as2 import KINDS
+from .i18n import N_, Locale, translator
+from .redaction import someone
 
 _TEMPLATES: Final[Mapping[str, str]] = {
-    "message_posted": "{actor} posted the message {title}",
-    "message_edited": "{actor} edited the message {title}",
-    "comment_added": "{actor} commented on {parent}",
-    "comment_edited": "{actor} edited a comment on {parent}",
-    "todolist_created": "{actor} created the to-do list {title}",
-    "todolist_edited": "{actor} edited the to-do list {title}",
-    "todo_added": "{actor} added {title} to {parent}",
-    "todo_edited": "{actor} edited {title}",
-    "todo_assigned": "{actor} changed who is assigned to {title}",
-    "todo_rescheduled": "{actor} changed the dates of {title}",
-    "todo_completed": "{actor} completed {title}",
-    "todo_reopened": "{actor} reopened {title}",
-    "todo_moved": "{actor} moved {title} to {parent}",
-    "milestone_created": "{actor} set the milestone {title}",
-    "milestone_edited": "{actor} edited the milestone {title}",
-    "milestone_rescheduled": "{actor} rescheduled the milestone {title}",
-    "milestone_completed": "{actor} completed the milestone {title}",
-    "milestone_reopened": "{actor} reopened the milestone {title}",
-    "recording_archived": "{actor} archived {thing}",
-    "recording_trashed": "{actor} put {thing} in the trash",
-    "recording_restored": "{actor} restored {thing}",
-    "recording_shown_to_clients": "{actor} made {thing} visible to clients",
-    "recording_hidden_from_clients": "{actor} hid {thing} from clients",
-    "project_created": "{actor} created the project {project}",
-    "project_edited": "{actor} changed the project {project}",
-    "project_archived": "{actor} archived the project {project}",
-    "project_unarchived": "{actor} unarchived the project {project}",
-    "project_trashed": "{actor} put the project {project} in the trash",
-    "project_restored": "{actor} restored the project {project}",
-    "person_added_to_project": "{actor} added {person} to {project}",
-    "project_role_changed": "{actor} changed {person}’s role on {project}",
-    "person_removed_from_project": "{actor} removed {person} from {project}",
+    "message_posted": N_("{actor} posted the message {title}"),
+    "message_edited": N_("{actor} edited the message {title}"),
+    "comment_added": N_("{actor} commented on {parent}"),
+    "comment_edited": N_("{actor} edited a comment on {parent}"),
+    "todolist_created": N_("{actor} created the to-do list {title}"),
+    "todolist_edited": N_("{actor} edited the to-do list {title}"),
+    "todo_added": N_("{actor} added {title} to {parent}"),
+    "todo_edited": N_("{actor} edited {title}"),
+    "todo_assigned": N_("{actor} changed who is assigned to {title}"),
+    "todo_rescheduled": N_("{actor} changed the dates of {title}"),
+    "todo_completed": N_("{actor} completed {title}"),
+    "todo_reopened": N_("{actor} reopened {title}"),
+    "todo_moved": N_("{actor} moved {title} to {parent}"),
+    "milestone_created": N_("{actor} set the milestone {title}"),
+    "milestone_edited": N_("{actor} edited the milestone {title}"),
+    "milestone_rescheduled": N_("{actor} rescheduled the milestone {title}"),
+    "milestone_completed": N_("{actor} completed the milestone {title}"),
+    "milestone_reopened": N_("{actor} reopened the milestone {title}"),
+    # TRANSLATORS: {thing} is "the message “…”", "a comment on “…”" and so on.
+    "recording_archived": N_("{actor} archived {thing}"),
+    "recording_trashed": N_("{actor} put {thing} in the trash"),
+    "recording_restored": N_("{actor} restored {thing}"),
+    "recording_shown_to_clients": N_("{actor} made {thing} visible to clients"),
+    "recording_hidden_from_clients": N_("{actor} hid {thing} from clients"),
+    "project_created": N_("{actor} created the project {project}"),
+    "project_edited": N_("{actor} changed the project {project}"),
+    "project_archived": N_("{actor} archived the project {project}"),
+    "project_unarchived": N_("{actor} unarchived the project {project}"),
+    "project_trashed": N_("{actor} put the project {project} in the trash"),
+    "project_restored": N_("{actor} restored the project {project}"),
+    "person_added_to_project": N_("{actor} added {person} to {project}"),
+    "project_role_changed": N_("{actor} changed {person}’s role on {project}"),
+    "person_removed_from_project": N_("{actor} removed {person} from {project}"),
 }
 assert set(_TEMPLATES) == KINDS
 
+_THINGS: Final[Mapping[RecordingKind, str]] = {
+    # TRANSLATORS: {thing} of "{actor} archived {thing}" and the like; {title} is quoted.
+    "message": N_("the message {title}"),
+    "comment": N_("a comment on {parent}"),
+    "todolist": N_("the to-do list {title}"),
+    "todo": N_("the to-do {title}"),
+    "milestone": N_("the milestone {title}"),
+}
+"""How a sentence names a recording of each kind (``{thing}`` in :data:`_TEMPLATES`)."""
 
-def quoted(text: str) -> str:
-    """``text`` in curly double quotes, as sentences quote titles."""
-    return f"“{text}”"
+
+def quoted(text: str, locale: Locale) -> str:
+    """``text`` quoted as sentences quote titles (English: in curly double quotes)."""
+    # TRANSLATORS: how a title is quoted in a sentence.
+    return translator(locale).gettext("“{text}”").format(text=text)
 
 
 def sentence(
     kind: str,
     *,
+    locale: Locale,
     actor: str,
     title: str | None = None,
     recording_kind: RecordingKind | None = None,
@@ -66,10 +82,11 @@ def sentence(
     person: str | None = None,
     project: str | None = None,
 ) -> str:
-    """The human sentence of an activity of ``kind``: "Ana completed “Ship v1”".
+    """The human sentence of an activity of ``kind``, in ``locale``: "Ana completed “Ship v1”".
 
     Args:
-        actor: the actor's current name.
+        locale: the reader's language.
+        actor: the actor's current name (as the reader may be told it).
         title: the target recording's current title (unused for comments: they have none).
         recording_kind: the target's kind, for sentences naming it ("the to-do list “…”").
         parent: the current title of the commented recording (comment items) or of the list
@@ -82,20 +99,20 @@ def sentence(
     Raises:
         KeyError: ``kind`` is not an activity kind.
     """
-    template = _TEMPLATES[kind]
-    title_q = quoted(title) if title else "an untitled item"
-    parent_q = quoted(parent) if parent else "an item"
-    if recording_kind == "comment":
-        thing = f"a comment on {parent_q}"
-    elif recording_kind is not None:
-        thing = f"the {KIND_LABELS[recording_kind]} {title_q}"
+    t = translator(locale)
+    template = t.gettext(_TEMPLATES[kind])
+    title_q = quoted(title, locale) if title else t.gettext("an untitled item")
+    parent_q = quoted(parent, locale) if parent else t.gettext("an item")
+    if recording_kind is not None:
+        thing = t.gettext(_THINGS[recording_kind]).format(title=title_q, parent=parent_q)
     else:
         thing = title_q
     return template.format(
-        actor=actor or "Someone",
+        actor=actor or someone(locale),
         title=title_q,
         parent=parent_q,
         thing=thing,
-        person=person or "someone",
-        project=quoted(project) if project else "a project",
+        # TRANSLATORS: a person whose name is missing, inside a sentence.
+        person=person or t.gettext("someone"),
+        project=quoted(project, locale) if project else t.gettext("a project"),
     )

@@ -34,14 +34,16 @@ from typing import Final
 
 import asyncpg
 
-from ..reads.visibility import Scope, named
+from ..domain.activity import excerpt_for
+from ..domain.i18n import SOURCE, Locale
+from ..reads.visibility import Scope, changes_of, named
 from .render import PAGE_SIZE, Entry, sanitise_html, tag_uri, text_html
 
 _NAMES: Final = "SELECT count(*) AS people, max(updated_at) AS renamed FROM people"
 _CHECKPOINTS: Final = "SELECT name, generation, tx_id, position FROM projections ORDER BY name"
 _COLUMNS: Final = (
     "a.seq, a.position, a.project_id, a.recording_id, a.recording_kind, a.parent_id, "
-    "a.person_id, a.kind, a.actor_id, a.at, a.excerpt"
+    "a.person_id, a.kind, a.actor_id, a.at, a.excerpt, a.changes"
 )
 # Kinds whose entry content is the recording's (sanitised) body rather than the excerpt.
 _BODY_KINDS: Final = frozenset({"message_posted", "comment_added"})
@@ -163,13 +165,14 @@ class Links:
     app_url_template: str
 
 
-def entry_of(scope: Scope, row: asyncpg.Record, links: Links) -> Entry:
-    """A feed entry for an activity row (a row of :func:`newest` or :func:`archive_page`)."""
-    actor = scope.actor(row)
+def entry_of(scope: Scope, row: asyncpg.Record, links: Links, locale: Locale) -> Entry:
+    """A feed entry for an activity row (a row of :func:`newest` or :func:`archive_page`),
+    written in ``locale``."""
+    actor = scope.actor(row, locale)
     kind = row["kind"]
     recording_kind = row["recording_kind"]
     project_id = row["project_id"]
-    title = scope.sentence(row, actor)
+    title = scope.sentence(row, actor, locale)
     if row["recording_id"] is not None:
         link = links.app_url_template.format(
             type=recording_kind, id=row["recording_id"], project_id=project_id
@@ -178,8 +181,10 @@ def entry_of(scope: Scope, row: asyncpg.Record, links: Links) -> Entry:
         link = links.app_url_template.format(type="project", id=project_id, project_id=project_id)
     if kind in _BODY_KINDS and row["content"]:
         content = sanitise_html(row["content"])
-    else:
+    elif locale == SOURCE:
         content = text_html(row["excerpt"])
+    else:
+        content = text_html(excerpt_for(kind, row["excerpt"], changes_of(row), locale))
     return Entry(
         id=tag_uri(links.authority, row["at"], f"event/{row['position']}"),
         title=title,
@@ -191,6 +196,8 @@ def entry_of(scope: Scope, row: asyncpg.Record, links: Links) -> Entry:
     )
 
 
-def entries_of(scope: Scope, rows: Sequence[asyncpg.Record], links: Links) -> list[Entry]:
-    """Entries for ``rows``, in their order."""
-    return [entry_of(scope, row, links) for row in rows]
+def entries_of(
+    scope: Scope, rows: Sequence[asyncpg.Record], links: Links, locale: Locale
+) -> list[Entry]:
+    """Entries for ``rows``, in their order, written in ``locale``."""
+    return [entry_of(scope, row, links, locale) for row in rows]

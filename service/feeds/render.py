@@ -34,7 +34,10 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree  # type: ignore[import-untyped]
 
-RENDERER_VERSION: Final = "1"
+from ..domain.i18n import SOURCE, Locale, translator
+from ..domain.redaction import someone
+
+RENDERER_VERSION: Final = "2"
 """Part of every feed ETag: bump it whenever the bytes for the same inputs change."""
 
 PAGE_SIZE: Final = 50
@@ -76,7 +79,8 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
 
     ``entries`` are newest first. ``updated`` is the feed's time when it has no entries;
     otherwise the feed's time is its newest entry's. ``alternate_url`` is the front end's page
-    of what the feed is about.
+    of what the feed is about. ``language`` is the language its text is written in (declared
+    in the document: Atom's ``xml:lang``, RSS's ``<language>``).
     """
 
     id: str
@@ -90,6 +94,7 @@ class Document(msgspec.Struct, frozen=True, kw_only=True):
     next_archive: str | None = None
     current: str | None = None
     archive: bool = False
+    language: Locale = SOURCE
 
 
 # ------------------------------------------------------------------ text
@@ -138,9 +143,13 @@ def render(doc: Document, fmt: Format) -> bytes:
     fg = FeedGenerator()
     fg.register_extension("cairn", _History, _Creator, atom=True, rss=True)
     history: _History = fg.cairn
+    t = translator(doc.language)
     fg.id(clean(doc.id))
-    fg.title(clean(doc.title) or "Activity")
-    fg.subtitle(clean(doc.subtitle) or "Activity")  # RSS: also the channel's description
+    fg.language(doc.language)
+    # TRANSLATORS: a feed's title when it has none.
+    fg.title(clean(doc.title) or t.gettext("Activity"))
+    # RSS: also the channel's description.
+    fg.subtitle(clean(doc.subtitle) or t.gettext("Activity"))
     updated = max((e.at for e in doc.entries), default=doc.updated)
     fg.updated(updated)
     fg.pubDate(updated)
@@ -164,18 +173,18 @@ def render(doc: Document, fmt: Format) -> bytes:
     # Last: feedgen makes the last link added the RSS channel's <link>.
     fg.link(href=doc.alternate_url, rel="alternate", type="text/html")
     for entry in doc.entries:
-        _add(fg, entry)
+        _add(fg, entry, doc.language)
     out: bytes = fg.atom_str() if fmt == "atom" else fg.rss_str()
     return out
 
 
-def _add(fg: Any, entry: Entry) -> None:
+def _add(fg: Any, entry: Entry, language: Locale) -> None:
     fe = fg.add_entry(order="append")
     fe.id(entry.id)
-    fe.title(clip(clean(entry.title), MAX_TITLE) or "Activity")
+    fe.title(clip(clean(entry.title), MAX_TITLE) or translator(language).gettext("Activity"))
     fe.updated(entry.at)
     fe.published(entry.at)
-    author = clean(entry.author) or "Someone"
+    author = clean(entry.author) or someone(language)
     fe.author(name=author)
     fe.cairn.creator = author
     # One link only (feedgen bug #135 drops rel/type of entry links).

@@ -7,7 +7,9 @@ items are added): ``Link`` rel=next (older) and rel=prev (newer). Filters: ``kin
 items), ``actor_id``, ``since`` (inclusive) and ``until`` (exclusive), RFC 3339.
 
 Sentences, names and titles are the current ones (people, projects and recordings read
-models), whatever they were when it happened; the excerpt is from the event itself.
+models), whatever they were when it happened; the excerpt is from the event itself. Sentences
+and the words Cairn writes in excerpts are in the language ``Accept-Language`` prefers
+(:meth:`Ctx.locale`), said by ``Content-Language``.
 
 **Visibility** (docs/ACCESS.md, "Activity streams") is :mod:`service.reads.visibility`'s, shared
 with the overview and the feeds: the SQL filter mirrors the access rules and every row is
@@ -30,8 +32,10 @@ from starlette.responses import Response
 
 from ..domain import redaction
 from ..domain.access import can_see_person
+from ..domain.activity import excerpt_for
 from ..domain.as2 import KINDS, OBJECT_TYPES, undone_type
 from ..domain.context import Timestamp
+from ..domain.i18n import Locale
 from ..domain.redaction import Sight
 from ..errors import NotFound
 from ..events.base import FieldChange
@@ -168,7 +172,12 @@ async def _page(ctx: Ctx, scope: Scope, *, actor_id: str | None) -> Reply | Resp
     found = await activity.page(
         ctx.store.pool, scope, wanted, direction=direction, at=at, limit=limit
     )
-    headers = {"X-Total-Count": str(found.total), "Vary": "Accept"}
+    # The body depends on Accept (AS2 or not) and on the language it is written in.
+    headers = {
+        "X-Total-Count": str(found.total),
+        "Content-Language": await ctx.locale(),
+        "Vary": "Accept, Accept-Language",
+    }
     next_url = None
     if found.oldest is not None and found.older:
         next_url = _url(ctx, "next", found.oldest)
@@ -221,15 +230,19 @@ def _url(ctx: Ctx, direction: str, seq: int) -> str:
 
 async def entries(ctx: Ctx, scope: Scope, rows: Sequence[asyncpg.Record]) -> list[ActivityEntry]:
     """Activity rows (of :mod:`service.reads.activity`) as the streams show them to
-    ``scope``'s viewer, redacted (:func:`~service.reads.visibility.sights`)."""
+    ``scope``'s viewer, redacted (:func:`~service.reads.visibility.sights`), in the
+    request's language (:meth:`Ctx.locale`)."""
     found = await sights(ctx.store.pool, scope, rows)
-    return [entry(ctx, scope, row, found[row["project_id"]]) for row in rows]
+    locale = await ctx.locale()
+    return [entry(ctx, scope, row, found[row["project_id"]], locale) for row in rows]
 
 
-def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record, sight: Sight) -> ActivityEntry:
+def entry(
+    ctx: Ctx, scope: Scope, row: asyncpg.Record, sight: Sight, locale: Locale
+) -> ActivityEntry:
     """An activity row (of :mod:`service.reads.activity`) as the streams show it to
-    ``scope``'s viewer, whose sight over it is ``sight``."""
-    named_actor = scope.actor(row)
+    ``scope``'s viewer, whose sight over it is ``sight``, in ``locale``."""
+    named_actor = scope.actor(row, locale)
     actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
     actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url)
     project_id = row["project_id"]
@@ -253,9 +266,10 @@ def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record, sight: Sight) -> Activity
         )
     else:
         target = TargetRef(id=project_id, type="project", title=project_name, url=project.url)
-    text = scope.sentence(row, named_actor)
+    text = scope.sentence(row, named_actor, locale)
+    derived = changes_of(row)
     # The list a to-do moved from may be hidden from the viewer: then not even its id.
-    changes = redaction.changes(sight, changes_of(row))
+    changes = redaction.changes(sight, derived)
     return ActivityEntry(
         kind=row["kind"],
         sentence=text,
@@ -264,7 +278,7 @@ def entry(ctx: Ctx, scope: Scope, row: asyncpg.Record, sight: Sight) -> Activity
         parent=parent,
         project=project,
         at=row["at"],
-        excerpt=row["excerpt"],
+        excerpt=excerpt_for(row["kind"], row["excerpt"], derived, locale),
         changes=changes,
         position=row["position"],
         seq=row["seq"],

@@ -11,8 +11,10 @@ from starlette.requests import Request
 from ..commands.caller import Caller, Idempotency, Services
 from ..config import Settings
 from ..domain.access import Viewer
+from ..domain.i18n import Locale, negotiate
 from ..events.base import Metadata
 from ..events.store import EventStore
+from ..reads.locales import locale_of
 from .accesslog import request_id_of
 from .conditions import precondition
 from .logs import request_id
@@ -38,6 +40,7 @@ class Ctx:
     """A different body to save for replays of this POST (e.g. without a one-time secret)."""
     _caller: Caller | None = field(default=None, repr=False)
     _request_id: str | None = field(default=None, repr=False)
+    _locale: Locale | None = field(default=None, repr=False)
 
     @property
     def me(self) -> Viewer:
@@ -85,6 +88,23 @@ class Ctx:
                 precondition=precondition(self.request),
             )
         return self._caller
+
+    async def locale(self) -> Locale:
+        """The language of this answer's text: the one ``Accept-Language`` prefers among
+        those Cairn writes, else the caller's own (:func:`~service.reads.locales.locale_of`).
+        Answers written in it say so with ``Content-Language`` and ``Vary: Accept-Language``
+        (:meth:`language_headers`)."""
+        if self._locale is None:
+            chosen = negotiate(self.request.headers.get("accept-language"))
+            if chosen is None:
+                chosen = await locale_of(self.store.pool, self.me, self.settings.locale)
+            self._locale = chosen
+        return self._locale
+
+    async def language_headers(self) -> dict[str, str]:
+        """``Content-Language`` of an answer written in :meth:`locale`, and ``Vary`` naming
+        the header that chose it."""
+        return {"Content-Language": await self.locale(), "Vary": "Accept-Language"}
 
     def new_id(self, prefix: str) -> str:
         """A new id (see :meth:`Caller.new_id`)."""

@@ -19,6 +19,7 @@ import msgspec
 from ..domain import redaction
 from ..domain.access import ProjectFacts
 from ..domain.context import Timestamp
+from ..domain.i18n import SOURCE, Locale
 from ..domain.redaction import Mentions, Sight
 from ..events.recordings import RecordingKind
 from ..reads import recordings
@@ -251,9 +252,17 @@ async def render(
     return result
 
 
-def person_ref(sight: Sight, person_id: str, name: str | None) -> PersonRef:
-    """A :class:`PersonRef` as the viewer of ``sight`` may be told it."""
-    shown, shown_name = redaction.named(sight, person_id, name)
+def person_ref(
+    sight: Sight, person_id: str, name: str | None, locale: Locale = SOURCE
+) -> PersonRef:
+    """A :class:`PersonRef` as the viewer of ``sight`` may be told it.
+
+    ``locale``: the language of the name Cairn gives a person the viewer may not be told
+    about. Resources (recordings, projects, subscribers) are data, the same in every
+    language: they keep the source language's "Someone"; views written in the reader's
+    language (the overview) give theirs (docs/API.md, "Languages").
+    """
+    shown, shown_name = redaction.named(sight, person_id, name, locale)
     return PersonRef(id=shown, name=shown_name)
 
 

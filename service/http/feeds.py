@@ -21,6 +21,11 @@ the renderer version and what the links are made of; a matching ``If-None-Match`
 304. ``If-Modified-Since`` is honoured when there is no ``If-None-Match``. While the read
 models stand still, each instance remembers its answers and rendered bytes
 (:mod:`service.feeds.cache`): a repeated poll then costs no query and no rendering.
+
+**Language.** A feed is read by a feed reader, which says nothing useful about its owner's
+language: it is written in the language of the person whose token reads it
+(:func:`~service.reads.locales.locale_of`: the ``locale`` setting until people choose one),
+declared in the document and by ``Content-Language``, and part of the ETag.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ from starlette.responses import Response
 
 from ..config import Settings
 from ..domain.access import Viewer
+from ..domain.i18n import Locale, translator
 from ..errors import NotFound
 from ..feeds import query
 from ..feeds.cache import Answer, FeedCache
 from ..feeds.render import MEDIA_TYPES, PAGE_SIZE, RENDERER_VERSION, Document, render, tag_uri
+from ..reads.locales import locale_of
 from ..reads.visibility import Scope, project_scope, viewer_scope
 from .api import Api, Ctx
 from .auth import rate_limit
@@ -135,14 +142,14 @@ def _page_number(ctx: Ctx) -> int:
 
 
 def _answer(
-    checkpoint: str, viewer: Viewer, etag: str, last_modified: datetime | None, cache: str
+    checkpoint: str, feed: _Feed, etag: str, last_modified: datetime | None, cache: str
 ) -> Answer:
     return Answer(
         checkpoint=checkpoint,
-        person_id=viewer.person_id,
+        person_id=feed.viewer.person_id,
         etag=etag,
         last_modified=last_modified,
-        headers=_headers(etag, last_modified, cache),
+        headers=_headers(etag, last_modified, cache, feed.locale),
         # RFC 9110 §15.4.5: a 304 carries the validators' ETag, Cache-Control and Vary; a
         # Last-Modified next to an ETag guides no cache, so it is left out.
         headers_304=_headers(etag, None, cache),
@@ -187,7 +194,7 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
     feed = await _Feed.open(ctx, credential, project_id, fmt)
 
     def remember(etag: str, last_modified: datetime | None) -> None:
-        cache.answers.put(key, _answer(checkpoint, feed.viewer, etag, last_modified, cache_control))
+        cache.answers.put(key, _answer(checkpoint, feed, etag, last_modified, cache_control))
 
     if page is None:
         # The common poll: answered from the stamp alone, before reading any entry.
@@ -222,13 +229,13 @@ async def _serve(ctx: Ctx, *, project_id: str | None, page: int | None) -> Respo
                 next_archive=feed.urls.archive(page + 1) if page < full_pages else None,
                 current=feed.urls.current(),
             )
-        about = await _about(conn, ctx.settings.app_url, feed.viewer, project_id)
+        about = await _about(conn, ctx.settings.app_url, feed.viewer, project_id, feed.locale)
     remember(etag, last_modified)
     body = cache.bodies.get(etag)
     if body is None:
         body = feed.render(rows, about, links, archive=page is not None)
         cache.bodies.put(etag, body)
-    headers = _headers(etag, last_modified, cache_control)
+    headers = _headers(etag, last_modified, cache_control, feed.locale)
     return Response(body, 200, headers=headers, media_type=MEDIA_TYPES[fmt])
 
 
@@ -255,7 +262,8 @@ class _About:
 
 @dataclass(frozen=True)
 class _Feed:
-    """One reader's view of one feed: who, what they may see, and how links are made."""
+    """One reader's view of one feed: who, what they may see, how links are made, and the
+    language it is written in (the reader's own: :func:`~service.reads.locales.locale_of`)."""
 
     fmt: str
     viewer: Viewer
@@ -265,6 +273,7 @@ class _Feed:
     link_query: str
     urls: _Urls
     settings: Settings
+    locale: Locale
 
     @classmethod
     async def open(
@@ -283,7 +292,8 @@ class _Feed:
         base = str(ctx.request.base_url).rstrip("/")
         link_query = credential.link_query()
         urls = _Urls(base, path, fmt, link_query)
-        return cls(fmt, viewer, scope, key, base, link_query, urls, ctx.settings)
+        locale = await locale_of(pool, viewer, ctx.settings.locale)
+        return cls(fmt, viewer, scope, key, base, link_query, urls, ctx.settings, locale)
 
     def etag(self, stamp: query.Stamp, *extra: object) -> str:
         """The strong ETag: everything the bytes are made of, before they are made."""
@@ -296,6 +306,7 @@ class _Feed:
             self.settings.feed_authority,
             self.settings.app_url,
             self.scope.visibility_class(),
+            self.locale,
             stamp.last_seq,
             stamp.visible,
             stamp.names,
@@ -317,12 +328,13 @@ class _Feed:
             subtitle=about.subtitle,
             alternate_url=about.alternate_url,
             updated=about.since,
-            entries=query.entries_of(self.scope, rows, entry_links),
+            entries=query.entries_of(self.scope, rows, entry_links, self.locale),
             self_url=links.self_url,
             prev_archive=links.prev_archive,
             next_archive=links.next_archive,
             current=links.current,
             archive=archive,
+            language=self.locale,
         )
         return render(doc, "atom" if self.fmt == "atom" else "rss")
 
@@ -341,8 +353,12 @@ class _Urls:
         return f"{self.base}{self.path}/archive/{page}.{self.fmt}{self.suffix}"
 
 
-def _headers(etag: str, last_modified: datetime | None, cache: str) -> dict[str, str]:
+def _headers(
+    etag: str, last_modified: datetime | None, cache: str, language: Locale | None = None
+) -> dict[str, str]:
     headers = {"ETag": etag, "Cache-Control": cache, "Vary": "Authorization"}
+    if language is not None:
+        headers["Content-Language"] = language
     if last_modified is not None:
         headers["Last-Modified"] = format_datetime(
             last_modified.astimezone(UTC).replace(microsecond=0), usegmt=True
@@ -367,16 +383,23 @@ def _not_modified(request: Request, etag: str, last_modified: datetime | None) -
 
 
 async def _about(
-    conn: asyncpg.Connection, template: str, viewer: Viewer, project_id: str | None
+    conn: asyncpg.Connection,
+    template: str,
+    viewer: Viewer,
+    project_id: str | None,
+    locale: Locale,
 ) -> _About:
-    """What a feed is about (see :class:`_About`)."""
+    """What a feed is about (see :class:`_About`), written in ``locale``."""
+    t = translator(locale)
     if project_id is not None:
         found = await query.project_named(conn, project_id)
         if found is None:
             raise NotFound("there is no such project")
         name, since = found
         url = template.format(type="project", id=project_id, project_id=project_id)
-        return _About(name, f"Activity in the project {name}", since, url)
+        # TRANSLATORS: the subtitle of a project's feed.
+        subtitle = t.gettext("Activity in the project {name}").format(name=name)
+        return _About(name, subtitle, since, url)
     found = await query.person_named(conn, viewer.person_id)
     if found is None:
         raise NotFound("there is no such person")
@@ -384,4 +407,8 @@ async def _about(
     # The front end's home: the origin of its URL template.
     parts = urlsplit(template.format(type="project", id="", project_id=""))
     home = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
-    return _About(f"Activity for {name}", f"Everything {name} can see in Cairn", since, home)
+    # TRANSLATORS: the title of a person's feed of everything they may see.
+    title = t.gettext("Activity for {name}").format(name=name)
+    # TRANSLATORS: the subtitle of a person's feed of everything they may see.
+    subtitle = t.gettext("Everything {name} can see in Cairn").format(name=name)
+    return _About(title, subtitle, since, home)

@@ -11,6 +11,9 @@ items. The latest activity is the project's activity stream as the caller would 
 (:func:`service.reads.activity.recent`, :mod:`service.reads.visibility`), with the project's
 people as the people a client may be told about.
 
+**Language.** The sentences, and the name Cairn gives a person the caller may not be told
+about, are in the language ``Accept-Language`` prefers (``Content-Language`` says which).
+
 **What counts.** Only active items: archived and trashed recordings, and to-dos of archived or
 trashed lists, are left out (the read model's ``effective_status``). "Today" is the current
 date in UTC; "this week" starts on Monday 00:00 UTC; "due soon" means due from today through
@@ -25,6 +28,7 @@ from typing import Any
 import msgspec
 
 from ..domain.context import Timestamp
+from ..domain.i18n import Locale
 from ..domain.redaction import Sight
 from ..events.projects import ProjectRole
 from ..reads import overview
@@ -135,6 +139,7 @@ async def project_overview(ctx: Ctx) -> Reply:
     """The overview of a project the caller sees (404 otherwise), filtered for the caller."""
     project_id = ctx.path("project_id")
     scope = await project_scope(ctx.store.pool, ctx.me, project_id)
+    locale = await ctx.locale()
     today = today_utc()
     found = await overview.overview(ctx.store.pool, scope, project_id, today)
     people, counts, progress, messages = found.people, found.counts, found.progress, found.messages
@@ -177,7 +182,7 @@ async def project_overview(ctx: Ctx) -> Reply:
                     category=r["category"],
                     creator=None
                     if r["creator_name"] is None
-                    else person_ref(sight, r["creator_id"], r["creator_name"]),
+                    else person_ref(sight, r["creator_id"], r["creator_name"], locale),
                     created_at=r["created_at"],
                     comments_count=r["comments_count"],
                     url=recording_url(ctx, "message", r["recording_id"]),
@@ -185,17 +190,22 @@ async def project_overview(ctx: Ctx) -> Reply:
                 )
                 for r in messages
             ],
-            milestones_due_soon=[_milestone(ctx, r, project_id, sight) for r in found.due_soon],
-            late_milestones=[_milestone(ctx, r, project_id, sight) for r in found.late],
+            milestones_due_soon=[
+                _milestone(ctx, r, project_id, sight, locale) for r in found.due_soon
+            ],
+            late_milestones=[_milestone(ctx, r, project_id, sight, locale) for r in found.late],
             activity=[_activity(e) for e in await entries(ctx, scope, found.activity)],
-        )
+        ),
+        headers=await ctx.language_headers(),
     )
 
 
-def _milestone(ctx: Ctx, row: Any, project_id: str, sight: Sight) -> MilestoneSummary:
+def _milestone(
+    ctx: Ctx, row: Any, project_id: str, sight: Sight, locale: Locale
+) -> MilestoneSummary:
     responsible = None
     if row["responsible_name"] is not None:
-        responsible = person_ref(sight, row["responsible_id"], row["responsible_name"])
+        responsible = person_ref(sight, row["responsible_id"], row["responsible_name"], locale)
     return MilestoneSummary(
         id=row["recording_id"],
         title=row["title"],

@@ -41,6 +41,7 @@ from ..domain.access import (
     hidden_probe,
     sees_everyone,
 )
+from ..domain.i18n import Locale
 from ..domain.redaction import Sight, changes_mentions, known_people
 from ..domain.sentences import sentence
 from ..errors import NotFound
@@ -192,20 +193,25 @@ class Scope:
         )
         return can_see_recording(self.viewer, facts, recording)
 
-    def actor(self, row: asyncpg.Record) -> Actor:
-        """Who did the item of a :func:`named` row, as the viewer may be told."""
+    def actor(self, row: asyncpg.Record, locale: Locale) -> Actor:
+        """Who did the item of a :func:`named` row, as the viewer may be told (the names
+        Cairn gives, "Someone" and "Cairn", in ``locale``)."""
         actor_id = row["actor_id"]
         if actor_id == redaction.CAIRN_ID:
-            return Actor(None, redaction.CAIRN)
-        shown, name = redaction.named(Sight(people=self.people), actor_id, row["actor_name"])
+            return Actor(None, redaction.cairn(locale))
+        shown, name = redaction.named(
+            Sight(people=self.people), actor_id, row["actor_name"], locale
+        )
         if shown is None or name is None:
-            return Actor(None, redaction.SOMEONE)
+            return Actor(None, redaction.someone(locale))
         return Actor(shown, name)
 
-    def sentence(self, row: asyncpg.Record, actor: Actor) -> str:
-        """The human sentence of the item of a :func:`named` row, with current names."""
+    def sentence(self, row: asyncpg.Record, actor: Actor, locale: Locale) -> str:
+        """The human sentence of the item of a :func:`named` row, with current names, in
+        ``locale``."""
         return sentence(
             row["kind"],
+            locale=locale,
             actor=actor.name,
             title=row["title"],
             recording_kind=row["recording_kind"],
