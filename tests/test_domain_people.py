@@ -285,3 +285,77 @@ def test_streams_that_do_not_start_with_creation_do_not_fold() -> None:
 def test_a_context_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         Context(actor=ADMIN.actor, now=datetime(2026, 1, 1))
+
+
+def test_people_choose_their_locale_and_time_zone_and_may_clear_them() -> None:
+    """A person sets their own locale and IANA time zone, and clears them back to the defaults."""
+    ana = _ana()
+    assert (ana.locale, ana.time_zone) == (None, None)
+    chosen = decide_edit_person(ana, EditPerson(locale="fr", time_zone="Pacific/Kiritimati"), ANA)
+    assert chosen == [
+        PersonEdited(
+            changes=(
+                FieldChange(field="locale", before=None, after="fr"),
+                FieldChange(field="time_zone", before=None, after="Pacific/Kiritimati"),
+            )
+        )
+    ]
+    state = _fold(decide_create_person(_create_ana(), ADMIN), chosen)
+    assert (state.locale, state.time_zone, state.version) == ("fr", "Pacific/Kiritimati", 2)
+    cleared = decide_edit_person(state, EditPerson(locale=None, time_zone=None), ANA)
+    back = _fold(decide_create_person(_create_ana(), ADMIN), chosen, cleared)
+    assert (back.locale, back.time_zone) == (None, None)
+    assert decide_edit_person(state, EditPerson(time_zone="Pacific/Kiritimati"), ADMIN) == []
+
+
+def test_admins_create_people_with_their_preferences() -> None:
+    """``PersonCreated`` carries the locale and time zone an admin gives a new person."""
+    cmd = CreatePerson(
+        person_id="p1",
+        name="Ana",
+        email="ana@example.com",
+        role="member",
+        locale="en",
+        time_zone="Pacific/Pago_Pago",
+    )
+    created = decide_create_person(cmd, ADMIN)
+    state = _fold(created)
+    assert (state.locale, state.time_zone) == ("en", "Pacific/Pago_Pago")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"time_zone": "pacific/kiritimati"}, "time_zone"),
+        ({"time_zone": "localtime"}, "time_zone"),
+        ({"time_zone": "Europe"}, "time_zone"),
+        ({"time_zone": ""}, "time_zone"),
+        ({"locale": "de"}, "locale"),
+        ({"locale": "EN"}, "locale"),
+    ],
+)
+def test_unknown_locales_and_time_zones_are_refused_naming_the_field(
+    changes: dict[str, str], field: str
+) -> None:
+    """Only IANA zone names and the locales en and fr are taken, on creation and on edits."""
+    with pytest.raises(InvalidCommand) as edited:
+        decide_edit_person(_ana(), EditPerson(**changes), ANA)  # type: ignore[arg-type]
+    assert edited.value.field == field
+    values = {"person_id": "p1", "name": "Ana", "email": "ana@example.com", "role": "member"}
+    with pytest.raises(InvalidCommand) as created:
+        decide_create_person(CreatePerson(**{**values, **changes}), ADMIN)  # type: ignore[arg-type]
+    assert created.value.field == field
+
+
+def test_people_created_before_preferences_existed_have_none() -> None:
+    """A ``PersonCreated`` stored without locale and time zone decodes with both ``None``."""
+    stored = (
+        b'{"type":"PersonCreated","person_id":"ana","name":"Ana","email":"ana@example.com",'
+        b'"role":"member","company":null,"title":null}'
+    )
+    event = decode_event("PersonCreated", 1, stored)
+    assert isinstance(event, PersonCreated)
+    state = fold_person([event])
+    assert state is not None
+    assert (state.locale, state.time_zone) == (None, None)
