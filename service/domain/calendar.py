@@ -17,9 +17,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from ..errors import InvalidCommand
+
+ZoneName = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "description": "an IANA time zone, such as Europe/Paris",
+            "maxLength": 64,
+            "pattern": r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
+        }
+    ),
+]
+"""A time zone's name as requests carry it (documented only: :func:`time_zone` checks it)."""
 
 Clock = Callable[[], dt.datetime]
 """What tells "now" (timezone-aware): the system's in production, a fixed one in tests."""
