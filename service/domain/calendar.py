@@ -24,18 +24,6 @@ import msgspec
 
 from ..errors import InvalidCommand
 
-ZoneName = Annotated[
-    str,
-    msgspec.Meta(
-        extra_json_schema={
-            "description": "an IANA time zone, such as Europe/Paris",
-            "maxLength": 64,
-            "pattern": r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
-        }
-    ),
-]
-"""A time zone's name as requests carry it (documented only: :func:`time_zone` checks it)."""
-
 Clock = Callable[[], dt.datetime]
 """What tells "now" (timezone-aware): the system's in production, a fixed one in tests."""
 
@@ -47,6 +35,22 @@ def time_zones() -> frozenset[str]:
     may add names of its own, such as ``localtime``)."""
     listed = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
     return frozenset(listed.split())
+
+
+# Not an enum of time_zones(): generated clients make one constant of each value, and
+# names such as Etc/GMT+0 and Etc/GMT-0 give two of the same (openapi-python-client stops).
+ZoneName = Annotated[
+    str,
+    msgspec.Meta(
+        extra_json_schema={
+            "description": "an IANA time zone, such as Europe/Paris",
+            "maxLength": 64,
+            "pattern": r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$",
+        }
+    ),
+]
+"""A time zone's name as requests carry it; the schema gives its shape, :func:`time_zone`
+checks that it is one of :func:`time_zones`."""
 
 
 def time_zone(field: str, name: str | None) -> str | None:
