@@ -16,6 +16,7 @@ import sys
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 import msgspec
 import msgspec.inspect
@@ -163,6 +164,14 @@ class Settings(msgspec.Struct, kw_only=True):
         Literal["en", "fr"],
         _setting("the default language: of new projects' search and of people who chose none"),
     ] = "en"
+    time_zone: Annotated[
+        str,
+        _setting(
+            "the default time zone (an IANA name, e.g. `Europe/Paris`) of people who chose none: "
+            'where their "today" and "this week" are',
+            min_length=1,
+        ),
+    ] = "UTC"
 
 
 FROM_COMMAND_LINE: Final = frozenset(
@@ -193,6 +202,26 @@ def _items(value: object) -> object:
     if not isinstance(value, str):
         return value
     return tuple(item for item in (part.strip() for part in value.split(",")) if item)
+
+
+def _accept(value: object) -> None:
+    pass
+
+
+def _time_zone(name: str) -> None:
+    """Raises:
+    ValueError: ``name`` is not a time zone ``zoneinfo`` can load.
+    """
+    try:
+        ZoneInfo(name)
+    # ZoneInfoNotFoundError is a KeyError; a malformed key is a ValueError; a folder of the
+    # database (``Europe``) an OSError.
+    except (KeyError, ValueError, OSError):
+        raise ValueError("not a time zone (an IANA name, e.g. Europe/Paris)") from None
+
+
+_CHECKS: Final = {"time_zone": _time_zone}
+"""Checks of settings beyond their types, by field: each raises ``ValueError`` saying why."""
 
 
 def _listed(setting: Any) -> bool:
@@ -233,7 +262,8 @@ def from_env(database_url: str, **overrides: object) -> Settings:
                 strict=False,
                 dec_hook=_path,
             )
-        except msgspec.ValidationError as exc:
+            _CHECKS.get(field.name, _accept)(given[field.name])
+        except (msgspec.ValidationError, ValueError) as exc:
             raise ConfigurationError(f"{name}={value!r}: {exc}") from None
     return Settings(**given)
 

@@ -57,7 +57,8 @@ async def store(database_url: str) -> AsyncIterator[EventStore]:
 
 @pytest.fixture
 def server_settings() -> dict[str, object]:
-    """Settings of the live server (a test may parametrize this name to change them)."""
+    """Settings of the live server (a test may parametrize this name to change them), and
+    ``clock``, what tells it "now" (see ``FixedClock`` in tests/support/servers.py)."""
     return {}
 
 

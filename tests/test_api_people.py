@@ -10,8 +10,13 @@ import asyncpg
 import httpx
 import pytest
 
+from service.events.store import EventStore
+from service.projections import all_projections
+from service.projections.engine import ProjectionEngine
+
 from .support.api import Api, all_pages, bearer, known_token, new_person, problem
 from .support.cli import CAIRN
+from .support.projections import rebuilt_differences
 from .support.servers import Server, another_instance
 from .support.waiting import eventually
 
@@ -207,6 +212,113 @@ async def test_patch_merges_and_moves_the_email_claim(api: Api) -> None:
     # A client needs a company: clearing it is refused.
     cleo_id, _ = await new_person(api, "Cleo", "client")
     problem(await c.patch(f"/v1/people/{cleo_id}", json={"company": None}), 422)
+
+
+async def test_people_set_their_locale_and_time_zone_with_patch_me(api: Api) -> None:
+    """PATCH /v1/me sets and clears the caller's locale and time zone; those who may see a
+    person see them, as they see a title."""
+    c = api.client
+    mia_id, mia_token = await new_person(api, "Mia")
+    mia = bearer(mia_token)
+    before = (await c.get("/v1/me", headers=mia)).json()
+    assert (before["locale"], before["time_zone"]) == (None, None)
+
+    chosen = await c.patch(
+        "/v1/me", json={"locale": "fr", "time_zone": "Pacific/Kiritimati"}, headers=mia
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert (chosen.json()["id"], chosen.json()["locale"], chosen.json()["time_zone"]) == (
+        mia_id,
+        "fr",
+        "Pacific/Kiritimati",
+    )
+    assert (await c.get("/v1/me", headers=mia)).json() == chosen.json()
+    assert (await c.get(f"/v1/people/{mia_id}")).json() == chosen.json()
+    _, otto_token = await new_person(api, "Otto")
+    seen = (await c.get(f"/v1/people/{mia_id}", headers=bearer(otto_token))).json()
+    assert (seen["locale"], seen["time_zone"]) == ("fr", "Pacific/Kiritimati")
+
+    # Merge: a field left out stays; null clears back to the server's defaults.
+    renamed = (await c.patch("/v1/me", json={"name": "Mia M."}, headers=mia)).json()
+    assert (renamed["locale"], renamed["time_zone"]) == ("fr", "Pacific/Kiritimati")
+    cleared = (await c.patch("/v1/me", json={"time_zone": None}, headers=mia)).json()
+    assert (cleared["locale"], cleared["time_zone"]) == ("fr", None)
+    problem(await c.patch("/v1/me", json={"role": "admin"}, headers=mia), 403)
+
+
+async def test_admins_give_people_their_preferences(api: Api) -> None:
+    """An admin sets a person's locale and time zone on creation and by PATCH
+    /v1/people/{id}; a member may not set another's."""
+    c = api.client
+    created = await c.post(
+        "/v1/people",
+        json={
+            "name": "Pia",
+            "email": "pia@example.com",
+            "role": "member",
+            "locale": "en",
+            "time_zone": "Pacific/Pago_Pago",
+        },
+    )
+    assert created.status_code == 201, created.text
+    pia = created.json()
+    assert (pia["locale"], pia["time_zone"]) == ("en", "Pacific/Pago_Pago")
+    edited = (await c.patch(pia["url"], json={"locale": "fr", "time_zone": "Europe/Paris"})).json()
+    assert (edited["locale"], edited["time_zone"]) == ("fr", "Europe/Paris")
+    _, max_token = await new_person(api, "Max")
+    problem(await c.patch(pia["url"], json={"locale": "en"}, headers=bearer(max_token)), 403)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"time_zone": "europe/paris"}, "time_zone"),
+        ({"time_zone": "localtime"}, "time_zone"),
+        ({"time_zone": "+02:00"}, "time_zone"),
+        ({"time_zone": 2}, "time_zone"),
+        ({"locale": "de"}, "locale"),
+        ({"locale": "fr-FR"}, "locale"),
+    ],
+)
+async def test_unknown_time_zones_and_locales_are_422_naming_the_field(
+    api: Api, body: dict[str, object], field: str
+) -> None:
+    """A time zone outside the IANA database, or a locale other than en and fr, is a 422
+    naming the field, on PATCH /v1/me, PATCH /v1/people/{id} and POST /v1/people."""
+    c = api.client
+    new = {"name": "Zed", "email": "zed@example.com", "role": "member"}
+    for refused in (
+        await c.patch("/v1/me", json=body),
+        await c.patch(f"/v1/people/{api.admin_id}", json=body),
+        await c.post("/v1/people", json={**new, **body}),
+    ):
+        errors = problem(refused, 422)["errors"]
+        assert [e["field"] for e in errors] == [field]
+    me = (await c.get("/v1/me")).json()
+    assert (me["locale"], me["time_zone"]) == (None, None)
+
+
+async def test_preferences_survive_a_directory_rebuild(api: Api) -> None:
+    """The directory rebuilt from the log, event by event or in bulk, holds the same locales
+    and time zones as the one kept up to date."""
+    c = api.client
+    kiri_id, kiri_token = await new_person(api, "Kiri", locale="fr", time_zone="Pacific/Kiritimati")
+    pago_id, pago_token = await new_person(api, "Pago")
+    await c.patch("/v1/me", json={"time_zone": "Pacific/Pago_Pago"}, headers=bearer(pago_token))
+    await c.patch("/v1/me", json={"locale": None}, headers=bearer(kiri_token))
+    expected = {kiri_id: (None, "Pacific/Kiritimati"), pago_id: (None, "Pacific/Pago_Pago")}
+
+    store = await EventStore.open(api.server.database_url, min_size=1, max_size=4)
+    try:
+        engine = ProjectionEngine(store, all_projections())
+        assert await rebuilt_differences(store, engine) == {}
+        await engine.rebuild("directory")
+    finally:
+        await store.close()
+    for person_id, preferences in expected.items():
+        shown = (await c.get(f"/v1/people/{person_id}")).json()
+        assert (shown["locale"], shown["time_zone"]) == preferences
 
 
 async def test_people_errors_are_problems(api: Api, live_server: Server) -> None:

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
+import msgspec
 import pytest
 
 from service.domain.access import Viewer
@@ -285,3 +286,68 @@ def test_streams_that_do_not_start_with_creation_do_not_fold() -> None:
 def test_a_context_needs_an_aware_time() -> None:
     with pytest.raises(ValueError, match="aware"):
         Context(actor=ADMIN.actor, now=datetime(2026, 1, 1))
+
+
+def test_people_choose_their_locale_and_time_zone_and_may_clear_them() -> None:
+    """A person sets their own locale and IANA time zone, and clears them back to the defaults."""
+    ana = _ana()
+    assert (ana.locale, ana.time_zone) == (None, None)
+    chosen = decide_edit_person(ana, EditPerson(locale="fr", time_zone="Pacific/Kiritimati"), ANA)
+    assert chosen == [
+        PersonEdited(
+            changes=(
+                FieldChange(field="locale", before=None, after="fr"),
+                FieldChange(field="time_zone", before=None, after="Pacific/Kiritimati"),
+            )
+        )
+    ]
+    state = _fold(decide_create_person(_create_ana(), ADMIN), chosen)
+    assert (state.locale, state.time_zone, state.version) == ("fr", "Pacific/Kiritimati", 2)
+    cleared = decide_edit_person(state, EditPerson(locale=None, time_zone=None), ANA)
+    back = _fold(decide_create_person(_create_ana(), ADMIN), chosen, cleared)
+    assert (back.locale, back.time_zone) == (None, None)
+    assert decide_edit_person(state, EditPerson(time_zone="Pacific/Kiritimati"), ADMIN) == []
+
+
+def test_admins_create_people_with_their_preferences() -> None:
+    """``PersonCreated`` carries the locale and time zone an admin gives a new person."""
+    cmd = msgspec.structs.replace(_create_ana(), locale="en", time_zone="Pacific/Pago_Pago")
+    state = _fold(decide_create_person(cmd, ADMIN))
+    assert (state.locale, state.time_zone) == ("en", "Pacific/Pago_Pago")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("time_zone", "Mars/Olympus"),
+        ("time_zone", "pacific/kiritimati"),
+        ("time_zone", "localtime"),
+        ("time_zone", "Europe"),
+        ("time_zone", ""),
+        ("locale", "de"),
+        ("locale", "EN"),
+    ],
+)
+def test_unknown_locales_and_time_zones_are_refused_naming_the_field(
+    field: str, value: str
+) -> None:
+    """Only IANA zone names and the locales en and fr are taken, on creation and on edits."""
+    with pytest.raises(InvalidCommand) as edited:
+        decide_edit_person(_ana(), EditPerson(**{field: value}), ANA)
+    assert edited.value.field == field
+    with pytest.raises(InvalidCommand) as created:
+        decide_create_person(msgspec.structs.replace(_create_ana(), **{field: value}), ADMIN)
+    assert created.value.field == field
+
+
+def test_people_created_before_preferences_existed_have_none() -> None:
+    """A ``PersonCreated`` stored without locale and time zone decodes with both ``None``."""
+    stored = (
+        b'{"type":"PersonCreated","person_id":"ana","name":"Ana","email":"ana@example.com",'
+        b'"role":"member","company":null,"title":null}'
+    )
+    event = decode_event("PersonCreated", 1, stored)
+    assert isinstance(event, PersonCreated)
+    state = fold_person([event])
+    assert state is not None
+    assert (state.locale, state.time_zone) == (None, None)

@@ -506,3 +506,44 @@ async def test_a_feed_is_written_in_the_default_language(story: Story) -> None:
     r = await story.admin.get(url, params={"limit": 1}, headers={"Accept-Language": "de"})
     assert r.headers["content-language"] == "fr"
     assert r.json()[0]["sentence"] == FRENCH_STORY[0]
+
+
+async def test_a_persons_own_language_writes_their_feeds_and_unasked_answers(story: Story) -> None:
+    """Ana chooses French with PATCH /v1/me (the default stays English): her feed turns
+    French (a new ETag: a reader holding the English one gets the French document), API
+    answers that ask for no language are French, and Accept-Language still wins. Ada, who
+    chose nothing, keeps the default."""
+    token = (await story.ana.post("/v1/me/feed_token")).json()["token"]
+    anon = httpx.AsyncClient(base_url=story.api.server.base_url, timeout=30)
+    story.clients.append(anon)
+    feed = f"/feeds/projects/{story.project_id}.atom"
+    english = await anon.get(feed, params={"token": token})
+    assert english.status_code == 200, english.text
+    assert english.headers["content-language"] == "en"
+
+    r = await story.ana.patch("/v1/me", json={"locale": "fr"})
+    assert r.status_code == 200, r.text
+    assert r.json()["locale"] == "fr"
+
+    french = await anon.get(
+        feed, params={"token": token}, headers={"If-None-Match": english.headers["etag"]}
+    )
+    assert french.status_code == 200, french.text
+    assert french.headers["content-language"] == "fr"
+    parsed = feedparser.parse(french.content)
+    assert parsed.feed.language == "fr"
+    assert [e.title for e in parsed.entries[:5]] == FRENCH_STORY
+
+    url = f"/v1/projects/{story.project_id}/activity"
+    mine = await story.ana.get(url, params={"limit": 1})
+    assert mine.headers["content-language"] == "fr"
+    assert mine.json()[0]["sentence"] == FRENCH_STORY[0]
+    asked = await story.ana.get(url, params={"limit": 1}, headers={"Accept-Language": "en"})
+    assert asked.json()[0]["sentence"] == "Ana moved “Ship v1” to “Pricing”"
+    others = await story.admin.get(url, params={"limit": 1})
+    assert others.headers["content-language"] == "en"
+
+    r = await story.ana.patch("/v1/me", json={"locale": None})
+    assert r.status_code == 200, r.text
+    back = await story.ana.get(url, params={"limit": 1})
+    assert back.headers["content-language"] == "en"

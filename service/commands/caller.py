@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..domain.access import Viewer
+from ..domain.calendar import Clock
 from ..domain.context import Context
 from ..errors import PreconditionFailed
 from ..events.base import Metadata
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
     from ..projections.engine import ProjectionEngine
     from ..reads.tokens import TokenCache
     from .folds import StreamStates
+
+
+def utc_now() -> datetime:
+    """The system's clock: now, in UTC."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class Services:
         person_states: the same for people's streams (who may write: :mod:`.actors`).
         wait_timeout: how long a write waits for the read models to show it.
         tokens: the token cache to tell when a change of a person shows in the read models.
+        clock: what tells "now": the time commands record and the instant "today" is taken
+            at (a fixed one in tests).
+        time_zone: the zone of people who chose none (``CAIRN_TIME_ZONE``).
     """
 
     store: EventStore
@@ -50,6 +59,8 @@ class Services:
     person_states: StreamStates[PersonState] | None = None
     wait_timeout: float = 5.0
     tokens: TokenCache | None = None
+    clock: Clock = utc_now
+    time_zone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,7 @@ class Caller:
 
     def context(self) -> Context:
         """The domain context of this call: the actor, now."""
-        return Context(actor=self.actor, now=datetime.now(UTC))
+        return Context(actor=self.actor, now=self.services.clock())
 
     def new_id(self, prefix: str) -> str:
         """A new id like ``prj_3f2a…`` (``prefix``: one of :mod:`service.events.streams`'

@@ -7,7 +7,7 @@ of address must go through in the same transaction, in :mod:`service.domain.emai
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import msgspec
 
@@ -24,13 +24,17 @@ from ..events.people import (
     TokenRevoked,
 )
 from ..events.projects import ProjectRole
-from . import text
+from . import calendar, text
 from .access import AccountAction, check_account
 from .context import Context
 from .edits import apply_changes, diff, not_null, patch_of
 
 UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
+
+Locale = Literal["en", "fr"]
+"""The languages a person may choose (``None``: the server's default, ``CAIRN_LOCALE``)."""
+LOCALES: Final[frozenset[str]] = frozenset(get_args(Locale))
 
 
 class TokenState(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +55,8 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
     role: PersonRole
     company: str | None
     title: str | None
+    locale: str | None = None
+    time_zone: str | None = None
     active: bool = True
     tokens: dict[str, TokenState] = {}
     feed_token_hash: str | None = None
@@ -63,7 +69,8 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CreatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Add a person; ``person_id`` is made by the caller. Clients need a ``company``."""
+    """Add a person; ``person_id`` is made by the caller. Clients need a ``company``.
+    ``locale`` and ``time_zone`` left ``None`` are the server's defaults."""
 
     person_id: str
     name: str
@@ -71,16 +78,21 @@ class CreatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     role: PersonRole
     company: str | None = None
     title: str | None = None
+    locale: str | None = None
+    time_zone: str | None = None
 
 
 class EditPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Merge-patch a person; ``company`` and ``title`` may be cleared with ``None``."""
+    """Merge-patch a person; ``company``, ``title``, ``locale`` and ``time_zone`` may be
+    cleared with ``None`` (the last two then follow the server's defaults)."""
 
     name: str | _Unset = UNSET
     email: str | _Unset = UNSET
     role: PersonRole | _Unset = UNSET
     company: str | _Unset | None = UNSET
     title: str | _Unset | None = UNSET
+    locale: str | _Unset | None = UNSET
+    time_zone: str | _Unset | None = UNSET
 
 
 class DeactivatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -107,6 +119,8 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
             role=event.role,
             company=event.company,
             title=event.title,
+            locale=event.locale,
+            time_zone=event.time_zone,
             version=1,
         )
     if state is None:
@@ -145,7 +159,8 @@ def decide_create_person(cmd: CreatePerson, ctx: Context) -> list[Event]:
 
     Raises:
         Forbidden: the actor is not an admin.
-        InvalidCommand: a bad name, e-mail, title, or a client without a company.
+        InvalidCommand: a bad name, e-mail, title, locale or time zone, or a client without
+            a company.
     """
     check_account(ctx.actor, AccountAction.CREATE_PERSON)
     company = text.optional_line("company", cmd.company)
@@ -158,6 +173,8 @@ def decide_create_person(cmd: CreatePerson, ctx: Context) -> list[Event]:
             role=cmd.role,
             company=company,
             title=text.optional_line("title", cmd.title),
+            locale=_locale("locale", cmd.locale),
+            time_zone=calendar.time_zone("time_zone", cmd.time_zone),
         )
     ]
 
@@ -181,7 +198,8 @@ def decide_edit_person(
         NotFound: a client edits someone else.
         Forbidden: a member edits someone else, or anyone but an admin (or the person
             themselves) changes a role.
-        InvalidCommand: a bad value, or a client left without a company.
+        InvalidCommand: a bad value (an unknown locale or time zone included), or a client
+            left without a company.
         Conflict: the role change would contradict the person's project memberships.
     """
     check_account(ctx.actor, AccountAction.EDIT_PERSON, person.person_id)
@@ -193,6 +211,10 @@ def decide_edit_person(
             updates[field] = text.email(field, not_null(field, value))
         elif field == "role":
             updates[field] = not_null(field, value)
+        elif field == "locale":
+            updates[field] = _locale(field, value)
+        elif field == "time_zone":
+            updates[field] = calendar.time_zone(field, value)
         else:
             updates[field] = text.optional_line(field, value)
     role: PersonRole = updates.get("role", person.role)
@@ -240,6 +262,12 @@ def decide_reactivate_person(
     if person.active:
         raise Conflict("the person is active")
     return [PersonReactivated()]
+
+
+def _locale(field: str, value: str | None) -> str | None:
+    if value is not None and value not in LOCALES:
+        raise InvalidCommand(field, f"{field} must be one of {', '.join(sorted(LOCALES))}")
+    return value
 
 
 def _require_company(role: PersonRole, company: str | None) -> None:

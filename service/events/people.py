@@ -20,7 +20,12 @@ PersonRole = Literal["admin", "member", "client"]
 
 @register
 class PersonCreated(Event, frozen=True, kw_only=True):
-    """A person got an account. ``company`` is set for clients (optional for others)."""
+    """A person got an account. ``company`` is set for clients (optional for others).
+
+    ``locale`` (a language code, ``en`` or ``fr``) and ``time_zone`` (an IANA name) are the
+    person's preferences; ``None`` means the server's default (``CAIRN_LOCALE``,
+    ``CAIRN_TIME_ZONE``), as in events stored before they existed.
+    """
 
     person_id: str
     name: str
@@ -28,11 +33,13 @@ class PersonCreated(Event, frozen=True, kw_only=True):
     role: PersonRole
     company: str | None
     title: str | None
+    locale: str | None = None
+    time_zone: str | None = None
 
 
 @register
 class PersonEdited(Event, frozen=True, kw_only=True):
-    """Some of a person's name, email, role, company or title changed."""
+    """Some of a person's name, email, role, company, title, locale or time zone changed."""
 
     changes: tuple[FieldChange, ...]
 

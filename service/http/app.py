@@ -17,9 +17,10 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from .. import __version__
-from ..commands.caller import Services
+from ..commands.caller import Services, utc_now
 from ..commands.folds import StreamStates
 from ..config import Settings
+from ..domain.calendar import Clock
 from ..domain.people import evolve_person
 from ..domain.projects import evolve_project
 from ..errors import ConfigurationError, Forbidden
@@ -132,11 +133,17 @@ async def _prepare_read_models(database_url: str) -> None:
 
 
 def create_app(
-    settings: Settings, *, rate: float | None = None, burst: float | None = None
+    settings: Settings,
+    *,
+    rate: float | None = None,
+    burst: float | None = None,
+    clock: Clock = utc_now,
 ) -> Starlette:
     """Build the app for ``settings``; resources open on startup and close on shutdown.
 
     ``rate`` and ``burst`` override the settings' rate limit (requests/s per person; 0: off).
+    ``clock`` tells "now" (the system's; a test may fix it): what commands record, and the
+    instant each caller's "today" is taken at.
     """
     per_second = settings.rate_limit if rate is None else rate
     allowance = settings.rate_burst if burst is None else burst
@@ -162,6 +169,8 @@ def create_app(
             person_states=StreamStates(evolve_person),
             wait_timeout=settings.ryw_timeout,
             tokens=tokens,
+            clock=clock,
+            time_zone=settings.time_zone,
         )
         try:
             await engine.prepare()

@@ -8,9 +8,11 @@ from typing import Any
 
 from starlette.requests import Request
 
+from ..commands.calendar import today_for
 from ..commands.caller import Caller, Idempotency, Services
 from ..config import Settings
 from ..domain.access import Viewer
+from ..domain.calendar import Today
 from ..domain.i18n import Locale, negotiate
 from ..events.base import Metadata
 from ..events.store import EventStore
@@ -41,6 +43,7 @@ class Ctx:
     _caller: Caller | None = field(default=None, repr=False)
     _request_id: str | None = field(default=None, repr=False)
     _locale: Locale | None = field(default=None, repr=False)
+    _today: Today | None = field(default=None, repr=False)
 
     @property
     def me(self) -> Viewer:
@@ -105,6 +108,13 @@ class Ctx:
         """``Content-Language`` of an answer written in :meth:`locale`, and ``Vary`` naming
         the header that chose it."""
         return {"Content-Language": await self.locale(), "Vary": "Accept-Language"}
+
+    async def today(self) -> Today:
+        """Today for the caller, in their time zone (else the default zone): what "today",
+        "late", "due soon" and "this week" are measured by. The same for the whole request."""
+        if self._today is None:
+            self._today = await today_for(self.services, self.me.person_id)
+        return self._today
 
     def new_id(self, prefix: str) -> str:
         """A new id (see :meth:`Caller.new_id`)."""

@@ -10,7 +10,7 @@ what the caller may see: a hidden item is a 404, the same as one that does not e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, Final
 
 import asyncpg
@@ -159,7 +159,8 @@ class Todolist(Envelope, frozen=True, kw_only=True, tag="todolist"):
 
 
 class Milestone(Envelope, frozen=True, kw_only=True, tag="milestone"):
-    """A dated goal; ``late`` means due before today (UTC) and not completed."""
+    """A dated goal; ``late`` means due before today (in the caller's time zone) and not
+    completed."""
 
     title: str
     notes: str | None
@@ -239,7 +240,10 @@ async def render(
     every = [*rows, *(t for group in todos.values() for t in group)]
     parents = frozenset(r["parent_id"] for r in every if r["parent_id"] is not None)
     sight = await sight_of(pool, ctx.me, project, Mentions(recordings=parents))
-    out = _Renderer(ctx, sight)
+    # A milestone's "late" needs the caller's today, which costs a read: only answers with
+    # a milestone pay for it.
+    today = (await ctx.today()).date if any(r["kind"] == "milestone" for r in rows) else None
+    out = _Renderer(ctx, sight, today)
     result: list[Recording] = []
     for row in rows:
         item = out.one(row, progress)
@@ -267,11 +271,16 @@ def person_ref(
 
 
 class _Renderer:
-    def __init__(self, ctx: Ctx, sight: Sight) -> None:
+    def __init__(self, ctx: Ctx, sight: Sight, today: date | None) -> None:
         self.base = str(ctx.request.base_url).rstrip("/")
         self.template = ctx.settings.app_url
-        self.today = datetime.now(UTC).date()
+        self.today = today  # the caller's (None: there is no milestone to render)
         self.sight = sight
+
+    def _late(self, row: asyncpg.Record) -> bool:
+        assert self.today is not None, "render() reads today when it renders a milestone"
+        late: bool = not row["completed"] and row["due_on"] < self.today
+        return late
 
     def person(self, person_id: str | None, name: str | None) -> PersonRef | None:
         if person_id is None:
@@ -355,7 +364,7 @@ class _Renderer:
             title=row["title"],
             notes=row["content"],
             due_on=row["due_on"],
-            late=not row["completed"] and row["due_on"] < self.today,
+            late=self._late(row),
             responsible=self.person(row["responsible_id"], row["responsible_name"]),
             completed=row["completed"],
             completed_at=row["completed_at"],

@@ -24,7 +24,7 @@ models stand still, each instance remembers its answers and rendered bytes
 
 **Language.** A feed is read by a feed reader, which says nothing useful about its owner's
 language: it is written in the language of the person whose token reads it
-(:func:`~service.reads.locales.locale_of`: the ``locale`` setting until people choose one),
+(:func:`~service.reads.locales.locale_of`: the person's ``locale``, else the ``locale`` setting),
 declared in the document and by ``Content-Language``, and part of the ETag.
 """
 

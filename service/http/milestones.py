@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Final, Literal
 
 import msgspec
@@ -70,7 +70,8 @@ async def post_milestone(ctx: Ctx, body: NewMilestone) -> Reply:
     response=list[Milestone],
     query={
         "filter": Param(
-            "all (default), upcoming, late (due before today, UTC, and not completed) or completed",
+            "all (default), upcoming, late (due before today, in your time zone, and not "
+            "completed) or completed",
             Literal["all", "upcoming", "late", "completed"],
         ),
         "status": STATUS,
@@ -81,8 +82,7 @@ async def post_milestone(ctx: Ctx, body: NewMilestone) -> Reply:
 async def list_milestones(ctx: Ctx) -> Reply:
     project = await project_for_list(ctx)
     which = ctx.param("filter", "all")
-    # "Today" is the UTC date: the API has no notion of the caller's time zone.
-    today = datetime.now(UTC).date()
+    today = (await ctx.today()).date
     selection = recordings.milestones(project.project_id, status_filter(ctx), which, today)
     return await page(ctx, selection, project=project)
 

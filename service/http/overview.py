@@ -15,9 +15,10 @@ people as the people a client may be told about.
 about, are in the language ``Accept-Language`` prefers (``Content-Language`` says which).
 
 **What counts.** Only active items: archived and trashed recordings, and to-dos of archived or
-trashed lists, are left out (the read model's ``effective_status``). "Today" is the current
-date in UTC; "this week" starts on Monday 00:00 UTC; "due soon" means due from today through
-today + 14 days; "late" means open and due before today.
+trashed lists, are left out (the read model's ``effective_status``). "Today" is the caller's:
+the current date in their time zone, or in the default zone (``CAIRN_TIME_ZONE``) if they
+chose none; "this week" starts on Monday 00:00 in that zone; "due soon" means due from today
+through today + 14 days; "late" means open and due before today.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..reads.visibility import project_scope
 from .activity import ActivityEntry, entries
 from .api import Api, Ctx, Reply
 from .envelope import PATHS, PersonRef, api_url, person_ref, recording_app_url, recording_url
-from .reports import ProjectRef, project_ref, today_utc
+from .reports import ProjectRef, project_ref
 
 api = Api()
 
@@ -53,7 +54,8 @@ class OverviewPerson(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TodoCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """Open to-dos, open ones due before today, and those completed since Monday (UTC)."""
+    """Open to-dos, open ones due before today, and those completed since Monday 00:00 (both
+    in the caller's time zone)."""
 
     open: int
     overdue: int
@@ -115,7 +117,8 @@ class ActivitySummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Overview(msgspec.Struct, frozen=True, kw_only=True):
-    """``GET /v1/projects/{id}/overview``. ``activity`` is newest first."""
+    """``GET /v1/projects/{id}/overview``. ``today`` and ``week_starts_on`` (a Monday) are
+    the caller's, in their time zone. ``activity`` is newest first."""
 
     project: ProjectRef
     today: date
@@ -140,15 +143,15 @@ async def project_overview(ctx: Ctx) -> Reply:
     project_id = ctx.path("project_id")
     scope = await project_scope(ctx.store.pool, ctx.me, project_id)
     locale = await ctx.locale()
-    today = today_utc()
+    today = await ctx.today()
     found = await overview.overview(ctx.store.pool, scope, project_id, today)
     people, counts, progress, messages = found.people, found.counts, found.progress, found.messages
     sight = Sight(people=scope.people)
     return Reply(
         Overview(
             project=project_ref(ctx, project_id, found.name),
-            today=today,
-            week_starts_on=overview.week_start(today).date(),
+            today=today.date,
+            week_starts_on=today.week_starts_on,
             people=[
                 OverviewPerson(
                     id=r["person_id"],

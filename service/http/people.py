@@ -19,6 +19,7 @@ from starlette.responses import Response
 from ..commands.execute import Plan, append_together, decided, execute, load
 from ..domain import text
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
+from ..domain.calendar import ZoneName
 from ..domain.context import Timestamp
 from ..domain.emails import (
     EmailClaim,
@@ -31,6 +32,7 @@ from ..domain.people import (
     CreatePerson,
     DeactivatePerson,
     EditPerson,
+    Locale,
     PersonState,
     ReactivatePerson,
     decide_create_person,
@@ -71,7 +73,9 @@ _Unset = msgspec.UnsetType
 
 
 class Person(msgspec.Struct, frozen=True, kw_only=True):
-    """A person as the API shows them."""
+    """A person as the API shows them. ``locale`` and ``time_zone`` are their choices (null:
+    the server's defaults, ``CAIRN_LOCALE`` and ``CAIRN_TIME_ZONE``); "today" and "this week"
+    are theirs in that zone."""
 
     id: str
     name: str
@@ -79,6 +83,8 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     role: PersonRole
     company: str | None
     title: str | None
+    locale: Locale | None
+    time_zone: str | None
     active: bool
     created_at: Timestamp
     updated_at: Timestamp
@@ -86,13 +92,16 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/people``. Clients need a ``company``."""
+    """Body of ``POST /v1/people``. Clients need a ``company``; ``locale`` and ``time_zone``
+    left out (or null) are the server's defaults."""
 
     name: text.Line
     email: text.Email
     role: PersonRole
     company: text.OptionalLine | None = None
     title: text.Line | None = None
+    locale: Locale | None = None
+    time_zone: ZoneName | None = None
 
 
 _NEW_CLIENT: Final = msgspec.Meta(
@@ -108,13 +117,17 @@ _NEW_CLIENT: Final = msgspec.Meta(
 
 
 class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``PATCH /v1/people/{id}``: omitted fields stay, ``null`` clears company/title."""
+    """Body of ``PATCH /v1/people/{id}`` and ``PATCH /v1/me``: omitted fields stay, ``null``
+    clears company, title, locale and time zone (the last two then are the server's
+    defaults)."""
 
     name: text.Line | _Unset = _UNSET
     email: text.Email | _Unset = _UNSET
     role: PersonRole | _Unset = _UNSET
     company: text.OptionalLine | _Unset | None = _UNSET
     title: text.Line | _Unset | None = _UNSET
+    locale: Locale | _Unset | None = _UNSET
+    time_zone: ZoneName | _Unset | None = _UNSET
 
 
 class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,7 +161,10 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
 # ------------------------------------------------------------------ helpers
 
 
-_PERSON: Final = ("name", "email", "role", "company", "title", "active", "created_at", "updated_at")
+_PERSON: Final = (
+    "name", "email", "role", "company", "title", "locale", "time_zone", "active", "created_at",
+    "updated_at",
+)  # fmt: skip
 """The columns of a person's row that :class:`Person` shows as they are."""
 
 
@@ -272,13 +288,26 @@ async def get_person(ctx: Ctx) -> Reply:
 
 
 @api.patch(
+    "/v1/me",
+    summary="Edit yourself: name, e-mail, title, company, locale, time zone (merge)",
+    response=Person,
+    tags=_TAGS,
+)
+async def edit_me(ctx: Ctx, body: PersonPatch) -> Reply:
+    return await _edit(ctx, ctx.me.person_id, body)
+
+
+@api.patch(
     "/v1/people/{person_id}",
     summary="Edit a person (merge: omitted fields stay, null clears)",
     response=Person,
     tags=_TAGS,
 )
 async def edit_person(ctx: Ctx, body: PersonPatch) -> Reply:
-    person_id = ctx.path("person_id")
+    return await _edit(ctx, ctx.path("person_id"), body)
+
+
+async def _edit(ctx: Ctx, person_id: str, body: PersonPatch) -> Reply:
     cmd = EditPerson(**msgspec.structs.asdict(body))
     c = ctx.caller.context()
     stream = person_stream(person_id)

@@ -8,12 +8,13 @@ items are reported.
 What counts: open (not completed) to-dos and milestones that are active, in an active list
 (the read model's ``effective_status``), in an active project. Archived and trashed items,
 to-dos of archived or trashed lists, and the items of archived (read-only) or trashed projects
-are left out: nothing there can be done. "Today" is the current date in UTC.
+are left out: nothing there can be done. "Today" is the caller's: the current date in their
+time zone, or the default zone (``CAIRN_TIME_ZONE``) if they chose none (:meth:`~service.http.context.Ctx.today`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Final, Literal
 
 import asyncpg
@@ -80,17 +81,13 @@ class ProjectAssignments(msgspec.Struct, frozen=True, kw_only=True):
 
 class Assignments(msgspec.Struct, frozen=True, kw_only=True):
     """``GET /v1/my/assignments``: open to-dos assigned to the caller, grouped by project
-    (projects by name). ``today`` is the UTC date the report was made on."""
+    (projects by name). ``today`` is the date the report was made on, in the caller's time
+    zone."""
 
     today: date
     total: int
     overdue: int
     projects: list[ProjectAssignments]
-
-
-def today_utc() -> date:
-    """The current date in UTC: what "today" means in every report and overview."""
-    return datetime.now(UTC).date()
 
 
 def project_ref(ctx: Ctx, project_id: str, name: str) -> ProjectRef:
@@ -136,7 +133,7 @@ async def my_assignments(ctx: Ctx) -> Reply:
     person's open assignments are a bounded, working set)."""
     rows = await reports.assignments(ctx.store.pool, ctx.me)
     sight = Sight(people=await people_known_to(ctx.store.pool, ctx.me))
-    today = today_utc()
+    today = (await ctx.today()).date
     groups: dict[str, ProjectAssignments] = {}
     for row in rows:
         item = due_item(ctx, row, sight)
@@ -152,7 +149,10 @@ async def my_assignments(ctx: Ctx) -> Reply:
 
 @api.get(
     "/v1/reports/overdue",
-    summary="Open to-dos and milestones due before today (UTC), across every project the caller sees",
+    summary=(
+        "Open to-dos and milestones due before today (in your time zone), across every "
+        "project you see"
+    ),
     response=list[DueItem],
     query=PAGING,
     tags=_TAGS,
@@ -160,15 +160,17 @@ async def my_assignments(ctx: Ctx) -> Reply:
 async def overdue(ctx: Ctx) -> Reply:
     """Oldest due date first; paged by cursor with ``X-Total-Count``."""
     limit = ctx.limit()
-    found = await reports.overdue(
-        ctx.store.pool, ctx.me, today_utc(), after=_after(ctx), limit=limit
-    )
+    today = (await ctx.today()).date
+    found = await reports.overdue(ctx.store.pool, ctx.me, today, after=_after(ctx), limit=limit)
     return await _due_page(ctx, found, limit)
 
 
 @api.get(
     "/v1/reports/upcoming",
-    summary="Open to-dos and milestones due from today (UTC) to today + days, across projects",
+    summary=(
+        "Open to-dos and milestones due from today (in your time zone) to today + days, "
+        "across projects"
+    ),
     response=list[DueItem],
     query={
         "days": Param(
@@ -182,7 +184,7 @@ async def upcoming(ctx: Ctx) -> Reply:
     """Items due from today through today + ``days`` (both included), soonest first; paged
     by cursor with ``X-Total-Count``."""
     days: int = ctx.param("days", 14)
-    today = today_utc()
+    today = (await ctx.today()).date
     limit = ctx.limit()
     found = await reports.upcoming(
         ctx.store.pool, ctx.me, today, today + timedelta(days=days), after=_after(ctx), limit=limit

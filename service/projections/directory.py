@@ -18,7 +18,7 @@ from ..events import projects as pr
 from ..events import streams
 from ..events.base import Event, RecordedEvent, decode_event
 
-_PERSON_FIELDS = {"name", "email", "role", "company", "title"}
+_PERSON_FIELDS = {"name", "email", "role", "company", "title", "locale", "time_zone"}
 _PROJECT_FIELDS = {"name", "description", "clients_enabled"}
 
 
@@ -27,7 +27,7 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    version = 3
+    version = 4
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -41,6 +41,8 @@ class Directory:
             role        text NOT NULL,
             company     text,
             title       text,
+            locale      text,
+            time_zone   text,
             active      boolean NOT NULL,
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
@@ -127,9 +129,11 @@ class Directory:
         match e:
             case pe.PersonCreated():
                 await conn.execute(
-                    "INSERT INTO people (person_id, name, email, role, company, title, active, "
-                    "created_at, updated_at, seq) VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8)",
-                    e.person_id, e.name, e.email, e.role, e.company, e.title, at, r.position,
+                    "INSERT INTO people (person_id, name, email, role, company, title, locale, "
+                    "time_zone, active, created_at, updated_at, seq) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $9, $10)",
+                    e.person_id, e.name, e.email, e.role, e.company, e.title, e.locale,
+                    e.time_zone, at, r.position,
                 )  # fmt: skip
             case pe.PersonEdited():
                 await _patch(conn, "people", "person_id", person_id, e.changes, _PERSON_FIELDS, at)
@@ -244,8 +248,8 @@ _PERSON_VERSION = "UPDATE people SET version = $2 WHERE person_id = $1"
 _PROJECT_VERSION = "UPDATE projects SET version = $2 WHERE project_id = $1"
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "people": (
-        "person_id", "name", "email", "role", "company", "title", "active", "created_at",
-        "updated_at", "seq", "version",
+        "person_id", "name", "email", "role", "company", "title", "locale", "time_zone",
+        "active", "created_at", "updated_at", "seq", "version",
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
@@ -308,7 +312,8 @@ class _Fold:
                     return False
                 self.people[e.person_id] = {
                     "person_id": e.person_id, "name": e.name, "email": e.email, "role": e.role,
-                    "company": e.company, "title": e.title, "active": True, "created_at": at,
+                    "company": e.company, "title": e.title, "locale": e.locale,
+                    "time_zone": e.time_zone, "active": True, "created_at": at,
                     "updated_at": at, "seq": position, "version": 0,
                 }  # fmt: skip
             case pe.PersonEdited():

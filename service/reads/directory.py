@@ -22,8 +22,8 @@ from .rows import Page
 # Each row carries the version of the stream it reflects (a token's and a membership's are
 # their person's and project's): what the API's ETags name.
 _PERSON: Final = (
-    "SELECT person_id, name, email, role, company, title, active, created_at, updated_at, seq, "
-    "version FROM people"
+    "SELECT person_id, name, email, role, company, title, locale, time_zone, active, created_at, "
+    "updated_at, seq, version FROM people"
 )
 _TOKEN: Final = (
     "SELECT t.token_id, t.person_id, t.label, t.revoked, t.created_at, t.revoked_at, t.seq, "
@@ -55,6 +55,22 @@ async def person(pool: asyncpg.Pool, person_id: str) -> asyncpg.Record | None:
     """A person's row (None: no such person)."""
     row: asyncpg.Record | None = await pool.fetchrow(f"{_PERSON} WHERE person_id = $1", person_id)
     return row
+
+
+async def time_zone(pool: asyncpg.Pool, person_id: str) -> str | None:
+    """The time zone a person chose (None: they chose none, or there is no such person)."""
+    value: str | None = await pool.fetchval(
+        "SELECT time_zone FROM people WHERE person_id = $1", person_id
+    )
+    return value
+
+
+async def locale(pool: asyncpg.Pool, person_id: str) -> str | None:
+    """The language a person chose (None: they chose none, or there is no such person)."""
+    value: str | None = await pool.fetchval(
+        "SELECT locale FROM people WHERE person_id = $1", person_id
+    )
+    return value
 
 
 async def people(

@@ -10,11 +10,12 @@ clients see gets counts and lists of client-visible items alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, timedelta
 from typing import Final
 
 import asyncpg
 
+from ..domain.calendar import Today
 from . import activity
 from .visibility import Scope
 
@@ -75,15 +76,12 @@ class Rows:
     activity: list[asyncpg.Record]
 
 
-def week_start(today: date) -> datetime:
-    """Monday 00:00 UTC of the week of ``today``: where "this week" starts."""
-    return datetime.combine(today - timedelta(days=today.weekday()), time(), tzinfo=UTC)
-
-
-async def overview(pool: asyncpg.Pool, scope: Scope, project_id: str, today: date) -> Rows:
-    """The overview of ``project_id`` as ``scope``'s viewer may see it, as of ``today``
-    ("late": open and due before it; "due soon": due from it through :data:`SOON_DAYS`
-    later; "this week": since :func:`week_start`)."""
+async def overview(pool: asyncpg.Pool, scope: Scope, project_id: str, day: Today) -> Rows:
+    """The overview of ``project_id`` as ``scope``'s viewer may see it, as of ``day`` (the
+    viewer's today in their zone: "late": open and due before it; "due soon": due from it
+    through :data:`SOON_DAYS` later; "this week": since its week's start, Monday 00:00 in
+    that zone)."""
+    today = day.date
     clients_only = bool(scope.clients_only)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         # One snapshot for every part, so the counts and lists agree with each other.
@@ -91,7 +89,7 @@ async def overview(pool: asyncpg.Pool, scope: Scope, project_id: str, today: dat
             "SELECT name FROM projects WHERE project_id = $1", project_id
         )
         people = await conn.fetch(_PEOPLE, project_id)
-        counts = await conn.fetchrow(_COUNTS, project_id, clients_only, today, week_start(today))
+        counts = await conn.fetchrow(_COUNTS, project_id, clients_only, today, day.week_start)
         progress = await conn.fetch(_PROGRESS, project_id, clients_only)
         messages = await conn.fetch(_MESSAGES, project_id, clients_only)
         soon = await conn.fetch(

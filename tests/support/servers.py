@@ -13,13 +13,16 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from service.commands.caller import utc_now
 from service.config import from_env
+from service.domain.calendar import Clock
 from service.http.app import create_app
 from service.http.server import protocol
 from service.realtime.endpoint import MAX_READ
@@ -28,6 +31,17 @@ from .waiting import eventually
 
 STARTUP_TIMEOUT = 60.0
 """Only there to turn a start-up that hangs into a failure."""
+
+
+class FixedClock:
+    """A clock that says what it is told (``now``), for tests that pin the instant: the
+    server's "today" and the times its commands record."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def free_port() -> int:
@@ -54,12 +68,15 @@ class Server:
         await self.task
 
 
-async def start_server(database_url: str, *, log_level: str = "warning", **settings: Any) -> Server:
+async def start_server(
+    database_url: str, *, log_level: str = "warning", clock: Clock = utc_now, **settings: Any
+) -> Server:
     """Start Cairn on uvicorn on a free port; return once it listens.
 
     Args:
         database_url: the (migrated) database to serve.
         log_level: uvicorn's and Cairn's access log's; ``"info"`` to have the access log.
+        clock: what tells the server "now" (see :class:`FixedClock`).
         settings: overrides of :class:`service.config.Settings`, as ``from_env`` takes them
             (``rate_limit=1.0``, ``ping_interval=0.2``...); uvicorn gets its WebSocket
             heartbeat from them, as under ``cairn serve``.
@@ -76,7 +93,7 @@ async def start_server(database_url: str, *, log_level: str = "warning", **setti
     # take the root logger from pytest; the access log follows uvicorn's level instead.
     logging.getLogger("cairn.access").setLevel(log_level.upper())
     config = uvicorn.Config(
-        create_app(configured),
+        create_app(configured, clock=clock),
         host="127.0.0.1",
         port=port,
         http=protocol(configured),
