@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 import msgspec.inspect
@@ -121,6 +121,10 @@ class Settings(msgspec.Struct, kw_only=True):
             gt=0,
         ),
     ] = 30.0
+    locale: Annotated[
+        Literal["en", "fr"],
+        _setting("the default language: of new projects' search and of people who chose none"),
+    ] = "en"
 
 
 FROM_COMMAND_LINE: Final = frozenset({"database_url", "data_dir", "host", "port"})
