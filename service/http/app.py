@@ -49,6 +49,7 @@ ROUTE_MODULES: list[str] = [
     "projects",
     "overview",
     "reports",
+    "search",
     "snapshot",
     "activity",
     "recordings",
