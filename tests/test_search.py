@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.domain.search import BETWEEN, START, STOP, snippet
+from service.domain.search import BETWEEN, START, STOP, searchable, snippet
 
 from .support.api import Api, all_pages, problem
 from .support.teams import Team
@@ -295,6 +295,20 @@ async def test_snippets_are_escaped_text_with_the_matches_marked(api: Api) -> No
 # ------------------------------------------------------------------ snippets (pure)
 
 
+def test_searchable_text_loses_its_accents_and_keeps_its_length() -> None:
+    """Accented Latin letters (French, Polish, Vietnamese, letters with a stroke) become
+    their letter, one for one; accents written apart are composed first; other text is
+    left as it is."""
+    assert (
+        searchable("Réunions, tâche, ÉQUIPE, naïve, cœur") == "Reunions, tache, EQUIPE, naive, cœur"
+    )
+    assert searchable("Łódź, Øre, Việt Nam") == "Lodz, Ore, Viet Nam"
+    assert searchable("re\u0301union") == "reunion"
+    for text in ("Réunion à 10 h", "Đà Nẵng", "日本語 and ascii"):
+        assert len(searchable(text)) == len(text)
+    assert searchable("plain <b> ascii") == "plain <b> ascii"
+
+
 def test_a_snippet_moves_the_marks_back_onto_the_text_as_written() -> None:
     """Marks found in the unaccented text land on the same characters of the text as
     written; fragments are joined by an ellipsis; everything is escaped."""
@@ -307,6 +321,11 @@ def test_a_snippet_moves_the_marks_back_onto_the_text_as_written() -> None:
     assert snippet(written, unaccented, "Deja vu  a> la") == "Déjà vu &lt;à&gt; la"
 
 
-def test_a_snippet_not_found_in_the_text_is_shown_escaped_as_given() -> None:
-    """A fragment that is not in the text (it cannot line up) is still escaped."""
+def test_a_snippet_that_cannot_line_up_is_shown_as_indexed_and_escaped() -> None:
+    """A text edited since it was indexed, or a fragment not found in it, is shown as
+    indexed (without accents), escaped all the same."""
     assert snippet("abc", "abc", f"<i>{START}x{STOP}</i>") == "&lt;i&gt;<mark>x</mark>&lt;/i&gt;"
+    edited = snippet("Une réunion <b>", "Une reunion  b>", f"Une {START}reunion{STOP}  b>")
+    assert edited == "Une <mark>réunion</mark> &lt;b&gt;"
+    stale = snippet("Une réunion demain", "Une reunion  b>", f"Une {START}reunion{STOP}  b>")
+    assert stale == "Une <mark>reunion</mark>  b&gt;"

@@ -2,10 +2,11 @@
 
 A document is a fact about the final state of its stream and its project's: the creation's
 title and body unless an edit changed them last, and the last language its project was
-given. SQL reads those off the log; Python only makes the plain text of the bodies whose
-HTML holds an entity (:func:`~service.projections.search_tables.indexed`, as the
-incremental path does). Then one ``INSERT ... SELECT`` indexes every document, with the
-indexes built once at the end.
+given. SQL reads those off the log and makes the plain text of the bodies; Python makes the
+indexed text of those that are not ASCII (accents are taken off in Python:
+:mod:`service.domain.search`) or whose HTML holds an entity
+(:func:`~service.projections.search_tables.indexed`, as the incremental path does). Then
+one ``INSERT ... SELECT`` indexes every document, with the indexes built once at the end.
 
 Logs the incremental path would fold differently depending on where batches are cut (an
 edit before its recording's creation, a creation that is not its stream's first event) are
@@ -119,15 +120,21 @@ LEFT JOIN edits t ON t.recording_id = made.recording_id AND t.col = 'title'
 LEFT JOIN edits b ON b.recording_id = made.recording_id AND b.col = 'body'
 """
 _LANGUAGE: Final = f"coalesce(p.language, '{LANGUAGES[0]}')"
+_ASCII: Final = "octet_length({0}) = length({0})"
+_BY_PYTHON: Final = (
+    f"NOT ({_ASCII.format('title')} AND {_ASCII.format('html')}) OR {plain_text_unsure_sql('html')}"
+)
+"""SQL over ``_search_rows``: the rows whose indexed text Python makes."""
 _INSERT: Final = f"""
 INSERT INTO search_documents (recording_id, project_id, kind, language, title, body, document)
-SELECT r.recording_id, r.project_id, r.kind, x.language, r.title, x.body,
-       cairn_search_document(x.language::regconfig, r.title, x.body, '')
+SELECT r.recording_id, r.project_id, r.kind, x.language, x.title, x.body,
+       cairn_search_document(x.language::regconfig, x.title, x.body, '')
 FROM _search_rows r
-LEFT JOIN _search_plain pl ON pl.recording_id = r.recording_id
+LEFT JOIN _search_text t ON t.recording_id = r.recording_id
 LEFT JOIN search_projects p ON p.project_id = r.project_id
 CROSS JOIN LATERAL (
-    SELECT coalesce(pl.body, {plain_text_sql("r.html")}) AS body, {_LANGUAGE} AS language
+    SELECT coalesce(t.title, r.title) AS title,
+           coalesce(t.body, {plain_text_sql("r.html")}) AS body, {_LANGUAGE} AS language
 ) x
 """
 
@@ -142,14 +149,19 @@ async def bulk_fill(conn: asyncpg.Connection, log: str) -> bool:
     # JIT: off per session (lane.py). The GIN index is built once, at the end.
     await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL maintenance_work_mem = '256MB'")
     await conn.execute(_ROWS.replace("{log}", log))
-    unsure = await conn.fetch(
-        f"SELECT recording_id, html FROM _search_rows WHERE {plain_text_unsure_sql('html')}"
+    others = await conn.fetch(
+        f"SELECT recording_id, title, html FROM _search_rows WHERE {_BY_PYTHON}"
     )
     await conn.execute(
-        "CREATE TEMPORARY TABLE _search_plain (recording_id text, body text) ON COMMIT DROP"
+        "CREATE TEMPORARY TABLE _search_text (recording_id text, title text, body text) "
+        "ON COMMIT DROP"
     )
     await conn.copy_records_to_table(
-        "_search_plain", records=[(r["recording_id"], indexed("body", r["html"])) for r in unsure]
+        "_search_text",
+        records=[
+            (r["recording_id"], indexed("title", r["title"]), indexed("body", r["html"]))
+            for r in others
+        ],
     )
     async with indexes_deferred(conn, ("search_projects", "search_documents")):
         await conn.execute(_PROJECTS.replace("{log}", log))

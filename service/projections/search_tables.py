@@ -7,16 +7,18 @@ Tables:
 * ``search_projects(project_id, language)``: each project's language, the text-search
   configuration its documents are indexed in (``english``, ``french``), as its events last
   set it.
-* ``search_documents``: one row per recording. ``title`` and ``body`` are the plain text
+* ``search_documents``: one row per recording. ``title`` and ``body`` are the text
   indexed: a message's subject and body, a list's name and description, a to-do's content
   and notes, a milestone's title and notes; a comment's document is its content alone (its
   body: a comment is found as itself, and shown under its parent). HTML is indexed as its
-  text (tags dropped, entities decoded), so a snippet never shows markup. ``names`` is the
-  names of the recording's attachments: empty until files exist, when adding or removing
-  one will set it (weight C). ``document`` is
+  plain text (tags dropped, entities decoded), and every text without its accents
+  (:func:`~service.domain.search.searchable`): what ``ts_headline`` marks matches in, and
+  what a project's documents are indexed again from when its language changes. ``names``
+  is the names of the recording's attachments: empty until files exist, when adding or
+  removing one will set it (weight C). ``document`` is
   ``cairn_search_document(language, title, body, names)`` (migration 0005): title weight A,
-  body B, names C, each unaccented, in the project's ``language``. A GIN index serves
-  ``@@``; the project index serves re-indexing a project whose language changed.
+  body B, names C, in the project's ``language``. A GIN index serves ``@@``; the project
+  index serves re-indexing a project whose language changed.
 
 Nothing else of a recording is kept here: who may see it, its status and its kind's fields
 are the recordings read model's, joined in by the queries (service/reads/search.py).
@@ -27,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ..domain.excerpts import plain_text
+from ..domain.search import searchable
 
 LANGUAGES: Final = ("english", "french")
 """The text-search configurations a project may be indexed in; any other value a log holds
@@ -74,8 +77,9 @@ def language(value: Any) -> str:
 
 def indexed(column: str, value: Any) -> str:
     """The text indexed for a stored ``value`` of ``column`` (``title``, ``body``): an HTML
-    body's plain text (:func:`~service.domain.excerpts.plain_text`), a title as it is;
-    anything but a string (a cleared field) gives ``""``."""
+    body's plain text (:func:`~service.domain.excerpts.plain_text`), a title as it is, each
+    without its accents (:func:`~service.domain.search.searchable`); anything but a string
+    (a cleared field) gives ``""``."""
     if not isinstance(value, str):
         return ""
-    return plain_text(value) if column in HTML_COLUMNS else value
+    return searchable(plain_text(value) if column in HTML_COLUMNS else value)

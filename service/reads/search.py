@@ -8,10 +8,10 @@ client only what clients see (``visible_to_clients``, effective: a to-do of a hi
 and a comment under a hidden item are hidden too), and every hit asked once more of
 :func:`~service.domain.access.can_see_recording` before it is handed out.
 
-* **Query.** Websearch syntax (``"a phrase"``, ``-word``, ``or``), parsed in the
-  text-search configuration of each language among the projects searched, accents taken off
-  like the documents' (``cairn_search_query``), and matched against that language's
-  documents: each branch uses the GIN index. A query with nothing to find (stop words only,
+* **Query.** Websearch syntax (``"a phrase"``, ``-word``, ``or``), its accents taken off
+  like the documents' (:func:`~service.domain.search.searchable`), parsed in the
+  text-search configuration of each language among the projects searched and matched
+  against that language's documents: each branch uses the GIN index. A query with nothing to find (stop words only,
   or only excluded words, which the index cannot serve: ``querytree`` is ``T``) finds
   nothing.
 * **Status.** A hit's status is the most removed of its effective status (a to-do of a
@@ -20,9 +20,12 @@ and a comment under a hidden item are hidden too), and every hit asked once more
   an archived or trashed project included.
 * **Rank.** ``ts_rank_cd`` with titles (A) above bodies (B), scaled into [0, 1)
   (normalisation 32), ties broken by id. Pages follow the key (rank, id), never an offset.
-* **Snippets.** ``ts_headline`` over the unaccented plain text of the body (the title when
-  there is none), moved back onto the text as written by
-  :func:`~service.domain.search.snippet`: escaped HTML, matches in ``<mark>``.
+* **Rows.** Hits are found, filtered, ranked and counted in one statement (ranks only of
+  what the viewer may see), which also headlines the page; a second reads the page's rows
+  (:func:`~.recordings.rows_by_id`) for the envelopes.
+* **Snippets.** ``ts_headline`` over the indexed (unaccented) plain text of the body (the
+  title when there is none), moved back onto the text as written, which the page's rows
+  hold, by :func:`~service.domain.search.snippet`: escaped HTML, matches in ``<mark>``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import asyncpg
 
 from ..domain import search
 from ..domain.access import can_see_recording
+from ..domain.excerpts import plain_text
 from ..events.recordings import RecordingKind, RecordingStatus
 from .access import recording_facts
 from .recordings import rows_by_id
@@ -42,8 +46,18 @@ from .visibility import Scope
 Key = tuple[float, str]
 """Where a page of hits starts: after the hit of this (rank, recording id)."""
 
-_STATUS_RANK: Final = {"active": 0, "archived": 1, "trashed": 2}
-_RANKED: Final = "CASE {} WHEN 'trashed' THEN 2 WHEN 'archived' THEN 1 ELSE 0 END"
+_ITEMS: Final[dict[str, dict[str, tuple[str, ...]]]] = {
+    "active": {"active": ("active",)},
+    "archived": {"active": ("archived",), "archived": ("active", "archived")},
+    "trashed": {
+        "active": ("trashed",),
+        "archived": ("trashed",),
+        "trashed": ("active", "archived", "trashed"),
+    },
+}
+"""For each status asked for, by the status of a project, the effective statuses of the
+items of that project that have it (none: the project is not searched)."""
+_EVERY: Final = _ITEMS["trashed"]["trashed"]
 _HEADLINE: Final = (
     f"StartSel={search.START}, StopSel={search.STOP}, FragmentDelimiter={search.BETWEEN}, "
     "MaxFragments=2, MaxWords=20, MinWords=8, ShortWord=2"
@@ -51,34 +65,30 @@ _HEADLINE: Final = (
 """``ts_headline``'s options: up to two fragments of 8-20 words, marked by control
 characters that sanitised text never holds (:mod:`service.domain.text`)."""
 _BRANCH: Final = """
-    SELECT d.recording_id, ts_rank_cd(d.document, q.query, 32) AS rank
-    FROM search_documents d, cairn_search_query('{language}', $1) AS q(query)
-    WHERE querytree(q.query) <> 'T'
-      AND d.language = '{language}' AND d.document @@ q.query{projects}
+    SELECT d.recording_id, d.document, q.query
+    FROM search_documents d, websearch_to_tsquery('{language}', $1) AS q(query)
+    WHERE querytree(q.query) <> 'T' AND d.language = '{language}'
+      AND d.document @@ q.query AND d.project_id = ANY($2::text[])
 """
 # ``found`` is read twice (the count, the page), so PostgreSQL computes it once.
 _SEARCH: Final = """
 WITH hits AS ({branches}),
 found AS (
-    SELECT h.recording_id, h.rank
-    FROM hits h
-    JOIN recordings r ON r.recording_id = h.recording_id
-    JOIN projects p ON p.project_id = r.project_id
+    SELECT h.recording_id, ts_rank_cd(h.document, h.query, 32) AS rank, h.query
+    FROM hits h JOIN recordings r ON r.recording_id = h.recording_id
     WHERE {where}
 ),
 page AS (
     SELECT * FROM found{after} ORDER BY rank DESC, recording_id DESC LIMIT {limit}
 )
 SELECT (SELECT count(*) FROM found) AS total, page.recording_id, page.rank,
-       ts_headline(d.language::regconfig, x.unaccented,
-                   cairn_search_query(d.language::regconfig, $1), {options}) AS headline,
-       x.written, x.unaccented
+       d.body <> '' AS from_body, x.given,
+       ts_headline(d.language::regconfig, x.given, page.query, ${options}) AS headline
 FROM (SELECT 1) AS one
 LEFT JOIN page ON true
 LEFT JOIN search_documents d ON d.recording_id = page.recording_id
 LEFT JOIN LATERAL (
-    SELECT w.written, translate(cairn_unaccent(w.written), '<', ' ') AS unaccented
-    FROM (SELECT CASE WHEN d.body <> '' THEN d.body ELSE d.title END AS written) w
+    SELECT translate(CASE WHEN d.body <> '' THEN d.body ELSE d.title END, '<', ' ') AS given
 ) x ON true
 ORDER BY page.rank DESC, page.recording_id DESC
 """
@@ -118,34 +128,27 @@ async def find(
     A ``query.creator_id`` the viewer may not be told about finds nothing (a client learns
     nothing of who made what beyond what they may be told).
     """
-    projects = [*scope.full, *scope.clients_only]
     nothing: tuple[list[Hit], int, Key | None] = ([], 0, None)
-    if not projects and not scope.everything:
-        return nothing
     hidden = scope.people is not None and query.creator_id not in scope.people
     if query.creator_id is not None and hidden:
         return nothing
-    params: list[Any] = [query.text]
-    in_projects = ""
-    if not scope.everything:
-        params.append(projects)
-        in_projects = f" AND d.project_id = ANY(${len(params)}::text[])"
-    languages = await _languages(pool, None if scope.everything else projects)
+    groups = _groups(scope, query.status)
+    projects = [p for ids in groups.values() for p in ids]
+    languages = await _languages(pool, projects) if projects else []
     if not languages:
         return nothing
-    branches = " UNION ALL ".join(
-        _BRANCH.format(language=language, projects=in_projects) for language in languages
-    )
-    where = [
-        f"greatest({_RANKED.format('r.effective_status')}, {_RANKED.format('p.status')}) "
-        f"= {_STATUS_RANK[query.status]}"
-    ]
-    if not scope.everything and scope.clients_only:
-        params += [list(scope.full), list(scope.clients_only)]
-        where.append(
-            f"(r.project_id = ANY(${len(params) - 1}::text[]) "
-            f"OR (r.project_id = ANY(${len(params)}::text[]) AND r.visible_to_clients))"
-        )
+    params: list[Any] = [search.searchable(query.text), projects]
+    alternatives = []
+    for (clients, statuses), ids in groups.items():
+        params.append(ids)
+        one = [f"r.project_id = ANY(${len(params)}::text[])"]
+        if statuses != _EVERY:
+            params.append(list(statuses))
+            one.append(f"r.effective_status = ANY(${len(params)}::text[])")
+        if clients:
+            one.append("r.visible_to_clients")
+        alternatives.append(" AND ".join(one))
+    where = [f"({' OR '.join(alternatives)})"]
     if query.kind is not None:
         params.append(query.kind)
         where.append(f"r.kind = ${len(params)}")
@@ -158,11 +161,11 @@ async def find(
         following = f" WHERE (rank, recording_id) < (${len(params) - 1}::real, ${len(params)})"
     params.append(_HEADLINE)
     sql = _SEARCH.format(
-        branches=branches,
+        branches=" UNION ALL ".join(_BRANCH.format(language=lang) for lang in languages),
         where=" AND ".join(where),
         after=following,
         limit=limit + 1,
-        options=f"${len(params)}",
+        options=len(params),
     )
     records = await pool.fetch(sql, *params)
     total = int(records[0]["total"])
@@ -174,28 +177,43 @@ async def find(
         facts = None if row is None else scope.projects.get(row["project_id"])
         # The SQL above keeps the viewer to what they may see; the access rule has the last
         # word anyway, so a change of the rule cannot leak through a stale SQL filter.
-        if (
-            row is None
-            or facts is None
-            or not can_see_recording(scope.viewer, facts, recording_facts(row))
-        ):
+        if row is None or facts is None:
             continue
-        snippet = search.snippet(r["written"] or "", r["unaccented"] or "", r["headline"] or "")
+        if not can_see_recording(scope.viewer, facts, recording_facts(row)):
+            continue
+        snippet = search.snippet(_written(row, r["from_body"]), r["given"], r["headline"])
         hits.append(Hit(row=row, rank=float(r["rank"]), snippet=snippet))
     last = found[limit - 1] if len(found) > limit else None
     return hits, total, None if last is None else (float(last["rank"]), last["recording_id"])
 
 
-async def _languages(pool: asyncpg.Pool, project_ids: list[str] | None) -> list[str]:
-    """The languages of the projects ``project_ids`` (None: of every project), each a
-    configuration the domain knows (they are written into SQL)."""
-    if project_ids is None:
-        rows = await pool.fetch("SELECT DISTINCT language FROM search_projects ORDER BY 1")
-    else:
-        rows = await pool.fetch(
-            "SELECT DISTINCT language FROM search_projects WHERE project_id = ANY($1::text[]) "
-            "ORDER BY 1",
-            project_ids,
-        )
+def _groups(scope: Scope, status: str) -> dict[tuple[bool, tuple[str, ...]], list[str]]:
+    """The projects of ``scope`` to search for items of ``status``, grouped by whether the
+    viewer sees them as a client and by the effective statuses of the items wanted there."""
+    clients = set(scope.clients_only)
+    groups: dict[tuple[bool, tuple[str, ...]], list[str]] = {}
+    for project_id, facts in scope.projects.items():
+        statuses = _ITEMS[status].get(facts.status)
+        if statuses is not None:
+            groups.setdefault((project_id in clients, statuses), []).append(project_id)
+    return groups
+
+
+def _written(row: asyncpg.Record, from_body: bool) -> str:
+    """The text as written that a hit's snippet is taken from: its body's plain text, or
+    its title (a comment has none: its body is its document)."""
+    if from_body:
+        return plain_text(row["content"] or "")
+    return "" if row["kind"] == "comment" else str(row["title"])
+
+
+async def _languages(pool: asyncpg.Pool, project_ids: list[str]) -> list[str]:
+    """The languages of the projects ``project_ids``, each a configuration the domain knows
+    (they are written into SQL)."""
+    rows = await pool.fetch(
+        "SELECT DISTINCT language FROM search_projects WHERE project_id = ANY($1::text[]) "
+        "ORDER BY 1",
+        project_ids,
+    )
     known = search.CONFIGURATIONS.values()
     return [r["language"] for r in rows if r["language"] in known]
