@@ -1,7 +1,7 @@
 """Search: the recordings a viewer may see whose documents match a query, best first.
 
 Reads the search read model (tables ``search_projects``, ``search_documents``) joined with
-the recordings read model (``recordings``) and the directory's ``projects``. Who sees what is
+the recordings read model (``recordings``). Who sees what is
 exactly what lists show (:mod:`.recordings`, :mod:`.visibility`): the projects of the
 viewer's :class:`~.visibility.Scope` (none of a project they are not on), in those seen as a
 client only what clients see (``visible_to_clients``, effective: a to-do of a hidden list
@@ -11,13 +11,14 @@ and a comment under a hidden item are hidden too), and every hit asked once more
 * **Query.** Websearch syntax (``"a phrase"``, ``-word``, ``or``), its accents taken off
   like the documents' (:func:`~service.domain.search.searchable`), parsed in the
   text-search configuration of each language among the projects searched and matched
-  against that language's documents: each branch uses the GIN index. A query with nothing to find (stop words only,
-  or only excluded words, which the index cannot serve: ``querytree`` is ``T``) finds
-  nothing.
+  against that language's documents: each branch uses the GIN index. A query with nothing
+  to find (stop words only, or only excluded words, which the index cannot serve:
+  ``querytree`` is ``T``) finds nothing.
 * **Status.** A hit's status is the most removed of its effective status (a to-do of a
   trashed list is trashed) and its project's: ``active`` (the default) finds live items of
   live projects, ``archived`` and ``trashed`` what is archived or in the trash, the items of
-  an archived or trashed project included.
+  an archived or trashed project included. Projects with nothing of the status asked for
+  are not searched at all.
 * **Rank.** ``ts_rank_cd`` with titles (A) above bodies (B), scaled into [0, 1)
   (normalisation 32), ties broken by id. Pages follow the key (rank, id), never an offset.
 * **Rows.** Hits are found, filtered, ranked and counted in one statement (ranks only of
