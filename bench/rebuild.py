@@ -88,6 +88,17 @@ _VOCABULARY = [
     "test", "deploy", "meeting", "notes", "agenda", "feedback", "invoice", "logo", "page",
     "button", "flow", "data", "report",
 ]
+# French projects' words, one for one (the same draws pick the word of the same place).
+_VOCABULARY_FR = [
+    "lancement", "plan", "révision", "brouillon", "budget", "client", "conception", "texte",
+    "livraison", "tâche", "essai", "déploiement", "réunion", "notes", "ordre", "retours",
+    "facture", "logo", "page", "bouton", "parcours", "données", "rapport",
+]
+# Syllables of rare words: each message body holds one word of three (8,000 of them).
+_SYLLABLES = [
+    "ka", "ro", "mi", "tesh", "vu", "zal", "qo", "nir", "pex", "lu", "dra", "fom", "gui",
+    "hax", "jo", "wen", "yst", "bri", "cho", "sorb",
+]
 # fmt: on
 _APPEND = "SELECT 1 FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, NULL::text, NULL::bytea)"
 
@@ -120,10 +131,16 @@ class Workload:
 
     Commands the domain refuses (a client editing a message, a write to an archived
     project ...) are dropped, as an API would answer them 4xx and append nothing.
+
+    About a third of the projects are French (their texts drawn from a French vocabulary
+    with accents), and a project's edits sometimes change its language. Each message body
+    holds one rare word (for the search benchmark). Those draws come from a second random
+    generator, so the commands and their order are those the first alone decides.
     """
 
     def __init__(self, seed: int, *, people: int = 40, max_projects: int = 30) -> None:
         self.rng = random.Random(seed)
+        self.side = random.Random(seed + 1_000_003)
         self.now = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
         self.tag = f"{seed:x}"
         self.people: dict[str, PersonState] = {}
@@ -247,8 +264,14 @@ class Workload:
         members = self._members(p, staff=staff)
         return self.rng.choice(members) if members else self.admin_id
 
-    def _text(self, words: int) -> str:
-        return " ".join(self.rng.choice(_VOCABULARY) for _ in range(words)).capitalize()
+    def _text(self, words: int, p: _Project | None = None) -> str:
+        french = p is not None and p.state.language == "french"
+        vocabulary = _VOCABULARY_FR if french else _VOCABULARY
+        return " ".join(self.rng.choice(vocabulary) for _ in range(words)).capitalize()
+
+    def rare_word(self) -> str:
+        """A word of :data:`_SYLLABLES` found in few documents (from the second generator)."""
+        return "".join(self.side.choice(_SYLLABLES) for _ in range(3))
 
     def _rec(self, ids: list[str]) -> RecordingState | None:
         return self.recs[self.rng.choice(ids)] if ids else None
@@ -307,6 +330,7 @@ class Workload:
         cmd = projects.CreateProject(
             project_id=pid, name=f"{self._text(2)} {len(self.projects)}",
             clients_enabled=self.rng.random() < 0.5,
+            language="french" if self.side.random() < 0.35 else "english",
         )  # fmt: skip
         events = projects.decide_create_project(cmd, self._ctx(actor))
         return [Append(project_stream(pid), NO_STREAM, pid, events, actor)]
@@ -330,6 +354,9 @@ class Workload:
 
     def _edit_project(self, p: _Project) -> list[Append]:
         cmd = projects.EditProject(name=f"{self._text(2)} {self.rng.randrange(1000)}")
+        if self.side.random() < 0.3:
+            other = "english" if p.state.language == "french" else "french"
+            cmd = msgspec.structs.replace(cmd, language=other)
         actor = self.admin_id
         return self._on_project(
             p, projects.decide_edit_project(p.state, cmd, self._ctx(actor)), actor
@@ -358,8 +385,8 @@ class Workload:
         actor = self._actor(p, staff=True)
         cmd = messages.PostMessage(
             recording_id=self._id("rec"),
-            subject=self._text(4),
-            body=f"<p>{self._text(30)}</p><p>{self._text(20)}</p>",
+            subject=self._text(4, p),
+            body=f"<p>{self._text(30, p)}</p><p>{self._text(20, p)} {self.rare_word()}</p>",
             visible_to_clients=self.rng.random() < 0.5,
         )
         return self._created(p, messages.decide_post_message(p.state, cmd, self._ctx(actor)), actor)
@@ -369,7 +396,12 @@ class Workload:
         if rec is None:
             return []
         actor = self._actor(p, staff=True)
-        cmd = messages.EditMessage(subject=self._text(4))
+        cmd = messages.EditMessage(subject=self._text(4, p))
+        if self.side.random() < 0.3:
+            # A new body with an entity, which only Python decodes (the bulk fills hand those
+            # to the domain's functions).
+            body = f"<p>{cmd.subject} &amp; {self.rare_word()}</p>"
+            cmd = msgspec.structs.replace(cmd, body=body)
         return self._on_rec(
             rec, messages.decide_edit_message(p.state, rec, cmd, self._ctx(actor)), actor
         )
@@ -379,7 +411,9 @@ class Workload:
         if parent is None:
             return []
         actor = self._actor(p)
-        cmd = comments.AddComment(recording_id=self._id("rec"), content=f"<p>{self._text(12)}</p>")
+        cmd = comments.AddComment(
+            recording_id=self._id("rec"), content=f"<p>{self._text(12, p)}</p>"
+        )
         ctx = self._ctx(actor)
         events = comments.decide_add_comment(p.state, parent, cmd, ctx, self._lineage(parent))
         return self._created(p, events, actor)
@@ -388,7 +422,7 @@ class Workload:
         actor = self._actor(p, staff=True)
         cmd = todolists.CreateTodolist(
             recording_id=self._id("rec"),
-            name=self._text(3),
+            name=self._text(3, p),
             visible_to_clients=self.rng.random() < 0.5,
         )
         return self._created(
@@ -405,7 +439,7 @@ class Workload:
         due = (self.now + timedelta(days=self.rng.randrange(-5, 40))).date()
         cmd = todos.AddTodo(
             recording_id=self._id("rec"),
-            content=self._text(5),
+            content=self._text(5, p),
             assignee_ids=assignees,
             due_on=due if self.rng.random() < 0.6 else None,
         )
@@ -481,7 +515,7 @@ class Workload:
         actor = self._actor(p, staff=True)
         cmd = milestones.CreateMilestone(
             recording_id=self._id("rec"),
-            title=self._text(3),
+            title=self._text(3, p),
             due_on=(self.now + timedelta(days=self.rng.randrange(3, 60))).date(),
             visible_to_clients=self.rng.random() < 0.5,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from .support.api import Api, all_pages, bearer, new_person, problem
 from .support.servers import Server
@@ -304,3 +305,28 @@ async def test_project_pages_hold_while_projects_are_added(api: Api) -> None:
     members, _ = await all_pages(c, f"/v1/projects/{pid}/people?limit=1", between=join)
     assert len(members) == len({m["id"] for m in members}) == 4
     assert members[0]["id"] == api.admin_id
+
+
+async def test_a_projects_language_is_set_when_made_and_edited(api: Api) -> None:
+    """A project is in the instance's default language (English) unless made in another;
+    its owner changes it with a PATCH, and an unknown language is a 422 naming the field."""
+    c = api.client
+    default = await _project(api)
+    assert default["language"] == "en"
+    french = await _project(api, language="fr")
+    assert french["language"] == "fr"
+    assert (await c.get(f"/v1/projects/{french['id']}")).json()["language"] == "fr"
+    edited = await c.patch(f"/v1/projects/{default['id']}", json={"language": "fr"})
+    assert (edited.status_code, edited.json()["language"]) == (200, "fr")
+    refused = problem(await c.patch(f"/v1/projects/{default['id']}", json={"language": "de"}), 422)
+    assert [e["field"] for e in refused["errors"]] == ["language"]
+    refused = problem(await c.post("/v1/projects", json={"name": "X", "language": "french"}), 422)
+    assert [e["field"] for e in refused["errors"]] == ["language"]
+
+
+@pytest.mark.parametrize("server_settings", [{"locale": "fr"}])
+async def test_new_projects_take_the_language_of_cairn_locale(api: Api) -> None:
+    """With ``CAIRN_LOCALE=fr``, a project made without a language is French; one made in
+    English stays English."""
+    assert (await _project(api))["language"] == "fr"
+    assert (await _project(api, language="en"))["language"] == "en"

@@ -131,6 +131,29 @@ def test_owners_and_admins_edit_settings_as_a_merge_patch() -> None:
     assert error.value.field == "name"
 
 
+def test_a_projects_language_is_english_unless_chosen_and_changes_by_an_edit() -> None:
+    """A project created before languages existed (no ``language`` stored) is English; one
+    made in French is French, and an edit changes it with a before/after change."""
+    stored = decode_event(
+        "ProjectCreated",
+        1,
+        b'{"project_id": "prj", "name": "Old", "description": null, "clients_enabled": false}',
+    )
+    assert isinstance(stored, ProjectCreated)
+    assert stored.language == "english"
+    assert _fold([stored]).language == "english"
+    made = decide_create_project(CreateProject(project_id="p", name="X", language="french"), MAX)
+    assert _fold(made).language == "french"
+    project = _project()
+    events = decide_edit_project(project, EditProject(language="french"), OLGA)
+    assert events == [
+        ProjectEdited(changes=(FieldChange(field="language", before="english", after="french"),))
+    ]
+    assert _project(*events).language == "french"
+    with pytest.raises(InvalidCommand):
+        decide_edit_project(project, EditProject(language=None), OLGA)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("ctx", "error"), [(MAX, Forbidden), (CLEO, Forbidden), (NILS, NotFound)])
 def test_others_may_not_manage_the_project(ctx: Context, error: type[Exception]) -> None:
     project = _project()

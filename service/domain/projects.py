@@ -20,6 +20,7 @@ from ..events.projects import (
     ProjectArchived,
     ProjectCreated,
     ProjectEdited,
+    ProjectLanguage,
     ProjectMemberAdded,
     ProjectMemberRemoved,
     ProjectMemberRoleChanged,
@@ -45,18 +46,22 @@ class ProjectState(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     description: str | None
     clients_enabled: bool
+    language: ProjectLanguage = "english"
     status: ProjectStatus = "active"
     members: dict[str, ProjectRole] = {}
     version: int = 0
 
 
 class CreateProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Create a project; ``project_id`` is made by the caller. ``description`` is HTML."""
+    """Create a project; ``project_id`` is made by the caller. ``description`` is HTML;
+    ``language`` is what its documents are indexed in (the HTTP layer gives the instance's
+    default, ``CAIRN_LOCALE``, when the request names none)."""
 
     project_id: str
     name: str
     description: str | None = None
     clients_enabled: bool = False
+    language: ProjectLanguage = "english"
 
 
 class EditProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -65,6 +70,7 @@ class EditProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     name: str | _Unset = UNSET
     description: str | _Unset | None = UNSET
     clients_enabled: bool | _Unset = UNSET
+    language: ProjectLanguage | _Unset = UNSET
 
 
 class ArchiveProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -127,6 +133,7 @@ def evolve_project(state: ProjectState | None, event: Event) -> ProjectState:
             name=event.name,
             description=event.description,
             clients_enabled=event.clients_enabled,
+            language=event.language,
             version=1,
         )
     if state is None:
@@ -170,6 +177,7 @@ def decide_create_project(cmd: CreateProject, ctx: Context) -> list[Event]:
             name=text.line("name", cmd.name),
             description=text.optional_html("description", cmd.description),
             clients_enabled=cmd.clients_enabled,
+            language=cmd.language,
         ),
         ProjectMemberAdded(person_id=ctx.actor.person_id, project_role="owner"),
     ]

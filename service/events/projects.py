@@ -8,21 +8,28 @@ from .base import Event, FieldChange, register
 
 ProjectRole = Literal["owner", "member", "client"]
 ProjectStatus = Literal["active", "archived", "trashed"]
+ProjectLanguage = Literal["english", "french"]
+"""A project's language: the PostgreSQL text-search configuration its documents are indexed
+with (the API shows it as ``en``/``fr``: :mod:`service.domain.search`)."""
 
 
 @register
 class ProjectCreated(Event, frozen=True, kw_only=True):
-    """A project was created (its creator joins it as owner in a following event)."""
+    """A project was created (its creator joins it as owner in a following event).
+
+    ``language`` was appended later: a project created before it is English.
+    """
 
     project_id: str
     name: str
     description: str | None
     clients_enabled: bool
+    language: ProjectLanguage = "english"
 
 
 @register
 class ProjectEdited(Event, frozen=True, kw_only=True):
-    """Some of a project's name, description or ``clients_enabled`` changed."""
+    """Some of a project's name, description, ``clients_enabled`` or ``language`` changed."""
 
     changes: tuple[FieldChange, ...]
 

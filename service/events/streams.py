@@ -53,6 +53,11 @@ def recording_id_sql(column: str) -> str:
     return f"substr({column}, {len(RECORDING) + 1})"
 
 
+def project_id_sql(column: str) -> str:
+    """SQL reading the project id out of a project stream's name in ``column``."""
+    return f"substr({column}, {len(PROJECT) + 1})"
+
+
 def person_stream(person_id: str) -> StreamId:
     """The stream of person ``person_id``."""
     return StreamId(PERSON + person_id)

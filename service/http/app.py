@@ -51,6 +51,7 @@ ROUTE_MODULES: list[str] = [
     "projects",
     "overview",
     "reports",
+    "search",
     "snapshot",
     "activity",
     "recordings",

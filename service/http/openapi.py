@@ -155,7 +155,7 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
         entry = {
             "name": name,
             "in": "query",
-            "required": False,
+            "required": param.required,
             "description": param.description,
             "schema": _param_schema(param),
         }

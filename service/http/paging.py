@@ -26,6 +26,8 @@ from .problems import ApiError, FieldError
 
 Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 """A ``seq`` or a stream version, as a cursor carries it."""
+Rank = Annotated[float, msgspec.Meta(ge=0, lt=1)]
+"""A search hit's rank (``ts_rank_cd`` scaled into [0, 1)), as a cursor carries it."""
 
 _COLUMNS: Final = {
     "bigint": Seq,

@@ -52,12 +52,14 @@ class Param:
     value is converted to it, and its JSON Schema is the parameter's schema), for a query
     parameter whether it may be given several times (the handler then gets a list), and
     ``parse``: what turns a value of the type into what the handler gets, raising
-    ``ValueError`` (whose message says why) for a value it refuses."""
+    ``ValueError`` (whose message says why) for a value it refuses; ``required``: a query
+    parameter the route cannot do without (missing: 400 naming it)."""
 
     description: str
     type: Any = Text
     repeated: bool = False
     parse: Callable[[Any], Any] | None = None
+    required: bool = False
 
     @property
     def converted(self) -> Any:
@@ -169,8 +171,8 @@ def query_values(
     """The declared query parameters given, as their handlers get them (:meth:`Param.value`).
 
     Raises:
-        ApiError: 400 naming each parameter that is undeclared (``strict``), repeated
-            without being repeatable, or whose value breaks a rule.
+        ApiError: 400 naming each parameter that is undeclared (``strict``), missing while
+            required, repeated without being repeatable, or whose value breaks a rule.
     """
     problems: list[FieldError] = []
     if strict:
@@ -183,6 +185,8 @@ def query_values(
     for name, param in declared.items():
         given = query.getlist(name)
         if not given:
+            if param.required:
+                problems.append(FieldError(field=name, detail="is required"))
             continue
         if len(given) > 1 and not param.repeated:
             problems.append(FieldError(field=name, detail="given more than once"))

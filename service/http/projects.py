@@ -39,6 +39,7 @@ from ..domain.projects import (
     project_facts,
 )
 from ..domain.redaction import Sight, known_people
+from ..domain.search import CONFIGURATIONS, Locale, locale_of
 from ..errors import NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
@@ -65,12 +66,13 @@ _Unset = msgspec.UnsetType
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
     """A project as the API shows it; ``project_role`` is the caller's (null: an admin who
-    is not on the project)."""
+    is not on the project). ``language`` is the language its items are searched in."""
 
     id: str
     name: str
     description: str | None
     clients_enabled: bool
+    language: Locale
     status: ProjectStatus
     created_at: Timestamp
     updated_at: Timestamp
@@ -81,11 +83,13 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NewProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/projects``; the creator becomes its owner."""
+    """Body of ``POST /v1/projects``; the creator becomes its owner. ``language`` (what its
+    items are searched in) defaults to the instance's, ``CAIRN_LOCALE``."""
 
     name: text.Line
     description: text.OptionalHtml | None = None
     clients_enabled: bool = False
+    language: Locale | _Unset = _UNSET
 
 
 class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -94,6 +98,8 @@ class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     name: text.Line | _Unset = _UNSET
     description: text.OptionalHtml | _Unset | None = _UNSET
     clients_enabled: bool | _Unset = _UNSET
+    language: Locale | _Unset = _UNSET
+    """Changing it indexes the project's items again in the new language."""
 
 
 class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,6 +143,7 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None, sight: Sig
         creator = person_ref(sight, row["creator_id"], row["creator_name"])
     return Project(
         **columns(row, *_PROJECT, id="project_id"),
+        language=locale_of(row["language"]),
         creator=creator,
         url=api_url(ctx, f"/v1/projects/{project_id}"),
         app_url=ctx.settings.app_url.format(type="project", id=project_id, project_id=project_id),
@@ -169,7 +176,14 @@ async def _shown(ctx: Ctx, project_id: str, *, status: int = 200) -> Reply:
 )
 async def create_project(ctx: Ctx, body: NewProject) -> Reply:
     project_id = ctx.new_id("prj")
-    cmd = CreateProject(project_id=project_id, **msgspec.structs.asdict(body))
+    locale = ctx.settings.locale if body.language is _UNSET else body.language
+    cmd = CreateProject(
+        project_id=project_id,
+        name=body.name,
+        description=body.description,
+        clients_enabled=body.clients_enabled,
+        language=CONFIGURATIONS[locale],
+    )
     events = decide_create_project(cmd, ctx.caller.context())
     await append_new(ctx.caller, [(project_stream(project_id), events, project_id)])
     return await _shown(ctx, project_id, status=201)
@@ -207,7 +221,10 @@ async def get_project(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def edit_project(ctx: Ctx, body: ProjectPatch) -> Reply:
-    cmd = EditProject(**msgspec.structs.asdict(body))
+    fields = msgspec.structs.asdict(body)
+    if body.language is not _UNSET:
+        fields["language"] = CONFIGURATIONS[body.language]
+    cmd = EditProject(**fields)
     c = ctx.caller.context()
     return await _change(ctx, lambda project: decide_edit_project(project, cmd, c))
 

@@ -6,8 +6,9 @@ from .activity import Activity
 from .directory import Directory
 from .projection import Projection
 from .recordings import Recordings
+from .search import Search
 
 
 def all_projections() -> list[Projection]:
     """Every read model of the app, in the order they are prepared."""
-    return [Directory(), Recordings(), Activity()]
+    return [Directory(), Recordings(), Activity(), Search()]

@@ -31,6 +31,7 @@ from typing import Final, Protocol
 import asyncpg
 
 from ..events.base import registered_types
+from ..events.streams import recording_id_sql
 
 WS: Final = (
     "[\\t\\n\\v\\f\\r\\x1c-\\x1f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
@@ -67,6 +68,14 @@ EDITS: Final = (
 CREATION_KIND: Final = """CASE e.event_type WHEN 'MessagePosted' THEN 'message' WHEN 'CommentAdded' THEN 'comment'
     WHEN 'TodolistCreated' THEN 'todolist' WHEN 'TodoAdded' THEN 'todo' ELSE 'milestone' END"""
 """The recording kind of a creation event ``e``, in SQL."""
+ODD_CREATIONS: Final = f"""
+    (e.event_type IN {CREATIONS}) <> (e.stream_version = 1)
+    OR (e.event_type IN {CREATIONS}
+        AND e.data->>'recording_id' IS DISTINCT FROM {recording_id_sql("e.stream_id")})"""
+"""SQL, for :func:`plain_log`: an event ``e`` of a recording's stream that is a creation
+other than the stream's first event, or a first event that is no creation, or a creation
+naming another recording than its stream's (the incremental paths fold such logs
+differently depending on where batches are cut)."""
 
 
 async def plain_log(

@@ -19,7 +19,7 @@ from ..events import streams
 from ..events.base import Event, RecordedEvent, decode_event
 
 _PERSON_FIELDS = {"name", "email", "role", "company", "title", "locale", "time_zone"}
-_PROJECT_FIELDS = {"name", "description", "clients_enabled"}
+_PROJECT_FIELDS = {"name", "description", "clients_enabled", "language"}
 
 
 class Directory:
@@ -27,7 +27,8 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    version = 4
+    # 4: people's locale and time zone; 5: projects' language.
+    version = 5
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -71,6 +72,7 @@ class Directory:
             name            text NOT NULL,
             description     text,
             clients_enabled boolean NOT NULL,
+            language        text NOT NULL,
             status          text NOT NULL,
             creator_id      text,
             created_at      timestamptz NOT NULL,
@@ -175,9 +177,11 @@ class Directory:
                 )  # fmt: skip
             case pr.ProjectCreated():
                 await conn.execute(
-                    "INSERT INTO projects (project_id, name, description, clients_enabled, status, "
-                    "creator_id, created_at, updated_at, seq) VALUES ($1, $2, $3, $4, 'active', $5, $6, $6, $7)",
-                    e.project_id, e.name, e.description, e.clients_enabled, r.metadata.actor, at, r.position,
+                    "INSERT INTO projects (project_id, name, description, clients_enabled, language, "
+                    "status, creator_id, created_at, updated_at, seq) "
+                    "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7, $8)",
+                    e.project_id, e.name, e.description, e.clients_enabled, e.language,
+                    r.metadata.actor, at, r.position,
                 )  # fmt: skip
             case pr.ProjectEdited():
                 await _patch(
@@ -257,8 +261,8 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
-        "project_id", "name", "description", "clients_enabled", "status", "creator_id",
-        "created_at", "updated_at", "seq", "version",
+        "project_id", "name", "description", "clients_enabled", "language", "status",
+        "creator_id", "created_at", "updated_at", "seq", "version",
     ),
     "project_members": ("project_id", "person_id", "project_role", "added_at", "seq"),
 }  # fmt: skip
@@ -356,7 +360,8 @@ class _Fold:
                     return False
                 self.projects[e.project_id] = {
                     "project_id": e.project_id, "name": e.name, "description": e.description,
-                    "clients_enabled": e.clients_enabled, "status": "active", "creator_id": actor,
+                    "clients_enabled": e.clients_enabled, "language": e.language,
+                    "status": "active", "creator_id": actor,
                     "created_at": at, "updated_at": at, "seq": position, "version": 0,
                 }  # fmt: skip
             case pr.ProjectEdited():

@@ -21,7 +21,15 @@ from typing import Final
 import asyncpg
 
 from ..events.streams import RECORDING, recording_id_sql
-from .bulk import CREATION_KIND, CREATIONS, EDITS, collapse_sql, indexes_deferred, plain_log
+from .bulk import (
+    CREATION_KIND,
+    CREATIONS,
+    EDITS,
+    ODD_CREATIONS,
+    collapse_sql,
+    indexes_deferred,
+    plain_log,
+)
 from .recordings_tables import COLUMNS, TITLE_LENGTH, summary
 
 _RECORDING_ID: Final = recording_id_sql("e.stream_id")
@@ -34,10 +42,6 @@ _TOUCHING: Final = (
 """Events that set ``updated_at`` (subscriptions do not)."""
 _COMPLETIONS: Final = "('TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened')"
 
-_ODD: Final = f"""
-    (e.event_type IN {CREATIONS}) <> (e.stream_version = 1)
-    OR (e.event_type IN {CREATIONS}
-        AND e.data->>'recording_id' IS DISTINCT FROM {_RECORDING_ID})"""
 
 # Which edit field is which column, by kind: the fields the domain's edits have. An edit of
 # another field (possible only in a log written by other code) declines the bulk fill.
@@ -309,7 +313,7 @@ ORDER BY e.tx_id, e.position
 async def bulk_fill(conn: asyncpg.Connection, log: str) -> bool:
     """Fill the (empty) ``recordings`` and ``subscriptions`` tables of the current schema
     from ``log``; False (rows left to roll back) if the log holds what this does not model."""
-    if not await plain_log(conn, log, (RECORDING,), _ODD):
+    if not await plain_log(conn, log, (RECORDING,), ODD_CREATIONS):
         return False
     await conn.execute("SET LOCAL work_mem = '256MB'")  # JIT: off per session (lane.py)
     positions = _positions(await conn.fetch(_MOVES.replace("{log}", log)))

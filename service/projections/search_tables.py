@@ -1,0 +1,85 @@
+"""The tables of the search read model, which its incremental path (search.py) and its bulk
+fill (search_bulk.py) both write: their DDL, which field of each kind is a document's title
+or body, and how a stored value becomes the text that is indexed.
+
+Tables:
+
+* ``search_projects(project_id, language)``: each project's language, the text-search
+  configuration its documents are indexed in (``english``, ``french``), as its events last
+  set it.
+* ``search_documents``: one row per recording. ``title`` and ``body`` are the text
+  indexed: a message's subject and body, a list's name and description, a to-do's content
+  and notes, a milestone's title and notes; a comment's document is its content alone (its
+  body: a comment is found as itself, and shown under its parent). HTML is indexed as its
+  plain text (tags dropped, entities decoded), and every text without its accents
+  (:func:`~service.domain.search.searchable`): what ``ts_headline`` marks matches in, and
+  what a project's documents are indexed again from when its language changes. ``names``
+  is the names of the recording's attachments: empty until files exist, when adding or
+  removing one will set it (weight C). ``document`` is
+  ``cairn_search_document(language, title, body, names)`` (migration 0005): title weight A,
+  body B, names C, in the project's ``language``. A GIN index serves ``@@``; the project
+  index serves re-indexing a project whose language changed.
+
+Nothing else of a recording is kept here: who may see it, its status and its kind's fields
+are the recordings read model's, joined in by the queries (service/reads/search.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from ..domain.excerpts import plain_text
+from ..domain.search import searchable
+
+LANGUAGES: Final = ("english", "french")
+"""The text-search configurations a project may be indexed in; any other value a log holds
+(none the domain writes) reads as the first."""
+
+FIELDS: Final[dict[str, dict[str, str]]] = {
+    "message": {"subject": "title", "body": "body"},
+    "comment": {"content": "body"},
+    "todolist": {"name": "title", "description": "body"},
+    "todo": {"content": "title", "notes": "body"},
+    "milestone": {"title": "title", "notes": "body"},
+}
+"""Of each kind, the fields (of its creation and of its edits' changes) that are the
+document's ``title`` and ``body``; the others are not searched."""
+
+HTML_COLUMNS: Final = frozenset({"body"})
+"""Columns whose fields hold sanitised HTML (titles are plain lines)."""
+
+DDL: Final = """
+        CREATE TABLE search_projects (
+            project_id text PRIMARY KEY,
+            language   text NOT NULL
+        );
+        CREATE TABLE search_documents (
+            recording_id text PRIMARY KEY,
+            project_id   text NOT NULL,
+            kind         text NOT NULL,
+            language     text NOT NULL,
+            title        text NOT NULL,
+            body         text NOT NULL,
+            names        text NOT NULL DEFAULT '',
+            document     tsvector NOT NULL
+        );
+        CREATE INDEX search_documents_document ON search_documents USING gin (document);
+        CREATE INDEX search_documents_project ON search_documents (project_id);
+        """
+"""Both tables and their indexes (what :meth:`~service.projections.search.Search.ddl`
+returns)."""
+
+
+def language(value: Any) -> str:
+    """The configuration a stored ``language`` value stands for (see :data:`LANGUAGES`)."""
+    return value if value in LANGUAGES else LANGUAGES[0]
+
+
+def indexed(column: str, value: Any) -> str:
+    """The text indexed for a stored ``value`` of ``column`` (``title``, ``body``): an HTML
+    body's plain text (:func:`~service.domain.excerpts.plain_text`), a title as it is, each
+    without its accents (:func:`~service.domain.search.searchable`); anything but a string
+    (a cleared field) gives ``""``."""
+    if not isinstance(value, str):
+        return ""
+    return searchable(plain_text(value) if column in HTML_COLUMNS else value)
