@@ -63,7 +63,8 @@ DDL: Final = """
             names        text NOT NULL DEFAULT '',
             document     tsvector NOT NULL
         );
-        CREATE INDEX search_documents_document ON search_documents USING gin (document);
+        CREATE INDEX search_documents_document ON search_documents USING gin (document)
+            WITH (gin_pending_list_limit = 256);
         CREATE INDEX search_documents_project ON search_documents (project_id);
         """
 """Both tables and their indexes (what :meth:`~service.projections.search.Search.ddl`
