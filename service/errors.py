@@ -127,3 +127,12 @@ class Contended(CairnError):
 class InconsistentStream(DomainError):
     """Raised when a stream's events cannot be folded into a state (an event before the creation
     event, or an event of another aggregate): a bug or a damaged log, never bad input."""
+
+
+class TooLarge(CairnError):
+    """Raised when more bytes arrive than the limit allows (an upload past ``CAIRN_MAX_UPLOAD``,
+    an avatar past its own); nothing of them was kept. ``limit`` is the limit in bytes."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than the limit of {limit} bytes")
+        self.limit = limit
