@@ -17,6 +17,7 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -312,6 +313,70 @@ def _projections_rebuild(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(admin.rebuild(location.url, [] if args.all else args.names))
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """``24h``, ``90m``, ``2d``, ``30s`` (or plain seconds) as a duration."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    if not number.isascii() or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a duration like 24h, 90m, 2d: {text!r}")
+    return timedelta(seconds=int(number) * _UNITS[unit])
+
+
+def _blobs_gc(args: argparse.Namespace, location: Location) -> int:
+    from .blobs.collect import gc
+    from .events.store import EventStore
+
+    async def run() -> int:
+        await migrate_url(location.url)
+        store = await EventStore.open(location.url, min_size=1, max_size=2)
+        try:
+            async with store.pool.acquire() as conn:
+                done = await gc(
+                    conn,
+                    grace=args.grace,
+                    dry_run=args.dry_run,
+                    referenced=lambda: store.values_in_data("sha256"),
+                )
+        finally:
+            await store.close()
+        verb = "would remove" if args.dry_run else "removed"
+        for sha256, size in done.blobs:
+            print(f"{verb} {sha256} ({size} bytes)")
+        total = sum(size for _, size in done.blobs)
+        print(
+            f"{verb} {len(done.blobs)} blobs ({total} bytes) and {done.uploads} abandoned "
+            f"uploads; kept {done.kept} found attached or uploaded again meanwhile"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
+def _blobs_verify(args: argparse.Namespace, location: Location) -> int:
+    import asyncpg
+
+    from .blobs.collect import verify
+
+    async def run() -> int:
+        await migrate_url(location.url)
+        conn = await asyncpg.connect(location.url)
+        try:
+            found = await verify(conn)
+        finally:
+            await conn.close()
+        for line in found.broken:
+            print(f"CORRUPT {line}")
+        if found.broken:
+            print(f"{len(found.broken)} of {found.blobs} blobs are damaged", file=sys.stderr)
+            return 1
+        print(f"{found.blobs} blobs, {found.bytes} bytes: all intact")
+        return 0
+
+    return asyncio.run(run())
+
+
 def _argument_help(name: str) -> str:
     """The ``--help`` of the argument giving setting ``name``, from its field."""
     [setting] = [s for s in described() if s.name == name]
@@ -393,6 +458,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("names", nargs="*", metavar="NAME", help="projections to rebuild")
     rebuild.add_argument("--all", action="store_true", help="rebuild every projection")
+    blobs = sub.add_parser("blobs", help="files' bytes").add_subparsers(
+        dest="blobs_command", required=True
+    )
+    collect = command(
+        "gc",
+        _blobs_gc,
+        "remove blobs never attached nor named by an event, after a grace",
+        blobs,
+    )
+    collect.add_argument(
+        "--grace",
+        type=_duration,
+        default=timedelta(hours=24),
+        help="keep what was uploaded more recently than this (default 24h; s, m, h, d)",
+    )
+    collect.add_argument(
+        "--dry-run", action="store_true", help="print what would be removed, remove nothing"
+    )
+    command("verify", _blobs_verify, "re-hash every blob; exit 1 naming any damaged", blobs)
     return parser
 
 

@@ -18,6 +18,7 @@ from .lane import Lane
 from .rows import decode_rows
 from .sql import (
     COLUMNS,
+    DATA_VALUES,
     PENDING,
     PENDING_PROJECT,
     READ_AFTER,
@@ -61,6 +62,19 @@ class Reading:
         in ``sql.py``).
         """
         return await self.pool.fetchval(STREAM_WITH_PREFIX, prefix) is not None
+
+    async def values_in_data(self, key: str) -> set[str]:
+        """Every string that any committed event's data holds under ``key``, at any depth
+        (``"sha256"``: the files events name). Reads the whole log: for rare chores
+        (``cairn blobs gc``), never a request.
+
+        Raises:
+            ValueError: ``key`` is not an identifier.
+        """
+        if not key.isidentifier() or not key.isascii():
+            raise ValueError(f"not an identifier: {key!r}")
+        rows = await self.pool.fetch(DATA_VALUES.format(key=key))
+        return {row[0] for row in rows}
 
     async def read_stream(
         self, stream_id: str, *, from_version: int = 1, limit: int | None = None

@@ -161,5 +161,12 @@ ORDER BY e.position
 # recordings), so with a match the walk is short whichever way PostgreSQL takes; only a log
 # without one is read whole, and a new log is empty.
 STREAM_WITH_PREFIX = "SELECT 1 FROM events WHERE stream_id ^@ $1 LIMIT 1"
+# Every string value of a key anywhere in events' data (`strict`: lax mode would unwrap
+# arrays and match twice); {key} is an identifier (checked by the caller). A whole scan of
+# the log: for rare chores (`cairn blobs gc`), never a request.
+DATA_VALUES = (
+    "SELECT DISTINCT v #>> '{{}}' FROM events, jsonb_path_query(data, 'strict $.**.{key}') AS v "
+    "WHERE jsonb_typeof(v) = 'string'"
+)
 STREAM_VERSION = "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1"
 APPEND = "SELECT out_position, out_tx_id, out_stream_version, out_replayed FROM cairn_append($1, $2, $3, $4::jsonb, $5::jsonb, $6, $7)"

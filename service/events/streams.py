@@ -23,6 +23,7 @@ PersonId = NewType("PersonId", str)
 ProjectId = NewType("ProjectId", str)
 RecordingId = NewType("RecordingId", str)
 TokenId = NewType("TokenId", str)
+AttachableId = NewType("AttachableId", str)
 
 PERSON: Final = "person-"
 """Prefix of a person's stream."""
@@ -37,6 +38,7 @@ PERSON_ID: Final = "per"
 PROJECT_ID: Final = "prj"
 RECORDING_ID: Final = "rec"
 TOKEN_ID: Final = "tok"
+ATTACHABLE_ID: Final = "att"
 """Prefixes of new ids, by what they name."""
 ID_DIGITS: Final = 20
 """How many lower-case hex digits follow an id's prefix and underscore."""
