@@ -74,6 +74,14 @@ class Settings(msgspec.Struct, kw_only=True):
     max_body: Annotated[int, _setting("request bodies larger than this (bytes) get 413", ge=1)] = (
         1_048_576
     )
+    max_upload: Annotated[
+        int,
+        _setting(
+            "uploaded files (`POST /v1/attachments`) larger than this (bytes) get 413, as soon "
+            "as that many bytes have arrived (at once when Content-Length says so)",
+            ge=1,
+        ),
+    ] = 104_857_600
     poll_interval: Annotated[
         float, _setting("live readers re-read the log this often (s) without a wake-up", gt=0)
     ] = 1.0

@@ -154,6 +154,14 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
             or (len(r.fields) == 1 and r.detail.startswith("Expected `date`, got `null`"))
         )
     ),
+    # - a file uploaded as a raw body needs ?name=, one in a multipart part may take its
+    #   part's filename instead: the parameter is optional, required for raw bodies only;
+    "upload without a name": lambda r: (
+        r.operation == "POST /v1/attachments"
+        and r.status == 400
+        and r.fields == {"name"}
+        and r.detail.endswith("is required (or a multipart part with a filename)")
+    ),
     "integer sent as 771.0": _integral_float,
 }
 """Why a schema-valid request may be refused, each in exactly the cases it names: what the

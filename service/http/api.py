@@ -73,6 +73,9 @@ class Endpoint:
     body_schema: Any
     """What OpenAPI shows of the body (None: its decoded type)."""
     decoder: msgspec.json.Decoder[Any] | None = None
+    streamed_body: Mapping[str, Any] | None = None
+    """The media types (with their OpenAPI media type objects) of a body the handler reads
+    itself (see :meth:`Api.route`); None: a JSON body, or none."""
 
     @property
     def conditional(self) -> bool:
@@ -119,6 +122,7 @@ class Api:
         path_params: Mapping[str, Param] | None = None,
         strict_query: bool = True,
         body_schema: Any = None,
+        streamed_body: Mapping[str, Any] | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
@@ -140,10 +144,18 @@ class Api:
                 routes take any (readers add cache-busters).
             body_schema: what OpenAPI shows of the body when it is decoded as something
                 looser (e.g. one of several types chosen by the resource).
+            streamed_body: for a handler that reads its body itself, as it arrives
+                (``ctx.request.stream()``: a file upload), the media types it takes, each
+                with its OpenAPI media type object. Such a body is not decoded, nor bounded
+                by ``CAIRN_MAX_BODY`` (the handler bounds it), and the route takes no
+                ``Idempotency-Key``: a retry could only be recognised by reading the whole
+                body again, and the handler must be harmless to repeat.
         """
 
         def decorate(fn: Handler) -> Handler:
             body = _body_type(fn)
+            if body is not None and streamed_body is not None:
+                raise TypeError(f"{path}: a streamed body is not also a decoded one")
             self.endpoints.append(
                 Endpoint(
                     method=method,
@@ -161,6 +173,7 @@ class Api:
                     strict_query=strict_query,
                     body_schema=body_schema,
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
+                    streamed_body=streamed_body,
                 )
             )
             return fn
@@ -243,7 +256,7 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
                 return result
             return json_response(request, result)
 
-        if method == "POST":
+        if method == "POST" and ep.streamed_body is None:
             return await replay_or_run(ctx, run)
         return await run()
 

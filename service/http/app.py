@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from .. import __version__
+from ..blobs.postgres import PostgresBlobStore
 from ..commands.caller import Services, utc_now
 from ..commands.folds import StreamStates
 from ..config import Settings
@@ -59,6 +60,7 @@ ROUTE_MODULES: list[str] = [
     "comments",
     "todos",
     "milestones",
+    "attachments",
     "health",
     "metrics",
 ]
@@ -183,6 +185,7 @@ def create_app(
                 "limiter": RateLimiter(per_second, allowance),
                 "realtime": realtime,
                 "feeds": FeedCache(),
+                "blobs": PostgresBlobStore(store.pool),
             }
         finally:
             await realtime.stop()

@@ -70,6 +70,9 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
                 "required": not _takes_empty(ep),
                 "content": {_JSON: {"schema": schema}},
             }
+        if ep.streamed_body is not None:
+            # An empty body is a body (an empty file): not required.
+            op["requestBody"] = {"required": False, "content": dict(ep.streamed_body)}
         if ep.auth == "bearer":
             op["security"] = [{"bearer": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
@@ -173,7 +176,7 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
                 "schema": {"type": "string"},
             }
         )
-    if ep.method == "POST":
+    if ep.method == "POST" and ep.streamed_body is None:
         params.append(
             {
                 "name": IDEMPOTENCY_HEADER,
@@ -215,10 +218,15 @@ def _responses(ep: Endpoint, schema_of: dict[int, Any], problem: dict[str, Any])
                 headers.update(_PAGE)
         if code == 201:
             headers["Location"] = _LOCATION
-        if ep.method == "POST":
+        if ep.method == "POST" and ep.streamed_body is None:
             headers["Idempotent-Replayed"] = _REPLAYED
         ok["headers"] = headers
         responses[str(code)] = ok
+    if ep.streamed_body is not None:
+        responses["413"] = {
+            "description": "the body is larger than the route takes",
+            "content": problem,
+        }
     if ep.conditional:
         responses["412"] = {
             "description": "the resource changed since the If-Match ETag was read",

@@ -105,6 +105,7 @@ _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = 
     (errors.WrongExpectedVersion, 409, "version-conflict"),
     (errors.Contended, 409, "version-conflict"),
     (errors.PreconditionFailed, 412, None),
+    (errors.TooLarge, 413, None),
     (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
     (errors.UnknownPosition, 404, "unknown-position"),
     (errors.DatabaseUnavailable, 503, None),

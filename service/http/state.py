@@ -6,6 +6,7 @@ from typing import TypedDict, cast
 
 from starlette.requests import HTTPConnection
 
+from ..blobs.store import BlobStore
 from ..commands.caller import Services
 from ..config import Settings
 from ..feeds.cache import FeedCache
@@ -21,6 +22,7 @@ class State(TypedDict):
     limiter: RateLimiter
     realtime: Realtime
     feeds: FeedCache
+    blobs: BlobStore
 
 
 def state_of(connection: HTTPConnection) -> State:
