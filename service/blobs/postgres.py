@@ -22,7 +22,8 @@ on. Only a process that dies mid-upload leaves them behind: ``cairn blobs gc`` d
 older than its grace.
 
 Reads fetch one chunk per statement, each on a connection taken from the pool for that
-statement alone: a slow reader holds no connection, and no more than a chunk in memory.
+statement alone (the next chunk's while the caller takes this one): a slow reader holds no
+connection, and no more than two chunks in memory.
 """
 
 from __future__ import annotations
@@ -171,24 +172,47 @@ class PostgresBlobStore:
         stop = size if end is None else min(end, size)
         if start < 0 or (end is not None and end < start):
             raise ValueError(f"bad range [{start}, {end})")
+        pieces = []
         position = start
         while position < stop:
             number, offset = divmod(position, CHUNK_SIZE)
             length = min(CHUNK_SIZE - offset, stop - position)
-            # substring() of an uncompressed out-of-line value fetches only the TOAST
-            # pieces it needs (migration 0006 stores chunks EXTERNAL).
-            data = await self.pool.fetchval(
-                "SELECT substring(data FROM $3 FOR $4) FROM blob_chunks "
-                "WHERE upload_id = $1 AND n = $2",
-                row["upload_id"],
-                number,
-                offset + 1,
-                length,
-            )
-            if data is None or len(data) != length:
-                raise NotFound(f"blob {sha256} lacks bytes of chunk {number}")
-            yield data
+            pieces.append((number, offset, length))
             position += length
+        # The next chunk is fetched while the caller takes this one (one statement in
+        # flight, two chunks in memory at most): the database's work overlaps the caller's.
+        upload_id = row["upload_id"]
+        fetching = None
+        try:
+            for i, (number, _, length) in enumerate(pieces):
+                if fetching is None:
+                    fetching = asyncio.ensure_future(self._chunk(upload_id, *pieces[i]))
+                data = await fetching
+                fetching = None
+                if i + 1 < len(pieces):
+                    fetching = asyncio.ensure_future(self._chunk(upload_id, *pieces[i + 1]))
+                if data is None or len(data) != length:
+                    raise NotFound(f"blob {sha256} lacks bytes of chunk {number}")
+                yield data
+        finally:
+            if fetching is not None:
+                fetching.cancel()
+                await asyncio.gather(fetching, return_exceptions=True)
+
+    async def _chunk(
+        self, upload_id: uuid.UUID, number: int, offset: int, length: int
+    ) -> bytes | None:
+        # substring() of an uncompressed out-of-line value fetches only the TOAST pieces it
+        # needs (migration 0006 stores chunks EXTERNAL).
+        data: bytes | None = await self.pool.fetchval(
+            "SELECT substring(data FROM $3 FOR $4) FROM blob_chunks "
+            "WHERE upload_id = $1 AND n = $2",
+            upload_id,
+            number,
+            offset + 1,
+            length,
+        )
+        return data
 
     async def delete(self, sha256: str) -> None:
         """Forget the blob and its chunks (``cairn blobs gc`` only: see :mod:`.collect`)."""
