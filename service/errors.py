@@ -136,3 +136,9 @@ class TooLarge(CairnError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"larger than the limit of {limit} bytes")
         self.limit = limit
+
+
+class LinkRefused(CairnError):
+    """Raised when a signed link (``/files/...?expires=&signature=``) is not honoured: a
+    parameter missing or malformed, expired, expiring too far ahead, signed with a key no
+    longer kept, or a signature that does not match. The message says which."""

@@ -112,6 +112,7 @@ _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = 
     (errors.NotReady, 503, None),
     (errors.NotFound, 404, None),
     (errors.Forbidden, 403, None),
+    (errors.LinkRefused, 403, "link-refused"),
     (errors.InvalidCommand, 422, None),
     (errors.Conflict, 409, None),
 )
