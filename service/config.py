@@ -138,6 +138,15 @@ class Settings(msgspec.Struct, kw_only=True):
             gt=0,
         ),
     ] = 30.0
+    body_min_rate: Annotated[
+        int,
+        _setting(
+            "a body still arriving at its deadline may go on, a deadline at a time, while each "
+            "period brought at least this many bytes per second (large uploads on slow links); "
+            "0: the body deadline is a plain total",
+            ge=0,
+        ),
+    ] = 16384
     shutdown_timeout: Annotated[
         float,
         _setting(

@@ -299,3 +299,50 @@ async def test_a_request_in_flight_at_shutdown_is_answered_with_connection_close
     finally:
         raw.close()
     assert (status, headers[b"connection"]) == (201, b"close"), answer
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{"body_timeout": DEADLINE, "body_min_rate": 1000, "rate_limit": 0}],
+    ids=["1s-1000Bps"],
+)
+@pytest.mark.parametrize("steady", [True, False], ids=["steady", "trickle"])
+async def test_a_body_arriving_at_the_minimum_rate_outlives_its_deadline(
+    api: Api, server_settings: dict[str, object], steady: bool
+) -> None:
+    """An upload whose body takes three deadlines to arrive is taken whole while each period
+    brings at least CAIRN_BODY_MIN_RATE bytes a second; a trickle below it is cut with 408
+    at the end of its first period."""
+    piece, pause, pieces = (1000, 0.25, 14) if steady else (10, 0.25, 14)
+    raw = await Raw.open(api.server)
+    started = time.monotonic()
+    try:
+        await raw.send(
+            b"POST /v1/attachments?name=slow.bin HTTP/1.1\r\nHost: cairn\r\n"
+            + f"Authorization: Bearer {api.admin_token}\r\n".encode()
+            + b"Content-Type: application/octet-stream\r\n"
+            + f"Content-Length: {piece * pieces}\r\n\r\n".encode()
+        )
+
+        async def trickle() -> None:
+            for _ in range(pieces):
+                await raw.send(b"x" * piece)
+                await asyncio.sleep(pause)
+
+        sending = asyncio.ensure_future(trickle())
+        if steady:
+            await sending
+            got = await raw.response_head()
+        else:
+            got = await raw.until_closed()
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        took = time.monotonic() - started
+    finally:
+        raw.close()
+    if steady:
+        assert _status(got) == 201, got[:300]
+        assert took > 3 * DEADLINE
+    else:
+        assert _status(got[got.rfind(b"HTTP/1.1 ") :]) == 408
+        assert DEADLINE <= took < 2 * DEADLINE + 1.0

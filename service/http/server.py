@@ -9,7 +9,10 @@ and stock uvicorn holds such a connection for ever. This protocol bounds them:
   from the first byte of the next request. (An idle kept-alive connection is closed after
   uvicorn's ``timeout_keep_alive``, 5 s.)
 * **Body deadline** (``CAIRN_BODY_TIMEOUT``): the whole body within it of the headers' end.
-  A total, not a gap between reads: a client trickling a byte now and then is cut too.
+  A total, not a gap between reads: a client trickling a byte now and then is cut too. A body
+  still arriving at its deadline gets another period, and another, as long as each period
+  brought at least ``CAIRN_BODY_MIN_RATE`` bytes a second (a 100 MiB upload on a slow link
+  is not cut; a trickle is, at the end of its period).
 * Past either, the client gets a ``408`` (``text/plain``, ``Connection: close``) unless it
   sent nothing yet or its answer has begun, and the connection is closed. While the app
   works on a received request, no deadline runs.
@@ -64,6 +67,8 @@ class Limits:
     header_timeout: float
     body_timeout: float
     per_client: int
+    body_min_rate: int = 0
+    """Bytes per second a body must keep up, period by period, to outlive its deadline."""
     """0: no cap."""
     open: Counter[str] = field(default_factory=Counter)
     refusing: set[str] = field(default_factory=set)
@@ -88,6 +93,7 @@ def limits_of(settings: Settings) -> Limits:
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
         per_client=settings.max_connections_per_client,
+        body_min_rate=settings.body_min_rate,
     )
 
 
@@ -104,6 +110,8 @@ class DeadlineProtocol(H11Protocol):
         self._counted: str | None = None
         self._upgraded = False
         self._draining = False
+        self._body_bytes = 0
+        """Bytes received of the current body's current period."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -131,6 +139,8 @@ class DeadlineProtocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiting_for == "body":
+            self._body_bytes += len(data)
         super().data_received(data)
         self._watch()
 
@@ -188,6 +198,7 @@ class DeadlineProtocol(H11Protocol):
         limits = self.limits
         timeout = limits.header_timeout if part == "headers" else limits.body_timeout
         self._waiting_for = part
+        self._body_bytes = 0
         self._deadline = self.loop.call_later(timeout, self._expired)
 
     def _stop_clock(self) -> None:
@@ -199,6 +210,15 @@ class DeadlineProtocol(H11Protocol):
     def _expired(self) -> None:
         part, self._waiting_for, self._deadline = self._waiting_for, None, None
         if self.transport.is_closing():
+            return
+        limits = self.limits
+        if (
+            part == "body"
+            and limits.body_min_rate
+            and self._body_bytes >= limits.body_min_rate * limits.body_timeout
+        ):
+            # Still coming at a fair rate: another period (see the module).
+            self._expect("body")
             return
         _log.info(
             "%s: request %s not received in time; closing the connection",
