@@ -128,6 +128,16 @@ def test_secrets_are_blanked_in_messages_arguments_fields_and_tracebacks(
     assert "token=[redacted]" in line
 
 
+def test_a_signed_links_signature_is_blanked() -> None:
+    """A signed link's signature (valid for minutes, but a key to a file meanwhile) never
+    reaches a line; its expiry does."""
+    signature = "k1.Zm9vYmFyYmF6cXV4LXNpZ25lZC1saW5rLXNlY3JldA"
+    record = _record("GET %s", f"/files/rec_1/versions/2?expires=1765000000&signature={signature}")
+    line = TextFormatter().format(record)
+    assert signature not in line
+    assert "expires=1765000000&signature=[redacted]" in line
+
+
 # ------------------------------------------------------------------ request ids, access log
 
 

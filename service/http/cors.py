@@ -36,9 +36,12 @@ EXPOSED_HEADERS: Final = (
     "Retry-After",
     "X-Request-Id",
     "Idempotent-Replayed",
+    "Content-Disposition",
+    "Content-Range",
+    "Accept-Ranges",
 )
 """Response headers a page may read, besides the CORS-safelisted ones (paging, conditional
-requests, creations, back-off, idempotent replays)."""
+requests, creations, back-off, idempotent replays, a download's file name and range)."""
 
 MAX_AGE: Final = 600
 """How long (s) a browser may keep a preflight's answer."""

@@ -30,12 +30,13 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 """The id of the request (or WebSocket) whose task is running; None outside requests."""
 
 _SECRET = re.compile(
-    r"((?:^|[?&;])(?:access_)?token=)[^&;#\s\"]*"
+    r"((?:^|[?&;])(?:access_token|token|signature)=)[^&;#\s\"]*"
     r"|(\b(?:bearer|basic)\s+)[^\s\"',;]+"
     r"|()\bcairn(?:feed)?_[\w-]{16,}",
     re.IGNORECASE,
 )
-"""Secrets: the values of ``token=`` and ``access_token=`` query parameters, the credentials
+"""Secrets: the values of ``token=``, ``access_token=`` and ``signature=`` (signed links)
+query parameters, the credentials
 of an ``Authorization`` header, and Cairn's API and feed tokens wherever they appear (their
 shape: ``cairn_`` or ``cairnfeed_`` and 43 URL-safe characters)."""
 
@@ -50,7 +51,7 @@ def redact(text: str) -> str:
     return text
 
 
-_CLUES: Final = ("token=", "cairn", "bearer", "basic")
+_CLUES: Final = ("token=", "signature=", "cairn", "bearer", "basic")
 """Words without which a text holds none of :data:`_SECRET` (checked first: cheaper)."""
 
 
