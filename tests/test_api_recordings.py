@@ -3,7 +3,7 @@ history) over real HTTP. To-dos and milestones are in ``test_api_todos.py``."""
 
 from __future__ import annotations
 
-from .support.api import Api, all_pages, problem
+from .support.api import Api, all_pages, problem, ref
 from .support.teams import Team
 
 
@@ -29,7 +29,7 @@ async def test_message_scenario(team: Team) -> None:
         True,
         False,
     )
-    assert posted["creator"] == {"id": team.mia_id, "name": "Mia"}
+    assert posted["creator"] == ref(team.api, team.mia_id, "Mia")
     assert posted["project"]["id"] == pid
     assert posted["project"]["name"] == "Launch"
     assert posted["parent"] is None
@@ -349,7 +349,7 @@ async def test_history_has_actors_times_and_before_after(team: Team) -> None:
         "subscriber_removed",
     ]
     created = events[0]
-    assert created["actor"] == {"id": team.api.admin_id, "name": "Ada Admin"}
+    assert created["actor"] == ref(team.api, team.api.admin_id, "Ada Admin")
     assert created["at"] == message["created_at"]
     initial = {ch["field"]: ch for ch in created["changes"]}
     assert set(initial) == {

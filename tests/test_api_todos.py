@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .support.api import all_pages, problem
+from .support.api import all_pages, problem, ref
 from .support.teams import Team
 
 
@@ -47,7 +47,7 @@ async def test_todo_scenario(team: Team) -> None:
     review = await team.post(url, {"content": "Review"})
     await team.post(url, {"content": "Ship"})
     assert draft["type"] == "todo"
-    assert draft["assignees"] == [{"id": team.mia_id, "name": "Mia"}]
+    assert draft["assignees"] == [ref(team.api, team.mia_id, "Mia")]
     assert (draft["starts_on"], draft["due_on"], draft["position"]) == (
         "2026-03-01",
         "2026-03-05",
@@ -61,7 +61,7 @@ async def test_todo_scenario(team: Team) -> None:
     done = await c.post(f"/v1/todos/{draft['id']}/completion", headers=team.mia)
     assert done.status_code == 200, done.text
     assert done.json()["completed"] is True
-    assert done.json()["completer"] == {"id": team.mia_id, "name": "Mia"}
+    assert done.json()["completer"] == ref(team.api, team.mia_id, "Mia")
     assert done.json()["completed_at"] is not None
     problem(await c.post(f"/v1/todos/{draft['id']}/completion"), 409)
     got = (await c.get(f"/v1/todolists/{plan['id']}")).json()
@@ -307,7 +307,7 @@ async def test_milestones(team: Team) -> None:
     )
     assert late["type"] == "milestone"
     assert late["late"] is True
-    assert late["responsible"] == {"id": team.mia_id, "name": "Mia"}
+    assert late["responsible"] == ref(team.api, team.mia_id, "Mia")
     assert soon["late"] is False
 
     async def titles(query: str = "", as_: dict[str, str] | None = None) -> list[str]:

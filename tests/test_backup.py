@@ -27,17 +27,31 @@ than a new server's first restore uses (about a thousand)."""
 pytestmark = pytest.mark.slow
 
 
-async def _run(program: str, *args: str) -> None:
-    """Run one of PostgreSQL's programs, as the documentation does."""
+async def _run(program: str, *args: str, folder: Path | None = None) -> None:
+    """Run one of PostgreSQL's programs (from ``folder``, else the newest here), as the
+    documentation does."""
     done = await asyncio.to_thread(
         subprocess.run,
-        [str(programs() / program), *args],
+        [str((folder or programs()) / program), *args],
         capture_output=True,
         text=True,
         timeout=GUARD,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def _programs_of(database_url: str) -> Path:
+    """The programs of the server's own major version where Debian installed them, else the
+    newest here: a newer pg_restore writes settings an older server refuses
+    (``transaction_timeout``, PostgreSQL 17), as docs/OPERATIONS.md says."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        major = int(await conn.fetchval("SHOW server_version_num")) // 10000
+    finally:
+        await conn.close()
+    debian = Path(f"/usr/lib/postgresql/{major}/bin")
+    return debian if (debian / "pg_restore").exists() else programs()
 
 
 async def _made(database_url: str) -> tuple[str, str]:
@@ -98,11 +112,12 @@ async def test_a_dump_restores_on_the_same_server_and_on_a_new_one_once_its_coun
     token, list_id = await _made(database_url)
     digest = await _verified(database_url)
     dump = tmp_path / "cairn.dump"
-    await _run("pg_dump", "--format=custom", f"--file={dump}", database_url)
+    own = await _programs_of(database_url)
+    await _run("pg_dump", "--format=custom", f"--file={dump}", database_url, folder=own)
 
     restored = await cluster.create_database(empty=True)
     try:
-        await _run("pg_restore", "--no-owner", f"--dbname={restored}", str(dump))
+        await _run("pg_restore", "--no-owner", f"--dbname={restored}", str(dump), folder=own)
         assert await _verified(restored) == digest
         await _serves(restored, token, list_id)
     finally:

@@ -35,7 +35,7 @@ from service.events.base import FieldChange
 from service.events.projects import ProjectMemberAdded, ProjectMemberRemoved
 from service.events.recordings import TodoAdded, TodoEdited, TodoMoved
 
-from .support.api import bearer, new_person
+from .support.api import bearer, new_person, ref
 from .support.realtime import GUARD, frame, subscribe, ws
 from .support.teams import Team
 
@@ -415,11 +415,11 @@ async def test_a_history_leaves_out_a_hidden_list_and_names_an_unknown_admin_som
     assert move["changes"][0]["field"] == "todolist_id"
     for who, actor in (
         (team.cleo, {"id": None, "name": "Someone"}),
-        (team.mia, {"id": story.adam_id, "name": SOMEONE_NAME}),
+        (team.mia, ref(team.api, story.adam_id, SOMEONE_NAME)),
     ):
         created, completed, reopened = await history(task, who)
         assert created["actor"] == actor
         assert completed["actor"] == actor
-        assert reopened["actor"] == {"id": team.cleo_id, "name": "Cleo"}
+        assert reopened["actor"] == ref(team.api, team.cleo_id, "Cleo")
         by = {c["field"]: c["after"] for c in completed["changes"]}
         assert by["completer_id"] == actor["id"]

@@ -270,3 +270,18 @@ def if_range_allows(header: str | None, etag: str) -> bool:
     absent, or it is ``etag`` by strong comparison. A date or any other tag means the
     client holds other bytes: the whole file is sent instead."""
     return header is None or header.strip() == etag
+
+
+def image_type(head: bytes) -> str | None:
+    """The raster image type the first bytes of a file announce (its signature, not its
+    name or the type its uploader claimed), or None: PNG, JPEG, GIF and WebP. Twelve bytes
+    are enough."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None

@@ -11,9 +11,11 @@ from typing import Any, Final, Literal, get_args
 
 import msgspec
 
+from ..blobs.store import FileRef
 from ..errors import Conflict, InconsistentStream, InvalidCommand
 from ..events.base import Event
 from ..events.people import (
+    AvatarChanged,
     FeedTokenRotated,
     PersonCreated,
     PersonDeactivated,
@@ -60,6 +62,7 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
     active: bool = True
     tokens: dict[str, TokenState] = {}
     feed_token_hash: str | None = None
+    avatar: FileRef | None = None
     version: int = 0
 
     @property
@@ -93,6 +96,13 @@ class EditPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     title: str | _Unset | None = UNSET
     locale: str | _Unset | None = UNSET
     time_zone: str | _Unset | None = UNSET
+
+
+class ChangeAvatar(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Set a person's picture (an image checked by :func:`~service.domain.downloads.image_type`
+    before its bytes were kept), or remove it (``None``)."""
+
+    avatar: FileRef | None
 
 
 class DeactivatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -142,6 +152,8 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
             return msgspec.structs.replace(state, tokens={**state.tokens, token_id: revoked})
         case FeedTokenRotated(token_hash=token_hash):
             return msgspec.structs.replace(state, feed_token_hash=token_hash)
+        case AvatarChanged(avatar=avatar):
+            return msgspec.structs.replace(state, avatar=avatar)
     # Events this code does not know (written by newer code) change nothing it knows about.
     return state
 
@@ -230,6 +242,28 @@ def decide_edit_person(
     return [PersonEdited(changes=changes)] if changes else []
 
 
+def decide_change_avatar(person: PersonState, cmd: ChangeAvatar, ctx: Context) -> list[Event]:
+    """People change their own picture, admins anyone's. ``[AvatarChanged]``, or ``[]`` when
+    the picture is already that one (the same bytes) or there is none to remove.
+
+    Raises:
+        NotFound / Forbidden: see :func:`~service.domain.access.check_account`.
+        InvalidCommand: the file is no raster image Cairn shows (``avatar``).
+    """
+    check_account(ctx.actor, AccountAction.EDIT_PERSON, person.person_id)
+    new = cmd.avatar
+    if new is not None and new.content_type not in AVATAR_TYPES:
+        raise InvalidCommand("avatar", f"avatar must be one of {', '.join(AVATAR_TYPES)}")
+    if new is not None and new.size > MAX_AVATAR:
+        raise InvalidCommand("avatar", f"avatar must be at most {MAX_AVATAR} bytes")
+    old = person.avatar
+    if (old is None and new is None) or (
+        old is not None and new is not None and old.sha256 == new.sha256
+    ):
+        return []
+    return [AvatarChanged(avatar=new)]
+
+
 def decide_deactivate_person(
     person: PersonState, cmd: DeactivatePerson, ctx: Context
 ) -> list[Event]:
@@ -262,6 +296,13 @@ def decide_reactivate_person(
     if person.active:
         raise Conflict("the person is active")
     return [PersonReactivated()]
+
+
+MAX_AVATAR: Final = 5 * 1024 * 1024
+"""The largest picture, in bytes."""
+
+AVATAR_TYPES: Final = ("image/png", "image/jpeg", "image/gif", "image/webp")
+"""The pictures people may have: raster images a browser shows inline safely."""
 
 
 def _locale(field: str, value: str | None) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ..blobs.store import FileRef
 from .base import Event, FieldChange, register
 
 PersonRole = Literal["admin", "member", "client"]
@@ -42,6 +43,14 @@ class PersonEdited(Event, frozen=True, kw_only=True):
     """Some of a person's name, email, role, company, title, locale or time zone changed."""
 
     changes: tuple[FieldChange, ...]
+
+
+@register
+class AvatarChanged(Event, frozen=True, kw_only=True):
+    """The person's picture: an image's bytes by :class:`FileRef` (``None``: removed, the
+    default picture again)."""
+
+    avatar: FileRef | None
 
 
 @register

@@ -42,7 +42,7 @@ from ..events.base import FieldChange
 from ..reads import activity, directory
 from ..reads.visibility import Scope, changes_of, sights, viewer_scope
 from .api import Api, Ctx, Reply
-from .envelope import api_url, recording_url
+from .envelope import api_url, avatar_url, base_url, recording_url
 from .paging import decode_cursor, encode_cursor
 from .params import INT64_MAX, LIMIT, SINCE, UNTIL, Cursor, Param, PersonIdText
 from .problems import ApiError, FieldError
@@ -84,6 +84,8 @@ class ActorRef(msgspec.Struct, frozen=True, kw_only=True):
     id: str | None
     name: str
     url: str | None
+    avatar_url: str | None = None
+    """Their picture (the default one while they have none); null with ``id``."""
 
 
 class TargetRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -244,7 +246,8 @@ def entry(
     ``scope``'s viewer, whose sight over it is ``sight``, in ``locale``."""
     named_actor = scope.actor(row, locale)
     actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
-    actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url)
+    picture = None if named_actor.id is None else avatar_url(base_url(ctx), named_actor.id)
+    actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url, avatar_url=picture)
     project_id = row["project_id"]
     project_name = row["project_name"] or ""
     project = ProjectRef(

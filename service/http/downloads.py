@@ -37,7 +37,7 @@ from ..errors import NotFound
 CONTENT_SECURITY_POLICY: Final = "default-src 'none'; sandbox"
 
 
-def _common_headers(file: FileRef) -> dict[str, str]:
+def common_headers(file: FileRef) -> dict[str, str]:
     """The headers of every answer about ``file``, 304 and 416 included."""
     return {
         "ETag": etag_of(file.sha256),
@@ -62,7 +62,7 @@ async def file_response(request: Request, store: BlobStore, file: FileRef) -> Re
     Raises:
         NotFound: ``store`` has no complete blob for ``file`` (gone or never finished).
     """
-    headers = _common_headers(file)
+    headers = common_headers(file)
     if if_none_match(request.headers.get("if-none-match"), headers["ETag"]):
         return Response(status_code=304, headers=headers)
     info = await store.stat(file.sha256)

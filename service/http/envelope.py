@@ -46,6 +46,17 @@ def api_url(ctx: Ctx, path: str) -> str:
     return str(ctx.request.base_url).rstrip("/") + path
 
 
+def base_url(ctx: Ctx) -> str:
+    """The absolute URL of the server the request came to, without a trailing slash."""
+    return str(ctx.request.base_url).rstrip("/")
+
+
+def avatar_url(base: str, person_id: str) -> str:
+    """Where a person's picture is (the default one while they have none), on the server
+    at ``base`` (:func:`base_url`): ``GET /v1/people/{id}/avatar``."""
+    return f"{base}/v1/people/{person_id}/avatar"
+
+
 def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
     """The API URL of a recording: its kind's flat route (``/v1/recordings/{id}`` for a kind
     without one)."""
@@ -57,7 +68,7 @@ def recording_app_url(ctx: Ctx, kind: str, recording_id: str, project_id: str) -
     return ctx.settings.app_url.format(type=kind, id=recording_id, project_id=project_id)
 
 
-class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
+class PersonRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Someone named in a recording (``name`` is null for a person the directory lacks).
 
     A person the caller may not be told about (a client is told about the people of their
@@ -66,6 +77,8 @@ class PersonRef(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str | None
     name: str | None
+    avatar_url: str | None = None
+    """Their picture (:func:`avatar_url`); left out with a null ``id``."""
 
 
 class RecordingProject(msgspec.Struct, frozen=True, kw_only=True):
@@ -257,7 +270,7 @@ async def render(
 
 
 def person_ref(
-    sight: Sight, person_id: str, name: str | None, locale: Locale = SOURCE
+    sight: Sight, person_id: str, name: str | None, locale: Locale = SOURCE, *, base: str
 ) -> PersonRef:
     """A :class:`PersonRef` as the viewer of ``sight`` may be told it.
 
@@ -267,7 +280,8 @@ def person_ref(
     language (the overview) give theirs (docs/API.md, "Languages").
     """
     shown, shown_name = redaction.named(sight, person_id, name, locale)
-    return PersonRef(id=shown, name=shown_name)
+    picture = None if shown is None else avatar_url(base, shown)
+    return PersonRef(id=shown, name=shown_name, avatar_url=picture)
 
 
 class _Renderer:
@@ -285,7 +299,7 @@ class _Renderer:
     def person(self, person_id: str | None, name: str | None) -> PersonRef | None:
         if person_id is None:
             return None
-        return person_ref(self.sight, person_id, name)
+        return person_ref(self.sight, person_id, name, base=self.base)
 
     def url(self, kind: str, recording_id: str) -> str:
         return f"{self.base}/v1/{PATHS[kind]}/{recording_id}"
@@ -310,7 +324,9 @@ class _Renderer:
             "inherits_visibility": row["own_visible_to_clients"] is None,
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
-            "creator": person_ref(self.sight, row["creator_id"], row["creator_name"]),
+            "creator": person_ref(
+                self.sight, row["creator_id"], row["creator_name"], base=self.base
+            ),
             "parent": parent,
             "project": RecordingProject(
                 id=pid, name=row["project_name"], url=f"{self.base}/v1/projects/{pid}"
@@ -348,7 +364,7 @@ class _Renderer:
                 todolist_id=row["parent_id"],
                 position=row["position"] or 0,
                 assignees=[
-                    person_ref(self.sight, p, n)
+                    person_ref(self.sight, p, n, base=self.base)
                     for p, n in zip(row["assignee_ids"], row["assignee_names"] or (), strict=True)
                 ],
                 starts_on=row["starts_on"],

@@ -36,7 +36,16 @@ from ..reads import overview
 from ..reads.visibility import project_scope
 from .activity import ActivityEntry, entries
 from .api import Api, Ctx, Reply
-from .envelope import PATHS, PersonRef, api_url, person_ref, recording_app_url, recording_url
+from .envelope import (
+    PATHS,
+    PersonRef,
+    api_url,
+    avatar_url,
+    base_url,
+    person_ref,
+    recording_app_url,
+    recording_url,
+)
 from .reports import ProjectRef, project_ref
 
 api = Api()
@@ -51,6 +60,7 @@ class OverviewPerson(msgspec.Struct, frozen=True, kw_only=True):
     company: str | None
     project_role: ProjectRole
     url: str
+    avatar_url: str
 
 
 class TodoCounts(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,6 +170,7 @@ async def project_overview(ctx: Ctx) -> Reply:
                     company=r["company"],
                     project_role=r["project_role"],
                     url=api_url(ctx, f"/v1/people/{r['person_id']}"),
+                    avatar_url=avatar_url(base_url(ctx), r["person_id"]),
                 )
                 for r in people
             ],
@@ -185,7 +196,9 @@ async def project_overview(ctx: Ctx) -> Reply:
                     category=r["category"],
                     creator=None
                     if r["creator_name"] is None
-                    else person_ref(sight, r["creator_id"], r["creator_name"], locale),
+                    else person_ref(
+                        sight, r["creator_id"], r["creator_name"], locale, base=base_url(ctx)
+                    ),
                     created_at=r["created_at"],
                     comments_count=r["comments_count"],
                     url=recording_url(ctx, "message", r["recording_id"]),
@@ -197,7 +210,9 @@ async def project_overview(ctx: Ctx) -> Reply:
                 _milestone(ctx, r, project_id, sight, locale) for r in found.due_soon
             ],
             late_milestones=[_milestone(ctx, r, project_id, sight, locale) for r in found.late],
-            activity=[_activity(e) for e in await entries(ctx, scope, found.activity)],
+            activity=[
+                _activity(e, base_url(ctx)) for e in await entries(ctx, scope, found.activity)
+            ],
         ),
         headers=await ctx.language_headers(),
     )
@@ -208,7 +223,9 @@ def _milestone(
 ) -> MilestoneSummary:
     responsible = None
     if row["responsible_name"] is not None:
-        responsible = person_ref(sight, row["responsible_id"], row["responsible_name"], locale)
+        responsible = person_ref(
+            sight, row["responsible_id"], row["responsible_name"], locale, base=base_url(ctx)
+        )
     return MilestoneSummary(
         id=row["recording_id"],
         title=row["title"],
@@ -219,8 +236,12 @@ def _milestone(
     )
 
 
-def _activity(entry: ActivityEntry) -> ActivitySummary:
-    actor = None if entry.actor.id is None else PersonRef(id=entry.actor.id, name=entry.actor.name)
+def _activity(entry: ActivityEntry, base: str) -> ActivitySummary:
+    actor = None
+    if entry.actor.id is not None:
+        actor = PersonRef(
+            id=entry.actor.id, name=entry.actor.name, avatar_url=avatar_url(base, entry.actor.id)
+        )
     target = entry.target
     recording = None
     if target.type in PATHS:

@@ -57,7 +57,7 @@ from ..reads import directory
 from ..reads.access import visible_projects
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
-from .envelope import api_url
+from .envelope import api_url, avatar_url, base_url
 from .idempotency import REPLAYED_HEADERS
 from .paging import page_headers, seq_after
 from .params import PAGING
@@ -89,6 +89,8 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     created_at: Timestamp
     updated_at: Timestamp
     url: str
+    avatar_url: str
+    """Their picture, or the default one while they have none (``PUT /v1/me/avatar``)."""
 
 
 class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -172,6 +174,7 @@ def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
     return Person(
         **columns(row, *_PERSON, id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
+        avatar_url=avatar_url(base_url(ctx), row["person_id"]),
     )
 
 
@@ -182,17 +185,17 @@ async def _person_row(ctx: Ctx, person_id: str) -> asyncpg.Record:
     return row
 
 
-async def _may_see(ctx: Ctx, viewer: Viewer, person_id: str) -> bool:
+async def may_see(ctx: Ctx, viewer: Viewer, person_id: str) -> bool:
     if viewer.role != "client" or person_id == viewer.person_id:
         return can_see_person(viewer, person_id)
     projects = await visible_projects(ctx.store.pool, viewer)
     return can_see_person(viewer, person_id, projects.values())
 
 
-async def _shown(ctx: Ctx, person_id: str, *, status: int = 200) -> Reply:
+async def shown(ctx: Ctx, person_id: str, *, status: int = 200) -> Reply:
     """The person as the caller may see them, with their version (and ``Location`` when
     ``status`` is 201); 404 when they may not (or there is none)."""
-    if not await _may_see(ctx, ctx.me, person_id):
+    if not await may_see(ctx, ctx.me, person_id):
         raise NotFound("there is no such person")
     row = await _person_row(ctx, person_id)
     out = _person(ctx, row)
@@ -254,7 +257,7 @@ async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
         ]
 
     await append_together(ctx.caller, plan)
-    return await _shown(ctx, person_id, status=201)
+    return await shown(ctx, person_id, status=201)
 
 
 @api.get(
@@ -279,12 +282,12 @@ async def list_people(ctx: Ctx) -> Reply:
 
 @api.get("/v1/me", summary="The caller", response=Person, tags=_TAGS)
 async def me(ctx: Ctx) -> Reply:
-    return await _shown(ctx, ctx.me.person_id)
+    return await shown(ctx, ctx.me.person_id)
 
 
 @api.get("/v1/people/{person_id}", summary="One person", response=Person, tags=_TAGS)
 async def get_person(ctx: Ctx) -> Reply:
-    return await _shown(ctx, ctx.path("person_id"))
+    return await shown(ctx, ctx.path("person_id"))
 
 
 @api.patch(
@@ -334,7 +337,7 @@ async def _edit(ctx: Ctx, person_id: str, body: PersonPatch) -> Reply:
         return appends
 
     await append_together(ctx.caller, plan)
-    return await _shown(ctx, person_id)
+    return await shown(ctx, person_id)
 
 
 async def _set_active(ctx: Ctx, active: bool) -> Reply:
@@ -347,7 +350,7 @@ async def _set_active(ctx: Ctx, active: bool) -> Reply:
         return decide_deactivate_person(_existing(person), DeactivatePerson(), c)
 
     await execute(ctx.caller, person_stream(person_id), fold_person, decide, project_id=None)
-    return await _shown(ctx, person_id)
+    return await shown(ctx, person_id)
 
 
 @api.post(

@@ -50,7 +50,7 @@ from ..reads import directory
 from ..reads.access import people_known_to, visible_project, visible_projects
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
-from .envelope import PersonRef, api_url, person_ref
+from .envelope import PersonRef, api_url, avatar_url, base_url, person_ref
 from .paging import page_headers, seq_after
 from .params import PAGING, STATUS
 
@@ -115,6 +115,7 @@ class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
     project_role: ProjectRole
     added_at: Timestamp
     url: str
+    avatar_url: str
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -140,7 +141,7 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None, sight: Sig
     project_id = row["project_id"]
     creator = None
     if row["creator_id"] is not None:
-        creator = person_ref(sight, row["creator_id"], row["creator_name"])
+        creator = person_ref(sight, row["creator_id"], row["creator_name"], base=base_url(ctx))
     return Project(
         **columns(row, *_PROJECT, id="project_id"),
         language=locale_of(row["language"]),
@@ -304,6 +305,7 @@ def _member(ctx: Ctx, row: asyncpg.Record) -> ProjectMember:
     return ProjectMember(
         **columns(row, *_MEMBER, id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
+        avatar_url=avatar_url(base_url(ctx), row["person_id"]),
     )
 
 

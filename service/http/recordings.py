@@ -41,7 +41,7 @@ from ..reads import directory, recordings
 from ..reads.access import sight_of
 from .api import Api, Ctx, Reply
 from .bodies import convert
-from .envelope import PersonRef, Recording, api_url, person_ref, show, visible_row
+from .envelope import PersonRef, Recording, api_url, base_url, person_ref, show, visible_row
 from .paging import Seq, decode_cursor, encode_cursor, next_link
 from .params import PAGING
 
@@ -131,7 +131,8 @@ async def _subscription(ctx: Ctx, recording_id: str) -> Reply:
     pool = ctx.store.pool
     subscribed = await recordings.subscribers(pool, recording_id)
     sight = await sight_of(pool, ctx.me, recordings.viewer_facts(ctx.me, row), Mentions())
-    people = [person_ref(sight, person_id, name) for person_id, name in subscribed]
+    base = base_url(ctx)
+    people = [person_ref(sight, person_id, name, base=base) for person_id, name in subscribed]
     return Reply(
         Subscription(
             subscribed=any(p.id == ctx.me.person_id for p in people),
@@ -286,7 +287,7 @@ async def get_history(ctx: Ctx) -> Reply:
             position=recorded.position,
             version=recorded.stream_version,
             kind=_CAMEL.sub("_", recorded.event_type).lower(),
-            actor=_actor(sight, recorded.metadata.actor, actors),
+            actor=_actor(sight, recorded.metadata.actor, actors, base_url(ctx)),
             at=getattr(recorded.event, "at", recorded.recorded_at),
             changes=[Change(field=c.field, before=c.before, after=c.after) for c in changes],
         )
@@ -297,5 +298,5 @@ async def get_history(ctx: Ctx) -> Reply:
     return Reply(body, headers=headers)
 
 
-def _actor(sight: Sight, who: str | None, names: Mapping[str, str]) -> PersonRef | None:
-    return person_ref(sight, who, names.get(who)) if who else None
+def _actor(sight: Sight, who: str | None, names: Mapping[str, str], base: str) -> PersonRef | None:
+    return person_ref(sight, who, names.get(who), base=base) if who else None

@@ -27,8 +27,8 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    # 4: people's locale and time zone; 5: projects' language.
-    version = 5
+    # 4: people's locale and time zone; 5: projects' language; 6: people's pictures.
+    version = 6
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -44,6 +44,8 @@ class Directory:
             title       text,
             locale      text,
             time_zone   text,
+            avatar_sha256 text,
+            avatar_type text,
             active      boolean NOT NULL,
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
@@ -157,6 +159,16 @@ class Directory:
                     person_id,
                     at,
                 )
+            case pe.AvatarChanged():
+                avatar = e.avatar
+                await conn.execute(
+                    "UPDATE people SET avatar_sha256 = $2, avatar_type = $3, updated_at = $4 "
+                    "WHERE person_id = $1",
+                    person_id,
+                    None if avatar is None else avatar.sha256,
+                    None if avatar is None else avatar.content_type,
+                    at,
+                )
             case pe.TokenIssued():
                 await conn.execute(
                     "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq) "
@@ -253,7 +265,7 @@ _PROJECT_VERSION = "UPDATE projects SET version = $2 WHERE project_id = $1"
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "people": (
         "person_id", "name", "email", "role", "company", "title", "locale", "time_zone",
-        "active", "created_at", "updated_at", "seq", "version",
+        "avatar_sha256", "avatar_type", "active", "created_at", "updated_at", "seq", "version",
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
@@ -317,8 +329,9 @@ class _Fold:
                 self.people[e.person_id] = {
                     "person_id": e.person_id, "name": e.name, "email": e.email, "role": e.role,
                     "company": e.company, "title": e.title, "locale": e.locale,
-                    "time_zone": e.time_zone, "active": True, "created_at": at,
-                    "updated_at": at, "seq": position, "version": 0,
+                    "time_zone": e.time_zone, "avatar_sha256": None, "avatar_type": None,
+                    "active": True, "created_at": at, "updated_at": at, "seq": position,
+                    "version": 0,
                 }  # fmt: skip
             case pe.PersonEdited():
                 return _patch_row(self.people.get(person_id), e.changes, _PERSON_FIELDS, at)
@@ -332,6 +345,14 @@ class _Fold:
             case pe.PersonReactivated():
                 if (person := self.people.get(person_id)) is not None:
                     person.update(active=True, updated_at=at)
+            case pe.AvatarChanged():
+                if (person := self.people.get(person_id)) is not None:
+                    avatar = e.avatar
+                    person.update(
+                        avatar_sha256=None if avatar is None else avatar.sha256,
+                        avatar_type=None if avatar is None else avatar.content_type,
+                        updated_at=at,
+                    )
             case pe.TokenIssued():
                 if e.token_id in self.tokens or e.token_hash in self.hashes:
                     return False

@@ -22,8 +22,8 @@ from .rows import Page
 # Each row carries the version of the stream it reflects (a token's and a membership's are
 # their person's and project's): what the API's ETags name.
 _PERSON: Final = (
-    "SELECT person_id, name, email, role, company, title, locale, time_zone, active, created_at, "
-    "updated_at, seq, version FROM people"
+    "SELECT person_id, name, email, role, company, title, locale, time_zone, avatar_sha256, "
+    "avatar_type, active, created_at, updated_at, seq, version FROM people"
 )
 _TOKEN: Final = (
     "SELECT t.token_id, t.person_id, t.label, t.revoked, t.created_at, t.revoked_at, t.seq, "

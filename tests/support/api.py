@@ -26,6 +26,12 @@ class Api:
     admin_token: str
 
 
+def ref(api: Api, person_id: str, name: str) -> dict[str, str]:
+    """A person as recordings and activity name them (``PersonRef``) on ``api``'s server."""
+    base = api.server.base_url.rstrip("/")
+    return {"id": person_id, "name": name, "avatar_url": f"{base}/v1/people/{person_id}/avatar"}
+
+
 def bearer(token: str) -> dict[str, str]:
     """Headers authenticating as the holder of ``token``."""
     return {"Authorization": f"Bearer {token}"}
