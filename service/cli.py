@@ -392,7 +392,11 @@ def _environment_help() -> str:
             continue
         lines.append(f"  {setting.source} (default: {setting.default})")
         lines += textwrap.wrap(
-            setting.description, 78, initial_indent=" " * 6, subsequent_indent=" " * 6
+            setting.description,
+            78,
+            initial_indent=" " * 6,
+            subsequent_indent=" " * 6,
+            break_on_hyphens=False,
         )
     return "\n".join(lines)
 

@@ -163,6 +163,11 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
         and r.detail.endswith("is required (or a multipart part with a filename)")
     ),
     "integer sent as 771.0": _integral_float,
+    # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
+    #   document can only say "bytes";
+    "a picture that is no raster image": lambda r: (
+        r.operation == "PUT /v1/me/avatar" and r.status == 415
+    ),
 }
 """Why a schema-valid request may be refused, each in exactly the cases it names: what the
 document cannot express. Anything else the server refuses is a failure."""

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..blobs.store import FileRef
-from ..commands.execute import execute
+from ..commands.execute import execute, load
 from ..domain.downloads import etag_of, if_none_match, image_type
 from ..domain.people import (
     MAX_AVATAR,
@@ -94,6 +94,12 @@ async def put_avatar(ctx: Ctx) -> Reply:
     declared = ctx.request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_AVATAR:
         raise TooLarge(MAX_AVATAR)
+    precondition = ctx.caller.precondition
+    if precondition is not None:
+        # Before the body is read: an If-Match of another version is refused (412) without
+        # taking a picture that would be dropped. The append checks it again.
+        loaded = await load(ctx.caller, person_stream(ctx.me.person_id))
+        precondition.check(loaded.version)
     kind: list[str] = []
     blob = await ctx.state["blobs"].put(_image(ctx.request, kind), max_size=MAX_AVATAR)
     if not kind:  # an empty body: nothing to sniff
