@@ -109,7 +109,7 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
             "SELECT count(*) FROM recordings r WHERE kind = 'upload' AND versions_count = "
             "(SELECT max(n) FROM upload_versions v WHERE v.recording_id = r.recording_id)"
         )
-        assert (versions, attached, uploads) > (0, 0, 0)
+        assert versions > 0
         assert attached > 0
         assert uploads > 0
         async with store.pool.acquire() as conn:
