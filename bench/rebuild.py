@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
@@ -42,7 +43,17 @@ import asyncpg
 import httpx
 import msgspec
 
-from service.domain import comments, messages, milestones, projects, recordings, todolists, todos
+from service.blobs.store import FileRef
+from service.domain import (
+    comments,
+    messages,
+    milestones,
+    projects,
+    recordings,
+    todolists,
+    todos,
+    uploads,
+)
 from service.domain.access import SYSTEM, Viewer
 from service.domain.context import Context
 from service.domain.emails import decide_claim_email, fold_email_claim
@@ -124,6 +135,7 @@ class _Project:
     messages: list[str] = field(default_factory=list)
     milestones: list[str] = field(default_factory=list)
     todos: list[str] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)
 
 
 class Workload:
@@ -136,11 +148,19 @@ class Workload:
     with accents), and a project's edits sometimes change its language. Each message body
     holds one rare word (for the search benchmark). Those draws come from a second random
     generator, so the commands and their order are those the first alone decides.
+
+    With ``files_from``, once that many events are made, files come too (uploads, their
+    versions and edits, messages and comments with attachments), between the commands the
+    first generator decides, drawn from a third one (so those commands stay the same).
     """
 
-    def __init__(self, seed: int, *, people: int = 40, max_projects: int = 30) -> None:
+    def __init__(
+        self, seed: int, *, people: int = 40, max_projects: int = 30, files_from: int | None = None
+    ) -> None:
         self.rng = random.Random(seed)
         self.side = random.Random(seed + 1_000_003)
+        self.files = random.Random(seed + 2_000_003)
+        self.files_from = files_from
         self.now = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
         self.tag = f"{seed:x}"
         self.people: dict[str, PersonState] = {}
@@ -174,6 +194,9 @@ class Workload:
                 batch = self._step()
             except CairnError:
                 continue
+            if self.files_from is not None and made >= self.files_from and batch:
+                with contextlib.suppress(CairnError):
+                    batch = [*batch, *self._file_step(batch)]
             for append in batch:
                 self._evolve(append)
                 made += len(append.events)
@@ -245,9 +268,12 @@ class Workload:
                     self.orders.setdefault(e.to_todolist_id, []).insert(e.position - 1, rid)
                 elif state.version == 1:
                     p = self.projects[state.project_id]
-                    {"message": p.messages, "todolist": p.lists, "milestone": p.milestones}.get(
-                        state.kind, []
-                    ).append(rid)
+                    {
+                        "message": p.messages,
+                        "todolist": p.lists,
+                        "milestone": p.milestones,
+                        "upload": p.uploads,
+                    }.get(state.kind, []).append(rid)
             else:
                 self.claims[a.stream_id] = self.claims.get(a.stream_id, 0) + 1
 
@@ -300,6 +326,75 @@ class Workload:
     def _created(self, p: _Project, events: list[Event], actor: str) -> list[Append]:
         rid: str = events[0].recording_id  # type: ignore[attr-defined]
         return [Append(recording_stream(rid), NO_STREAM, p.state.project_id, events, actor)]
+
+    # -------------------------------------------------------------- files
+
+    def _file(self, p: _Project) -> FileRef:
+        n = self.files.randrange(1, 40)
+        ext, kind = self.files.choice([("pdf", "application/pdf"), ("png", "image/png")])
+        return FileRef(
+            sha256=f"{self.files.getrandbits(256):064x}",
+            size=self.files.randrange(0, 5_000_000),
+            content_type=kind,
+            name=f"{self._text(2, p)} {n}.{ext}",
+        )
+
+    def _file_step(self, before: list[Append]) -> list[Append]:
+        """At most one command naming files, in a project ``before`` did not touch (its
+        appends are not folded yet)."""
+        touched = {a.project_id for a in before}
+        free = [pid for pid in self.projects if pid not in touched]
+        if not free or self.files.random() > 0.15:
+            return []
+        p = self.projects[self.files.choice(free)]
+        actor = self.files.choice(self._members(p, staff=True) or [self.admin_id])
+        ctx = self._ctx(actor)
+        what = self.files.random()
+        if what < 0.3 or not p.uploads:
+            cmd = uploads.CreateUpload(
+                recording_id=self._id("rec"),
+                file=self._file(p),
+                description=f"<p>{self._text(6, p)}</p>" if self.files.random() < 0.5 else None,
+                folder=self.files.choice([None, "Specs", "Photos"]),
+                visible_to_clients=self.files.random() < 0.5,
+            )
+            return self._created(p, uploads.decide_create_upload(p.state, cmd, ctx), actor)
+        upload = self.recs[self.files.choice(p.uploads)]
+        if upload.recording_id in {a.stream_id.removeprefix("recording-") for a in before}:
+            return []
+        if what < 0.5:
+            events = uploads.decide_add_version(p.state, upload, self._file(p), ctx)
+            return self._on_rec(upload, events, actor)
+        if what < 0.6:
+            edit = uploads.EditUpload(folder=self.files.choice([None, "Specs", "Archive"]))
+            return self._on_rec(
+                upload, uploads.decide_edit_upload(p.state, upload, edit, ctx), actor
+            )
+        files = [self._file(p) for _ in range(self.files.randrange(0, 4))]
+        if what < 0.8:
+            cmd2 = messages.PostMessage(
+                recording_id=self._id("rec"),
+                subject=self._text(4, p),
+                body=f"<p>{self._text(10, p)}</p>",
+                visible_to_clients=self.files.random() < 0.5,
+                attachments=tuple(files),
+            )
+            return self._created(p, messages.decide_post_message(p.state, cmd2, ctx), actor)
+        if not p.messages:
+            return []
+        message = self.recs[self.files.choice(p.messages)]
+        if message.recording_id in {a.stream_id.removeprefix("recording-") for a in before}:
+            return []
+        if what < 0.9:
+            cmd3 = comments.AddComment(
+                recording_id=self._id("rec"),
+                content=f"<p>{self._text(8, p)}</p>",
+                attachments=tuple(files),
+            )
+            events = comments.decide_add_comment(p.state, message, cmd3, ctx, ())
+            return self._created(p, events, actor)
+        events = messages.decide_edit_message(p.state, message, messages.EditMessage(), ctx, files)
+        return self._on_rec(message, events, actor)
 
     # -------------------------------------------------------------- commands
 

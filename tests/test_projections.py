@@ -64,6 +64,9 @@ async def _cursor_at(conn: asyncpg.Connection, offset: int) -> tuple[int, int]:
     return (int(row["tx_id"]), row["position"])
 
 
+_DECLINING_FILES = frozenset({"recordings", "activity", "search"})
+
+
 async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) -> None:
     """After a randomised workload of 5,000+ events (mostly through the domain and the store,
     part over HTTP), each projection rebuilt from the log equals the live one row for row:
@@ -71,7 +74,9 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
     incremental batches."""
     store = await EventStore.open(api.server.database_url, min_size=2, max_size=12)
     try:
-        workload = Workload(seed=11, people=25, max_projects=8)
+        # Files from 60 % on: the bulk fills decline logs naming files, so the first half
+        # (bulk, then batches) still exercises them; the whole log is rebuilt event by event.
+        workload = Workload(seed=11, people=25, max_projects=8, files_from=WORKLOAD_EVENTS * 3 // 5)
         appends = workload.appends(WORKLOAD_EVENTS)
         # Interleave: the live followers see the log in batches of many different sizes.
         while chunk := list(itertools.islice(appends, 150)):
@@ -93,8 +98,20 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
             "TodoMoved", "ClientVisibilityChanged", "RecordingStatusChanged", "TodoEdited",
             "MessageEdited", "MilestoneEdited", "ProjectMemberAdded", "ProjectMemberRemoved",
             "ProjectMemberRoleChanged", "SubscriberAdded", "TodoCompleted", "TodoReopened",
+            "UploadCreated", "UploadVersionAdded", "UploadEdited",
         ):  # fmt: skip
             assert types.get(wanted, 0) >= 5, wanted
+        versions = await store.pool.fetchval("SELECT count(*) FROM upload_versions WHERE n > 1")
+        attached = await store.pool.fetchval(
+            "SELECT count(*) FROM recordings WHERE jsonb_array_length(attachments) > 0"
+        )
+        uploads = await store.pool.fetchval(
+            "SELECT count(*) FROM recordings r WHERE kind = 'upload' AND versions_count = "
+            "(SELECT max(n) FROM upload_versions v WHERE v.recording_id = r.recording_id)"
+        )
+        assert versions > 0
+        assert attached > 0
+        assert uploads > 0
         async with store.pool.acquire() as conn:
             middle = await _cursor_at(conn, total // 2)
             for name, projection in engine.projections.items():
@@ -102,7 +119,13 @@ async def test_rebuilding_every_projection_gives_the_incremental_rows(api: Api) 
                 # An odd batch size: the rebuild must not depend on where batches are cut.
                 shadows = [await engine.build_shadow(name, until=head, batch=97)]
                 if hasattr(projection, "bulk_fill"):
-                    shadows.append(await engine.build_shadow(name, until=head, bulk_until=head))
+                    # The whole log names files, which the bulk fills of recordings, activity
+                    # and search do not model yet: they decline it (event by event above).
+                    if name in _DECLINING_FILES:
+                        with pytest.raises(ValueError, match="declined"):
+                            await engine.build_shadow(name, until=head, bulk_until=head)
+                    else:
+                        shadows.append(await engine.build_shadow(name, until=head, bulk_until=head))
                     shadows.append(
                         await engine.build_shadow(name, until=head, bulk_until=middle, batch=97)
                     )

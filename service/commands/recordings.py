@@ -26,6 +26,7 @@ from ..domain.recordings import (
 )
 from ..domain.todolists import EditTodolist, decide_edit_todolist
 from ..domain.todos import EditTodo, decide_edit_todo
+from ..domain.uploads import decide_edit_upload
 from ..errors import CairnError, Contended, InconsistentStream, NotFound
 from ..events.base import Event
 from ..events.recordings import RecordingKind
@@ -171,6 +172,8 @@ def edit_decision(kind: str, cmd: Any) -> Decision:
             return decide_edit_todolist(p, r, cmd, c)
         if kind == "todo":
             return decide_edit_todo(p, r, cmd, c, lineage)
+        if kind == "upload":
+            return decide_edit_upload(p, r, cmd, c)
         return decide_edit_milestone(p, r, cmd, c)
 
     return decide
@@ -183,4 +186,6 @@ EDITS: Final[dict[str, type[Any]]] = {
     "todo": EditTodo,
     "milestone": EditMilestone,
 }
-"""The merge-patch body of each kind (the domain's edit commands: they carry no ids)."""
+"""The merge-patch body of each kind (the domain's edit commands: they carry no ids).
+Uploads are edited through :func:`~service.commands.files.edit_upload`; they join this map
+(and ``PATCH /v1/recordings/{id}``) with their JSON envelope."""

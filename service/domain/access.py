@@ -37,6 +37,7 @@ KIND_LABELS: Final[dict[RecordingKind, str]] = {
     "todolist": "to-do list",
     "todo": "to-do",
     "milestone": "milestone",
+    "upload": "upload",
 }
 """How messages to people name each kind."""
 

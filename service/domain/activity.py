@@ -41,6 +41,7 @@ from .excerpts import (
     plain_text,
     role_change,
     status_change,
+    version,
 )
 from .i18n import SOURCE, Locale
 
@@ -87,7 +88,10 @@ def created_recording(event: Event) -> KnownRecording | None:
                 project_id=event.project_id,
                 parent_id=event.parent_id,
             )
-        case rc.MessagePosted() | rc.TodolistCreated() | rc.TodoAdded() | rc.MilestoneCreated():
+        case (
+            rc.MessagePosted() | rc.TodolistCreated() | rc.TodoAdded() | rc.MilestoneCreated()
+            | rc.UploadCreated()
+        ):  # fmt: skip
             return KnownRecording(
                 recording_id=event.recording_id,
                 kind=_CREATED_KIND[type(event)],
@@ -154,6 +158,7 @@ _CREATED_KIND: Final[dict[type[Event], RecordingKind]] = {
     rc.TodolistCreated: "todolist",
     rc.TodoAdded: "todo",
     rc.MilestoneCreated: "milestone",
+    rc.UploadCreated: "upload",
 }
 _CREATED: Final = (
     rc.MessagePosted,
@@ -161,6 +166,7 @@ _CREATED: Final = (
     rc.TodolistCreated,
     rc.TodoAdded,
     rc.MilestoneCreated,
+    rc.UploadCreated,
 )
 _CREATED_ACTIVITY: Final[dict[RecordingKind, str]] = {
     "message": "message_posted",
@@ -168,6 +174,7 @@ _CREATED_ACTIVITY: Final[dict[RecordingKind, str]] = {
     "todolist": "todolist_created",
     "todo": "todo_added",
     "milestone": "milestone_created",
+    "upload": "upload_created",
 }
 
 
@@ -184,6 +191,8 @@ def _created_item(event: Event, rec: KnownRecording, actor_id: str | None) -> Ac
             excerpt = event.content
         case rc.MilestoneCreated():
             excerpt = due(event.title, event.due_on, SOURCE)
+        case rc.UploadCreated():
+            excerpt = event.file.name
     creation = event
     assert isinstance(creation, _CREATED)
     return ActivityItem(
@@ -205,6 +214,7 @@ _EDITED: Final[dict[type[Event], str]] = {
     rc.TodolistEdited: "todolist_edited",
     rc.TodoEdited: "todo_edited",
     rc.MilestoneEdited: "milestone_edited",
+    rc.UploadEdited: "upload_edited",
 }
 _STATUS_KIND: Final[dict[str, str]] = {
     "archived": "recording_archived",
@@ -223,12 +233,13 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
     match event:
         case (
             rc.MessageEdited() | rc.CommentEdited() | rc.TodolistEdited() | rc.TodoEdited()
-            | rc.MilestoneEdited()
+            | rc.MilestoneEdited() | rc.UploadEdited()
         ):  # fmt: skip
             kind = _edit_kind(_EDITED[type(event)], event.changes)
             changes = event.changes
-            if isinstance(event, rc.CommentEdited):
-                excerpt = " ".join(plain_text(str(c.after)) for c in event.changes)
+            texts = [c for c in event.changes if c.field == "content"]
+            if isinstance(event, rc.CommentEdited) and texts:
+                excerpt = " ".join(plain_text(str(c.after)) for c in texts)
             else:
                 excerpt = describe_changes(event.changes, SOURCE)
         case rc.TodoCompleted() | rc.MilestoneCompleted():
@@ -236,6 +247,14 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
             actor_id = actor_id or event.completer_id
         case rc.TodoReopened() | rc.MilestoneReopened():
             kind = f"{rec.kind}_reopened"
+        case rc.UploadVersionAdded():
+            kind = "upload_version_added"
+            actor_id = actor_id or event.adder_id
+            changes = (
+                FieldChange(field="version", before=event.n - 1, after=event.n),
+                FieldChange(field="name", before=None, after=event.file.name),
+            )
+            excerpt = version(event.n, SOURCE)
         case rc.TodoMoved():
             kind = "todo_moved"
             parent_id = event.to_todolist_id
@@ -355,6 +374,7 @@ _DESCRIBED: Final = frozenset(
         "todo_rescheduled",
         "milestone_edited",
         "milestone_rescheduled",
+        "upload_edited",
         "project_edited",
     }
 )
@@ -388,6 +408,8 @@ def excerpt_for(
     change = changes[-1] if changes else None
     if change is None:
         return excerpt
+    if kind == "upload_version_added" and changes[0].field == "version":
+        return version(int(changes[0].after), locale)
     if kind == "todo_moved" and change.field == "position" and isinstance(change.after, int):
         return moved(change.after, locale)
     if kind in _STATUS_KINDS and change.field == "status":

@@ -33,6 +33,9 @@ AS_TYPES: Final[Mapping[str, str]] = {
     "milestone_rescheduled": "Update",
     "milestone_completed": "Update",
     "milestone_reopened": "Update",
+    "upload_created": "Create",
+    "upload_edited": "Update",
+    "upload_version_added": "Update",
     "recording_archived": "Remove",
     "recording_trashed": "Delete",
     "recording_restored": "Undo",
@@ -59,12 +62,14 @@ OBJECT_TYPES: Final[Mapping[str, str]] = {
     "todolist": "OrderedCollection",
     "todo": "Document",
     "milestone": "Event",
+    "upload": "Document",
     "project": "Group",
     "person": "Person",
 }
 """AS2 object type of each target type: messages and comments are ``Note`` (a message's
 subject is its ``name``), a to-do list is the ``OrderedCollection`` of its to-dos, a to-do a
-``Document``, a milestone an ``Event`` (its due date is ``endTime``), a project a ``Group``."""
+``Document``, a milestone an ``Event`` (its due date is ``endTime``), an upload a ``Document``, a
+project a ``Group``."""
 
 
 def undone_type(item_changes: Sequence[FieldChange]) -> str:

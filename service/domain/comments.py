@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import msgspec
 
+from ..blobs.store import FileRef
 from ..errors import InvalidCommand
 from ..events.base import Event
 from ..events.recordings import CommentAdded, CommentEdited
-from . import text
+from . import files, text
 from .access import Action
 from .context import Context
 from .edits import diff, not_null, patch_of
@@ -19,10 +23,12 @@ _Unset = msgspec.UnsetType
 
 
 class AddComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Comment on a recording; ``recording_id`` (the comment's) is made by the caller."""
+    """Comment on a recording; ``recording_id`` (the comment's) is made by the caller;
+    ``attachments`` as for :class:`~service.domain.messages.PostMessage`."""
 
     recording_id: str
     content: str
+    attachments: tuple[FileRef, ...] = ()
 
 
 class EditComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +68,7 @@ def decide_add_comment(
             parent_kind=parent.kind,
             content=text.html("content", cmd.content),
             subscriber_ids=(ctx.actor.person_id,),
+            attachments=files.attachments("attachments", cmd.attachments),
         )
     ]
 
@@ -72,11 +79,14 @@ def decide_edit_comment(
     cmd: EditComment,
     ctx: Context,
     lineage: Lineage,
+    attachments: Sequence[FileRef] | None = None,
 ) -> list[Event]:
     """Its author (or an owner or admin) edits a comment: ``[CommentEdited]``, or ``[]``.
 
     Args:
         lineage: the comment's parent, then the parent's lineage.
+        attachments: the comment's files from now on (see
+            :func:`~service.domain.messages.decide_edit_message`); None leaves them.
 
     Raises:
         NotFound: ``comment`` is not a comment, or see :func:`~service.domain.access.check`.
@@ -87,6 +97,8 @@ def decide_edit_comment(
     expect_kind(comment, "comment")
     authorize(Action.EDIT_RECORDING, project, comment, lineage, ctx)
     require_open(project, comment, lineage)
-    updates = {f: text.html(f, not_null(f, v)) for f, v in patch_of(cmd).items()}
+    updates: dict[str, Any] = {f: text.html(f, not_null(f, v)) for f, v in patch_of(cmd).items()}
+    if attachments is not None:
+        updates["attachments"] = files.attachments("attachments", attachments)
     changes = diff(comment, updates)
     return [CommentEdited(at=ctx.now, changes=changes)] if changes else []

@@ -108,6 +108,13 @@ def moved(position: int, locale: Locale) -> str:
     return t.gettext("to position {position}").format(position=t.number(position))
 
 
+def version(n: int, locale: Locale) -> str:
+    """An upload's new version, in ``locale``: "now at version 2"."""
+    t = translator(locale)
+    # TRANSLATORS: the excerpt of "replaced “plan.pdf” with a new version".
+    return t.gettext("now at version {n}").format(n=t.number(n))
+
+
 def due(title: str, due_on: date, locale: Locale) -> str:
     """A new milestone's title and date, in ``locale``: "Launch (due 2026-05-01)"."""
     t = translator(locale)
@@ -197,6 +204,8 @@ def _words(locale: Locale) -> _Words:
             "due_on": t.pgettext("field", "due_on"),
             "title": t.pgettext("field", "title"),
             "responsible_id": t.pgettext("field", "responsible_id"),
+            "folder": t.pgettext("field", "folder"),
+            "attachments": t.pgettext("field", "attachments"),
         },
         statuses={
             "active": t.pgettext("status", "active"),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
+from ..blobs.store import FileRef
 from ..events.base import Event
 from ..events.recordings import MessageEdited, MessagePosted
-from . import text
+from . import files, text
 from .access import Action, check
 from .context import Context
 from .edits import diff, not_null, patch_of
@@ -24,6 +26,8 @@ class PostMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     """Post a message; ``recording_id`` is made by the caller, ``body`` is HTML.
 
     ``subscriber_ids`` ``None`` subscribes everyone on the project who can see the message.
+    ``attachments``: files the application layer resolved (never taken from a client as
+    they are: a client names the files it uploaded, by attachable id).
     """
 
     recording_id: str
@@ -32,6 +36,7 @@ class PostMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     category: str | None = None
     visible_to_clients: bool = False
     subscriber_ids: tuple[str, ...] | None = None
+    attachments: tuple[FileRef, ...] = ()
 
 
 class EditMessage(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,14 +79,23 @@ def decide_post_message(project: ProjectState, cmd: PostMessage, ctx: Context) -
             category=text.optional_line("category", cmd.category),
             visible_to_clients=visible,
             subscriber_ids=tuple(dict.fromkeys((ctx.actor.person_id, *subscribers))),
+            attachments=files.attachments("attachments", cmd.attachments),
         )
     ]
 
 
 def decide_edit_message(
-    project: ProjectState, message: RecordingState, cmd: EditMessage, ctx: Context
+    project: ProjectState,
+    message: RecordingState,
+    cmd: EditMessage,
+    ctx: Context,
+    attachments: Sequence[FileRef] | None = None,
 ) -> list[Event]:
     """Staff edit a message: ``[MessageEdited]``, or ``[]`` when nothing changes.
+
+    Args:
+        attachments: the message's files from now on (resolved by the application layer, as
+            for :class:`PostMessage`); None leaves them as they are.
 
     Raises:
         NotFound: ``message`` is not a message, or see :func:`~service.domain.access.check`.
@@ -100,5 +114,7 @@ def decide_edit_message(
             updates[field] = text.html(field, not_null(field, value))
         else:
             updates[field] = text.optional_line(field, value)
+    if attachments is not None:
+        updates["attachments"] = files.attachments("attachments", attachments)
     changes = diff(message, updates)
     return [MessageEdited(at=ctx.now, changes=changes)] if changes else []

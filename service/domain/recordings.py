@@ -1,7 +1,7 @@
 """Recordings: the state every kind shares, its fold, and status and client visibility.
 
 One stream per recording, ``recording-<id>`` (:func:`~service.events.streams.recording_stream`). The state is one flat
-struct for all kinds (message, comment, to-do list, to-do, milestone); fields a kind does not
+struct for all kinds (message, comment, to-do list, to-do, milestone, upload); fields a kind does not
 use stay at their defaults. Subscriptions are in :mod:`service.domain.subscriptions`.
 
 **Lineage.** Comments and to-dos inherit client visibility (and the effect of being archived
@@ -33,6 +33,7 @@ from ..events.recordings import (
     RecordingKind,
     RecordingStatus,
     RecordingStatusChanged,
+    StoredFile,
     SubscriberAdded,
     SubscriberRemoved,
     TodoAdded,
@@ -42,6 +43,9 @@ from ..events.recordings import (
     TodolistEdited,
     TodoMoved,
     TodoReopened,
+    UploadCreated,
+    UploadEdited,
+    UploadVersionAdded,
 )
 from .access import INHERITS_VISIBILITY, KIND_LABELS, Action, RecordingFacts, check
 from .context import Context
@@ -50,6 +54,15 @@ from .projects import ProjectState, project_facts, require_writable
 
 Lineage = Sequence["RecordingState"]
 """The recordings a recording inherits from, nearest first (see the module docstring)."""
+
+
+class UploadVersion(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of an upload's file: its number (1, 2, ...), who added it and when."""
+
+    n: int
+    file: StoredFile
+    creator_id: str
+    created_at: datetime
 
 
 class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,11 +89,16 @@ class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     # comment
     parent_id: str | None = None
     parent_kind: RecordingKind | None = None
+    # message, comment
+    attachments: tuple[StoredFile, ...] = ()
     # comment, to-do
     content: str | None = None
-    # to-do list
+    # to-do list, upload
     name: str | None = None
     description: str | None = None
+    # upload: every version, oldest first (the last is the current file)
+    folder: str | None = None
+    versions: tuple[UploadVersion, ...] = ()
     # to-do
     todolist_id: str | None = None
     assignee_ids: tuple[str, ...] = ()
@@ -98,6 +116,11 @@ class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     def completed(self) -> bool:
         """Whether a to-do or milestone is completed."""
         return self.completed_at is not None
+
+    @property
+    def file(self) -> StoredFile | None:
+        """An upload's current file (its last version's); None for other kinds."""
+        return self.versions[-1].file if self.versions else None
 
 
 class SetRecordingStatus(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -193,12 +216,18 @@ def evolve_recording(state: RecordingState | None, event: Event) -> RecordingSta
     match event:
         case (
             MessageEdited() | CommentEdited() | TodolistEdited() | TodoEdited() | MilestoneEdited()
-        ):
+            | UploadEdited()
+        ):  # fmt: skip
             return replace(apply_changes(state, event.changes), updated_at=event.at)
         case TodoCompleted(at=at, completer_id=who) | MilestoneCompleted(at=at, completer_id=who):
             return replace(state, completed_at=at, completer_id=who, updated_at=at)
         case TodoReopened(at=at) | MilestoneReopened(at=at):
             return replace(state, completed_at=None, completer_id=None, updated_at=at)
+        case UploadVersionAdded(at=at, adder_id=who, n=n, file=file):
+            version = UploadVersion(n=n, file=file, creator_id=who, created_at=at)
+            return replace(
+                state, versions=(*state.versions, version), name=file.name, updated_at=at
+            )
         case TodoMoved(at=at, to_todolist_id=to_id):
             return replace(state, todolist_id=to_id, updated_at=at)
         case RecordingStatusChanged(at=at, after=after):
@@ -301,8 +330,16 @@ def require_unassigned_clients(
         )
 
 
-_CREATED = (MessagePosted, CommentAdded, TodolistCreated, TodoAdded, MilestoneCreated)
+_CREATED = (
+    MessagePosted,
+    CommentAdded,
+    TodolistCreated,
+    TodoAdded,
+    MilestoneCreated,
+    UploadCreated,
+)
 _KIND: dict[type[Event], RecordingKind] = {
+    UploadCreated: "upload",
     MessagePosted: "message",
     CommentAdded: "comment",
     TodolistCreated: "todolist",
@@ -318,6 +355,10 @@ def _created(event: Event) -> RecordingState:
     fields = {
         name: getattr(event, name) for name in event.__struct_fields__ if name not in _NOT_STATE
     }
+    if isinstance(event, UploadCreated):
+        file = fields.pop("file")
+        first = UploadVersion(n=1, file=file, creator_id=event.creator_id, created_at=event.at)
+        fields.update(name=file.name, versions=(first,))
     return RecordingState(
         recording_id=event.recording_id,
         project_id=event.project_id,

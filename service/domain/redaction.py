@@ -281,6 +281,8 @@ def event_data(sight: Sight, event: Event) -> dict[str, Any] | None:
         if name == "changes":
             out[name] = changes(sight, raw)
             continue
+        if name == "attachments" and not raw:
+            continue  # left out of the stored data when empty: the same data for everyone
         value, keep = _value(sight, name, raw)
         if keep:
             out[name] = value

@@ -36,6 +36,9 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "milestone_rescheduled": N_("{actor} rescheduled the milestone {title}"),
     "milestone_completed": N_("{actor} completed the milestone {title}"),
     "milestone_reopened": N_("{actor} reopened the milestone {title}"),
+    "upload_created": N_("{actor} uploaded {title}"),
+    "upload_edited": N_("{actor} edited the file {title}"),
+    "upload_version_added": N_("{actor} replaced {title} with a new version"),
     # TRANSLATORS: {thing} is "the message “…”", "a comment on “…”" and so on.
     "recording_archived": N_("{actor} archived {thing}"),
     "recording_trashed": N_("{actor} put {thing} in the trash"),
@@ -61,6 +64,7 @@ _THINGS: Final[Mapping[RecordingKind, str]] = {
     "todolist": N_("the to-do list {title}"),
     "todo": N_("the to-do {title}"),
     "milestone": N_("the milestone {title}"),
+    "upload": N_("the file {title}"),
 }
 """How a sentence names a recording of each kind (``{thing}`` in :data:`_TEMPLATES`)."""
 

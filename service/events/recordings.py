@@ -1,4 +1,4 @@
-"""Events of recordings: messages, comments, to-do lists, to-dos and milestones.
+"""Events of recordings: messages, comments, to-do lists, to-dos, milestones and uploads.
 
 Each recording has its own stream ``recording-<id>``. The creation event names the kind and
 carries everything a projection needs without looking at other streams (project, creator,
@@ -8,22 +8,47 @@ recording's state (``updated_at``, completion times) is a pure fold of its own s
 A comment or to-do inherits client visibility from its parent or list; that visibility is not
 copied into the child's stream (it would go stale), so readers resolve it through
 ``parent_id`` / ``todolist_id``.
+
+Files are named by :class:`StoredFile` (their bytes by SHA-256, never where they are kept).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Final, Literal
+
+import msgspec
 
 from .base import Event, FieldChange, register
 
-RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone"]
+RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone", "upload"]
 RecordingStatus = Literal["active", "archived", "trashed"]
+
+MAX_ATTACHMENTS: Final = 20
+"""Most files one message or comment carries."""
+
+
+class StoredFile(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A file as an event stores it: the shape of :class:`service.blobs.store.FileRef`,
+    field for field (the blob collector finds files by their ``sha256`` keys in event data).
+
+    Restated here because events sit beside the blob store in the layers, not above it:
+    the domain turns a ``FileRef`` into this (``msgspec.convert`` of the same fields).
+    """
+
+    sha256: str
+    size: int
+    content_type: str
+    name: str
 
 
 @register
-class MessagePosted(Event, frozen=True, kw_only=True):
-    """A message was posted on a project's message board."""
+class MessagePosted(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """A message was posted on a project's message board.
+
+    ``attachments`` came later, with a default (and left out of the data when empty, so a
+    message without files is stored exactly as before).
+    """
 
     recording_id: str
     project_id: str
@@ -34,19 +59,21 @@ class MessagePosted(Event, frozen=True, kw_only=True):
     category: str | None
     visible_to_clients: bool
     subscriber_ids: tuple[str, ...]
+    attachments: tuple[StoredFile, ...] = ()
 
 
 @register
 class MessageEdited(Event, frozen=True, kw_only=True):
-    """A message's subject, body or category changed."""
+    """A message's subject, body, category or attachments (the whole list) changed."""
 
     at: datetime
     changes: tuple[FieldChange, ...]
 
 
 @register
-class CommentAdded(Event, frozen=True, kw_only=True):
-    """A comment was added under another recording (its parent)."""
+class CommentAdded(Event, frozen=True, kw_only=True, omit_defaults=True):
+    """A comment was added under another recording (its parent); ``attachments`` as for
+    :class:`MessagePosted`."""
 
     recording_id: str
     project_id: str
@@ -56,11 +83,12 @@ class CommentAdded(Event, frozen=True, kw_only=True):
     parent_kind: RecordingKind
     content: str
     subscriber_ids: tuple[str, ...]
+    attachments: tuple[StoredFile, ...] = ()
 
 
 @register
 class CommentEdited(Event, frozen=True, kw_only=True):
-    """A comment's content changed."""
+    """A comment's content or attachments (the whole list) changed."""
 
     at: datetime
     changes: tuple[FieldChange, ...]
@@ -178,6 +206,41 @@ class MilestoneReopened(Event, frozen=True, kw_only=True):
     """A completed milestone was opened again."""
 
     at: datetime
+
+
+@register
+class UploadCreated(Event, frozen=True, kw_only=True):
+    """A file was uploaded to a project: its version 1 is ``file``; ``folder`` is a name
+    the uploads are grouped by (None: none)."""
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    file: StoredFile
+    description: str | None
+    folder: str | None
+    visible_to_clients: bool
+    subscriber_ids: tuple[str, ...]
+
+
+@register
+class UploadEdited(Event, frozen=True, kw_only=True):
+    """An upload's ``name`` (as shown and downloaded), description or folder changed."""
+
+    at: datetime
+    changes: tuple[FieldChange, ...]
+
+
+@register
+class UploadVersionAdded(Event, frozen=True, kw_only=True):
+    """``adder_id`` added version ``n`` (2, 3, ...) of an upload's file; every earlier one
+    is kept. The upload takes the new file's name."""
+
+    at: datetime
+    adder_id: str
+    n: int
+    file: StoredFile
 
 
 @register

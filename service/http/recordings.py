@@ -35,6 +35,7 @@ from ..events.recordings import (
     TodoCompleted,
     TodoMoved,
     TodoReopened,
+    UploadVersionAdded,
 )
 from ..events.streams import recording_stream
 from ..reads import directory, recordings
@@ -213,7 +214,8 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # Creation-event fields that are not the recording's own fields.
 _NOT_FIELDS: Final = frozenset({"type", "recording_id", "project_id", "creator_id", "at"})
 # State fields never reported as changed: bookkeeping, or named by the event itself.
-_QUIET: Final = frozenset({"version", "updated_at"})
+# An upload's versions: its new version is reported as the file before and after.
+_QUIET: Final = frozenset({"version", "updated_at", "versions"})
 
 
 def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[FieldChange]]]:
@@ -229,7 +231,8 @@ def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Field
             changes = [
                 FieldChange(field=f, before=None, after=json_value(getattr(event, f)))
                 for f in event.__struct_fields__
-                if f not in _NOT_FIELDS
+                # Attachments are stored only when there are some: none is not news.
+                if f not in _NOT_FIELDS and (f != "attachments" or getattr(event, f))
             ]
         elif hasattr(event, "changes"):
             changes = list(event.changes)
@@ -243,6 +246,9 @@ def history(events: list[RecordedEvent]) -> list[tuple[RecordedEvent, list[Field
                 changes.insert(0, FieldChange(field="completed", before=False, after=True))
             elif isinstance(event, TodoReopened | MilestoneReopened):
                 changes.insert(0, FieldChange(field="completed", before=True, after=False))
+            elif isinstance(event, UploadVersionAdded) and before.file != state.file:
+                old, new = json_value(before.file), json_value(state.file)
+                changes.insert(0, FieldChange(field="file", before=old, after=new))
             elif isinstance(event, TodoMoved):
                 changes.append(FieldChange(field="position", before=None, after=event.position))
         out.append((recorded, changes))

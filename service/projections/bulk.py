@@ -57,6 +57,13 @@ class BulkFill(Protocol):
         ...
 
 
+FILES: Final = """(e.event_type IN ('UploadCreated', 'UploadEdited', 'UploadVersionAdded')
+    OR e.data ? 'attachments'
+    OR (e.event_type IN ('MessageEdited', 'CommentEdited')
+        AND e.data->'changes' @> '[{"field": "attachments"}]'::jsonb))"""
+"""SQL: an event ``e`` naming files (an upload's, or a message's or comment's attachments).
+No bulk pass models them yet: :func:`plain_log` declines logs holding any, which are
+rebuilt event by event."""
 CREATIONS: Final = (
     "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
 )
@@ -86,6 +93,7 @@ async def plain_log(
     SQL of a bulk pass reads; upcasters run only in Python), and none is ``odd`` (a SQL
     condition on the event ``e``: what the caller's bulk pass does not handle). One scan."""
     current = {name: cls.schema_version for name, cls in registered_types().items()}
+    odd = f"({odd}) OR {FILES}"
     found = await conn.fetchval(
         f"""
         SELECT EXISTS (

@@ -1,4 +1,4 @@
-"""The recordings read model: messages, comments, to-do lists, to-dos and milestones.
+"""The recordings read model: messages, comments, to-do lists, to-dos, milestones, uploads.
 
 The tables and what their columns hold: see recordings_tables.py.
 
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final
 
 import asyncpg
+import msgspec
 
 from ..events.base import FieldChange, RecordedEvent
 from ..events.recordings import (
@@ -34,6 +35,7 @@ from ..events.recordings import (
     MilestoneEdited,
     MilestoneReopened,
     RecordingStatusChanged,
+    StoredFile,
     SubscriberAdded,
     SubscriberRemoved,
     TodoAdded,
@@ -43,6 +45,9 @@ from ..events.recordings import (
     TodolistEdited,
     TodoMoved,
     TodoReopened,
+    UploadCreated,
+    UploadEdited,
+    UploadVersionAdded,
 )
 from ..events.streams import RECORDING
 from . import recordings_bulk
@@ -94,18 +99,38 @@ _FIELD_COLUMN: Final = {
     "notes": "content",
 }
 _DATE_COLUMNS: Final = frozenset({"starts_on", "due_on"})
-_CREATED = (MessagePosted, CommentAdded, TodolistCreated, TodoAdded, MilestoneCreated)
+_CREATED = (
+    MessagePosted,
+    CommentAdded,
+    TodolistCreated,
+    TodoAdded,
+    MilestoneCreated,
+    UploadCreated,
+)
+_VERSION_COLUMNS: Final = (
+    "recording_id",
+    "n",
+    "sha256",
+    "size",
+    "content_type",
+    "name",
+    "created_by",
+    "created_at",
+)
+_json = msgspec.json.encode
 
 Row = dict[str, Any]
 
 
 class Recordings:
-    """Projection ``recordings``: tables ``recordings`` and ``subscriptions``."""
+    """Projection ``recordings``: tables ``recordings``, ``upload_versions`` and
+    ``subscriptions``."""
 
     name = "recordings"
     # 2: no index on subscriptions (person_id); nothing looked subscriptions up by person.
-    version = 2
-    tables: Sequence[str] = ("recordings", "subscriptions")
+    # 3: uploads (their columns and upload_versions) and attachments.
+    version = 3
+    tables: Sequence[str] = ("recordings", "upload_versions", "subscriptions")
     stream_prefixes = (RECORDING,)
 
     def ddl(self) -> str:
@@ -156,6 +181,8 @@ class _Batch:
         self.ends: dict[str, int] = {}
         # Last subscription change per (recording, person): True = subscribed.
         self.subscriptions: dict[tuple[str, str], bool] = {}
+        # Upload versions added in the batch (rows of upload_versions).
+        self.versions: list[tuple[Any, ...]] = []
 
     async def load(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         lists: set[str] = set()
@@ -224,6 +251,7 @@ class _Batch:
                 | TodolistEdited(at=at, changes=changes)
                 | TodoEdited(at=at, changes=changes)
                 | MilestoneEdited(at=at, changes=changes)
+                | UploadEdited(at=at, changes=changes)
             ):
                 _edit(row, changes)
                 row["updated_at"] = at
@@ -235,6 +263,9 @@ class _Batch:
                 row.update(completed=False, completed_at=None, completer_id=None, updated_at=at)
             case TodoMoved(at=at, to_todolist_id=to_id, position=position):
                 self._move(row, to_id, position)
+                row["updated_at"] = at
+            case UploadVersionAdded(at=at, adder_id=who, n=n, file=file):
+                self._version(row, n, file, who, at)
                 row["updated_at"] = at
             case RecordingStatusChanged(at=at, after=after):
                 self._count_comment(row, after)
@@ -267,14 +298,18 @@ class _Batch:
             completed=False,
             assignee_ids=[],
             comments_count=0,
+            attachments="[]",
+            versions_count=0,
         )
         match e:
             case MessagePosted():
                 row.update(kind="message", title=e.subject, content=e.body, category=e.category)
                 row["own_visible_to_clients"] = e.visible_to_clients
+                row["attachments"] = _json(e.attachments).decode()
             case CommentAdded():
                 row.update(kind="comment", parent_id=e.parent_id, parent_kind=e.parent_kind)
                 row.update(title=summary(e.content), content=e.content)
+                row["attachments"] = _json(e.attachments).decode()
                 parent = self.rows.get(e.parent_id)
                 if parent is not None:
                     parent["comments_count"] += 1
@@ -294,10 +329,20 @@ class _Batch:
                 row.update(kind="milestone", title=e.title, content=e.notes, due_on=e.due_on)
                 row["responsible_id"] = e.responsible_id
                 row["own_visible_to_clients"] = e.visible_to_clients
+            case UploadCreated():
+                row.update(kind="upload", content=e.description, folder=e.folder)
+                row["own_visible_to_clients"] = e.visible_to_clients
+                self._version(row, 1, e.file, e.creator_id, e.at)
         row["visible_to_clients"] = bool(row["own_visible_to_clients"])
         self.rows[recording_id] = row
         for person_id in e.subscriber_ids:
             self.subscriptions[(recording_id, person_id)] = True
+
+    def _version(self, row: Row, n: int, file: StoredFile, who: str, at: datetime) -> None:
+        row.update(title=file.name, file_sha256=file.sha256, file_size=file.size)
+        row.update(content_type=file.content_type, file_name=file.name, versions_count=n)
+        version = (file.sha256, file.size, file.content_type, file.name, who, at)
+        self.versions.append((row["recording_id"], n, *version))
 
     def _move(self, row: Row, to_id: str, position: int) -> None:
         recording_id = row["recording_id"]
@@ -358,6 +403,10 @@ class _Batch:
         # where a batch spent most of its time.
         if created:
             await conn.copy_records_to_table("recordings", records=created, columns=COLUMNS)
+        if self.versions:
+            await conn.copy_records_to_table(
+                "upload_versions", records=self.versions, columns=_VERSION_COLUMNS
+            )
         if len(changed) > _FEW:
             await conn.execute(_CHANGES_TABLE)
             await conn.copy_records_to_table("_recording_changes", records=changed, columns=COLUMNS)
@@ -411,4 +460,6 @@ def _edit(row: Row, changes: Iterable[FieldChange]) -> None:
             value = date.fromisoformat(value) if value else None
         elif column == "assignee_ids":
             value = list(value or ())
+        elif column == "attachments":
+            value = _json(value or []).decode()
         row[column] = value

@@ -248,6 +248,9 @@ WITH src AS MATERIALIZED (
            r.content, r.category, r.created_at, r.updated_at, r.seq, r.version, r.completed,
            r.completed_at, r.completer_id, r.starts_on, r.due_on, r.assignee_ids,
            r.responsible_id, r.position, coalesce(n.active, 0) AS comments_count,
+           '[]'::jsonb AS attachments, NULL::text AS folder, NULL::text AS file_sha256,
+           NULL::bigint AS file_size, NULL::text AS content_type, NULL::text AS file_name,
+           0 AS versions_count,
            r.parent_id IS NOT NULL
              AND (p.recording_id IS NULL OR f.recording_id IS NULL
                   OR (f.tx_id, f.seq) > (r.tx_id, r.seq)
@@ -312,6 +315,7 @@ ORDER BY e.tx_id, e.position
 
 async def bulk_fill(conn: asyncpg.Connection, log: str) -> bool:
     """Fill the (empty) ``recordings`` and ``subscriptions`` tables of the current schema
+    (``upload_versions`` stays empty: logs naming files are declined, see bulk.FILES)
     from ``log``; False (rows left to roll back) if the log holds what this does not model."""
     if not await plain_log(conn, log, (RECORDING,), ODD_CREATIONS):
         return False

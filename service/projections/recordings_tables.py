@@ -17,6 +17,12 @@ Tables:
   whatever its status or completion). ``comments_count`` counts active comments.
   ``created_at``/``updated_at`` are event times; ``seq`` is the log position of the creation
   event and ``version`` the stream version the row reflects.
+  ``attachments`` is a message's or comment's files (a JSON array of ``{sha256, size,
+  content_type, name}``, in their order; ``[]`` for other kinds). An upload's ``title`` is its
+  name, ``content`` its description; ``folder``, ``versions_count`` and its current
+  (last) version's file: ``file_sha256``, ``file_size``, ``content_type``, ``file_name``.
+* ``upload_versions(recording_id, n, sha256, size, content_type, name, created_by,
+  created_at)``: every version of every upload (``n`` from 1).
 * ``subscriptions(recording_id, person_id)``: who is notified about what.
 """
 
@@ -55,6 +61,13 @@ COLUMNS: Final = (
     "responsible_id",
     "position",
     "comments_count",
+    "attachments",
+    "folder",
+    "file_sha256",
+    "file_size",
+    "content_type",
+    "file_name",
+    "versions_count",
 )
 """Every column of ``recordings``, in table order."""
 
@@ -90,20 +103,40 @@ DDL: Final = """
             assignee_ids           text[] NOT NULL DEFAULT '{}',
             responsible_id         text,
             position               integer,
-            comments_count         integer NOT NULL DEFAULT 0
+            comments_count         integer NOT NULL DEFAULT 0,
+            attachments            jsonb NOT NULL DEFAULT '[]',
+            folder                 text,
+            file_sha256            text,
+            file_size              bigint,
+            content_type           text,
+            file_name              text,
+            versions_count         integer NOT NULL DEFAULT 0
         );
         CREATE INDEX recordings_project_kind ON recordings (project_id, kind, status, seq);
         CREATE INDEX recordings_parent ON recordings (parent_id, position);
         CREATE INDEX recordings_parent_seq ON recordings (parent_id, seq);
         CREATE INDEX recordings_assignees ON recordings USING gin (assignee_ids);
         CREATE INDEX recordings_due ON recordings (due_on) WHERE due_on IS NOT NULL;
+        CREATE INDEX recordings_uploads ON recordings (project_id, folder, content_type, seq)
+            WHERE kind = 'upload';
+        CREATE TABLE upload_versions (
+            recording_id text NOT NULL,
+            n            integer NOT NULL,
+            sha256       text NOT NULL,
+            size         bigint NOT NULL,
+            content_type text NOT NULL,
+            name         text NOT NULL,
+            created_by   text NOT NULL,
+            created_at   timestamptz NOT NULL,
+            PRIMARY KEY (recording_id, n)
+        );
         CREATE TABLE subscriptions (
             recording_id text NOT NULL,
             person_id    text NOT NULL,
             PRIMARY KEY (recording_id, person_id)
         );
         """
-"""Both tables and their indexes (what :meth:`~service.projections.recordings.Recordings.ddl`
+"""The tables and their indexes (what :meth:`~service.projections.recordings.Recordings.ddl`
 returns)."""
 
 
