@@ -29,6 +29,7 @@ from ..events.store import EventStore
 from ..feeds.cache import FeedCache
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
+from ..reads.signing_keys import KeyringCache
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from . import docs
@@ -62,6 +63,7 @@ ROUTE_MODULES: list[str] = [
     "milestones",
     "attachments",
     "avatars",
+    "files",
     "health",
     "metrics",
 ]
@@ -187,6 +189,7 @@ def create_app(
                 "realtime": realtime,
                 "feeds": FeedCache(),
                 "blobs": PostgresBlobStore(store.pool),
+                "signing_keys": KeyringCache(),
             }
         finally:
             await realtime.stop()

@@ -10,6 +10,7 @@ from ..blobs.store import BlobStore
 from ..commands.caller import Services
 from ..config import Settings
 from ..feeds.cache import FeedCache
+from ..reads.signing_keys import KeyringCache
 from ..realtime.endpoint import Realtime
 from .ratelimit import RateLimiter
 
@@ -23,6 +24,8 @@ class State(TypedDict):
     realtime: Realtime
     feeds: FeedCache
     blobs: BlobStore
+    signing_keys: KeyringCache
+    """The keys that sign and check links to files (:mod:`.links`), cached per process."""
 
 
 def state_of(connection: HTTPConnection) -> State:
