@@ -56,8 +56,8 @@ _COLUMNS: Final = (
 # Kinds whose entry content is the recording's (sanitised) body rather than the excerpt.
 _BODY_KINDS: Final = frozenset({"message_posted", "comment_added"})
 # The rows of named() (newest first) with their files (column ``files``, a JSON array or
-# NULL): an attachment is
-# ``{sha256, size, content_type, name}``, an upload's version the same with its ``n``.
+# NULL): an attachment is ``{sha256, size, content_type, name}``, an upload's version the
+# same with its ``n``.
 _WITH_FILES: Final = """
 SELECT w.*, CASE
     WHEN w.kind IN ('message_posted', 'comment_added') THEN (
