@@ -40,6 +40,7 @@ _CREATED: Final = {
     "todolist": "TodolistCreated",
     "todo": "TodoAdded",
     "milestone": "MilestoneCreated",
+    "upload": "UploadCreated",
 }
 """The creation event of each kind."""
 _EDITED: Final = {
@@ -48,6 +49,7 @@ _EDITED: Final = {
     "todolist": "TodolistEdited",
     "todo": "TodoEdited",
     "milestone": "MilestoneEdited",
+    "upload": "UploadEdited",
 }
 """The edit event of each kind."""
 _KNOWN: Final = "(" + ", ".join(f"'{name}'" for name in LANGUAGES) + ")"
