@@ -88,7 +88,9 @@ def language(value: Any) -> str:
     return value if value in LANGUAGES else LANGUAGES[0]
 
 
-_SEPARATORS: Final = str.maketrans("._-/\\", "     ")
+SEPARATORS: Final = "._-/\\"
+"""Where a file name is cut into words (see :func:`name_title`)."""
+_SEPARATORS: Final = str.maketrans(SEPARATORS, " " * len(SEPARATORS))
 
 
 def name_title(name: Any) -> str:
