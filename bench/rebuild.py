@@ -1,6 +1,8 @@
 """Rebuilding every projection against a raw scan of the log, and reading on the result.
 
-Run ``python -m bench.rebuild`` (200,000 events, a few minutes) or ``--quick`` (20,000).
+Run ``python -m bench.rebuild`` (200,000 events, a few minutes) or ``--quick`` (20,000);
+``--files-from N`` adds files from the N-th event on (uploads and attachments: the bulk fills
+of recordings and activity decline such logs, so those two are rebuilt event by event).
 Uses ``DATABASE_URL`` if set, else a throwaway embedded PostgreSQL.
 
 1. A realistic workload (:class:`Workload`): people, projects, memberships, messages,
@@ -941,7 +943,7 @@ async def serve_and_measure(url: str, rounds: int) -> list[tuple[str, str, str]]
     return results
 
 
-async def run(events: int, rounds: int) -> int:
+async def run(events: int, rounds: int, files_from: int | None = None) -> int:
     with postgres_server() as server:
         async with fresh_database(server, "rebuild") as url:
             from service.database.migrate import migrate_url
@@ -950,7 +952,7 @@ async def run(events: int, rounds: int) -> int:
             store = await EventStore.open(url, min_size=2, max_size=4)
             started = time.perf_counter()
             try:
-                workload = Workload(seed=7)
+                workload = Workload(seed=7, files_from=files_from)
                 n = await load(store, workload.appends(events))
             finally:
                 await store.close()
@@ -1004,9 +1006,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="20,000 events, fewer requests")
     parser.add_argument("--events", type=int, help="events to generate (default 200,000)")
+    parser.add_argument(
+        "--files-from", type=int, help="files from this event on (default: no files)"
+    )
     args = parser.parse_args()
     events = args.events or (20_000 if args.quick else 200_000)
-    sys.exit(asyncio.run(run(events, rounds=100 if args.quick else 400)))
+    rounds = 100 if args.quick else 400
+    sys.exit(asyncio.run(run(events, rounds, args.files_from)))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,13 @@ at render time (a rename shows in past sentences), so the people table's size an
 change are part of the stamp too; recordings' and projects' renames are activity items of
 the feed itself.
 
+**Files.** An entry about a message or comment posted with attachments carries them (the
+recording's current attachments, as its content is its current body); one about an upload
+created or given a new version carries that version's file, at that version's own address
+(so an archive page does not change when a later version comes). The files belong to the
+entry's recording, so whoever may see the entry may see them: a client's feed never
+carries a hidden item's file because it never carries the item.
+
 **Archive pages** (RFC 5005) are counted from the oldest entry the viewer may see: page ``n``
 holds the viewer's visible entries ``50(n-1)+1 .. 50n`` (oldest first), and exists once it is
 full. New events only ever add entries after the last one, so a full page never changes as
@@ -33,11 +40,12 @@ from datetime import datetime
 from typing import Final
 
 import asyncpg
+import msgspec
 
 from ..domain.activity import excerpt_for
 from ..domain.i18n import SOURCE, Locale
 from ..reads.visibility import Scope, changes_of, named
-from .render import PAGE_SIZE, Entry, sanitise_html, tag_uri, text_html
+from .render import PAGE_SIZE, Enclosure, Entry, sanitise_html, tag_uri, text_html
 
 _NAMES: Final = "SELECT count(*) AS people, max(updated_at) AS renamed FROM people"
 _CHECKPOINTS: Final = "SELECT name, generation, tx_id, position FROM projections ORDER BY name"
@@ -47,6 +55,36 @@ _COLUMNS: Final = (
 )
 # Kinds whose entry content is the recording's (sanitised) body rather than the excerpt.
 _BODY_KINDS: Final = frozenset({"message_posted", "comment_added"})
+# The rows of named() (newest first) with their files (column ``files``, a JSON array or
+# NULL): an attachment is ``{sha256, size, content_type, name}``, an upload's version the
+# same with its ``n``.
+_WITH_FILES: Final = """
+SELECT w.*, CASE
+    WHEN w.kind IN ('message_posted', 'comment_added') THEN (
+        SELECT f.attachments FROM recordings f WHERE f.recording_id = w.recording_id)
+    WHEN w.kind IN ('upload_created', 'upload_version_added') THEN (
+        SELECT jsonb_build_array(jsonb_build_object(
+                   'sha256', v.sha256, 'size', v.size, 'content_type', v.content_type,
+                   'name', v.name, 'n', v.n))
+        FROM upload_versions v
+        WHERE v.recording_id = w.recording_id AND v.n = CASE w.kind
+            WHEN 'upload_created' THEN 1
+            ELSE (SELECT (c->>'after')::int FROM jsonb_array_elements(w.changes) c
+                  WHERE c->>'field' = 'version' LIMIT 1) END)
+    END AS files
+FROM ({named}) w
+ORDER BY w.seq DESC
+"""
+
+
+class _File(msgspec.Struct, frozen=True):
+    sha256: str
+    size: int
+    content_type: str
+    n: int | None = None
+
+
+_FILES = msgspec.json.Decoder(list[_File])
 
 
 # ------------------------------------------------------------------ stamps
@@ -153,16 +191,19 @@ async def _rows(pool: asyncpg.Pool, scope: Scope, order: str, offset: int) -> li
         f"SELECT {_COLUMNS} FROM activity a {joins}WHERE {where} "
         f"ORDER BY a.seq {order} LIMIT ${n + 1} OFFSET ${n + 2}"
     )
-    rows = await pool.fetch(named(inner, "DESC", content=True), *args, PAGE_SIZE, offset)
+    sql = _WITH_FILES.format(named=named(inner, "DESC", content=True))
+    rows = await pool.fetch(sql, *args, PAGE_SIZE, offset)
     return [row for row in rows if scope.may_see(row)]
 
 
 @dataclass(frozen=True)
 class Links:
-    """What entries link to and how their ids are made."""
+    """What entries link to and how their ids are made: ``api_base`` is the API's origin
+    (and root path) files are downloaded from."""
 
     authority: str
     app_url_template: str
+    api_base: str = ""
 
 
 def entry_of(scope: Scope, row: asyncpg.Record, links: Links, locale: Locale) -> Entry:
@@ -193,6 +234,27 @@ def entry_of(scope: Scope, row: asyncpg.Record, links: Links, locale: Locale) ->
         link=link,
         category=kind,
         at=row["at"],
+        enclosures=enclosures_of(row, links.api_base),
+    )
+
+
+def enclosures_of(row: asyncpg.Record, base: str) -> tuple[Enclosure, ...]:
+    """The files an entry's row carries, as enclosures downloaded from ``base`` (an
+    upload's version at ``/v1/uploads/{id}/versions/{n}/download``, an attachment at
+    ``/v1/recordings/{id}/attachments/{sha256}/download``)."""
+    raw = row.get("files")
+    if not raw or row["recording_id"] is None:
+        return ()
+    rid = row["recording_id"]
+    return tuple(
+        Enclosure(
+            url=f"{base}/v1/uploads/{rid}/versions/{f.n}/download"
+            if f.n is not None
+            else f"{base}/v1/recordings/{rid}/attachments/{f.sha256}/download",
+            length=f.size,
+            type=f.content_type,
+        )
+        for f in _FILES.decode(raw)
     )
 
 

@@ -10,6 +10,9 @@ feedgen 1.0.0 is used with its known pitfalls handled here, once:
 * ``add_entry()`` prepends by default: entries are appended (``order="append"``) newest first;
 * entry links lose ``rel``/``type`` (its bug #135), so two links on one entry would make two
   alternates: each entry gets exactly one link;
+* RSS items carry at most one ``<enclosure>`` (RSS 2.0 allows one, and readers take the
+  first of several): an entry's first file; Atom gets every file as a ``rel="enclosure"``
+  link, written by an extension because of bug #135;
 * the RSS channel ``<link>`` is the last link added: the alternate (front-end) link is added
   last; RSS gets the archive links as ``atom:link`` through a small extension, as feedgen
   writes only ``rel=self`` there;
@@ -37,7 +40,7 @@ from lxml import etree  # type: ignore[import-untyped]
 from ..domain.i18n import SOURCE, Locale, translator
 from ..domain.redaction import someone
 
-RENDERER_VERSION: Final = "2"
+RENDERER_VERSION: Final = "3"
 """Part of every feed ETag: bump it whenever the bytes for the same inputs change."""
 
 PAGE_SIZE: Final = 50
@@ -61,9 +64,18 @@ _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\u
 _AUTHORITY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(@[a-z0-9]([a-z0-9.-]*[a-z0-9])?)?")
 
 
+class Enclosure(msgspec.Struct, frozen=True, kw_only=True):
+    """A file an entry carries: where it is downloaded, its size in bytes and media type."""
+
+    url: str
+    length: int
+    type: str
+
+
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
     """One feed entry. ``content_html`` is sanitised HTML (see :func:`text_html` and
-    :func:`sanitise_html`); ``at`` is the event's time, used as published and updated."""
+    :func:`sanitise_html`); ``at`` is the event's time, used as published and updated;
+    ``enclosures`` the files it carries, in their order (RSS: the first only)."""
 
     id: str
     title: str
@@ -72,6 +84,7 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     link: str
     category: str
     at: datetime
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 class Document(msgspec.Struct, frozen=True, kw_only=True):
@@ -141,7 +154,7 @@ def tag_uri(authority: str, at: datetime, specific: str) -> str:
 def render(doc: Document, fmt: Format) -> bytes:
     """The document as UTF-8 Atom 1.0 (``"atom"``) or RSS 2.0 (``"rss"``) bytes."""
     fg = FeedGenerator()
-    fg.register_extension("cairn", _History, _Creator, atom=True, rss=True)
+    fg.register_extension("cairn", _History, _EntryExtras, atom=True, rss=True)
     history: _History = fg.cairn
     t = translator(doc.language)
     fg.id(clean(doc.id))
@@ -187,6 +200,7 @@ def _add(fg: Any, entry: Entry, language: Locale) -> None:
     author = clean(entry.author) or someone(language)
     fe.author(name=author)
     fe.cairn.creator = author
+    fe.cairn.enclosures = entry.enclosures
     # One link only (feedgen bug #135 drops rel/type of entry links).
     fe.link(href=entry.link, rel="alternate")
     fe.category(term=entry.category)
@@ -220,14 +234,36 @@ class _History(BaseExtension):  # type: ignore[misc]
         return feed
 
 
-class _Creator(BaseEntryExtension):  # type: ignore[misc]
+class _EntryExtras(BaseEntryExtension):  # type: ignore[misc]
     """Entry-level extension: ``dc:creator`` in RSS items (RSS's own ``<author>`` must be an
-    e-mail address, which feeds do not give out)."""
+    e-mail address, which feeds do not give out), and the entry's files: Atom
+    ``<link rel="enclosure">`` for each (feedgen's own entry links lose ``rel``, bug #135),
+    one RSS ``<enclosure>`` for the first (RSS 2.0 allows one per item)."""
 
     def __init__(self) -> None:
         self.creator = ""
+        self.enclosures: tuple[Enclosure, ...] = ()
+
+    def extend_atom(self, entry: Any) -> Any:
+        for file in self.enclosures:
+            # Unqualified, as feedgen writes its own elements under the feed's default
+            # (Atom) namespace.
+            etree.SubElement(
+                entry,
+                "link",
+                rel="enclosure",
+                href=file.url,
+                length=str(file.length),
+                type=file.type,
+            )
+        return entry
 
     def extend_rss(self, item: Any) -> Any:
         if self.creator:
             etree.SubElement(item, f"{{{_DC_NS}}}creator").text = self.creator
+        if self.enclosures:
+            first = self.enclosures[0]
+            etree.SubElement(
+                item, "enclosure", url=first.url, length=str(first.length), type=first.type
+            )
         return item

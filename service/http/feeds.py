@@ -320,7 +320,9 @@ class _Feed:
     ) -> bytes:
         settings = self.settings
         entry_links = query.Links(
-            authority=settings.feed_authority, app_url_template=settings.app_url
+            authority=settings.feed_authority,
+            app_url_template=settings.app_url,
+            api_base=self.base,
         )
         doc = Document(
             id=tag_uri(settings.feed_authority, about.since, self.key.replace(":", "/")),

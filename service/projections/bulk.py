@@ -62,8 +62,8 @@ FILES: Final = """(e.event_type IN ('UploadCreated', 'UploadEdited', 'UploadVers
     OR (e.event_type IN ('MessageEdited', 'CommentEdited')
         AND e.data->'changes' @> '[{"field": "attachments"}]'::jsonb))"""
 """SQL: an event ``e`` naming files (an upload's, or a message's or comment's attachments).
-No bulk pass models them yet: :func:`plain_log` declines logs holding any, which are
-rebuilt event by event."""
+Only the search bulk pass models them: :func:`plain_log` declines logs holding any for the
+others, which are rebuilt event by event."""
 CREATIONS: Final = (
     "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
 )
@@ -75,25 +75,39 @@ EDITS: Final = (
 CREATION_KIND: Final = """CASE e.event_type WHEN 'MessagePosted' THEN 'message' WHEN 'CommentAdded' THEN 'comment'
     WHEN 'TodolistCreated' THEN 'todolist' WHEN 'TodoAdded' THEN 'todo' ELSE 'milestone' END"""
 """The recording kind of a creation event ``e``, in SQL."""
-ODD_CREATIONS: Final = f"""
-    (e.event_type IN {CREATIONS}) <> (e.stream_version = 1)
-    OR (e.event_type IN {CREATIONS}
+
+
+def odd_creations(creations: str) -> str:
+    """SQL, for :func:`plain_log`: an event ``e`` of a recording's stream that is a creation
+    (one of ``creations``, a SQL list) other than the stream's first event, or a first event
+    that is no creation, or a creation naming another recording than its stream's (the
+    incremental paths fold such logs differently depending on where batches are cut)."""
+    return f"""
+    (e.event_type IN {creations}) <> (e.stream_version = 1)
+    OR (e.event_type IN {creations}
         AND e.data->>'recording_id' IS DISTINCT FROM {recording_id_sql("e.stream_id")})"""
-"""SQL, for :func:`plain_log`: an event ``e`` of a recording's stream that is a creation
-other than the stream's first event, or a first event that is no creation, or a creation
-naming another recording than its stream's (the incremental paths fold such logs
-differently depending on where batches are cut)."""
+
+
+ODD_CREATIONS: Final = odd_creations(CREATIONS)
+""":func:`odd_creations` of :data:`CREATIONS` (logs without uploads)."""
 
 
 async def plain_log(
-    conn: asyncpg.Connection, log: str, prefixes: tuple[str, ...], odd: str = "false"
+    conn: asyncpg.Connection,
+    log: str,
+    prefixes: tuple[str, ...],
+    odd: str = "false",
+    *,
+    files: bool = False,
 ) -> bool:
     """Whether every event of the streams starting with ``prefixes`` in ``log`` is of a
     registered type at its current schema version (so its stored JSON has the shape the
     SQL of a bulk pass reads; upcasters run only in Python), and none is ``odd`` (a SQL
-    condition on the event ``e``: what the caller's bulk pass does not handle). One scan."""
+    condition on the event ``e``: what the caller's bulk pass does not handle), nor names
+    files (:data:`FILES`) unless the pass models them (``files``). One scan."""
     current = {name: cls.schema_version for name, cls in registered_types().items()}
-    odd = f"({odd}) OR {FILES}"
+    if not files:
+        odd = f"({odd}) OR {FILES}"
     found = await conn.fetchval(
         f"""
         SELECT EXISTS (

@@ -8,8 +8,10 @@ creates or re-languages, the new documents' text and the changed documents' titl
 then at most four statements write it: the projects' languages (an upsert), the documents
 of a project whose language changed indexed again, the new documents (one ``INSERT ...
 SELECT`` from arrays, in their project's language), the changed ones (one ``UPDATE ...
-FROM``). Every document is ``cairn_search_document`` of its final language, title, body and
-names, whatever the order its parts arrived in, so the rows do not depend on where batches
+FROM``). Files: a message's or comment's attachments and an upload's name are the document's
+``names`` (search_tables.py), set by the creation and again by an edit of the attachments,
+a rename or a new version (which names the upload after its file). Every document is
+``cairn_search_document`` of its final language, title, body and names, whatever the order its parts arrived in, so the rows do not depend on where batches
 are cut (and equal the bulk fill's, search_bulk.py).
 """
 
@@ -25,7 +27,7 @@ from ..events import recordings as rc
 from ..events.base import RecordedEvent
 from ..events.streams import PROJECT, RECORDING, project_id_of, recording_id_of
 from . import search_bulk
-from .search_tables import DDL, FIELDS, LANGUAGES, indexed, language
+from .search_tables import DDL, FIELDS, LANGUAGES, NAMES, file_names, indexed, language, name_title
 
 _CREATED: Final[dict[type[Any], tuple[str, dict[str, str]]]] = {
     rc.MessagePosted: ("message", FIELDS["message"]),
@@ -33,6 +35,7 @@ _CREATED: Final[dict[type[Any], tuple[str, dict[str, str]]]] = {
     rc.TodolistCreated: ("todolist", FIELDS["todolist"]),
     rc.TodoAdded: ("todo", FIELDS["todo"]),
     rc.MilestoneCreated: ("milestone", FIELDS["milestone"]),
+    rc.UploadCreated: ("upload", FIELDS["upload"]),
 }
 """Each creation event's kind and which of its fields are the title and body."""
 _EDITED: Final[dict[type[Any], dict[str, str]]] = {
@@ -41,6 +44,7 @@ _EDITED: Final[dict[type[Any], dict[str, str]]] = {
     rc.TodolistEdited: FIELDS["todolist"],
     rc.TodoEdited: FIELDS["todo"],
     rc.MilestoneEdited: FIELDS["milestone"],
+    rc.UploadEdited: FIELDS["upload"],
 }
 """Each edit event's fields that are a title or body (by the edit's kind)."""
 _CREATIONS: Final = (
@@ -49,6 +53,7 @@ _CREATIONS: Final = (
     rc.TodolistCreated,
     rc.TodoAdded,
     rc.MilestoneCreated,
+    rc.UploadCreated,
 )
 _EDITS: Final = (
     rc.MessageEdited,
@@ -56,7 +61,14 @@ _EDITS: Final = (
     rc.TodolistEdited,
     rc.TodoEdited,
     rc.MilestoneEdited,
+    rc.UploadEdited,
 )
+_NAMED_BY: Final[dict[type[Any], str]] = {
+    rc.MessageEdited: NAMES["message"],
+    rc.CommentEdited: NAMES["comment"],
+    rc.UploadEdited: NAMES["upload"],
+}
+"""Each edit event's field that names the recording's files (see search_tables.NAMES)."""
 
 _LANGUAGES: Final = """
 INSERT INTO search_projects (project_id, language)
@@ -76,20 +88,24 @@ WHERE p.project_id = ANY($1::text[]) AND d.project_id = p.project_id
 _LANGUAGE: Final = f"coalesce(p.language, '{LANGUAGES[0]}')"
 """A new document's language: its project's (``p``), or the first for a project unknown."""
 _INSERT: Final = f"""
-INSERT INTO search_documents (recording_id, project_id, kind, language, title, body, document)
-SELECT u.recording_id, u.project_id, u.kind, {_LANGUAGE}, u.title, u.body,
-       cairn_search_document({_LANGUAGE}::regconfig, u.title, u.body, '')
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-     AS u(recording_id, project_id, kind, title, body)
+INSERT INTO search_documents
+    (recording_id, project_id, kind, language, title, body, names, document)
+SELECT u.recording_id, u.project_id, u.kind, {_LANGUAGE}, u.title, u.body, u.names,
+       cairn_search_document({_LANGUAGE}::regconfig, u.title, u.body, u.names)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+     AS u(recording_id, project_id, kind, title, body, names)
 LEFT JOIN search_projects p ON p.project_id = u.project_id
 """
 # NULL: not changed in the batch.
 _UPDATE: Final = """
 UPDATE search_documents d
 SET title = coalesce(u.title, d.title), body = coalesce(u.body, d.body),
+    names = coalesce(u.names, d.names),
     document = cairn_search_document(
-        d.language::regconfig, coalesce(u.title, d.title), coalesce(u.body, d.body), d.names)
-FROM unnest($1::text[], $2::text[], $3::text[]) AS u(recording_id, title, body)
+        d.language::regconfig, coalesce(u.title, d.title), coalesce(u.body, d.body),
+        coalesce(u.names, d.names))
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+     AS u(recording_id, title, body, names)
 WHERE d.recording_id = u.recording_id
 """
 
@@ -100,8 +116,8 @@ class Search:
     name = "search"
     # 2: the GIN index's pending list bounded at 256 kB (PostgreSQL's default, 4 MB, is
     # scanned whole by every query until a vacuum merges it: +3 ms a query on the benchmark's
-    # database after an event-by-event rebuild).
-    version = 2
+    # database after an event-by-event rebuild). 3: uploads, and file names (``names``).
+    version = 3
     tables: Sequence[str] = ("search_projects", "search_documents")
     stream_prefixes = (PROJECT, RECORDING)
 
@@ -131,9 +147,10 @@ class _Batch:
     def __init__(self) -> None:
         # The last language each project was given in the batch.
         self.languages: dict[str, str] = {}
-        # Documents created in the batch: project, kind, title, body.
+        # Documents created in the batch: project, kind, title, body, names.
         self.created: dict[str, dict[str, str]] = {}
-        # Documents created earlier whose title or body changed: the new text by column.
+        # Documents created earlier whose title, body or names changed: the new text by
+        # column.
         self.changed: dict[str, dict[str, str]] = {}
 
     def apply(self, recorded: RecordedEvent) -> None:
@@ -152,19 +169,44 @@ class _Batch:
             return
         if isinstance(event, _CREATIONS):
             kind, fields = _CREATED[type(event)]
-            row = {"project_id": event.project_id, "kind": kind, "title": "", "body": ""}
+            row = {
+                "project_id": event.project_id,
+                "kind": kind,
+                "title": "",
+                "body": "",
+                "names": "",
+            }
             for field, column in fields.items():
-                row[column] = indexed(column, getattr(event, field))
+                row[column] = indexed(column, getattr(event, field, None))
+            if isinstance(event, rc.UploadCreated):
+                row["title"] = name_title(event.file.name)
+                row["names"] = file_names(event.file.name)
+            elif isinstance(event, rc.MessagePosted | rc.CommentAdded):
+                row["names"] = file_names(event.attachments)
             self.created[recording_id] = row
             self.changed.pop(recording_id, None)
         elif isinstance(event, _EDITS):
             edited = _EDITED[type(event)]
-            target = self.created.get(recording_id)
-            if target is None:
-                target = self.changed.setdefault(recording_id, {})
+            names = _NAMED_BY.get(type(event))
+            target = self._target(recording_id)
             for change in event.changes:
                 if (changed := edited.get(change.field)) is not None:
                     target[changed] = indexed(changed, change.after)
+                if change.field == names:
+                    target["names"] = file_names(change.after)
+                    if isinstance(event, rc.UploadEdited):
+                        target["title"] = name_title(change.after)
+        elif isinstance(event, rc.UploadVersionAdded):
+            # The upload takes its new file's name.
+            target = self._target(recording_id)
+            target["title"] = name_title(event.file.name)
+            target["names"] = file_names(event.file.name)
+
+    def _target(self, recording_id: str) -> dict[str, str]:
+        """Where a change of ``recording_id``'s document goes: its row if created in the
+        batch, else its changes."""
+        target = self.created.get(recording_id)
+        return target if target is not None else self.changed.setdefault(recording_id, {})
 
     async def save(self, conn: asyncpg.Connection) -> None:
         if self.languages:
@@ -177,7 +219,7 @@ class _Batch:
                 list(rows),
                 *(
                     [row[c] for row in rows.values()]
-                    for c in ("project_id", "kind", "title", "body")
+                    for c in ("project_id", "kind", "title", "body", "names")
                 ),
             )
         if self.changed:
@@ -187,4 +229,5 @@ class _Batch:
                 list(edits),
                 [edit.get("title") for edit in edits.values()],
                 [edit.get("body") for edit in edits.values()],
+                [edit.get("names") for edit in edits.values()],
             )
