@@ -160,6 +160,18 @@ async def events(conn: ClientConnection, count: int) -> list[dict[str, Any]]:
     return got
 
 
+async def recording_events(conn: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` events about recordings, skipping those about projects and people
+    (an ``all`` subscription may still receive the set-up's own, written just before it
+    began, when the hub learns of them after the subscription started)."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        [event] = await events(conn, 1)
+        if event.get("recording") is not None:
+            got.append(event)
+    return got
+
+
 async def close_code(conn: ClientConnection) -> int | None:
     """Read until the server closes; the close code it sent."""
     async with asyncio.timeout(GUARD):
