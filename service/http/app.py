@@ -61,6 +61,7 @@ ROUTE_MODULES: list[str] = [
     "todos",
     "milestones",
     "attachments",
+    "uploads",
     "avatars",
     "health",
     "metrics",
