@@ -21,6 +21,7 @@ from ..domain import text
 from ..domain.redaction import Mentions
 from ..domain.uploads import CreateUpload, EditUpload
 from ..events.recordings import MAX_ATTACHMENTS
+from ..events.streams import ATTACHABLE_ID, id_pattern
 from ..reads import recordings
 from ..reads.access import sight_of
 from .api import Api, Ctx, Reply
@@ -42,7 +43,7 @@ from .problems import ApiError, FieldError
 api = Api()
 _TAGS: Final = ["uploads"]
 
-AttachableId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+AttachableId = Annotated[str, msgspec.Meta(pattern=id_pattern(ATTACHABLE_ID))]
 AttachmentIds = Annotated[list[AttachableId], msgspec.Meta(max_length=MAX_ATTACHMENTS)]
 """What a message or comment names its files by: attachables, at most
 :data:`~service.events.recordings.MAX_ATTACHMENTS`."""
