@@ -146,6 +146,10 @@ async def test_every_write_to_one_resource_honours_if_match(team: Team) -> None:
         f"/v1/projects/{team.project_id}/milestones", {"title": "M", "due_on": "2030-01-01"}
     )
     comment = await team.post(f"/v1/recordings/{message['id']}/comments", {"content": "<p>c</p>"})
+    sent = await c.post("/v1/attachments", params={"name": "f.txt"}, content=b"f")
+    upload = await team.post(
+        f"/v1/projects/{team.project_id}/uploads", {"attachable_id": sent.json()["attachable_id"]}
+    )
     token = await c.post(f"/v1/people/{team.mia_id}/tokens", json={"label": "x"})
     ids = {
         "id": message["id"],
@@ -161,11 +165,14 @@ async def test_every_write_to_one_resource_honours_if_match(team: Team) -> None:
         "/v1/milestones/{id}": milestone["id"],
         "/v1/milestones/{id}/completion": milestone["id"],
         "/v1/comments/{id}": comment["id"],
+        "/v1/uploads/{id}": upload["id"],
+        "/v1/uploads/{id}/versions": upload["id"],
     }
     bodies = {
         "/v1/recordings/{id}/status": {"status": "archived"},
         "/v1/recordings/{id}/client_visibility": {"visible_to_clients": True},
         "/v1/todos/{id}/position": {"position": 1},
+        "/v1/uploads/{id}/versions": {"attachable_id": sent.json()["attachable_id"]},
         "/v1/projects/{project_id}/people/{person_id}": {"project_role": "member"},
     }
     checked = []
@@ -184,4 +191,5 @@ async def test_every_write_to_one_resource_honours_if_match(team: Team) -> None:
     assert len(checked) >= 20, checked
     assert (await c.get(f"/v1/messages/{message['id']}")).json()["status"] == "active"
     assert (await c.get(f"/v1/todos/{todo['id']}")).json()["completed"] is False
+    assert (await c.get(f"/v1/uploads/{upload['id']}")).json()["versions_count"] == 1
     assert (await c.get(f"/v1/tokens/{ids['token_id']}")).json()["revoked"] is False

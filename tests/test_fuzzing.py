@@ -162,6 +162,12 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
         and r.fields == {"name"}
         and r.detail.endswith("is required (or a multipart part with a filename)")
     ),
+    # - a file is named by an attachable its caller uploaded (POST /v1/attachments);
+    "attachable not the caller's": lambda r: (
+        r.status == 422
+        and r.fields in ({"attachable_id"}, {"attachment_ids"})
+        and r.detail.endswith("which is no file you uploaded")
+    ),
     "integer sent as 771.0": _integral_float,
     # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
     #   document can only say "bytes";

@@ -98,6 +98,7 @@ async def test_parameters_and_fields_are_typed_as_the_server_checks_them(
         "EditTodolist",
         "EditTodo",
         "EditMilestone",
+        "EditUpload",
     }
     assert spec["servers"]
 

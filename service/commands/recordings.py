@@ -26,7 +26,7 @@ from ..domain.recordings import (
 )
 from ..domain.todolists import EditTodolist, decide_edit_todolist
 from ..domain.todos import EditTodo, decide_edit_todo
-from ..domain.uploads import decide_edit_upload
+from ..domain.uploads import EditUpload, decide_edit_upload
 from ..errors import CairnError, Contended, InconsistentStream, NotFound
 from ..events.base import Event
 from ..events.recordings import RecordingKind
@@ -185,7 +185,6 @@ EDITS: Final[dict[str, type[Any]]] = {
     "todolist": EditTodolist,
     "todo": EditTodo,
     "milestone": EditMilestone,
+    "upload": EditUpload,
 }
-"""The merge-patch body of each kind (the domain's edit commands: they carry no ids).
-Uploads are edited through :func:`~service.commands.files.edit_upload`; they join this map
-(and ``PATCH /v1/recordings/{id}``) with their JSON envelope."""
+"""The merge-patch body of each kind (the domain's edit commands: they carry no ids)."""

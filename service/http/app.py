@@ -62,6 +62,7 @@ ROUTE_MODULES: list[str] = [
     "todos",
     "milestones",
     "attachments",
+    "uploads",
     "avatars",
     "files",
     "health",

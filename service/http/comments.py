@@ -6,22 +6,32 @@ from typing import Final
 
 import msgspec
 
-from ..commands.recordings import change, create, edit_decision, load
+from ..commands import files
 from ..domain import text
-from ..domain.comments import AddComment, EditComment, decide_add_comment
+from ..domain.comments import AddComment, EditComment
 from ..reads import recordings
 from .api import Api, Ctx, Reply
-from .envelope import Comment, page, parent_for_list, show, status_filter
+from .envelope import Comment, page, parent_for_list, show, status_filter, visible_row
 from .params import PAGING, STATUS
+from .uploads import AttachmentIds, claim_all
 
 api = Api()
 _TAGS: Final = ["comments"]
 
 
 class NewComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """A comment to add; ``content`` is HTML (sanitised)."""
+    """A comment to add; ``content`` is HTML (sanitised); ``attachment_ids``: files the
+    caller uploaded (``POST /v1/attachments``), in their order."""
 
     content: text.Html
+    attachment_ids: AttachmentIds = msgspec.field(default_factory=list)
+
+
+class CommentPatch(EditComment, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Edit a comment; ``attachment_ids`` (files the caller uploaded) replaces its files
+    (``[]``: none; omitted: unchanged)."""
+
+    attachment_ids: AttachmentIds | msgspec.UnsetType = msgspec.UNSET
 
 
 @api.post(
@@ -32,13 +42,16 @@ class NewComment(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     tags=_TAGS,
 )
 async def post_comment(ctx: Ctx, body: NewComment) -> Reply:
-    parent = await load(ctx.caller, ctx.path("id"))
-    recording_id = ctx.new_id("rec")
-    cmd = AddComment(recording_id=recording_id, content=body.content)
-    events = decide_add_comment(
-        parent.project, parent.recording, cmd, ctx.caller.context(), parent.lineage
+    parent_id = ctx.path("id")
+    if body.attachment_ids:
+        # The parent first: a caller who may not see it learns nothing of the attachables.
+        await visible_row(ctx, parent_id)
+    cmd = AddComment(
+        recording_id=ctx.new_id("rec"),
+        content=body.content,
+        attachments=await claim_all(ctx, body.attachment_ids),
     )
-    await create(ctx.caller, parent.project.project_id, recording_id, events)
+    recording_id = await files.add_comment(ctx.caller, parent_id, cmd)
     return await show(ctx, recording_id, status=201)
 
 
@@ -66,6 +79,13 @@ async def get_comment(ctx: Ctx) -> Reply:
     response=Comment,
     tags=_TAGS,
 )
-async def patch_comment(ctx: Ctx, body: EditComment) -> Reply:
-    await change(ctx.caller, ctx.path("id"), edit_decision("comment", body), "comment")
-    return await show(ctx, ctx.path("id"), kind="comment")
+async def patch_comment(ctx: Ctx, body: CommentPatch) -> Reply:
+    comment_id = ctx.path("id")
+    attachments = None
+    if not isinstance(body.attachment_ids, msgspec.UnsetType):
+        # The comment first: a caller who may not see it learns nothing of the attachables.
+        await visible_row(ctx, comment_id, "comment")
+        attachments = await claim_all(ctx, body.attachment_ids)
+    edit = EditComment(content=body.content)
+    await files.edit_comment(ctx.caller, comment_id, edit, attachments)
+    return await show(ctx, comment_id, kind="comment")

@@ -30,6 +30,8 @@ from .context import Ctx
 from .paging import next_page, sort_key
 
 UNSET = msgspec.UNSET
+_FILES: Final = msgspec.json.Decoder(list[dict[str, Any]])
+"""The ``attachments`` column (jsonb, which asyncpg hands over as text)."""
 
 PATHS: Final[dict[str, str]] = {
     "message": "messages",
@@ -37,6 +39,7 @@ PATHS: Final[dict[str, str]] = {
     "todolist": "todolists",
     "todo": "todos",
     "milestone": "milestones",
+    "upload": "uploads",
 }
 """The collection of each kind's flat route: ``/v1/<collection>/{id}``."""
 
@@ -55,6 +58,20 @@ def avatar_url(base: str, person_id: str) -> str:
     """Where a person's picture is (the default one while they have none), on the server
     at ``base`` (:func:`base_url`): ``GET /v1/people/{id}/avatar``."""
     return f"{base}/v1/people/{person_id}/avatar"
+
+
+def upload_download_url(base: str, upload_id: str, n: int | None = None) -> str:
+    """Where an upload's current file (``n`` None) or version ``n`` is downloaded, on the
+    server at ``base`` (:func:`base_url`)."""
+    if n is None:
+        return f"{base}/v1/uploads/{upload_id}/download"
+    return f"{base}/v1/uploads/{upload_id}/versions/{n}/download"
+
+
+def attachment_url(base: str, recording_id: str, sha256: str) -> str:
+    """Where a message's or comment's attached file is downloaded, on the server at
+    ``base`` (:func:`base_url`)."""
+    return f"{base}/v1/recordings/{recording_id}/attachments/{sha256}/download"
 
 
 def recording_url(ctx: Ctx, kind: str, recording_id: str) -> str:
@@ -128,6 +145,17 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     subscription_url: str
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A file attached to a message or comment; ``sha256`` (lowercase hex) names it among
+    the recording's attachments (:func:`attachment_url`)."""
+
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    download_url: str
+
+
 class Message(Envelope, frozen=True, kw_only=True, tag="message"):
     """A message on a project's message board; ``body`` is sanitised HTML."""
 
@@ -135,12 +163,14 @@ class Message(Envelope, frozen=True, kw_only=True, tag="message"):
     body: str | None
     category: str | None
     comments_url: str
+    attachments: list[Attachment]
 
 
 class Comment(Envelope, frozen=True, kw_only=True, tag="comment"):
     """A comment under another recording (its ``parent``); ``content`` is sanitised HTML."""
 
     content: str | None
+    attachments: list[Attachment]
 
 
 class Todo(Envelope, frozen=True, kw_only=True, tag="todo"):
@@ -187,7 +217,37 @@ class Milestone(Envelope, frozen=True, kw_only=True, tag="milestone"):
     completion_url: str
 
 
-Recording = Message | Comment | Todolist | Todo | Milestone
+class Upload(Envelope, frozen=True, kw_only=True, tag="upload"):
+    """A file kept on a project with every version it had; ``name``, ``content_type``,
+    ``size`` and ``sha256`` are its current (last) version's (``name`` as renamed since),
+    ``description`` sanitised HTML, ``folder`` the name uploads are grouped by."""
+
+    name: str
+    description: str | None
+    folder: str | None
+    content_type: str
+    size: int
+    sha256: str
+    versions_count: int
+    download_url: str
+    versions_url: str
+    comments_url: str
+
+
+class Version(msgspec.Struct, frozen=True, kw_only=True):
+    """One version of an upload (``n`` from 1), as its ``creator`` added it."""
+
+    n: int
+    name: str
+    size: int
+    content_type: str
+    sha256: str
+    creator: PersonRef
+    created_at: Timestamp
+    download_url: str
+
+
+Recording = Message | Comment | Todolist | Todo | Milestone | Upload
 """Any recording, tagged by ``type``."""
 
 
@@ -304,6 +364,19 @@ class _Renderer:
     def url(self, kind: str, recording_id: str) -> str:
         return f"{self.base}/v1/{PATHS[kind]}/{recording_id}"
 
+    def attachments(self, row: asyncpg.Record) -> list[Attachment]:
+        rid = row["recording_id"]
+        return [
+            Attachment(
+                name=f["name"],
+                size=f["size"],
+                content_type=f["content_type"],
+                sha256=f["sha256"],
+                download_url=attachment_url(self.base, rid, f["sha256"]),
+            )
+            for f in _FILES.decode(row["attachments"])
+        ]
+
     def one(self, row: asyncpg.Record, progress: dict[str, Progress]) -> Recording:
         kind: str = row["kind"]
         rid: str = row["recording_id"]
@@ -344,9 +417,24 @@ class _Renderer:
                 body=row["content"],
                 category=row["category"],
                 comments_url=comments_url,
+                attachments=self.attachments(row),
             )
         if kind == "comment":
-            return Comment(**common, content=row["content"])
+            return Comment(**common, content=row["content"], attachments=self.attachments(row))
+        if kind == "upload":
+            return Upload(
+                **common,
+                name=row["title"],
+                description=row["content"],
+                folder=row["folder"],
+                content_type=row["content_type"],
+                size=row["file_size"],
+                sha256=row["file_sha256"],
+                versions_count=row["versions_count"],
+                download_url=upload_download_url(self.base, rid),
+                versions_url=f"{self.url(kind, rid)}/versions",
+                comments_url=comments_url,
+            )
         if kind == "todolist":
             return Todolist(
                 **common,

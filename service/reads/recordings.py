@@ -242,6 +242,38 @@ def comments(parent_id: str, status: str) -> Selection:
     return Selection(where, (parent_id, status), _SEQ)
 
 
+def uploads(
+    project_id: str, status: str, folder: str | None = None, content_type: str | None = None
+) -> Selection:
+    """A project's uploads of ``status``, newest first; in ``folder`` only if given; of
+    ``content_type`` only if given (``type/subtype``, or ``type/*`` for every subtype)."""
+    where = "r.project_id = $1 AND r.kind = 'upload' AND r.status = $2"
+    args: tuple[Any, ...] = (project_id, status)
+    if folder is not None:
+        args = (*args, folder)
+        where += f" AND r.folder = ${len(args)}"
+    if content_type is not None and content_type.endswith("/*"):
+        args = (*args, content_type.removesuffix("*"))
+        where += f" AND starts_with(r.content_type, ${len(args)})"
+    elif content_type is not None:
+        args = (*args, content_type)
+        where += f" AND r.content_type = ${len(args)}"
+    return Selection(where, args, _SEQ, descending=True)
+
+
+_VERSIONS: Final = (
+    "SELECT v.*, p.name AS creator_name FROM upload_versions v "
+    "LEFT JOIN people p ON p.person_id = v.created_by WHERE v.recording_id = $1 ORDER BY v.n"
+)
+
+
+async def versions(pool: asyncpg.Pool, upload_id: str) -> list[asyncpg.Record]:
+    """Every version of an upload, oldest (1) first, with its creator's name
+    (``creator_name``, None for a person the directory lacks). Who may see the upload is
+    the caller's to ask (:func:`visible_row`)."""
+    return list(await pool.fetch(_VERSIONS, upload_id))
+
+
 def milestones(project_id: str, status: str, which: str, today: date) -> Selection:
     """A project's milestones of ``status`` kept by filter ``which``
     (:data:`MILESTONE_FILTERS`, late and upcoming as of ``today``), soonest due first."""
