@@ -20,11 +20,12 @@ In one run, on one PostgreSQL server:
 * **server memory**: the Cairn process's ``VmRSS`` (``/proc/<pid>/status``) sampled every
   20 ms during the upload, its peak minus its value just before; and ``VmHWM`` (the peak
   since start) before and after.
-* **download over HTTP**: comes with ``GET /v1/uploads/{id}/download`` (its place is marked
-  below: :func:`_download`).
+* **download over HTTP**: the uploaded file made an upload of a project
+  (``POST /v1/projects/{id}/uploads``), then ``GET /v1/uploads/{id}/download`` streamed by
+  httpx and counted, against the read floor.
 
-Exits 1 when a target is missed: upload and read >= 0.5 x their floors' rates, server RSS
-growth during the upload < 32 MiB.
+Exits 1 when a target is missed: upload, read and download >= 0.5 x their floors' rates,
+server RSS growth during the upload < 32 MiB.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def _status(pid: int) -> dict[str, int]:
 
 async def _upload(
     client: httpx.AsyncClient, path: Path, round_: int, pid: int
-) -> tuple[float, str, int, int]:
-    """Seconds, sha256, RSS growth (peak sampled minus before) and VmHWM growth."""
+) -> tuple[float, str, int, int, str]:
+    """Seconds, sha256, RSS growth (peak sampled minus before), VmHWM growth and the
+    attachable id."""
     before = _status(pid)
     peak = before["VmRSS"]
     done = asyncio.Event()
@@ -118,6 +120,7 @@ async def _upload(
         answer.json()["sha256"],
         peak - before["VmRSS"],
         after["VmHWM"] - before["VmHWM"],
+        answer.json()["attachable_id"],
     )
 
 
@@ -172,9 +175,22 @@ async def _read_floor(url: str, round_: int, size: int) -> float:
     return time.perf_counter() - began
 
 
-async def _download() -> None:
-    """The download over HTTP (``GET /v1/uploads/{id}/download``, another change) goes here,
-    beside :func:`_read` and its floor."""
+async def _download(
+    client: httpx.AsyncClient, project_id: str, attachable_id: str, size: int
+) -> float:
+    """Seconds to download the file over HTTP once it is an upload of ``project_id``."""
+    made = await client.post(
+        f"/v1/projects/{project_id}/uploads", json={"attachable_id": attachable_id}
+    )
+    assert made.status_code == 201, made.text
+    began = time.perf_counter()
+    got = 0
+    async with client.stream("GET", f"/v1/uploads/{made.json()['id']}/download") as answer:
+        assert answer.status_code == 200, answer.status_code
+        async for piece in answer.aiter_raw():
+            got += len(piece)
+    assert got == size, (got, size)
+    return time.perf_counter() - began
 
 
 async def run(quick: bool) -> int:
@@ -187,7 +203,7 @@ async def run(quick: bool) -> int:
         for _ in range(size // MiB):
             f.write(os.urandom(MiB))
     os.environ["CAIRN_MAX_UPLOAD"] = str(size + MiB)
-    up, up_floor, read, read_floor, rss, hwm = [], [], [], [], [], []
+    up, up_floor, read, read_floor, rss, hwm, down = [], [], [], [], [], [], []
     try:
         with postgres_server() as server:
             print(f"server {await server_facts(server.admin_url)}")
@@ -215,8 +231,11 @@ async def run(quick: bool) -> int:
                     ) as client,
                 ):
                     await wait_for_token(client)
+                    made = await client.post("/v1/projects", json={"name": "Bench files"})
+                    assert made.status_code == 201, made.text
+                    project_id = made.json()["id"]
                     for round_ in range(rounds):
-                        seconds, sha256, grew, peak = await _upload(
+                        seconds, sha256, grew, peak, attachable = await _upload(
                             client, path, round_, cairn.popen.pid
                         )
                         up.append(seconds)
@@ -225,7 +244,7 @@ async def run(quick: bool) -> int:
                         up_floor.append(await _upload_floor(floor_url, path, round_))
                         read.append(await _read(blobs, sha256, size))
                         read_floor.append(await _read_floor(floor_url, round_, size))
-                        await _download()
+                        down.append(await _download(client, project_id, attachable, size))
                 await pool.close()
     finally:
         path.unlink(missing_ok=True)
@@ -247,7 +266,11 @@ async def run(quick: bool) -> int:
             f"{rate(read) / rate(read_floor):.2f}",
         ],
         ["read floor (SELECT through a cursor)", f"{rate(read_floor):.0f}", "1.00"],
-        ["download over HTTP", "(with the download route)", ""],
+        [
+            "download over HTTP (GET /v1/uploads/{id}/download)",
+            f"{rate(down):.0f}",
+            f"{rate(down) / rate(read_floor):.2f}",
+        ],
     ]
     print()
     print(table(["workload", "MiB/s (median)", "x floor"], rows))
@@ -260,6 +283,8 @@ async def run(quick: bool) -> int:
         missed.append(f"upload {rate(up):.0f} MiB/s < 0.5 x floor {rate(up_floor):.0f}")
     if rate(read) < 0.5 * rate(read_floor):
         missed.append(f"read {rate(read):.0f} MiB/s < 0.5 x floor {rate(read_floor):.0f}")
+    if rate(down) < 0.5 * rate(read_floor):
+        missed.append(f"download {rate(down):.0f} MiB/s < 0.5 x floor {rate(read_floor):.0f}")
     if max(rss) >= 32 * MiB:
         missed.append(f"server RSS grew {max(rss) / MiB:.1f} MiB >= 32 MiB")
     return verdict(missed)
