@@ -193,14 +193,21 @@ async def _age(pool: asyncpg.Pool, sha256: str, age: timedelta) -> None:
 async def test_gc_removes_only_old_unattached_unreferenced_blobs(
     store: EventStore, blobs: PostgresBlobStore
 ) -> None:
-    """Of five blobs, gc removes the old one nobody attached or named, and an abandoned
-    upload; it keeps a young one, an attached one and one an event names. Dry, it only
-    lists."""
+    """Of six blobs, gc removes the old one nobody attached or named, one claimed a day ago
+    that no event names (its command was refused), and an abandoned upload; it keeps a young
+    one, a freshly attached one and one an event names. Dry, it only lists."""
     day = timedelta(hours=25)
     old = await _blob_with_attachable(blobs, b"old and unattached", "att_old", age=day)
     young = await _blob_with_attachable(blobs, b"young", "att_young", age=timedelta(hours=1))
     attached = await _blob_with_attachable(blobs, b"attached", "att_attached", age=day)
     assert await attachables.claim(blobs.pool, "att_attached", "per_a") is not None
+    # Claimed a day ago by a command that was then refused: no event names it.
+    refused = await _blob_with_attachable(blobs, b"claimed, then refused", "att_refused", age=day)
+    assert await attachables.claim(blobs.pool, "att_refused", "per_a") is not None
+    await blobs.pool.execute(
+        "UPDATE attachables SET attached_at = now() - interval '25 hours' "
+        "WHERE attachable_id = 'att_refused'"
+    )
     named = await _blob_with_attachable(blobs, b"named by an event", "att_named", age=day)
     ref = FileRef(sha256=named.sha256, size=named.size, content_type="text/plain", name="f")
     await store.append("note-1", [FileMentioned(files=[ref])], ANY, Metadata(actor="per_a"))
@@ -214,11 +221,12 @@ async def test_gc_removes_only_old_unattached_unreferenced_blobs(
 
     async with blobs.pool.acquire() as conn:
         dry = await gc(conn, grace=timedelta(hours=24), dry_run=True, referenced=_values(store))
-        assert dry.blobs == [(old.sha256, old.size)]
+        gone = sorted([(old.sha256, old.size), (refused.sha256, refused.size)])
+        assert sorted(dry.blobs) == gone
         assert dry.uploads == 1
-        assert await _count(blobs.pool, "blobs") == 4
+        assert await _count(blobs.pool, "blobs") == 5
         done = await gc(conn, grace=timedelta(hours=24), dry_run=False, referenced=_values(store))
-    assert done.blobs == [(old.sha256, old.size)]
+    assert sorted(done.blobs) == gone
     assert done.uploads == 1
     left = {row[0] for row in await blobs.pool.fetch("SELECT sha256 FROM blobs")}
     assert left == {young.sha256, attached.sha256, named.sha256}

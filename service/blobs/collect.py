@@ -4,8 +4,9 @@ re-hashing every blob.
 **What gc removes.** A blob goes when, after the grace (default 24 h):
 
 * it was last published (uploaded, or uploaded again) before the grace,
-* every attachable naming it is unattached and was created before the grace (or none
-  names it), and
+* every attachable naming it was created before the grace and is unattached, or was
+  last claimed before the grace (a claim whose command was then refused names the blob
+  in no event: once the grace has passed, nothing will), or none names it, and
 * no event names it: the log's ``data`` is scanned for ``sha256`` values anywhere in it
   (events embed :class:`~service.blobs.store.FileRef`\\ s, whose key is ``sha256``).
 
@@ -41,7 +42,8 @@ SELECT b.sha256, b.size FROM blobs b
 WHERE b.touched_at < now() - $1::interval
   AND NOT EXISTS (
       SELECT 1 FROM attachables a
-      WHERE a.sha256 = b.sha256 AND (a.attached_at IS NOT NULL OR a.created_at >= now() - $1::interval)
+      WHERE a.sha256 = b.sha256
+        AND (a.attached_at >= now() - $1::interval OR a.created_at >= now() - $1::interval)
   )
 ORDER BY b.created_at, b.sha256
 """
@@ -113,7 +115,8 @@ async def _still_removable(conn: asyncpg.Connection, sha256: str, grace: timedel
     if not touched:
         return False
     rows = await conn.fetch(
-        "SELECT attached_at IS NULL AND created_at < now() - $2::interval AS idle "
+        "SELECT created_at < now() - $2::interval "
+        "AND (attached_at IS NULL OR attached_at < now() - $2::interval) AS idle "
         "FROM attachables WHERE sha256 = $1 FOR UPDATE",
         sha256,
         grace,
