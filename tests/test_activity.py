@@ -425,7 +425,7 @@ async def test_filters(scenario: Scenario) -> None:
         ("since", "2026-05-01"),
         ("until", "2026-05-01T09:00:00"),
         ("kind", "todo_exploded"),
-        ("type", "upload"),
+        ("type", "folder"),
         ("limit", "101"),
         ("cursor", "garbage"),
     ],

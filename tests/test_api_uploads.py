@@ -301,3 +301,16 @@ async def test_clients_may_not_keep_files(team: Team) -> None:
         headers=team.cleo,
     )
     problem(refused, 403)
+
+
+async def test_activity_filters_uploads_by_type(team: Team) -> None:
+    """``?type=upload`` keeps the activity about uploads alone, on the account-wide and the
+    project streams."""
+    upload = await _upload(team, "plan.pdf", "application/pdf")
+    await team.message()
+    for url in ("/v1/activity", f"/v1/projects/{team.project_id}/activity"):
+        found = await team.c.get(url, params={"type": "upload"})
+        assert found.status_code == 200, found.text
+        items = found.json()
+        assert [i["target"]["id"] for i in items] == [upload["id"]]
+        assert items[0]["kind"] == "upload_created"

@@ -60,8 +60,8 @@ _QUERY: Final = {
         repeated=True,
     ),
     "type": Param(
-        "target type: message, comment, todolist, todo, milestone, or project",
-        Literal["message", "comment", "todolist", "todo", "milestone", "project"],
+        "target type: message, comment, todolist, todo, milestone, upload, or project",
+        Literal["message", "comment", "todolist", "todo", "milestone", "upload", "project"],
     ),
     "actor_id": Param("only what this person did", PersonIdText),
     "since": SINCE,
