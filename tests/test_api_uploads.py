@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import feedparser
+import httpx
+
 from .support.api import all_pages, problem, ref
 from .support.teams import Team
 
@@ -314,3 +317,40 @@ async def test_activity_filters_uploads_by_type(team: Team) -> None:
         items = found.json()
         assert [i["target"]["id"] for i in items] == [upload["id"]]
         assert items[0]["kind"] == "upload_created"
+
+
+async def test_feed_readers_download_enclosures_with_their_feed_token(team: Team) -> None:
+    """A feed read with ``?token=`` carries enclosure addresses with that token: a feed
+    reader downloads the file with nothing else. The feed token works by HTTP Basic too; an
+    unknown one is 401; a client's feed token opens no file hidden from clients (404)."""
+    data = b"quarterly numbers\n" * 100
+    att = await _bytes(team, data, "numbers.txt", "text/plain")
+    upload = await team.post(
+        f"/v1/projects/{team.project_id}/uploads",
+        {"attachable_id": att["attachable_id"], "visible_to_clients": False},
+    )
+    token = (await team.c.post("/v1/me/feed_token")).json()["token"]
+    base = team.api.server.base_url
+    async with httpx.AsyncClient(base_url=base, timeout=30) as reader:
+        feed = await reader.get(f"/feeds/projects/{team.project_id}.atom", params={"token": token})
+        assert feed.status_code == 200, feed.text
+        parsed = feedparser.parse(feed.content)
+        [href] = [e.href for entry in parsed.entries for e in entry.enclosures]
+        assert href.startswith(f"{base.rstrip('/')}/v1/uploads/{upload['id']}/versions/1/")
+        assert f"token={token}" in href
+        got = await reader.get(href)
+        assert (got.status_code, got.content) == (200, data)
+        basic = await reader.get(
+            f"/v1/uploads/{upload['id']}/download", auth=httpx.BasicAuth("feed", token)
+        )
+        assert (basic.status_code, basic.content) == (200, data)
+        problem(await reader.get(f"/v1/uploads/{upload['id']}/download"), 401)
+        problem(
+            await reader.get(f"/v1/uploads/{upload['id']}/download", params={"token": "nope"}),
+            401,
+        )
+        cleo_token = (await team.c.post("/v1/me/feed_token", headers=team.cleo)).json()["token"]
+        problem(
+            await reader.get(f"/v1/uploads/{upload['id']}/download", params={"token": cleo_token}),
+            404,
+        )

@@ -96,10 +96,16 @@ async def story(api: Api) -> AsyncIterator[Story]:
 
 
 def _enclosures(parsed: Any) -> dict[str, list[tuple[str, str, str]]]:
-    """Each entry's enclosures (href, length, type) by the entry's category."""
+    """Each entry's enclosures (href without its query, length, type) by the entry's
+    category. The feeds here are read with ``?token=``: every href carries it too."""
     found: dict[str, list[tuple[str, str, str]]] = {}
     for entry in parsed.entries:
-        files = [(e["href"], e["length"], e["type"]) for e in entry.get("enclosures", [])]
+        hrefs = [e["href"].partition("?") for e in entry.get("enclosures", [])]
+        assert all(query.startswith("token=") for _, _, query in hrefs), hrefs
+        files = [
+            (href, e["length"], e["type"])
+            for (href, _, _), e in zip(hrefs, entry.get("enclosures", []), strict=True)
+        ]
         found.setdefault(entry.tags[0].term, []).extend(files)
     return found
 

@@ -204,6 +204,9 @@ class Links:
     authority: str
     app_url_template: str
     api_base: str = ""
+    download_query: str = ""
+    """What download addresses carry for the feed's reader (``token=<feed token>`` when the
+    feed was read with ``?token=``: a feed reader holds nothing else)."""
 
 
 def entry_of(scope: Scope, row: asyncpg.Record, links: Links, locale: Locale) -> Entry:
@@ -234,23 +237,30 @@ def entry_of(scope: Scope, row: asyncpg.Record, links: Links, locale: Locale) ->
         link=link,
         category=kind,
         at=row["at"],
-        enclosures=enclosures_of(row, links.api_base),
+        enclosures=enclosures_of(row, links.api_base, links.download_query),
     )
 
 
-def enclosures_of(row: asyncpg.Record, base: str) -> tuple[Enclosure, ...]:
+def enclosures_of(
+    row: asyncpg.Record, base: str, download_query: str = ""
+) -> tuple[Enclosure, ...]:
     """The files an entry's row carries, as enclosures downloaded from ``base`` (an
     upload's version at ``/v1/uploads/{id}/versions/{n}/download``, an attachment at
-    ``/v1/recordings/{id}/attachments/{sha256}/download``)."""
+    ``/v1/recordings/{id}/attachments/{sha256}/download``), each address with
+    ``download_query`` (the reader's ``token=``, if any)."""
     raw = row.get("files")
     if not raw or row["recording_id"] is None:
         return ()
     rid = row["recording_id"]
+    after = f"?{download_query}" if download_query else ""
     return tuple(
         Enclosure(
-            url=f"{base}/v1/uploads/{rid}/versions/{f.n}/download"
-            if f.n is not None
-            else f"{base}/v1/recordings/{rid}/attachments/{f.sha256}/download",
+            url=(
+                f"{base}/v1/uploads/{rid}/versions/{f.n}/download"
+                if f.n is not None
+                else f"{base}/v1/recordings/{rid}/attachments/{f.sha256}/download"
+            )
+            + after,
             length=f.size,
             type=f.content_type,
         )

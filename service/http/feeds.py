@@ -323,6 +323,7 @@ class _Feed:
             authority=settings.feed_authority,
             app_url_template=settings.app_url,
             api_base=self.base,
+            download_query=self.link_query,
         )
         doc = Document(
             id=tag_uri(settings.feed_authority, about.since, self.key.replace(":", "/")),

@@ -3,7 +3,8 @@
 * ``GET /v1/uploads/{id}/download`` (the latest version),
   ``/v1/uploads/{id}/versions/{n}/download`` and
   ``/v1/recordings/{id}/attachments/{sha256}/download`` (a message's or comment's file),
-  with the API token: the bytes, as every download is served (:mod:`.downloads`), to
+  with the API token (Bearer) or the reader's feed token (``?token=`` or HTTP Basic, as
+  feeds take it: feed readers fetch enclosures with it): the bytes, as every download is served (:mod:`.downloads`), to
   whoever may see the recording that holds them; anyone else gets 404, as for the recording
   itself (:func:`~service.reads.files.visible_file`).
 * ``GET /v1/uploads/{id}/link`` and ``/v1/uploads/{id}/versions/{n}/link``, under the same
@@ -25,11 +26,13 @@ import msgspec
 from starlette.responses import Response
 
 from ..blobs.store import FileRef
+from ..domain.access import Viewer
 from ..domain.signing import file_path
 from ..errors import NotFound
 from ..reads import files
 from .api import Api, Ctx
 from .downloads import file_response
+from .feed_auth import authenticate, credential_of
 from .links import LinkBody, check_link, link_response
 from .params import Param
 
@@ -52,6 +55,17 @@ _SIGNED_QUERY: Final = {
 _BYTES: Final = "the file's bytes (ranges, If-None-Match); 404 for whoever may not see the "
 
 
+_READER: Final = {
+    "token": Param("a feed token (feed readers' enclosures); else Bearer or HTTP Basic"),
+}
+
+
+async def _reader(ctx: Ctx) -> Viewer:
+    """Who downloads: the holder of the API token (Bearer) or of the feed token (``?token=``
+    or HTTP Basic); 401 otherwise, 429 over the rate limit."""
+    return await authenticate(ctx.request, ctx.store.pool, credential_of(ctx.request))
+
+
 def _no_upload() -> NotFound:
     return NotFound("there is no such upload")
 
@@ -66,9 +80,11 @@ async def _answer(ctx: Ctx, file: FileRef | None, missing: NotFound) -> Response
     "/v1/uploads/{id}/download",
     summary="Download an upload's latest version: " + _BYTES + "upload",
     tags=_TAGS,
+    auth="none",
+    query=_READER,
 )
 async def download_upload(ctx: Ctx) -> Response:
-    file = await files.visible_file(ctx.store.pool, ctx.me, ctx.path("id"))
+    file = await files.visible_file(ctx.store.pool, await _reader(ctx), ctx.path("id"))
     return await _answer(ctx, file, _no_upload())
 
 
@@ -77,10 +93,13 @@ async def download_upload(ctx: Ctx) -> Response:
     summary="Download one version of an upload: " + _BYTES + "upload",
     tags=_TAGS,
     path_params=_VERSION,
+    auth="none",
+    query=_READER,
 )
 async def download_version(ctx: Ctx) -> Response:
     n = int(ctx.path("n"))
-    file = await files.visible_file(ctx.store.pool, ctx.me, ctx.path("id"), version=n)
+    reader = await _reader(ctx)
+    file = await files.visible_file(ctx.store.pool, reader, ctx.path("id"), version=n)
     return await _answer(ctx, file, NotFound("there is no such version of the upload"))
 
 
@@ -89,10 +108,12 @@ async def download_version(ctx: Ctx) -> Response:
     summary="Download a message's or comment's attachment: " + _BYTES + "recording",
     tags=_TAGS,
     path_params=_ATTACHMENT,
+    auth="none",
+    query=_READER,
 )
 async def download_attachment(ctx: Ctx) -> Response:
     file = await files.visible_file(
-        ctx.store.pool, ctx.me, ctx.path("id"), sha256=ctx.path("sha256")
+        ctx.store.pool, await _reader(ctx), ctx.path("id"), sha256=ctx.path("sha256")
     )
     return await _answer(ctx, file, NotFound("there is no such attachment"))
 
