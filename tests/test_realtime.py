@@ -511,3 +511,51 @@ async def test_an_all_subscription_is_told_once_when_a_project_is_hidden_from_it
     async with ws(rt.server.ws_url, client_token) as again:
         await subscribe(again, "all", since=start)
         assert await _until_marker(again, marker) == live
+
+
+async def test_uploads_reach_the_live_stream_as_every_recording_does(rt: Rt) -> None:
+    """An upload hidden from clients reaches staff only; one shown to clients, and its new
+    version, reach the client too, with their files' facts in the frame."""
+    world = rt.world
+    client, client_token, _ = await world.person("client")
+    project = await world.project(clients_enabled=True)
+    await world.add(project, client, "client")
+
+    async def upload(name: str, visible: bool) -> str:
+        sent = await world.client.post(
+            "/v1/attachments", params={"name": name}, content=name.encode() * 10
+        )
+        assert sent.status_code == 201, sent.text
+        body = {"attachable_id": sent.json()["attachable_id"], "visible_to_clients": visible}
+        made = await world.client.post(f"/v1/projects/{project}/uploads", json=body)
+        assert made.status_code == 201, made.text
+        return str(made.json()["id"])
+
+    async with (
+        ws(rt.server.ws_url, client_token) as client_ws,
+        ws(rt.server.ws_url, world.admin_token) as staff_ws,
+    ):
+        await subscribe(client_ws, project)
+        await subscribe(staff_ws, project)
+        hidden = await upload("salaries.xlsx", False)
+        shown = await upload("plan.pdf", True)
+        sent = await world.client.post(
+            "/v1/attachments", params={"name": "plan-v2.pdf"}, content=b"v2" * 10
+        )
+        version = await world.client.post(
+            f"/v1/uploads/{shown}/versions", json={"attachable_id": sent.json()["attachable_id"]}
+        )
+        assert version.status_code == 200, version.text
+        staff = await events(staff_ws, 3)
+        assert [(f["recording"], f["kind"]) for f in staff] == [
+            (hidden, "upload_created"),
+            (shown, "upload_created"),
+            (shown, "upload_version_added"),
+        ]
+        seen = await events(client_ws, 2)
+        assert [(f["recording"], f["kind"]) for f in seen] == [
+            (shown, "upload_created"),
+            (shown, "upload_version_added"),
+        ]
+        assert "salaries" not in json.dumps(seen)
+        assert "plan-v2.pdf" in json.dumps(seen[1])
