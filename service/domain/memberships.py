@@ -98,6 +98,24 @@ def _keep_an_owner(project: ProjectState, leaving_id: str) -> None:
         raise Conflict("a project keeps at least one owner; make someone else owner first")
 
 
+def first_subscribers(
+    project: ProjectState, author_id: str, chosen: Iterable[str] | None, *, visible: bool
+) -> tuple[str, ...]:
+    """Who a new item's subscribers are: its author, then ``chosen`` (checked as
+    :func:`require_members` does, field ``subscriber_ids``), or everyone on the project who
+    can see the item (clients only when it is ``visible`` to them) when none are chosen.
+
+    Raises:
+        InvalidCommand: someone chosen is not on the project, or is a client who cannot see
+            the item.
+    """
+    if chosen is None:
+        others = tuple(p for p, role in project.members.items() if visible or role != "client")
+    else:
+        others = require_members(project, "subscriber_ids", chosen, clients_allowed=visible)
+    return tuple(dict.fromkeys((author_id, *others)))
+
+
 def require_members(
     project: ProjectState, field: str, person_ids: Iterable[str], *, clients_allowed: bool
 ) -> tuple[str, ...]:

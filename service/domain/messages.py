@@ -14,7 +14,7 @@ from . import files, text
 from .access import Action, check
 from .context import Context
 from .edits import diff, not_null, patch_of
-from .memberships import require_members
+from .memberships import first_subscribers
 from .projects import ProjectState, project_facts, require_writable
 from .recordings import RecordingState, authorize, expect_kind, require_open
 
@@ -61,13 +61,9 @@ def decide_post_message(project: ProjectState, cmd: PostMessage, ctx: Context) -
     check(ctx.actor, Action.CREATE_RECORDING, project_facts(project))
     require_writable(project)
     visible = cmd.visible_to_clients
-    if cmd.subscriber_ids is None:
-        everyone = (p for p, role in project.members.items() if visible or role != "client")
-        subscribers = tuple(everyone)
-    else:
-        subscribers = require_members(
-            project, "subscriber_ids", cmd.subscriber_ids, clients_allowed=visible
-        )
+    subscribers = first_subscribers(
+        project, ctx.actor.person_id, cmd.subscriber_ids, visible=visible
+    )
     return [
         MessagePosted(
             recording_id=cmd.recording_id,
@@ -78,7 +74,7 @@ def decide_post_message(project: ProjectState, cmd: PostMessage, ctx: Context) -
             body=text.html("body", cmd.body),
             category=text.optional_line("category", cmd.category),
             visible_to_clients=visible,
-            subscriber_ids=tuple(dict.fromkeys((ctx.actor.person_id, *subscribers))),
+            subscriber_ids=subscribers,
             attachments=files.attachments("attachments", cmd.attachments),
         )
     ]

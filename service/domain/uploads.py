@@ -14,7 +14,7 @@ from .access import Action, check
 from .context import Context
 from .edits import diff, not_null, patch_of
 from .files import stored_file
-from .memberships import require_members
+from .memberships import first_subscribers
 from .projects import ProjectState, project_facts, require_writable
 from .recordings import RecordingState, authorize, expect_kind, require_open
 
@@ -60,13 +60,9 @@ def decide_create_upload(project: ProjectState, cmd: CreateUpload, ctx: Context)
     check(ctx.actor, Action.CREATE_RECORDING, project_facts(project))
     require_writable(project)
     visible = cmd.visible_to_clients
-    if cmd.subscriber_ids is None:
-        everyone = (p for p, role in project.members.items() if visible or role != "client")
-        subscribers = tuple(everyone)
-    else:
-        subscribers = require_members(
-            project, "subscriber_ids", cmd.subscriber_ids, clients_allowed=visible
-        )
+    subscribers = first_subscribers(
+        project, ctx.actor.person_id, cmd.subscriber_ids, visible=visible
+    )
     return [
         UploadCreated(
             recording_id=cmd.recording_id,
@@ -77,7 +73,7 @@ def decide_create_upload(project: ProjectState, cmd: CreateUpload, ctx: Context)
             description=text.optional_html("description", cmd.description),
             folder=text.optional_line("folder", cmd.folder),
             visible_to_clients=visible,
-            subscriber_ids=tuple(dict.fromkeys((ctx.actor.person_id, *subscribers))),
+            subscriber_ids=subscribers,
         )
     ]
 
