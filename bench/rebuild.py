@@ -165,6 +165,7 @@ class Workload:
         self.files_from = files_from
         self.now = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
         self.tag = f"{seed:x}"
+        self.seed = seed
         self.people: dict[str, PersonState] = {}
         self.projects: dict[str, _Project] = {}
         self.recs: dict[str, RecordingState] = {}
@@ -176,8 +177,10 @@ class Workload:
         self.admin_id = self._id("per")
 
     def _id(self, prefix: str) -> str:
+        """An id of the API's shape (``per_`` and 20 hex digits: routes refuse others with
+        404): the seed's low 16 bits, then a counter."""
         self._n += 1
-        return f"{prefix}_{self.tag}x{self._n:07d}"
+        return f"{prefix}_{self.seed & 0xFFFF:04x}{self._n:016x}"
 
     def _ctx(self, person_id: str) -> Context:
         if person_id == SYSTEM.person_id:
