@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..blobs.store import FileRef
-from ..domain.comments import AddComment, EditComment, decide_add_comment, decide_edit_comment
+from ..domain.comments import AddComment, EditComment, decide_add_comment
 from ..domain.context import Context
-from ..domain.messages import EditMessage, PostMessage, decide_edit_message, decide_post_message
+from ..domain.messages import EditMessage, PostMessage, decide_post_message
 from ..domain.projects import ProjectState
 from ..domain.recordings import Lineage, RecordingState
 from ..domain.uploads import (
@@ -22,11 +22,10 @@ from ..domain.uploads import (
     EditUpload,
     decide_add_version,
     decide_create_upload,
-    decide_edit_upload,
 )
 from ..events.base import Event
 from .caller import Caller
-from .recordings import change, create, load, load_project
+from .recordings import change, create, edit_decision, load, load_project
 
 
 async def create_upload(caller: Caller, project_id: str, cmd: CreateUpload) -> str:
@@ -46,10 +45,7 @@ async def create_upload(caller: Caller, project_id: str, cmd: CreateUpload) -> s
 async def edit_upload(caller: Caller, upload_id: str, cmd: EditUpload) -> None:
     """Merge-patch upload ``upload_id`` (see :func:`~service.domain.uploads.decide_edit_upload`)."""
 
-    def decide(p: ProjectState, r: RecordingState, _: Lineage, c: Context) -> list[Event]:
-        return decide_edit_upload(p, r, cmd, c)
-
-    await change(caller, upload_id, decide, "upload")
+    await change(caller, upload_id, edit_decision("upload", cmd), "upload")
 
 
 async def add_version(caller: Caller, upload_id: str, file: FileRef) -> int:
@@ -93,11 +89,7 @@ async def edit_message(
     attachments: Sequence[FileRef] | None = None,
 ) -> None:
     """Merge-patch a message; ``attachments`` (None: unchanged) replaces its files."""
-
-    def decide(p: ProjectState, r: RecordingState, _: Lineage, c: Context) -> list[Event]:
-        return decide_edit_message(p, r, cmd, c, attachments)
-
-    await change(caller, message_id, decide, "message")
+    await change(caller, message_id, edit_decision("message", cmd, attachments), "message")
 
 
 async def add_comment(caller: Caller, parent_id: str, cmd: AddComment) -> str:
@@ -122,8 +114,4 @@ async def edit_comment(
     attachments: Sequence[FileRef] | None = None,
 ) -> None:
     """Edit a comment; ``attachments`` (None: unchanged) replaces its files."""
-
-    def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
-        return decide_edit_comment(p, r, cmd, c, lineage, attachments)
-
-    await change(caller, comment_id, decide, "comment")
+    await change(caller, comment_id, edit_decision("comment", cmd, attachments), "comment")

@@ -8,10 +8,11 @@ comment on a to-do, that to-do's list).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ..blobs.store import FileRef
 from ..domain.access import kind_label
 from ..domain.comments import EditComment, decide_edit_comment
 from ..domain.context import Context
@@ -160,14 +161,15 @@ async def create(caller: Caller, project_id: str, recording_id: str, events: lis
     await append_new(caller, [(recording_stream(recording_id), events, project_id)])
 
 
-def edit_decision(kind: str, cmd: Any) -> Decision:
-    """The decision editing a recording of ``kind`` with merge-patch ``cmd``."""
+def edit_decision(kind: str, cmd: Any, attachments: Sequence[FileRef] | None = None) -> Decision:
+    """The decision editing a recording of ``kind`` with merge-patch ``cmd``;
+    ``attachments`` (messages and comments; None: unchanged) replaces its files."""
 
     def decide(p: ProjectState, r: RecordingState, lineage: Lineage, c: Context) -> list[Event]:
         if kind == "message":
-            return decide_edit_message(p, r, cmd, c)
+            return decide_edit_message(p, r, cmd, c, attachments)
         if kind == "comment":
-            return decide_edit_comment(p, r, cmd, c, lineage)
+            return decide_edit_comment(p, r, cmd, c, lineage, attachments)
         if kind == "todolist":
             return decide_edit_todolist(p, r, cmd, c)
         if kind == "todo":
