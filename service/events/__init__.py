@@ -5,6 +5,6 @@ just because a module was not imported yet. It imports no I/O modules (``store``
 are imported where they are used).
 """
 
-from . import people, projects, recordings
+from . import alerts, notices, people, projects, recordings
 
-__all__ = ["people", "projects", "recordings"]
+__all__ = ["alerts", "notices", "people", "projects", "recordings"]

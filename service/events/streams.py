@@ -6,6 +6,8 @@
 | ``email-<lowercased address>`` | the uniqueness claim of an e-mail address |
 | ``project-<id>`` | a project, its settings, status and memberships |
 | ``recording-<id>`` | one recording: message, comment, to-do list, to-do, milestone |
+| ``notice-<position>`` | who was told of the event at ``position`` (:mod:`.notices`) |
+| ``inbox-<person id>`` | a person marking their notifications read |
 
 Ids are opaque strings made by the application layer: a type prefix (:data:`PROJECT_ID`…),
 an underscore and 20 hex digits (``prj_3f2a…``). Code that names a stream or recognises one
@@ -34,11 +36,17 @@ PROJECT: Final = "project-"
 RECORDING: Final = "recording-"
 """Prefix of a recording's stream."""
 
+NOTICE: Final = "notice-"
+"""Prefix of a notice's stream (the people told of one event of the log)."""
+INBOX: Final = "inbox-"
+"""Prefix of a person's inbox stream (their notifications marked read)."""
+
 PERSON_ID: Final = "per"
 PROJECT_ID: Final = "prj"
 RECORDING_ID: Final = "rec"
 TOKEN_ID: Final = "tok"
 ATTACHABLE_ID: Final = "att"
+NOTIFICATION_ID: Final = "ntf"
 """Prefixes of new ids, by what they name."""
 ID_DIGITS: Final = 20
 """How many lower-case hex digits follow an id's prefix and underscore."""
@@ -78,6 +86,16 @@ def project_stream(project_id: str) -> StreamId:
 def recording_stream(recording_id: str) -> StreamId:
     """The stream of recording ``recording_id``."""
     return StreamId(RECORDING + recording_id)
+
+
+def notice_stream(position: int) -> StreamId:
+    """The stream of the notice of the event at log ``position``."""
+    return StreamId(f"{NOTICE}{position}")
+
+
+def inbox_stream(person_id: str) -> StreamId:
+    """The inbox stream of person ``person_id``."""
+    return StreamId(INBOX + person_id)
 
 
 def is_person_stream(stream_id: str) -> bool:
