@@ -189,6 +189,24 @@ class Settings(msgspec.Struct, kw_only=True):
             min_length=1,
         ),
     ] = "UTC"
+    mail_domain: Annotated[
+        str,
+        _setting(
+            "the domain of the addresses mail comes back to (`reply+…@`, `project+…@`; "
+            "docs/OPERATIONS.md, Mail in); empty: mail is off, projects show no address"
+        ),
+    ] = ""
+    smtp_url: Annotated[
+        str,
+        _setting(
+            "where mail is sent (`smtp://` or `smtps://user:password@host:port`); empty: no "
+            "mail is sent"
+        ),
+    ] = ""
+    mail_from: Annotated[
+        str,
+        _setting("the `From` of the mail Cairn sends (`{mail_domain}`: CAIRN_MAIL_DOMAIN)"),
+    ] = "Cairn <cairn@{mail_domain}>"
 
 
 FROM_COMMAND_LINE: Final = frozenset(
