@@ -377,6 +377,42 @@ def _blobs_verify(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(run())
 
 
+def _mail_serve(args: argparse.Namespace, location: Location) -> int:
+    from .mail.inbound import Listener, parse_endpoint, serve
+
+    endpoints = []
+    for kind in ("lmtp", "smtp"):
+        for text in getattr(args, kind) or []:
+            try:
+                host, port = parse_endpoint(text)
+            except ValueError as exc:
+                print(f"cairn: --{kind} {exc}", file=sys.stderr)
+                return 2
+            endpoints.append((kind, host, port))
+    if not endpoints:
+        print("cairn: give --lmtp HOST:PORT and/or --smtp HOST:PORT", file=sys.stderr)
+        return 2
+    settings = from_env(location.url)
+    if not settings.mail_domain:
+        print("cairn: CAIRN_MAIL_DOMAIN is not set: no address would be ours", file=sys.stderr)
+        return 2
+
+    def started(listeners: list[tuple[str, Listener]]) -> None:
+        for kind, listener in listeners:
+            print(
+                f"cairn {__version__} taking mail for @{settings.mail_domain} over "
+                f"{kind.upper()} on {listener.host}:{listener.port}",
+                flush=True,
+            )
+
+    asyncio.run(migrate_url(location.url))
+    try:
+        asyncio.run(serve(settings, endpoints, started=started))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
 def _argument_help(name: str) -> str:
     """The ``--help`` of the argument giving setting ``name``, from its field."""
     [setting] = [s for s in described() if s.name == name]
@@ -481,6 +517,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be removed, remove nothing"
     )
     command("verify", _blobs_verify, "re-hash every blob; exit 1 naming any damaged", blobs)
+    mail = sub.add_parser("mail", help="mail in").add_subparsers(dest="mail_command", required=True)
+    mail_serve = command(
+        "serve",
+        _mail_serve,
+        "take replies and forwards over LMTP (or SMTP) from the site's mail server",
+        mail,
+    )
+    mail_serve.add_argument(
+        "--lmtp", action="append", metavar="HOST:PORT", help="listen for LMTP here (repeatable)"
+    )
+    mail_serve.add_argument(
+        "--smtp",
+        action="append",
+        metavar="HOST:PORT",
+        help="listen for SMTP here (small installations without a mail server; repeatable)",
+    )
     return parser
 
 

@@ -34,7 +34,7 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -49,14 +49,16 @@ from ..blobs.postgres import PostgresBlobStore
 from ..blobs.store import FileRef
 from ..commands import files
 from ..commands.caller import Caller, Idempotency, Services
+from ..commands.folds import StreamStates
 from ..commands.recordings import load, load_project
+from ..config import Settings
 from ..domain.access import SYSTEM, Action, Viewer, check
 from ..domain.comments import AddComment, decide_add_comment
 from ..domain.emails import fold_email_claim
 from ..domain.mail_addresses import ProjectTarget, ReplyTarget, key_id_of, parse_local_part
 from ..domain.messages import PostMessage
-from ..domain.people import PersonState, fold_person
-from ..domain.projects import project_facts, require_writable
+from ..domain.people import PersonState, evolve_person, fold_person
+from ..domain.projects import evolve_project, project_facts, require_writable
 from ..errors import (
     CairnError,
     Conflict,
@@ -68,6 +70,7 @@ from ..errors import (
 )
 from ..events.base import Metadata
 from ..events.recordings import MAX_ATTACHMENTS
+from ..events.store import EventStore
 from ..events.streams import ATTACHABLE_ID, RECORDING_ID, email_stream, person_stream
 from ..reads.mail_keys import MailKeyCache
 from .replies import body_text, forward_subject, reply_text, to_html
@@ -438,4 +441,38 @@ __all__: Sequence[str] = [
     "Refused",
     "listen",
     "parse_endpoint",
+    "serve",
 ]
+
+
+async def serve(
+    settings: Settings,
+    endpoints: Sequence[tuple[str, str, int]],
+    *,
+    started: Callable[[list[tuple[str, Listener]]], None] | None = None,
+) -> None:
+    """``cairn mail serve``: listen on each (``"lmtp"`` or ``"smtp"``, host, port) against
+    the database ``settings`` name, until cancelled (Ctrl-C, SIGTERM). No read models run
+    here: commands answer once appended."""
+    store = await EventStore.open(
+        settings.database_url, min_size=1, max_size=10, timeout=settings.db_timeout
+    )
+    services = Services(
+        store=store,
+        project_states=StreamStates(evolve_project),
+        person_states=StreamStates(evolve_person),
+        wait_timeout=settings.ryw_timeout,
+        time_zone=settings.time_zone,
+    )
+    inbound = Inbound(services, domain=settings.mail_domain, max_upload=settings.max_upload)
+    listeners: list[tuple[str, Listener]] = []
+    try:
+        for kind, host, port in endpoints:
+            listeners.append((kind, await listen(inbound, host, port, lmtp=kind == "lmtp")))
+        if started is not None:
+            started(listeners)
+        await asyncio.Event().wait()
+    finally:
+        for _, listener in listeners:
+            await listener.close()
+        await store.close()
