@@ -266,3 +266,25 @@ async def test_refusals_create_nothing(mail: Mail, api: Api) -> None:
         f"/v1/projects/{team.project_id}/messages", headers=bearer(api.admin_token)
     )
     assert len(listed.json()) == 2
+
+
+async def test_projects_show_no_address_while_mail_is_off(api: Api) -> None:
+    team = await make_team(api)
+    shown = await team.c.get(f"/v1/projects/{team.project_id}")
+    assert shown.status_code == 200
+    assert shown.json()["email_address"] is None
+
+
+@pytest.mark.parametrize("server_settings", [{"mail_domain": DOMAIN}])
+async def test_the_project_address_is_shown_to_who_may_post_and_takes_mail(
+    mail: Mail, api: Api
+) -> None:
+    team = await make_team(api)
+    path = f"/v1/projects/{team.project_id}"
+    address = (await team.c.get(path, headers=team.mia)).json()["email_address"]
+    assert address.endswith(f"@{DOMAIN}")
+    assert address == (await team.c.get(path)).json()["email_address"]
+    assert (await team.c.get(path, headers=team.cleo)).json()["email_address"] is None
+    forward = compose("mia@example.com", address, "TR: Devis", "Voici le devis.\n", "<tr-1@x>")
+    stage, code, text = await send(mail.lmtp, forward, lmtp=True)
+    assert (stage, code) == ("data", 250), text

@@ -17,8 +17,9 @@ from starlette.responses import Response
 
 from ..commands.execute import append_new, execute, load
 from ..domain import text
-from ..domain.access import Action, check
+from ..domain.access import Action, ProjectFacts, check
 from ..domain.context import Context, Timestamp
+from ..domain.mail_addresses import project_local_part
 from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
 from ..domain.people import fold_person
 from ..domain.projects import (
@@ -40,7 +41,7 @@ from ..domain.projects import (
 )
 from ..domain.redaction import Sight, known_people
 from ..domain.search import CONFIGURATIONS, Locale, locale_of
-from ..errors import NotFound
+from ..errors import CairnError, NotFound
 from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
@@ -48,6 +49,7 @@ from ..events.store import AppendResult
 from ..events.streams import person_stream, project_stream
 from ..reads import directory
 from ..reads.access import people_known_to, visible_project, visible_projects
+from ..reads.mail_keys import MailKeyCache
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
 from .envelope import PersonRef, api_url, avatar_url, base_url, person_ref
@@ -80,6 +82,10 @@ class Project(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     app_url: str
     project_role: ProjectRole | None
+    email_address: str | None = None
+    """Where mail is forwarded to post it as a message (``project+…@CAIRN_MAIL_DOMAIN``);
+    shown by ``GET /v1/projects/{id}`` to whoever may post in the project, else null (and
+    null while mail is off)."""
 
 
 class NewProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,6 +158,17 @@ def _project(ctx: Ctx, row: asyncpg.Record, role: ProjectRole | None, sight: Sig
     )
 
 
+_MAIL_KEYS: Final = MailKeyCache()
+
+
+def _may_post(ctx: Ctx, facts: ProjectFacts) -> bool:
+    try:
+        check(ctx.me, Action.CREATE_RECORDING, facts)
+    except CairnError:
+        return False
+    return True
+
+
 async def _shown(ctx: Ctx, project_id: str, *, status: int = 200) -> Reply:
     """The project as the caller sees it, with its version (and ``Location`` when ``status``
     is 201); 404 when they may not (or there is none)."""
@@ -161,6 +178,12 @@ async def _shown(ctx: Ctx, project_id: str, *, status: int = 200) -> Reply:
         raise NotFound("there is no such project")
     sight = Sight(people=await people_known_to(ctx.store.pool, ctx.me))
     out = _project(ctx, row, facts.members.get(ctx.me.person_id), sight)
+    domain = ctx.settings.mail_domain
+    if domain and _may_post(ctx, facts):
+        keys = await _MAIL_KEYS.get(ctx.store.pool)
+        out = msgspec.structs.replace(
+            out, email_address=f"{project_local_part(keys, project_id)}@{domain}"
+        )
     headers = {"Location": out.url} if status == 201 else {}
     return Reply(out, status, headers, version=row["version"])
 
