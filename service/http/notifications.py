@@ -99,9 +99,9 @@ async def list_notifications(ctx: Ctx) -> Reply:
         last = rows[limit - 1]
         following = [last["read_at"] is not None, last["source_position"]]
     shown = await items(ctx, rows[:limit])
-    unread = await inbox.unread_count(ctx.store.pool, ctx.me.person_id)
+    total = await inbox.total(ctx.store.pool, ctx.me.person_id)
     headers = {
-        "X-Unread-Count": str(unread),
+        "X-Total-Count": str(total),
         **next_page(ctx, following),
         **await ctx.language_headers(),
     }

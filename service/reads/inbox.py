@@ -156,6 +156,15 @@ async def unread_count(pool: asyncpg.Pool, person_id: str) -> int:
     return count
 
 
+async def total(pool: asyncpg.Pool, person_id: str) -> int:
+    """How many notifications ``person_id`` has (those about what they may no longer see
+    included)."""
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM notifications WHERE person_id = $1", person_id
+    )
+    return count
+
+
 async def newest_unread(pool: asyncpg.Pool, person_id: str) -> int | None:
     """The source position of ``person_id``'s newest unread notification (None: none)."""
     position: int | None = await pool.fetchval(_NEWEST_UNREAD, person_id)
