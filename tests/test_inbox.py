@@ -7,13 +7,17 @@ and the inbox read model rebuilt from the log row for row."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from service.events.store import EventStore
+from service.events.alerts import TodoOverdue
+from service.events.base import Metadata
+from service.events.store import ANY, EventStore
+from service.events.streams import recording_stream
 from service.projections import all_projections
 from service.projections.engine import ProjectionEngine
 
@@ -23,6 +27,8 @@ from .support.realtime import GUARD, frame, ws
 from .support.servers import serving
 from .support.teams import Team
 from .support.waiting import eventually
+
+AT = datetime(2030, 1, 1, 23, 0, tzinfo=UTC)
 
 
 async def _inbox(
@@ -251,3 +257,35 @@ async def test_rebuilding_the_inbox_gives_the_same_rows(team: Team, batch: int) 
                 await engine.drop_shadow(shadow)
     finally:
         await store.close()
+
+
+async def test_assignments_and_alerts_read_as_sentences(team: Team) -> None:
+    """An assignment names who gave it; an alert (appended by Cairn) is told by Cairn, in
+    the reader's language."""
+    c, mia = team.c, team.mia
+    todolist = await team.post(f"/v1/projects/{team.project_id}/todolists", {"name": "Plan"})
+    todo = await team.post(
+        f"/v1/todolists/{todolist['id']}/todos", {"content": "Ship", "assignee_ids": [team.mia_id]}
+    )
+    (assigned,) = await _inbox(c, mia, 1)
+    assert assigned["kind"] == "assignment"
+    assert assigned["summary"] == "Ada Admin assigned you the to-do “Ship”"
+    store = await EventStore.open(team.api.server.database_url, min_size=1, max_size=2)
+    try:
+        due = {"due_on": date(2030, 1, 1), "due_at": AT, "at": AT}
+        await store.append(
+            recording_stream(todo["id"]), [TodoOverdue(**due)], ANY,
+            Metadata(actor="system"), project_id=team.project_id,
+        )  # fmt: skip
+    finally:
+        await store.close()
+    alert, _ = await _inbox(c, mia, 2)
+    assert alert["kind"] == "todo_overdue"
+    assert alert["summary"] == "The to-do “Ship” is overdue"
+    assert alert["actor"] == {"id": None, "name": "Cairn", "url": None, "avatar_url": None}
+    assert alert["recording"]["id"] == todo["id"]
+    french = (await c.get("/v1/my/notifications", headers={**mia, "Accept-Language": "fr"})).json()
+    assert [n["summary"] for n in french] == [
+        "La tâche «\u00a0Ship\u00a0» est en retard",
+        "Ada Admin vous a assigné la tâche «\u00a0Ship\u00a0»",
+    ]

@@ -28,7 +28,7 @@ from ..domain import redaction
 from ..domain.access import Viewer, can_see_recording
 from ..domain.context import Timestamp
 from ..domain.notices import summary
-from ..domain.redaction import Mentions
+from ..domain.redaction import Mentions, Sight
 from ..errors import NotFound
 from ..events.notices import NoticeKind
 from ..events.streams import NOTIFICATION_ID, id_pattern
@@ -159,20 +159,36 @@ async def items(ctx: Ctx, rows: Sequence[asyncpg.Record]) -> list[Notification]:
     names = await directory.names(pool, actors) if actors else {}
     locale = await ctx.locale()
     base = base_url(ctx)
-    shown: list[Notification] = []
+    # What the caller may see now, grouped by project: one rendering (and one sight over
+    # the actors) per project, not per notification.
+    visible: dict[str, list[asyncpg.Record]] = {}
     for row in rows:
         rec = recs.get(row["recording_id"]) if row["recording_id"] is not None else None
         project = projects.get(row["project_id"])
         if rec is None or project is None:
             continue
-        if not can_see_recording(viewer, project, recording_facts(rec)):
+        if can_see_recording(viewer, project, recording_facts(rec)):
+            visible.setdefault(project.project_id, []).append(row)
+    envelopes: dict[str, Recording] = {}
+    sights: dict[str, Sight] = {}
+    for project_id, group in visible.items():
+        project = projects[project_id]
+        rendered = await render(ctx, [recs[r["recording_id"]] for r in group], project)
+        envelopes.update((e.id, e) for e in rendered)
+        named = frozenset(r["actor_id"] for r in group if r["actor_id"] is not None)
+        sights[project_id] = await sight_of(pool, viewer, project, Mentions(people=named))
+    shown: list[Notification] = []
+    for row in rows:
+        envelope = envelopes.get(row["recording_id"])
+        if envelope is None:
             continue
-        (envelope,) = await render(ctx, [rec], project)
+        rec = recs[row["recording_id"]]
+        project = projects[row["project_id"]]
         actor_id: str | None = row["actor_id"]
         if actor_id is None:
             actor = ActorRef(id=None, name=redaction.cairn(locale), url=None)
         else:
-            sight = await sight_of(pool, viewer, project, Mentions(people=frozenset({actor_id})))
+            sight = sights[project.project_id]
             shown_id, name = redaction.named(sight, actor_id, names.get(actor_id), locale)
             actor = ActorRef(
                 id=shown_id,
