@@ -21,7 +21,14 @@ from .support.asyncapi import Contract, Transcript, official_schema
 from .support.realtime import GUARD, Rt, close_code, realtime_server, ws
 
 CLIENT_MESSAGES = {"subscribe", "unsubscribe"}
-SERVER_MESSAGES = {"subscribed", "unsubscribed", "event", "error"}
+SERVER_MESSAGES = {
+    "subscribed",
+    "unsubscribed",
+    "event",
+    "error",
+    "notification",
+    "notifications_read",
+}
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +180,8 @@ async def test_every_frame_of_a_scenario_matches_the_document(rt: Rt) -> None:
             "subscribed"
         )
 
+        asked = {"type": "subscribe", "project_id": "notifications"}
+        assert (await member.ask(asked))["type"] == "subscribed"
         await world.post(project, "Kick-off")
         todolist = await _created(world.client, f"/v1/projects/{project}/todolists", name="Plan")
         todos = [
@@ -183,6 +192,15 @@ async def test_every_frame_of_a_scenario_matches_the_document(rt: Rt) -> None:
         await _ok(world.client.post(f"/v1/todos/{todos[0]}/completion"))
         for conn in (admin, member):
             await conn.until("todo_completed")
+        # The member was told of the message (subscribed by default) and reads it.
+        while not any(f["type"] == "notification" for f in member.received):
+            await member.recv()
+        async with httpx.AsyncClient(
+            base_url=rt.server.base_url, headers={"Authorization": f"Bearer {token}"}
+        ) as as_member:
+            await _ok(as_member.post("/v1/my/notifications/read_all"))
+        while member.received[-1]["type"] != "notifications_read":
+            await member.recv()
 
         await world.remove(project, person)
         await admin.until("person_removed_from_project")

@@ -10,6 +10,7 @@ import httpx
 
 from .support.api import Api, new_person, problem
 from .support.teams import Team
+from .support.waiting import eventually
 
 _VERSIONED = re.compile(r'^"(\d+)-[0-9a-f]+"$')
 
@@ -146,12 +147,22 @@ async def test_every_write_to_one_resource_honours_if_match(team: Team) -> None:
         f"/v1/projects/{team.project_id}/milestones", {"title": "M", "due_on": "2030-01-01"}
     )
     comment = await team.post(f"/v1/recordings/{message['id']}/comments", {"content": "<p>c</p>"})
+    # Mia's comment tells the admin (subscribed to their message): a notification of theirs.
+    await team.post(f"/v1/recordings/{message['id']}/comments", {"content": "<p>m</p>"}, team.mia)
+
+    async def notified() -> str:
+        inbox = (await c.get("/v1/my/notifications")).json()
+        assert inbox, "not told yet"
+        return str(inbox[0]["id"])
+
+    notification = await eventually(notified, timeout=10)
     sent = await c.post("/v1/attachments", params={"name": "f.txt"}, content=b"f")
     upload = await team.post(
         f"/v1/projects/{team.project_id}/uploads", {"attachable_id": sent.json()["attachable_id"]}
     )
     token = await c.post(f"/v1/people/{team.mia_id}/tokens", json={"label": "x"})
     ids = {
+        "notification_id": notification,
         "id": message["id"],
         "project_id": team.project_id,
         "person_id": team.mia_id,

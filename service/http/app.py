@@ -32,7 +32,8 @@ from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
-from . import docs
+from ..workers.notices import Notices
+from . import docs, notifications
 from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
 from .cors import Cors
@@ -65,6 +66,7 @@ ROUTE_MODULES: list[str] = [
     "uploads",
     "avatars",
     "files",
+    "notifications",
     "health",
     "metrics",
 ]
@@ -179,10 +181,12 @@ def create_app(
             clock=clock,
             time_zone=settings.time_zone,
         )
+        notices = Notices(store, engine, settle_timeout=settings.ryw_timeout)
         try:
             await engine.prepare()
             engine.start()
-            await realtime.start(store, engine, tokens)
+            notices.start()
+            await realtime.start(store, engine, tokens, notifications.for_socket)
             yield {
                 "settings": settings,
                 "services": services,
@@ -194,6 +198,7 @@ def create_app(
             }
         finally:
             await realtime.stop()
+            await notices.stop()
             await engine.stop()
             await store.close()
 

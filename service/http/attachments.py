@@ -70,6 +70,8 @@ _STREAMED: Final = {
             "type": "object",
             "properties": {_FILE_PART: {"type": "string", "format": "binary"}},
             "required": [_FILE_PART],
+            # Exactly one part: the server refuses any other.
+            "additionalProperties": False,
         },
     },
 }

@@ -8,6 +8,7 @@ stored.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Callable
 from typing import Annotated, Final
@@ -53,7 +54,7 @@ from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
 from ..events.streams import email_stream, person_stream
-from ..reads import directory
+from ..reads import directory, inbox
 from ..reads.access import visible_projects
 from ..reads.rows import columns
 from .api import Api, Ctx, Reply
@@ -280,9 +281,22 @@ async def list_people(ctx: Ctx) -> Reply:
     return Reply(body, headers=page_headers(ctx, found.rows, limit, found.total))
 
 
-@api.get("/v1/me", summary="The caller", response=Person, tags=_TAGS)
+class Me(Person, frozen=True, kw_only=True):
+    """The caller, with how many of their notifications are unread
+    (``GET /v1/my/notifications``)."""
+
+    unread_notifications: int
+
+
+@api.get("/v1/me", summary="The caller", response=Me, tags=_TAGS)
 async def me(ctx: Ctx) -> Reply:
-    return await shown(ctx, ctx.me.person_id)
+    return await _as_me(ctx, await shown(ctx, ctx.me.person_id))
+
+
+async def _as_me(ctx: Ctx, reply: Reply) -> Reply:
+    unread = await inbox.unread_count(ctx.store.pool, ctx.me.person_id)
+    body = Me(**msgspec.structs.asdict(reply.body), unread_notifications=unread)
+    return dataclasses.replace(reply, body=body)
 
 
 @api.get("/v1/people/{person_id}", summary="One person", response=Person, tags=_TAGS)
@@ -293,11 +307,11 @@ async def get_person(ctx: Ctx) -> Reply:
 @api.patch(
     "/v1/me",
     summary="Edit yourself: name, e-mail, title, company, locale, time zone (merge)",
-    response=Person,
+    response=Me,
     tags=_TAGS,
 )
 async def edit_me(ctx: Ctx, body: PersonPatch) -> Reply:
-    return await _edit(ctx, ctx.me.person_id, body)
+    return await _as_me(ctx, await _edit(ctx, ctx.me.person_id, body))
 
 
 @api.patch(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .activity import Activity
 from .directory import Directory
+from .inbox import Inbox
 from .projection import Projection
 from .recordings import Recordings
 from .search import Search
@@ -11,4 +12,4 @@ from .search import Search
 
 def all_projections() -> list[Projection]:
     """Every read model of the app, in the order they are prepared."""
-    return [Directory(), Recordings(), Activity(), Search()]
+    return [Directory(), Recordings(), Activity(), Search(), Inbox()]

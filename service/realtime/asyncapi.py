@@ -22,6 +22,8 @@ from .protocol import (
     TOKEN_QUERY,
     ErrorFrame,
     EventFrame,
+    NotificationFrame,
+    NotificationsReadFrame,
     Subscribe,
     Subscribed,
     Unsubscribe,
@@ -34,7 +36,14 @@ ADDRESS: Final = "/v1/stream"
 Frame = type[msgspec.Struct]
 
 CLIENT_FRAMES: Final[Sequence[Frame]] = (Subscribe, Unsubscribe)
-SERVER_FRAMES: Final[Sequence[Frame]] = (Subscribed, Unsubscribed, EventFrame, ErrorFrame)
+SERVER_FRAMES: Final[Sequence[Frame]] = (
+    Subscribed,
+    Unsubscribed,
+    EventFrame,
+    ErrorFrame,
+    NotificationFrame,
+    NotificationsReadFrame,
+)
 
 # What answers a client frame. Events follow a subscription without being asked for, and
 # an error may come unasked too (``access_revoked``), hence also a send operation for each.

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,15 +51,26 @@ class Connection:
         viewer: who is connected (kept current by the hub).
         token_hash: the stored hash of the API token the socket authenticated with (the
             connection closes when that token is revoked).
+        scope: the handshake's ASGI scope (its host and ``Accept-Language`` tell how the
+            socket's notifications are written).
     """
 
     def __init__(
-        self, send: Send, viewer: Viewer, token_hash: str, limits: Limits, counters: Counters
+        self,
+        send: Send,
+        viewer: Viewer,
+        token_hash: str,
+        limits: Limits,
+        counters: Counters,
+        scope: Mapping[str, Any] | None = None,
     ) -> None:
         self.viewer = viewer
+        self.scope: Mapping[str, Any] = scope or {}
         self.token_hash = token_hash
         self.subscriptions: dict[str, Subscription] = {}
         """Held subscriptions by name (a project id or ``"all"``); managed by the hub."""
+        self.notifications = False
+        """Whether the socket follows its person's notifications (managed by the hub)."""
         self._send = send
         self._limits = limits
         self._counters = counters

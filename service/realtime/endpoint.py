@@ -22,10 +22,10 @@ from ..reads.tokens import TokenCache, api_token_holder
 from .asyncapi import document as asyncapi_document
 from .connection import Connection, Limits
 from .counters import Counters
-from .hub import Hub
+from .hub import Hub, NotificationRenderer
 from .protocol import CLOSE_UNAUTHORIZED, MAX_READ, TOKEN_QUERY
 
-__all__ = ["MAX_READ", "Counters", "Realtime", "asyncapi_document"]
+__all__ = ["MAX_READ", "Counters", "NotificationRenderer", "Realtime", "asyncapi_document"]
 
 
 def _token(websocket: WebSocket) -> str | None:
@@ -71,14 +71,25 @@ class Realtime:
         self._tokens: TokenCache | None = None
 
     async def start(
-        self, store: EventStore, engine: ProjectionEngine, tokens: TokenCache | None
+        self,
+        store: EventStore,
+        engine: ProjectionEngine,
+        tokens: TokenCache | None,
+        notifications: NotificationRenderer | None = None,
     ) -> None:
-        """Start following the log (from its head) for this instance's sockets.
+        """Start following the log (from its head) for this instance's sockets;
+        ``notifications`` shows the ``notification`` frames (None: none are sent).
 
         Raises:
             DatabaseUnavailable: PostgreSQL cannot be reached.
         """
-        hub = Hub(store, engine, limits=self._limits, settle_timeout=self._settle_timeout)
+        hub = Hub(
+            store,
+            engine,
+            limits=self._limits,
+            settle_timeout=self._settle_timeout,
+            notifications=notifications,
+        )
         self._hub = hub
         self._tokens = tokens
         await hub.start()
@@ -125,7 +136,7 @@ class Realtime:
         if token is None or viewer is None:
             await websocket.close(CLOSE_UNAUTHORIZED, "a valid API token is required")
             return
-        conn = Connection(send, viewer, hash_secret(token), hub.limits, hub.counters)
+        conn = Connection(send, viewer, hash_secret(token), hub.limits, hub.counters, scope=scope)
         hub.attach(conn)
         try:
             await conn.serve(receive, lambda text: hub.receive(conn, text))

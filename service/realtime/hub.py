@@ -29,21 +29,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
 
-from ..domain.access import ProjectFacts, RecordingFacts
+import msgspec
+
+from ..domain.access import ProjectFacts, RecordingFacts, Viewer
 from ..domain.activity import KnownRecording
+from ..domain.notices import notification_id
 from ..domain.redaction import mentions
 from ..errors import DatabaseUnavailable, UnknownPosition
 from ..events.base import RecordedEvent
+from ..events.notices import AllNotificationsRead, NotificationsRead, PeopleNotified
 from ..events.people import PersonDeactivated, PersonEdited, TokenRevoked
 from ..events.store import START, Cursor, EventStore
-from ..events.streams import person_id_of, project_stream
+from ..events.streams import INBOX, NOTICE, person_id_of, project_stream
 from ..events.wakeup import TRANSIENT_ERRORS
 from ..metrics import WEBSOCKET_CONNECTIONS
 from ..projections.engine import ProjectionEngine
 from ..reads.access import project_facts, projects_of, recordings_by_id, viewer_by_id
+from ..reads.inbox import unread_count
 from ..reads.tokens import api_token_hash
 from .connection import Connection, Limits
 from .counters import Counters
@@ -51,9 +56,14 @@ from .judged import Judged, may_follow
 from .protocol import (
     ALL,
     CLOSE_SHUTDOWN,
+    NOTIFICATIONS,
     BadFrame,
+    NotificationFrame,
+    NotificationsReadFrame,
     Subscribe,
+    Subscribed,
     Unsubscribe,
+    Unsubscribed,
     decode_client_frame,
     encode,
     recording_of,
@@ -64,6 +74,13 @@ _log = logging.getLogger(__name__)
 
 DIRECTORY: Final = "directory"
 RECORDINGS: Final = "recordings"
+INBOX_MODEL: Final = "inbox"
+
+NotificationRenderer = Callable[[Mapping[str, Any], Viewer, Sequence[str]], Awaitable[list[bytes]]]
+"""How notifications are shown (``renderer(scope, viewer, ids)``: the JSON of each of the
+viewer's notifications ``ids`` they may see now, for a socket of handshake ``scope``); the
+HTTP layer's, handed over by the app, so frames show them as ``GET /v1/my/notifications``
+does."""
 _RETRY_DELAY: Final = 0.2
 
 
@@ -78,6 +95,8 @@ class Hub:
             (the hub then waits again: it never judges an event on stale facts).
         max_subscriptions: subscriptions one connection may hold.
         replay_batch: events read per page while catching up.
+        notifications: how notifications are shown in ``notification`` frames (None: none
+            are sent).
     """
 
     def __init__(
@@ -89,8 +108,10 @@ class Hub:
         settle_timeout: float = 5.0,
         max_subscriptions: int = 100,
         replay_batch: int = 500,
+        notifications: NotificationRenderer | None = None,
     ) -> None:
         self.store = store
+        self._notifications = notifications
         self.engine = engine
         self.limits = limits or Limits()
         self.counters = Counters()
@@ -172,9 +193,43 @@ class Hub:
             send_error(conn, "bad_frame", str(exc))
             return
         if isinstance(frame, Subscribe):
-            await self._subscribe(conn, frame)
+            if frame.project_id == NOTIFICATIONS:
+                self._follow_notifications(conn, frame)
+            else:
+                await self._subscribe(conn, frame)
         elif isinstance(frame, Unsubscribe):
-            self._subscriptions.unsubscribe(conn, frame.project_id)
+            if frame.project_id == NOTIFICATIONS:
+                self._unfollow_notifications(conn)
+            else:
+                self._subscriptions.unsubscribe(conn, frame.project_id)
+
+    # ------------------------------------------------------------ notifications
+
+    def _follow_notifications(self, conn: Connection, frame: Subscribe) -> None:
+        # Not a Subscription: it follows no project and is never judged nor replayed; a
+        # flag on the connection, read when a notice or a read of its person arrives.
+        if frame.since is not None:
+            send_error(
+                conn,
+                "bad_frame",
+                "notifications are not replayed: read GET /v1/my/notifications",
+                NOTIFICATIONS,
+            )
+        elif conn.notifications:
+            send_error(conn, "already_subscribed", "you follow them already", NOTIFICATIONS)
+        else:
+            conn.notifications = True
+            conn.push(encode(Subscribed(subscription=NOTIFICATIONS)))
+
+    def _unfollow_notifications(self, conn: Connection) -> None:
+        if not conn.notifications:
+            send_error(conn, "not_subscribed", "no such subscription", NOTIFICATIONS)
+        else:
+            conn.notifications = False
+            conn.push(encode(Unsubscribed(subscription=NOTIFICATIONS)))
+
+    def _notified_sockets(self, person_id: str) -> list[Connection]:
+        return [c for c in self._subscriptions.of_person(person_id) if c.notifications]
 
     # ------------------------------------------------------------ subscribing
 
@@ -246,6 +301,10 @@ class Hub:
 
     async def _dispatch(self, event: RecordedEvent) -> None:
         stream = event.stream_id
+        if stream.startswith((NOTICE, INBOX)):
+            await self._notified(event)
+            self.live_cursor = event.cursor
+            return
         person_id = person_id_of(stream)
         if person_id is not None:
             await self._person_changed(person_id, event)
@@ -306,6 +365,44 @@ class Hub:
             assert event.project_id is not None
             judged.append(Judged.of(event, projects[event.project_id], recordings, people))
         return judged
+
+    async def _notified(self, event: RecordedEvent) -> None:
+        """Tell a person's own sockets of a notification of theirs, or of notifications
+        they read (other people's sockets never hear of them)."""
+        change = event.event
+        pool = self.store.pool
+        if isinstance(change, PeopleNotified):
+            render = self._notifications
+            people = [p for p in change.recipient_ids if self._notified_sockets(p)]
+            if render is None or not people:
+                return
+            await self._settled(event.cursor, INBOX_MODEL)
+            for person_id in people:
+                unread = await unread_count(pool, person_id)
+                nid = notification_id(change.source_position, person_id)
+                for conn in self._notified_sockets(person_id):
+                    for body in await render(conn.scope, conn.viewer, [nid]):
+                        frame = NotificationFrame(
+                            notification=msgspec.Raw(body), unread_notifications=unread
+                        )
+                        conn.push(encode(frame))
+        elif isinstance(change, NotificationsRead | AllNotificationsRead):
+            person_id = event.stream_id.removeprefix(INBOX)
+            if not self._notified_sockets(person_id):
+                return
+            await self._settled(event.cursor, INBOX_MODEL)
+            read = NotificationsReadFrame(
+                ids=list(change.notification_ids)
+                if isinstance(change, NotificationsRead)
+                else None,
+                up_to_position=change.up_to_position
+                if isinstance(change, AllNotificationsRead)
+                else None,
+                unread_notifications=await unread_count(pool, person_id),
+            )
+            out = encode(read)
+            for conn in self._notified_sockets(person_id):
+                conn.push(out)
 
     # ------------------------------------------------------------ facts
 

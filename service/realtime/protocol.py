@@ -2,10 +2,12 @@
 
 Client frames (one tagged union, one decoder built at import):
 
-* ``{"type": "subscribe", "project_id": "prj_…" | "all", "since": <position>?}``
-* ``{"type": "unsubscribe", "project_id": "prj_…" | "all"}``
+* ``{"type": "subscribe", "project_id": "prj_…" | "all" | "notifications", "since": <position>?}``
+* ``{"type": "unsubscribe", "project_id": "prj_…" | "all" | "notifications"}``
 
-Server frames: ``subscribed``, ``unsubscribed``, ``event`` and ``error``. A subscription is
+Server frames: ``subscribed``, ``unsubscribed``, ``event`` and ``error``; and, on a socket
+subscribed to ``"notifications"`` (its person's own; independent of project subscriptions),
+``notification`` and ``notifications_read``. A subscription is
 named by what it follows (a project id, or ``"all"``); one connection may hold several, as
 long as they do not overlap. ``docs/REALTIME.md`` documents the protocol with examples.
 
@@ -27,6 +29,9 @@ from ..events.streams import recording_id_of
 
 ALL: Final = "all"
 """The ``project_id`` of a subscription to every project the person may see."""
+NOTIFICATIONS: Final = "notifications"
+"""The ``project_id`` of a subscription to the person's own notifications (frames
+``notification`` and ``notifications_read``); it takes no ``since``."""
 
 TOKEN_QUERY: Final = "access_token"
 """The query parameter carrying the API token, for browsers (which cannot set headers on a
@@ -92,7 +97,8 @@ class Subscribe(
     forbid_unknown_fields=True,
 ):
     """Follow a project's events (or ``"all"`` visible projects'), replaying those after
-    position ``since`` first when it is given."""
+    position ``since`` first when it is given; or, with ``"notifications"`` (no
+    ``since``), your own notifications."""
 
     project_id: SubscriptionName
     since: Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)] | None = None
@@ -191,7 +197,41 @@ PROJECT_HIDDEN: Final = "project_hidden"
 receiver (sent on ``all`` subscriptions; a project subscription ends with
 ``access_revoked`` instead)."""
 
-ServerFrame = Subscribed | Unsubscribed | ErrorFrame | EventFrame
+
+class NotificationFrame(
+    msgspec.Struct, frozen=True, kw_only=True, tag="notification", tag_field="type"
+):
+    """A notification for the socket's own person has arrived (sent to each of their sockets
+    subscribed to ``"notifications"``, on every instance; never to anyone else).
+    ``notification`` is the notification as ``GET /v1/my/notifications`` shows it;
+    ``unread_notifications`` their unread count once it arrived."""
+
+    notification: Annotated[
+        msgspec.Raw,
+        msgspec.Meta(
+            description="a `Notification` as `GET /v1/my/notifications` shows it (the "
+            "OpenAPI document at `/openapi.json` describes it)",
+            extra_json_schema={"type": "object"},
+        ),
+    ]
+    unread_notifications: int
+
+
+class NotificationsReadFrame(
+    msgspec.Struct, frozen=True, kw_only=True, tag="notifications_read", tag_field="type"
+):
+    """The socket's own person marked notifications read (through any instance or client;
+    sent as ``notification`` frames are): ``ids`` those notifications, or null when they read all of them up to the
+    event at log position ``up_to_position``; ``unread_notifications`` what is left unread."""
+
+    ids: list[str] | None
+    up_to_position: int | None
+    unread_notifications: int
+
+
+ServerFrame = (
+    Subscribed | Unsubscribed | ErrorFrame | EventFrame | NotificationFrame | NotificationsReadFrame
+)
 _encoder: Final = msgspec.json.Encoder()
 
 
