@@ -36,6 +36,11 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "milestone_rescheduled": N_("{actor} rescheduled the milestone {title}"),
     "milestone_completed": N_("{actor} completed the milestone {title}"),
     "milestone_reopened": N_("{actor} reopened the milestone {title}"),
+    # Alerts are Cairn's: their sentences name no actor.
+    "milestone_due_soon": N_("The milestone {title} is due soon"),
+    "milestone_overdue": N_("The milestone {title} is overdue"),
+    "todo_due_soon": N_("The to-do {title} is due soon"),
+    "todo_overdue": N_("The to-do {title} is overdue"),
     "upload_created": N_("{actor} uploaded {title}"),
     "upload_edited": N_("{actor} edited the file {title}"),
     "upload_version_added": N_("{actor} replaced {title} with a new version"),

@@ -32,6 +32,7 @@ from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
+from ..workers.alerts import AlertScheduler
 from . import docs
 from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
@@ -179,10 +180,12 @@ def create_app(
             clock=clock,
             time_zone=settings.time_zone,
         )
+        alerts = AlertScheduler(services, settings.alert_interval)
         try:
             await engine.prepare()
             engine.start()
             await realtime.start(store, engine, tokens)
+            alerts.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -193,6 +196,7 @@ def create_app(
                 "signing_keys": KeyringCache(),
             }
         finally:
+            await alerts.stop()
             await realtime.stop()
             await engine.stop()
             await store.close()

@@ -1,0 +1,183 @@
+"""Milestone and to-do alerts raised by the scheduler, with two server instances on one
+database sharing a movable clock: exactly once per due date, re-armed by a reschedule,
+cancelled by completion, timed in the responsible person's zone, shown in the activity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from service.events.store import EventStore
+from service.events.streams import recording_stream
+
+from .support.api import Api, new_person
+from .support.servers import FixedClock, Server, serving
+from .support.waiting import eventually
+
+NOW = datetime(2026, 5, 28, 12, tzinfo=UTC)
+DUE = "2026-06-01"
+"""Ends 1 June 12:00 UTC in Auckland (UTC+12) and 2 June 07:00 UTC in Los Angeles (UTC-7)."""
+INTERVAL = 0.05
+ALERTS = ("MilestoneDueSoon", "MilestoneOverdue", "TodoDueSoon", "TodoOverdue")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def server_settings(clock: FixedClock) -> dict[str, object]:
+    return {"clock": clock, "alert_interval": INTERVAL}
+
+
+@pytest.fixture
+async def second(live_server: Server, clock: FixedClock) -> AsyncIterator[Server]:
+    """A second instance on the same database and clock."""
+    async with serving(live_server.database_url, clock=clock, alert_interval=INTERVAL) as other:
+        yield other
+
+
+async def _created(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> str:
+    reply = await client.post(path, json=body)
+    assert reply.status_code == 201, reply.text
+    created: str = reply.json()["id"]
+    return created
+
+
+async def _alerts(store: EventStore, recording_id: str) -> list[tuple[str, str]]:
+    events = await store.read_stream(recording_stream(recording_id))
+    return [
+        (type(e.event).__name__, str(e.event.due_on))  # type: ignore[attr-defined]
+        for e in events
+        if type(e.event).__name__ in ALERTS
+    ]
+
+
+async def _settle(store: EventStore, recording_id: str, expected: list[tuple[str, str]]) -> None:
+    """Wait until the recording's alerts are ``expected``, then some ticks more, and check
+    that no instance added one."""
+
+    async def seen() -> None:
+        assert await _alerts(store, recording_id) == expected
+
+    await eventually(seen, timeout=10)
+    # Several more ticks of both instances: still exactly these.
+    for _ in range(3):
+        await eventually(seen, timeout=10)
+        await _tick_passed()
+    assert await _alerts(store, recording_id) == expected
+
+
+async def _tick_passed() -> None:
+    import asyncio
+
+    # Let the schedulers (INTERVAL apart) run a few times; not a wait for time to pass on the
+    # clock, which the tests move.
+    await asyncio.sleep(INTERVAL * 4)
+
+
+async def _project(api: Api, **settings: Any) -> tuple[str, dict[str, str]]:
+    """A project with Ann (Auckland) and Lou (Los Angeles) as members: their ids by name."""
+    c = api.client
+    ann, _ = await new_person(api, "Ann", time_zone="Pacific/Auckland")
+    lou, _ = await new_person(api, "Lou", time_zone="America/Los_Angeles")
+    project_id = await _created(c, "/v1/projects", {"name": "Launch", **settings})
+    for person_id in (ann, lou):
+        added = await c.put(
+            f"/v1/projects/{project_id}/people/{person_id}", json={"project_role": "member"}
+        )
+        assert added.status_code == 201, added.text
+    return project_id, {"ann": ann, "lou": lou}
+
+
+async def test_each_alert_fires_once_with_two_instances_and_follows_the_zone(
+    api: Api, second: Server, store: EventStore, clock: FixedClock
+) -> None:
+    """Two instances, one clock: Ann's milestone (Auckland) gets "due soon" 48 h before
+    1 June ends there and "overdue" at its end, once each, while Lou's (Los Angeles) gets
+    its alerts 19 hours later."""
+    project_id, people = await _project(api)
+    milestones = f"/v1/projects/{project_id}/milestones"
+    ann_m = await _created(
+        api.client, milestones, {"title": "Ann", "due_on": DUE, "responsible_id": people["ann"]}
+    )
+    lou_m = await _created(
+        api.client, milestones, {"title": "Lou", "due_on": DUE, "responsible_id": people["lou"]}
+    )
+    await _tick_passed()
+    assert await _alerts(store, ann_m) == []
+    clock.now = datetime(2026, 5, 30, 12, 30, tzinfo=UTC)  # 47.5 h before Auckland's end
+    await _settle(store, ann_m, [("MilestoneDueSoon", DUE)])
+    assert await _alerts(store, lou_m) == []
+    clock.now = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)  # 1 June over in Auckland
+    await _settle(store, ann_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)])
+    await _settle(store, lou_m, [("MilestoneDueSoon", DUE)])
+    clock.now = datetime(2026, 6, 2, 7, 30, tzinfo=UTC)  # 1 June over in Los Angeles
+    await _settle(store, lou_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)])
+    # Stale "due soon" never follows an "overdue"; the activity shows them as Cairn's.
+    reply = await api.client.get(
+        f"/v1/projects/{project_id}/activity", headers={"Accept-Language": "fr"}
+    )
+    sentences = [e["sentence"] for e in reply.json()]
+    assert "Le jalon « Ann » est en retard" in sentences or any(
+        s.startswith("Le jalon") and "en retard" in s for s in sentences
+    ), sentences
+    kinds = [e["kind"] for e in reply.json()]
+    assert kinds.count("milestone_overdue") == 2
+    assert kinds.count("milestone_due_soon") == 2
+
+
+async def test_a_reschedule_rearms_and_completion_cancels(
+    api: Api, store: EventStore, clock: FixedClock
+) -> None:
+    """A to-do assigned to Lou gets "due soon"; moved to a later date it gets it again for
+    that date; completed, it gets no "overdue"; an unassigned to-do gets nothing."""
+    project_id, people = await _project(api)
+    c = api.client
+    list_id = await _created(c, f"/v1/projects/{project_id}/todolists", {"name": "L"})
+    todos = f"/v1/todolists/{list_id}/todos"
+    todo = await _created(
+        c, todos, {"content": "T", "due_on": DUE, "assignee_ids": [people["lou"]]}
+    )
+    alone = await _created(c, todos, {"content": "Nobody's", "due_on": DUE})
+    clock.now = datetime(2026, 5, 31, 12, tzinfo=UTC)  # inside Lou's 48 h
+    await _settle(store, todo, [("TodoDueSoon", DUE)])
+    moved = await c.patch(f"/v1/todos/{todo}", json={"due_on": "2026-06-02"})
+    assert moved.status_code == 200, moved.text
+    clock.now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")])
+    done = await c.post(f"/v1/todos/{todo}/completion")
+    assert done.status_code in (200, 201), done.text
+    clock.now = datetime(2026, 6, 10, tzinfo=UTC)
+    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")])
+    assert await _alerts(store, alone) == []
+
+
+async def test_alert_hours_is_a_project_setting(
+    api: Api, store: EventStore, clock: FixedClock
+) -> None:
+    """``alert_hours`` is shown, checked (1..720) and changes when "due soon" fires."""
+    c = api.client
+    project_id, people = await _project(api, alert_hours=2)
+    shown = await c.get(f"/v1/projects/{project_id}")
+    assert shown.json()["alert_hours"] == 2
+    bad = await c.patch(f"/v1/projects/{project_id}", json={"alert_hours": 721})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    milestone = await _created(
+        c,
+        f"/v1/projects/{project_id}/milestones",
+        {"title": "M", "due_on": DUE, "responsible_id": people["lou"]},
+    )
+    clock.now = datetime(2026, 6, 2, 4, 30, tzinfo=UTC)  # 2.5 h before Los Angeles' end
+    await _tick_passed()
+    assert await _alerts(store, milestone) == []
+    clock.now = datetime(2026, 6, 2, 5, 30, tzinfo=UTC)  # 1.5 h before
+    await _settle(store, milestone, [("MilestoneDueSoon", DUE)])
+    edited = await c.patch(f"/v1/projects/{project_id}", json={"alert_hours": 720})
+    assert edited.json()["alert_hours"] == 720
