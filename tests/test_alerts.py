@@ -13,6 +13,7 @@ import pytest
 
 from service.events.store import EventStore
 from service.events.streams import recording_stream
+from service.workers.alerts import AlertScheduler
 
 from .support.api import Api, new_person
 from .support.servers import FixedClock, Server, serving
@@ -22,6 +23,7 @@ NOW = datetime(2026, 5, 28, 12, tzinfo=UTC)
 DUE = "2026-06-01"
 """Ends 1 June 12:00 UTC in Auckland (UTC+12) and 2 June 07:00 UTC in Los Angeles (UTC-7)."""
 INTERVAL = 0.05
+"""Short, so that ticks come quickly; no assertion waits for time (see _tick_passed)."""
 ALERTS = ("MilestoneDueSoon", "MilestoneOverdue", "TodoDueSoon", "TodoOverdue")
 
 
@@ -58,27 +60,37 @@ async def _alerts(store: EventStore, recording_id: str) -> list[tuple[str, str]]
     ]
 
 
-async def _settle(store: EventStore, recording_id: str, expected: list[tuple[str, str]]) -> None:
-    """Wait until the recording's alerts are ``expected``, then some ticks more, and check
-    that no instance added one."""
+async def _settle(
+    store: EventStore, recording_id: str, expected: list[tuple[str, str]], *servers: Server
+) -> None:
+    """Wait until the recording's alerts are ``expected``, then until every scheduler of
+    ``servers`` has decided again on the clock as it is, and check that none added one."""
 
     async def seen() -> None:
         assert await _alerts(store, recording_id) == expected
 
     await eventually(seen, timeout=10)
-    # Several more ticks of both instances: still exactly these.
-    for _ in range(3):
-        await eventually(seen, timeout=10)
-        await _tick_passed()
+    await _tick_passed(*servers)
     assert await _alerts(store, recording_id) == expected
 
 
-async def _tick_passed() -> None:
-    import asyncio
+def _scheduler(server: Server) -> AlertScheduler:
+    app: Any = server.uvicorn.config.app  # create_app's, which keeps its scheduler in state
+    scheduler: AlertScheduler = app.state.alerts
+    return scheduler
 
-    # Let the schedulers (INTERVAL apart) run a few times; not a wait for time to pass on the
-    # clock, which the tests move.
-    await asyncio.sleep(INTERVAL * 4)
+
+async def _tick_passed(*servers: Server) -> None:
+    """Wait until each server's scheduler has ended a tick begun after this call (its tick
+    counter moved by two): whatever the clock now makes owed has been decided on, by all."""
+    started = [(_scheduler(s), _scheduler(s).ticks) for s in servers]
+    assert started, "no scheduler to wait for"
+
+    async def ticked() -> None:
+        for scheduler, ticks in started:
+            assert scheduler.ticks >= ticks + 2
+
+    await eventually(ticked, timeout=10)
 
 
 async def _project(api: Api, **settings: Any) -> tuple[str, dict[str, str]]:
@@ -109,16 +121,20 @@ async def test_each_alert_fires_once_with_two_instances_and_follows_the_zone(
     lou_m = await _created(
         api.client, milestones, {"title": "Lou", "due_on": DUE, "responsible_id": people["lou"]}
     )
-    await _tick_passed()
+    await _tick_passed(api.server, second)
     assert await _alerts(store, ann_m) == []
     clock.now = datetime(2026, 5, 30, 12, 30, tzinfo=UTC)  # 47.5 h before Auckland's end
-    await _settle(store, ann_m, [("MilestoneDueSoon", DUE)])
+    await _settle(store, ann_m, [("MilestoneDueSoon", DUE)], api.server, second)
     assert await _alerts(store, lou_m) == []
     clock.now = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)  # 1 June over in Auckland
-    await _settle(store, ann_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)])
-    await _settle(store, lou_m, [("MilestoneDueSoon", DUE)])
+    await _settle(
+        store, ann_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)], api.server, second
+    )
+    await _settle(store, lou_m, [("MilestoneDueSoon", DUE)], api.server, second)
     clock.now = datetime(2026, 6, 2, 7, 30, tzinfo=UTC)  # 1 June over in Los Angeles
-    await _settle(store, lou_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)])
+    await _settle(
+        store, lou_m, [("MilestoneDueSoon", DUE), ("MilestoneOverdue", DUE)], api.server, second
+    )
     # Stale "due soon" never follows an "overdue"; the activity shows them as Cairn's.
     reply = await api.client.get(
         f"/v1/projects/{project_id}/activity", headers={"Accept-Language": "fr"}
@@ -146,15 +162,15 @@ async def test_a_reschedule_rearms_and_completion_cancels(
     )
     alone = await _created(c, todos, {"content": "Nobody's", "due_on": DUE})
     clock.now = datetime(2026, 5, 31, 12, tzinfo=UTC)  # inside Lou's 48 h
-    await _settle(store, todo, [("TodoDueSoon", DUE)])
+    await _settle(store, todo, [("TodoDueSoon", DUE)], api.server)
     moved = await c.patch(f"/v1/todos/{todo}", json={"due_on": "2026-06-02"})
     assert moved.status_code == 200, moved.text
     clock.now = datetime(2026, 6, 1, 12, tzinfo=UTC)
-    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")])
+    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")], api.server)
     done = await c.post(f"/v1/todos/{todo}/completion")
     assert done.status_code in (200, 201), done.text
     clock.now = datetime(2026, 6, 10, tzinfo=UTC)
-    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")])
+    await _settle(store, todo, [("TodoDueSoon", DUE), ("TodoDueSoon", "2026-06-02")], api.server)
     assert await _alerts(store, alone) == []
 
 
@@ -175,9 +191,9 @@ async def test_alert_hours_is_a_project_setting(
         {"title": "M", "due_on": DUE, "responsible_id": people["lou"]},
     )
     clock.now = datetime(2026, 6, 2, 4, 30, tzinfo=UTC)  # 2.5 h before Los Angeles' end
-    await _tick_passed()
+    await _tick_passed(api.server)
     assert await _alerts(store, milestone) == []
     clock.now = datetime(2026, 6, 2, 5, 30, tzinfo=UTC)  # 1.5 h before
-    await _settle(store, milestone, [("MilestoneDueSoon", DUE)])
+    await _settle(store, milestone, [("MilestoneDueSoon", DUE)], api.server)
     edited = await c.patch(f"/v1/projects/{project_id}", json={"alert_hours": 720})
     assert edited.json()["alert_hours"] == 720

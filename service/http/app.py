@@ -181,6 +181,7 @@ def create_app(
             time_zone=settings.time_zone,
         )
         alerts = AlertScheduler(services, settings.alert_interval)
+        app.state.alerts = alerts  # for tests: its ticks
         try:
             await engine.prepare()
             engine.start()

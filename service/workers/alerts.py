@@ -57,6 +57,9 @@ class AlertScheduler:
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
         self._metrics = Worker("alerts")
+        self.ticks = 0
+        """How many ticks of the loop have ended (raised or failed): a tick that begins after
+        the clock moved has decided on that instant once this moved by two."""
 
     def start(self) -> None:
         """Tick in a task until :meth:`stop`."""
@@ -78,6 +81,7 @@ class AlertScheduler:
                 _log.info("alerts lost PostgreSQL (%s); retrying", exc)
             except Exception:
                 _log.exception("alerts: a tick failed; next one in %s s", self.interval)
+            self.ticks += 1
             await asyncio.sleep(self.interval)
 
     async def tick(self) -> int:
