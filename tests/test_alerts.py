@@ -8,14 +8,17 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection
 
 from service.events.store import EventStore
 from service.events.streams import recording_stream
 from service.workers.alerts import AlertScheduler
 
-from .support.api import Api, new_person
+from .support.api import Api, bearer, new_person
+from .support.realtime import frame, subscribe, ws
 from .support.servers import FixedClock, Server, serving
 from .support.waiting import eventually
 
@@ -197,3 +200,90 @@ async def test_alert_hours_is_a_project_setting(
     await _settle(store, milestone, [("MilestoneDueSoon", DUE)], api.server)
     edited = await c.patch(f"/v1/projects/{project_id}", json={"alert_hours": 720})
     assert edited.json()["alert_hours"] == 720
+
+
+async def _alert_frames(conn: ClientConnection, until: str) -> list[dict[str, Any]]:
+    """The alert frames ``conn`` receives before the first frame about ``until``, every
+    frame about a recording checked to be an alert or ``until``'s."""
+    alerts: list[dict[str, Any]] = []
+    while True:
+        got = await frame(conn)
+        assert got["type"] == "event", got
+        if got["recording"] == until:
+            return alerts
+        if got["kind"].endswith(("_due_soon", "_overdue")):
+            alerts.append(got)
+
+
+async def test_alerts_reach_feeds_and_sockets_and_clients_only_see_theirs(
+    api: Api, store: EventStore, clock: FixedClock
+) -> None:
+    """An alert is an event of the project like any other: in its Atom feed (its sentence as
+    the entry's title) and on a WebSocket subscription to it (kind ``milestone_due_soon``,
+    ``todo_overdue``...); a client hears of neither channel's alerts about a milestone hidden
+    from clients."""
+    c = api.client
+    project_id, people = await _project(api, clients_enabled=True)
+    cleo, cleo_token = await new_person(api, "Cleo", role="client")
+    added = await c.put(f"/v1/projects/{project_id}/people/{cleo}", json={"project_role": "client"})
+    assert added.status_code == 201, added.text
+    milestones = f"/v1/projects/{project_id}/milestones"
+    lou = people["lou"]
+    public = await _created(
+        c,
+        milestones,
+        {"title": "Public", "due_on": DUE, "responsible_id": lou, "visible_to_clients": True},
+    )
+    secret = await _created(
+        c, milestones, {"title": "Secret", "due_on": DUE, "responsible_id": lou}
+    )
+    list_id = await _created(c, f"/v1/projects/{project_id}/todolists", {"name": "L"})
+    todo = await _created(
+        c,
+        f"/v1/todolists/{list_id}/todos",
+        {"content": "Ship", "due_on": DUE, "assignee_ids": [lou]},
+    )
+    async with (
+        ws(api.server.ws_url, api.admin_token) as staff,
+        ws(api.server.ws_url, cleo_token) as client,
+    ):
+        await subscribe(staff, project_id)
+        await subscribe(client, project_id)
+        clock.now = datetime(2026, 6, 2, 7, 30, tzinfo=UTC)  # 1 June over in Los Angeles
+        for recording, kind in ((public, "Milestone"), (secret, "Milestone"), (todo, "Todo")):
+            await _settle(store, recording, [(f"{kind}Overdue", DUE)], api.server)
+        # A message visible to clients, after the alerts in the log: each socket's last frame.
+        marker = await _created(
+            c,
+            f"/v1/projects/{project_id}/messages",
+            {"subject": "Marker", "body": "<p>m</p>", "visible_to_clients": True},
+        )
+        told_staff = await _alert_frames(staff, marker)
+        told_client = await _alert_frames(client, marker)
+    assert sorted((f["kind"], f["recording"]) for f in told_staff) == sorted(
+        [("milestone_overdue", public), ("milestone_overdue", secret), ("todo_overdue", todo)]
+    )
+    assert {f["actor"] for f in told_staff} == {"system"}
+    assert told_staff[0]["data"]["due_on"] == DUE
+    # The list is hidden from clients (the default), as is the secret milestone.
+    assert [(f["kind"], f["recording"]) for f in told_client] == [("milestone_overdue", public)]
+
+    async def feed(token: str) -> list[str]:
+        async with httpx.AsyncClient(base_url=api.server.base_url, timeout=30) as anon:
+            issued = await anon.post("/v1/me/feed_token", headers=bearer(token))
+            assert issued.status_code == 200, issued.text
+            got = await anon.get(
+                f"/feeds/projects/{project_id}.atom", params={"token": issued.json()["token"]}
+            )
+        assert got.status_code == 200, got.text
+        parsed = feedparser.parse(got.content)
+        assert not parsed.bozo, parsed.bozo_exception
+        return [e.title for e in parsed.entries]
+
+    staff_titles = await feed(api.admin_token)
+    assert "The milestone “Public” is overdue" in staff_titles, staff_titles
+    assert "The milestone “Secret” is overdue" in staff_titles
+    assert "The to-do “Ship” is overdue" in staff_titles
+    client_titles = await feed(cleo_token)
+    assert "The milestone “Public” is overdue" in client_titles, client_titles
+    assert not [t for t in client_titles if "Secret" in t]
