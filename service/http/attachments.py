@@ -70,6 +70,8 @@ _STREAMED: Final = {
             "type": "object",
             "properties": {_FILE_PART: {"type": "string", "format": "binary"}},
             "required": [_FILE_PART],
+            # The server refuses any other part (422): say so, for generated clients.
+            "additionalProperties": False,
         },
     },
 }
