@@ -15,9 +15,12 @@ from websockets.asyncio.client import ClientConnection
 
 from service.events.store import EventStore
 from service.events.streams import recording_stream
+from service.projections import all_projections
+from service.projections.engine import ProjectionEngine
 from service.workers.alerts import AlertScheduler
 
 from .support.api import Api, bearer, new_person
+from .support.projections import rebuilt_differences
 from .support.realtime import frame, subscribe, ws
 from .support.servers import FixedClock, Server, serving
 from .support.waiting import eventually
@@ -143,9 +146,11 @@ async def test_each_alert_fires_once_with_two_instances_and_follows_the_zone(
         f"/v1/projects/{project_id}/activity", headers={"Accept-Language": "fr"}
     )
     sentences = [e["sentence"] for e in reply.json()]
-    assert "Le jalon « Ann » est en retard" in sentences or any(
-        s.startswith("Le jalon") and "en retard" in s for s in sentences
-    ), sentences
+    # French quotes hold no-break spaces.
+    assert "Le jalon «\u00a0Ann\u00a0» est en retard" in sentences, sentences
+    assert "Le jalon «\u00a0Ann\u00a0» arrive à échéance dans 2 jours" in sentences
+    # Lou's came when 1 June was over in Auckland, 18.5 hours before its end in Los Angeles.
+    assert "Le jalon «\u00a0Lou\u00a0» arrive à échéance dans 18 heures" in sentences
     kinds = [e["kind"] for e in reply.json()]
     assert kinds.count("milestone_overdue") == 2
     assert kinds.count("milestone_due_soon") == 2
@@ -249,9 +254,14 @@ async def test_alerts_reach_feeds_and_sockets_and_clients_only_see_theirs(
     ):
         await subscribe(staff, project_id)
         await subscribe(client, project_id)
+        raised = {public: "Milestone", secret: "Milestone", todo: "Todo"}
+        clock.now = datetime(2026, 5, 31, 7, 30, tzinfo=UTC)  # 47.5 h before LA's end
+        for recording, kind in raised.items():
+            await _settle(store, recording, [(f"{kind}DueSoon", DUE)], api.server)
         clock.now = datetime(2026, 6, 2, 7, 30, tzinfo=UTC)  # 1 June over in Los Angeles
-        for recording, kind in ((public, "Milestone"), (secret, "Milestone"), (todo, "Todo")):
-            await _settle(store, recording, [(f"{kind}Overdue", DUE)], api.server)
+        for recording, kind in raised.items():
+            expected = [(f"{kind}DueSoon", DUE), (f"{kind}Overdue", DUE)]
+            await _settle(store, recording, expected, api.server)
         # A message visible to clients, after the alerts in the log: each socket's last frame.
         marker = await _created(
             c,
@@ -261,12 +271,20 @@ async def test_alerts_reach_feeds_and_sockets_and_clients_only_see_theirs(
         told_staff = await _alert_frames(staff, marker)
         told_client = await _alert_frames(client, marker)
     assert sorted((f["kind"], f["recording"]) for f in told_staff) == sorted(
-        [("milestone_overdue", public), ("milestone_overdue", secret), ("todo_overdue", todo)]
+        [
+            *[("milestone_due_soon", public), ("milestone_due_soon", secret)],
+            ("todo_due_soon", todo),
+            *[("milestone_overdue", public), ("milestone_overdue", secret)],
+            ("todo_overdue", todo),
+        ]
     )
     assert {f["actor"] for f in told_staff} == {"system"}
     assert told_staff[0]["data"]["due_on"] == DUE
     # The list is hidden from clients (the default), as is the secret milestone.
-    assert [(f["kind"], f["recording"]) for f in told_client] == [("milestone_overdue", public)]
+    assert [(f["kind"], f["recording"]) for f in told_client] == [
+        ("milestone_due_soon", public),
+        ("milestone_overdue", public),
+    ]
 
     async def feed(token: str) -> list[str]:
         async with httpx.AsyncClient(base_url=api.server.base_url, timeout=30) as anon:
@@ -281,9 +299,25 @@ async def test_alerts_reach_feeds_and_sockets_and_clients_only_see_theirs(
         return [e.title for e in parsed.entries]
 
     staff_titles = await feed(api.admin_token)
-    assert "The milestone “Public” is overdue" in staff_titles, staff_titles
-    assert "The milestone “Secret” is overdue" in staff_titles
-    assert "The to-do “Ship” is overdue" in staff_titles
+    # Newest first: the marker, the three "overdue", then the three "due soon" (in no given
+    # order each).
+    assert staff_titles[0] == "Ada Admin posted the message “Marker”"
+    assert set(staff_titles[1:4]) == {
+        "The milestone “Public” is overdue",
+        "The milestone “Secret” is overdue",
+        "The to-do “Ship” is overdue",
+    }, staff_titles
+    assert set(staff_titles[4:7]) == {
+        "The milestone “Public” is due in 2 days",
+        "The milestone “Secret” is due in 2 days",
+        "The to-do “Ship” is due in 2 days",
+    }, staff_titles
     client_titles = await feed(cleo_token)
-    assert "The milestone “Public” is overdue" in client_titles, client_titles
+    assert client_titles[:3] == [
+        "Ada Admin posted the message “Marker”",
+        "The milestone “Public” is overdue",
+        "The milestone “Public” is due in 2 days",
+    ], client_titles
     assert not [t for t in client_titles if "Secret" in t]
+    # Every read model rebuilt from the log (in bulk) holds the alerts as they were applied.
+    assert await rebuilt_differences(store, ProjectionEngine(store, all_projections())) == {}

@@ -24,6 +24,7 @@ from service.domain.projects import (
     alert_hours,
 )
 from service.domain.recordings import RecordingState, evolve_recording
+from service.domain.sentences import sentence
 from service.errors import InvalidCommand
 from service.events.alerts import MilestoneDueSoon, MilestoneOverdue, TodoDueSoon, TodoOverdue
 from service.events.base import Event
@@ -264,3 +265,30 @@ def test_a_to_do_in_an_active_list_is_owed_and_a_milestone_without_owner_too() -
     assert decide_alerts(PROJECT, _milestone(responsible_id=None), [PARIS], LATE) == [
         MilestoneOverdue(due_on=DUE, due_at=END, at=LATE)
     ]
+
+
+# ------------------------------------------------------------------ sentences
+
+
+def test_due_soon_sentences_say_how_long_was_left_in_the_readers_language() -> None:
+    left = dt.timedelta(hours=47, minutes=30)
+    assert (
+        sentence("milestone_due_soon", locale="en", actor="", title="Launch", due_in=left)
+        == "The milestone “Launch” is due in 2 days"
+    )
+    assert (
+        sentence("todo_due_soon", locale="fr", actor="", title="Écrire", due_in=left)
+        == "La tâche «\u00a0Écrire\u00a0» arrive à échéance dans 2 jours"
+    )
+    assert (
+        sentence("todo_due_soon", locale="en", actor="", title="W", due_in=dt.timedelta(hours=3))
+        == "The to-do “W” is due in 3 hours"
+    )
+    # Not known (or not a "due soon"): the plain sentences.
+    assert (
+        sentence("todo_due_soon", locale="en", actor="", title="W") == "The to-do “W” is due soon"
+    )
+    assert (
+        sentence("todo_overdue", locale="en", actor="", title="W", due_in=left)
+        == "The to-do “W” is overdue"
+    )

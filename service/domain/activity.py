@@ -250,6 +250,9 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
             kind = f"{rec.kind}_reopened"
         case al.MilestoneDueSoon() | al.TodoDueSoon():
             kind = f"{rec.kind}_due_soon"
+            # When it ends: the sentence says how long after ``at`` ("due in 2 days").
+            due_at = msgspec.to_builtins(event.due_at)
+            changes = (FieldChange(field="due_at", before=None, after=due_at),)
         case al.MilestoneOverdue() | al.TodoOverdue():
             kind = f"{rec.kind}_overdue"
         case rc.UploadVersionAdded():

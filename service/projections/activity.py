@@ -359,6 +359,8 @@ recorded AS (
                     {_change("status", "e.data->'before'", "e.data->'after'")})
                 WHEN e.event_type = 'ClientVisibilityChanged' THEN jsonb_build_array(
                     {_change("visible_to_clients", "e.data->'before'", "e.data->'after'")})
+                WHEN e.event_type IN ('MilestoneDueSoon', 'TodoDueSoon') THEN jsonb_build_array(
+                    {_change("due_at", "'null'::jsonb", "e.data->'due_at'")})
                 ELSE '[]'::jsonb
             END AS changes,
             CASE
