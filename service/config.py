@@ -85,6 +85,13 @@ class Settings(msgspec.Struct, kw_only=True):
     poll_interval: Annotated[
         float, _setting("live readers re-read the log this often (s) without a wake-up", gt=0)
     ] = 1.0
+    alert_interval: Annotated[
+        float,
+        _setting(
+            "the alert scheduler looks for milestones and to-dos owed an alert this often (s)",
+            gt=0,
+        ),
+    ] = 60.0
     ryw_timeout: Annotated[
         float, _setting("how long (s) a write waits for the read models to show it", ge=0)
     ] = 5.0

@@ -24,6 +24,7 @@ from typing import Final
 
 import msgspec
 
+from ..events import alerts as al
 from ..events import projects as pr
 from ..events import recordings as rc
 from ..events.base import Event, FieldChange, RecordedEvent
@@ -247,6 +248,13 @@ def _recording_item(event: Event, rec: KnownRecording, actor_id: str | None) -> 
             actor_id = actor_id or event.completer_id
         case rc.TodoReopened() | rc.MilestoneReopened():
             kind = f"{rec.kind}_reopened"
+        case al.MilestoneDueSoon() | al.TodoDueSoon():
+            kind = f"{rec.kind}_due_soon"
+            # When it ends: the sentence says how long after ``at`` ("due in 2 days").
+            due_at = msgspec.to_builtins(event.due_at)
+            changes = (FieldChange(field="due_at", before=None, after=due_at),)
+        case al.MilestoneOverdue() | al.TodoOverdue():
+            kind = f"{rec.kind}_overdue"
         case rc.UploadVersionAdded():
             kind = "upload_version_added"
             actor_id = actor_id or event.adder_id

@@ -10,11 +10,11 @@ and status; whoever creates a project becomes its first owner. Membership comman
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
-from ..errors import Conflict, InconsistentStream
+from ..errors import Conflict, InconsistentStream, InvalidCommand
 from ..events.base import Event
 from ..events.projects import (
     ProjectArchived,
@@ -38,6 +38,13 @@ from .edits import apply_changes, diff, not_null, patch_of
 UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
 
+DEFAULT_ALERT_HOURS: Final = 48
+"""How long (hours) before a due date ends its "due soon" alerts fire, unless the project
+says otherwise (``alert_hours``)."""
+MIN_ALERT_HOURS: Final = 1
+MAX_ALERT_HOURS: Final = 720
+"""The bounds of a project's ``alert_hours`` (an hour to 30 days)."""
+
 
 class ProjectState(msgspec.Struct, frozen=True, kw_only=True):
     """A project folded from its stream up to stream version ``version``."""
@@ -47,6 +54,7 @@ class ProjectState(msgspec.Struct, frozen=True, kw_only=True):
     description: str | None
     clients_enabled: bool
     language: ProjectLanguage = "english"
+    alert_hours: int = 48
     status: ProjectStatus = "active"
     members: dict[str, ProjectRole] = {}
     version: int = 0
@@ -62,6 +70,7 @@ class CreateProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     description: str | None = None
     clients_enabled: bool = False
     language: ProjectLanguage = "english"
+    alert_hours: int = DEFAULT_ALERT_HOURS
 
 
 class EditProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -71,6 +80,7 @@ class EditProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     description: str | _Unset | None = UNSET
     clients_enabled: bool | _Unset = UNSET
     language: ProjectLanguage | _Unset = UNSET
+    alert_hours: int | _Unset = UNSET
 
 
 class ArchiveProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -134,6 +144,7 @@ def evolve_project(state: ProjectState | None, event: Event) -> ProjectState:
             description=event.description,
             clients_enabled=event.clients_enabled,
             language=event.language,
+            alert_hours=event.alert_hours,
             version=1,
         )
     if state is None:
@@ -178,6 +189,7 @@ def decide_create_project(cmd: CreateProject, ctx: Context) -> list[Event]:
             description=text.optional_html("description", cmd.description),
             clients_enabled=cmd.clients_enabled,
             language=cmd.language,
+            alert_hours=alert_hours(cmd.alert_hours),
         ),
         ProjectMemberAdded(person_id=ctx.actor.person_id, project_role="owner"),
     ]
@@ -199,6 +211,8 @@ def decide_edit_project(project: ProjectState, cmd: EditProject, ctx: Context) -
             updates[field] = text.line(field, not_null(field, value))
         elif field == "description":
             updates[field] = text.optional_html(field, value)
+        elif field == "alert_hours":
+            updates[field] = alert_hours(not_null(field, value))
         else:
             updates[field] = not_null(field, value)
     changes = diff(project, updates)
@@ -255,6 +269,20 @@ def decide_restore_project(project: ProjectState, cmd: RestoreProject, ctx: Cont
     if project.status != "trashed":
         raise Conflict(f"the project is not in the trash but {project.status}")
     return [ProjectRestored()]
+
+
+def alert_hours(hours: int) -> int:
+    """``hours`` if it is a project's ``alert_hours`` (:data:`MIN_ALERT_HOURS` to
+    :data:`MAX_ALERT_HOURS`).
+
+    Raises:
+        InvalidCommand: any other number.
+    """
+    if not MIN_ALERT_HOURS <= hours <= MAX_ALERT_HOURS:
+        raise InvalidCommand(
+            "alert_hours", f"alert_hours must be from {MIN_ALERT_HOURS} to {MAX_ALERT_HOURS}"
+        )
+    return hours
 
 
 def _manage(project: ProjectState, action: Action, ctx: Context) -> None:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 import msgspec
 
 from ..errors import Conflict, InconsistentStream, InvalidCommand, NotFound
+from ..events.alerts import MilestoneDueSoon, MilestoneOverdue, TodoDueSoon, TodoOverdue
 from ..events.base import Event
 from ..events.recordings import (
     ClientVisibilityChanged,
@@ -111,6 +112,9 @@ class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     # milestone
     title: str | None = None
     responsible_id: str | None = None
+    # to-do, milestone: the due date each alert was last raised for (service.domain.alerts)
+    due_soon_alerted_on: date | None = None
+    overdue_alerted_on: date | None = None
 
     @property
     def completed(self) -> bool:
@@ -239,6 +243,11 @@ def evolve_recording(state: RecordingState | None, event: Event) -> RecordingSta
         case SubscriberRemoved(person_id=person_id):
             kept = tuple(p for p in state.subscriber_ids if p != person_id)
             return replace(state, subscriber_ids=kept)
+        # Alerts are Cairn's, not an edit: they leave updated_at as it was.
+        case MilestoneDueSoon(due_on=due_on) | TodoDueSoon(due_on=due_on):
+            return replace(state, due_soon_alerted_on=due_on)
+        case MilestoneOverdue(due_on=due_on) | TodoOverdue(due_on=due_on):
+            return replace(state, overdue_alerted_on=due_on)
     # Events this code does not know (written by newer code) change nothing it knows about.
     return state
 

@@ -9,8 +9,11 @@ written in the reader's language from its catalog.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Final
+
+from babel.dates import format_timedelta
 
 from ..events.recordings import RecordingKind
 from .as2 import KINDS
@@ -36,6 +39,11 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "milestone_rescheduled": N_("{actor} rescheduled the milestone {title}"),
     "milestone_completed": N_("{actor} completed the milestone {title}"),
     "milestone_reopened": N_("{actor} reopened the milestone {title}"),
+    # Alerts are Cairn's: their sentences name no actor.
+    "milestone_due_soon": N_("The milestone {title} is due soon"),
+    "milestone_overdue": N_("The milestone {title} is overdue"),
+    "todo_due_soon": N_("The to-do {title} is due soon"),
+    "todo_overdue": N_("The to-do {title} is overdue"),
     "upload_created": N_("{actor} uploaded {title}"),
     "upload_edited": N_("{actor} edited the file {title}"),
     "upload_version_added": N_("{actor} replaced {title} with a new version"),
@@ -56,6 +64,15 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "person_removed_from_project": N_("{actor} removed {person} from {project}"),
 }
 assert set(_TEMPLATES) == KINDS
+
+_DUE_IN: Final[Mapping[str, str]] = {
+    # TRANSLATORS: {when} is how long until the end of the due date, with its direction, as
+    # CLDR writes it in your language ("in 2 days": "dans 2 jours").
+    "milestone_due_soon": N_("The milestone {title} is due {when}"),
+    "todo_due_soon": N_("The to-do {title} is due {when}"),
+}
+"""The sentences of "due soon" alerts that know how long was left when they were raised
+(``due_in`` of :func:`sentence`)."""
 
 _THINGS: Final[Mapping[RecordingKind, str]] = {
     # TRANSLATORS: {thing} of "{actor} archived {thing}" and the like; {title} is quoted.
@@ -85,6 +102,7 @@ def sentence(
     parent: str | None = None,
     person: str | None = None,
     project: str | None = None,
+    due_in: dt.timedelta | None = None,
 ) -> str:
     """The human sentence of an activity of ``kind``, in ``locale``: "Ana completed “Ship v1”".
 
@@ -97,6 +115,8 @@ def sentence(
             (``todo_added``, ``todo_moved``).
         person: the current name of the person a membership item is about.
         project: the project's current name.
+        due_in: for a "due soon" alert, how long was left until the due date ended when it
+            was raised ("is due in 2 days"; without it: "is due soon").
 
     Missing names and titles read "someone", "an item" and so on, never "None".
 
@@ -105,6 +125,10 @@ def sentence(
     """
     t = translator(locale)
     template = t.gettext(_TEMPLATES[kind])
+    when = ""
+    if due_in is not None and kind in _DUE_IN:
+        template = t.gettext(_DUE_IN[kind])
+        when = format_timedelta(due_in, add_direction=True, locale=locale)
     title_q = quoted(title, locale) if title else t.gettext("an untitled item")
     parent_q = quoted(parent, locale) if parent else t.gettext("an item")
     if recording_kind is not None:
@@ -119,4 +143,5 @@ def sentence(
         # TRANSLATORS: a person whose name is missing, inside a sentence.
         person=person or t.gettext("someone"),
         project=quoted(project, locale) if project else t.gettext("a project"),
+        when=when,
     )

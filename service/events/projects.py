@@ -17,7 +17,8 @@ with (the API shows it as ``en``/``fr``: :mod:`service.domain.search`)."""
 class ProjectCreated(Event, frozen=True, kw_only=True):
     """A project was created (its creator joins it as owner in a following event).
 
-    ``language`` was appended later: a project created before it is English.
+    ``language`` was appended later: a project created before it is English. So was
+    ``alert_hours`` (how long before a due date ends its "due soon" alerts fire): 48 before.
     """
 
     project_id: str
@@ -25,11 +26,13 @@ class ProjectCreated(Event, frozen=True, kw_only=True):
     description: str | None
     clients_enabled: bool
     language: ProjectLanguage = "english"
+    alert_hours: int = 48
 
 
 @register
 class ProjectEdited(Event, frozen=True, kw_only=True):
-    """Some of a project's name, description, ``clients_enabled`` or ``language`` changed."""
+    """Some of a project's name, description, ``clients_enabled``, ``language`` or
+    ``alert_hours`` changed."""
 
     changes: tuple[FieldChange, ...]
 

@@ -32,6 +32,7 @@ from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
+from ..workers.alerts import AlertScheduler
 from ..workers.notices import Notices
 from . import docs, notifications
 from .accesslog import AccessLog
@@ -182,11 +183,14 @@ def create_app(
             time_zone=settings.time_zone,
         )
         notices = Notices(store, engine, settle_timeout=settings.ryw_timeout)
+        alerts = AlertScheduler(services, settings.alert_interval)
+        app.state.alerts = alerts  # for tests: its ticks
         try:
             await engine.prepare()
             engine.start()
             notices.start()
             await realtime.start(store, engine, tokens, notifications.for_socket)
+            alerts.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -197,6 +201,7 @@ def create_app(
                 "signing_keys": KeyringCache(),
             }
         finally:
+            await alerts.stop()
             await realtime.stop()
             await notices.stop()
             await engine.stop()

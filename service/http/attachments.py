@@ -70,7 +70,7 @@ _STREAMED: Final = {
             "type": "object",
             "properties": {_FILE_PART: {"type": "string", "format": "binary"}},
             "required": [_FILE_PART],
-            # Exactly one part: the server refuses any other.
+            # The server refuses any other part (422): say so, for generated clients.
             "additionalProperties": False,
         },
     },

@@ -9,7 +9,7 @@ reads come from the directory read model, filtered by :mod:`service.domain.acces
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Annotated, Final
 
 import asyncpg
 import msgspec
@@ -23,6 +23,9 @@ from ..domain.mail_addresses import project_local_part
 from ..domain.memberships import RemoveMember, SetMember, decide_remove_member, decide_set_member
 from ..domain.people import fold_person
 from ..domain.projects import (
+    DEFAULT_ALERT_HOURS,
+    MAX_ALERT_HOURS,
+    MIN_ALERT_HOURS,
     ArchiveProject,
     CreateProject,
     EditProject,
@@ -62,19 +65,25 @@ _TAGS = ["projects"]
 _UNSET = msgspec.UNSET
 _Unset = msgspec.UnsetType
 
+AlertHours = Annotated[int, msgspec.Meta(ge=MIN_ALERT_HOURS, le=MAX_ALERT_HOURS)]
+"""A project's ``alert_hours``: an hour to 30 days."""
+
 
 # ------------------------------------------------------------------ representations
 
 
 class Project(msgspec.Struct, frozen=True, kw_only=True):
     """A project as the API shows it; ``project_role`` is the caller's (null: an admin who
-    is not on the project). ``language`` is the language its items are searched in."""
+    is not on the project). ``language`` is the language its items are searched in;
+    ``alert_hours``, how long before a milestone's or to-do's due date ends it is "due
+    soon"."""
 
     id: str
     name: str
     description: str | None
     clients_enabled: bool
     language: Locale
+    alert_hours: int
     status: ProjectStatus
     created_at: Timestamp
     updated_at: Timestamp
@@ -96,6 +105,8 @@ class NewProject(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     description: text.OptionalHtml | None = None
     clients_enabled: bool = False
     language: Locale | _Unset = _UNSET
+    alert_hours: AlertHours = DEFAULT_ALERT_HOURS
+    """How long (hours) before a due date ends its "due soon" alerts fire."""
 
 
 class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -106,6 +117,8 @@ class ProjectPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     clients_enabled: bool | _Unset = _UNSET
     language: Locale | _Unset = _UNSET
     """Changing it indexes the project's items again in the new language."""
+    alert_hours: AlertHours | _Unset = _UNSET
+    """Applies to alerts not raised yet."""
 
 
 class ProjectMember(msgspec.Struct, frozen=True, kw_only=True):
@@ -139,7 +152,15 @@ def _existing(project: ProjectState | None) -> ProjectState:
     return project
 
 
-_PROJECT: Final = ("name", "description", "clients_enabled", "status", "created_at", "updated_at")
+_PROJECT: Final = (
+    "name",
+    "description",
+    "clients_enabled",
+    "alert_hours",
+    "status",
+    "created_at",
+    "updated_at",
+)
 """The columns of a project's row that :class:`Project` shows as they are."""
 
 
@@ -207,6 +228,7 @@ async def create_project(ctx: Ctx, body: NewProject) -> Reply:
         description=body.description,
         clients_enabled=body.clients_enabled,
         language=CONFIGURATIONS[locale],
+        alert_hours=body.alert_hours,
     )
     events = decide_create_project(cmd, ctx.caller.context())
     await append_new(ctx.caller, [(project_stream(project_id), events, project_id)])

@@ -332,6 +332,10 @@ recorded AS (
             WHEN 'MilestoneCompleted' THEN t.kind || '_completed'
             WHEN 'TodoReopened' THEN t.kind || '_reopened'
             WHEN 'MilestoneReopened' THEN t.kind || '_reopened'
+            WHEN 'MilestoneDueSoon' THEN t.kind || '_due_soon'
+            WHEN 'TodoDueSoon' THEN t.kind || '_due_soon'
+            WHEN 'MilestoneOverdue' THEN t.kind || '_overdue'
+            WHEN 'TodoOverdue' THEN t.kind || '_overdue'
             WHEN 'TodoMoved' THEN 'todo_moved'
             WHEN 'RecordingStatusChanged' THEN CASE e.data->>'after'
                 WHEN 'archived' THEN 'recording_archived' WHEN 'trashed' THEN 'recording_trashed'
@@ -355,6 +359,8 @@ recorded AS (
                     {_change("status", "e.data->'before'", "e.data->'after'")})
                 WHEN e.event_type = 'ClientVisibilityChanged' THEN jsonb_build_array(
                     {_change("visible_to_clients", "e.data->'before'", "e.data->'after'")})
+                WHEN e.event_type IN ('MilestoneDueSoon', 'TodoDueSoon') THEN jsonb_build_array(
+                    {_change("due_at", "'null'::jsonb", "e.data->'due_at'")})
                 ELSE '[]'::jsonb
             END AS changes,
             CASE

@@ -19,7 +19,7 @@ from ..events import streams
 from ..events.base import Event, RecordedEvent, decode_event
 
 _PERSON_FIELDS = {"name", "email", "role", "company", "title", "locale", "time_zone"}
-_PROJECT_FIELDS = {"name", "description", "clients_enabled", "language"}
+_PROJECT_FIELDS = {"name", "description", "clients_enabled", "language", "alert_hours"}
 
 
 class Directory:
@@ -27,8 +27,9 @@ class Directory:
     ``projects`` and ``project_members``."""
 
     name = "directory"
-    # 4: people's locale and time zone; 5: projects' language; 6: people's pictures.
-    version = 6
+    # 4: people's locale and time zone; 5: projects' language; 6: people's pictures;
+    # 7: projects' alert_hours.
+    version = 7
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -75,6 +76,7 @@ class Directory:
             description     text,
             clients_enabled boolean NOT NULL,
             language        text NOT NULL,
+            alert_hours     integer NOT NULL DEFAULT 48,
             status          text NOT NULL,
             creator_id      text,
             created_at      timestamptz NOT NULL,
@@ -190,10 +192,10 @@ class Directory:
             case pr.ProjectCreated():
                 await conn.execute(
                     "INSERT INTO projects (project_id, name, description, clients_enabled, language, "
-                    "status, creator_id, created_at, updated_at, seq) "
-                    "VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7, $8)",
+                    "alert_hours, status, creator_id, created_at, updated_at, seq) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $8, $9)",
                     e.project_id, e.name, e.description, e.clients_enabled, e.language,
-                    r.metadata.actor, at, r.position,
+                    e.alert_hours, r.metadata.actor, at, r.position,
                 )  # fmt: skip
             case pr.ProjectEdited():
                 await _patch(
@@ -273,8 +275,8 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
-        "project_id", "name", "description", "clients_enabled", "language", "status",
-        "creator_id", "created_at", "updated_at", "seq", "version",
+        "project_id", "name", "description", "clients_enabled", "language", "alert_hours",
+        "status", "creator_id", "created_at", "updated_at", "seq", "version",
     ),
     "project_members": ("project_id", "person_id", "project_role", "added_at", "seq"),
 }  # fmt: skip
@@ -382,6 +384,7 @@ class _Fold:
                 self.projects[e.project_id] = {
                     "project_id": e.project_id, "name": e.name, "description": e.description,
                     "clients_enabled": e.clients_enabled, "language": e.language,
+                    "alert_hours": e.alert_hours,
                     "status": "active", "creator_id": actor,
                     "created_at": at, "updated_at": at, "seq": position, "version": 0,
                 }  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any, Final
 import asyncpg
 import msgspec
 
+from ..events.alerts import MilestoneDueSoon, MilestoneOverdue, TodoDueSoon, TodoOverdue
 from ..events.base import FieldChange, RecordedEvent
 from ..events.recordings import (
     ClientVisibilityChanged,
@@ -129,7 +130,8 @@ class Recordings:
     name = "recordings"
     # 2: no index on subscriptions (person_id); nothing looked subscriptions up by person.
     # 3: uploads (their columns and upload_versions) and attachments.
-    version = 3
+    # 4: due_soon_alerted_on, overdue_alerted_on and the recordings_alerts index (alerts, #17).
+    version = 4
     tables: Sequence[str] = ("recordings", "upload_versions", "subscriptions")
     stream_prefixes = (RECORDING,)
 
@@ -278,6 +280,11 @@ class _Batch:
                 self.subscriptions[(recording_id, person_id)] = True
             case SubscriberRemoved(person_id=person_id):
                 self.subscriptions[(recording_id, person_id)] = False
+            # Not updated_at: an alert is Cairn's, not a change of the recording.
+            case MilestoneDueSoon(due_on=due_on) | TodoDueSoon(due_on=due_on):
+                row["due_soon_alerted_on"] = due_on
+            case MilestoneOverdue(due_on=due_on) | TodoOverdue(due_on=due_on):
+                row["overdue_alerted_on"] = due_on
             case _:
                 pass
 

@@ -41,6 +41,9 @@ _TOUCHING: Final = (
 )
 """Events that set ``updated_at`` (subscriptions do not)."""
 _COMPLETIONS: Final = "('TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened')"
+_DUE_SOON: Final = "('MilestoneDueSoon', 'TodoDueSoon')"
+_OVERDUE: Final = "('MilestoneOverdue', 'TodoOverdue')"
+_ALERTS: Final = "('MilestoneDueSoon', 'TodoDueSoon', 'MilestoneOverdue', 'TodoOverdue')"
 
 
 # Which edit field is which column, by kind: the fields the domain's edits have. An edit of
@@ -120,7 +123,8 @@ SELECT {_RECORDING_ID} AS recording_id, e.tx_id, e.position, e.stream_version,
        CASE WHEN e.event_type IN ('RecordingStatusChanged', 'ClientVisibilityChanged')
                 THEN e.data->>'after'
             WHEN e.event_type IN ('TodoCompleted', 'MilestoneCompleted')
-                THEN e.data->>'completer_id' END AS value,
+                THEN e.data->>'completer_id'
+            WHEN e.event_type IN {_ALERTS} THEN e.data->>'due_on' END AS value,
        CASE WHEN e.event_type IN {EDITS} THEN e.data->'changes' END AS changes
 FROM {{log}} e
 WHERE e.stream_id ^@ '{RECORDING}' AND e.event_type NOT IN {CREATIONS}
@@ -163,7 +167,9 @@ lasts AS (
            {_last("value", "event_type = 'ClientVisibilityChanged'")} AS visible,
            {_last("event_type", f"event_type IN {_COMPLETIONS}")} AS done,
            {_last("at", f"event_type IN {_COMPLETIONS}")} AS done_at,
-           {_last("value", f"event_type IN {_COMPLETIONS}")} AS done_by
+           {_last("value", f"event_type IN {_COMPLETIONS}")} AS done_by,
+           {_last("value", f"event_type IN {_DUE_SOON}")} AS due_soon_on,
+           {_last("value", f"event_type IN {_OVERDUE}")} AS overdue_on
     FROM _bulk_events GROUP BY recording_id
 )
 SELECT q.*,
@@ -189,7 +195,9 @@ SELECT b.recording_id, b.kind, b.project_id,
        {_edited("due_on", "b.due_on")} AS due_on,
        {_edited("assignee_ids", "b.assignee_ids")} AS assignee_ids,
        {_edited("responsible_id", "b.responsible_id")} AS responsible_id,
-       pos.position, b.tx_id, b.parent_id AS first_parent_id
+       pos.position, l.due_soon_on::date AS due_soon_alerted_on,
+       l.overdue_on::date AS overdue_alerted_on, b.tx_id,
+       b.parent_id AS first_parent_id
 FROM _bulk_base b
 LEFT JOIN _bulk_positions pos ON pos.recording_id = b.recording_id
 LEFT JOIN edits ed ON ed.recording_id = b.recording_id
@@ -250,7 +258,7 @@ WITH src AS MATERIALIZED (
            r.responsible_id, r.position, coalesce(n.active, 0) AS comments_count,
            '[]'::jsonb AS attachments, NULL::text AS folder, NULL::text AS file_sha256,
            NULL::bigint AS file_size, NULL::text AS content_type, NULL::text AS file_name,
-           0 AS versions_count,
+           0 AS versions_count, r.due_soon_alerted_on, r.overdue_alerted_on,
            r.parent_id IS NOT NULL
              AND (p.recording_id IS NULL OR f.recording_id IS NULL
                   OR (f.tx_id, f.seq) > (r.tx_id, r.seq)

@@ -21,6 +21,9 @@ Tables:
   content_type, name}``, in their order; ``[]`` for other kinds). An upload's ``title`` is its
   name, ``content`` its description; ``folder``, ``versions_count`` and its current
   (last) version's file: ``file_sha256``, ``file_size``, ``content_type``, ``file_name``.
+  ``due_soon_alerted_on`` and ``overdue_alerted_on`` are the due dates of a to-do's or
+  milestone's last "due soon" and "overdue" alerts (:mod:`service.domain.alerts`); index ``recordings_alerts`` holds, by due date, exactly
+  the to-dos and milestones that may still be owed an alert (what the scheduler reads).
 * ``upload_versions(recording_id, n, sha256, size, content_type, name, created_by,
   created_at)``: every version of every upload (``n`` from 1).
 * ``subscriptions(recording_id, person_id)``: who is notified about what.
@@ -68,6 +71,8 @@ COLUMNS: Final = (
     "content_type",
     "file_name",
     "versions_count",
+    "due_soon_alerted_on",
+    "overdue_alerted_on",
 )
 """Every column of ``recordings``, in table order."""
 
@@ -110,13 +115,19 @@ DDL: Final = """
             file_size              bigint,
             content_type           text,
             file_name              text,
-            versions_count         integer NOT NULL DEFAULT 0
+            versions_count         integer NOT NULL DEFAULT 0,
+            due_soon_alerted_on    date,
+            overdue_alerted_on     date
         );
         CREATE INDEX recordings_project_kind ON recordings (project_id, kind, status, seq);
         CREATE INDEX recordings_parent ON recordings (parent_id, position);
         CREATE INDEX recordings_parent_seq ON recordings (parent_id, seq);
         CREATE INDEX recordings_assignees ON recordings USING gin (assignee_ids);
         CREATE INDEX recordings_due ON recordings (due_on) WHERE due_on IS NOT NULL;
+        CREATE INDEX recordings_alerts ON recordings (due_on)
+            WHERE kind IN ('milestone', 'todo') AND NOT completed
+              AND effective_status = 'active' AND (kind = 'milestone' OR assignee_ids <> '{}')
+              AND overdue_alerted_on IS DISTINCT FROM due_on;
         CREATE INDEX recordings_uploads ON recordings (project_id, folder, content_type, seq)
             WHERE kind = 'upload';
         CREATE TABLE upload_versions (

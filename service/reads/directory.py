@@ -30,7 +30,8 @@ _TOKEN: Final = (
     "p.version FROM api_tokens t JOIN people p USING (person_id)"
 )
 _PROJECT: Final = """
-SELECT p.project_id, p.name, p.description, p.clients_enabled, p.language, p.status,
+SELECT p.project_id, p.name, p.description, p.clients_enabled, p.language, p.alert_hours,
+       p.status,
        p.created_at, p.updated_at, p.seq, p.creator_id, c.name AS creator_name, p.version
 FROM projects p LEFT JOIN people c ON c.person_id = p.creator_id
 """

@@ -25,6 +25,7 @@ cannot leak what the rule refuses.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -218,7 +219,20 @@ class Scope:
             parent=row["parent_title"],
             person=row["person_name"],
             project=row["project_name"],
+            due_in=_due_in(row),
         )
+
+
+def _due_in(row: asyncpg.Record) -> dt.timedelta | None:
+    """How long was left until the due date ended when a "due soon" row's alert was raised
+    (its change ``due_at``, from its ``at``); None for other rows."""
+    if not row["kind"].endswith("_due_soon"):
+        return None
+    for change in changes_of(row):
+        if change.field == "due_at" and isinstance(change.after, str):
+            raised: dt.datetime = row["at"]
+            return dt.datetime.fromisoformat(change.after) - raised
+    return None
 
 
 def scope_for(
