@@ -27,6 +27,7 @@ from ..domain.projects import evolve_project
 from ..errors import ConfigurationError, Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
+from ..mail.sender import MailOut
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
@@ -67,6 +68,7 @@ ROUTE_MODULES: list[str] = [
     "files",
     "health",
     "metrics",
+    "mail",
 ]
 
 
@@ -179,10 +181,12 @@ def create_app(
             clock=clock,
             time_zone=settings.time_zone,
         )
+        mail = MailOut(services, settings, poll=settings.poll_interval)
         try:
             await engine.prepare()
             engine.start()
             await realtime.start(store, engine, tokens)
+            await mail.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -191,8 +195,10 @@ def create_app(
                 "feeds": FeedCache(),
                 "blobs": PostgresBlobStore(store.pool),
                 "signing_keys": KeyringCache(),
+                "mail": mail,
             }
         finally:
+            await mail.stop()
             await realtime.stop()
             await engine.stop()
             await store.close()

@@ -1,0 +1,422 @@
+"""E-mail out for one instance (:class:`MailOut`): the ``mail`` planner (:mod:`.outbox`) and
+a sender loop that claims due rows, checks access again, composes (:mod:`.compose`) and
+sends them over SMTP with ``aiosmtplib``, reusing one connection while there is work.
+
+At send time the recipient is read again (active? e-mail of that kind still on?) and so is
+every recording the mail names, through the one access check: a mail about something the
+recipient may no longer see is skipped, and names they may not be told are redacted
+(:mod:`service.domain.redaction`). Files are linked through the authenticated download
+route, never through a signed link that would expire in a mailbox.
+
+Failures: a 5xx answer is permanent (the row is ``failed``); a 4xx, a refused or lost
+connection or a timeout is temporary: retried after ``CAIRN_MAIL_RETRY_SECONDS``, doubled
+at each try (at most an hour), until ``CAIRN_MAIL_MAX_ATTEMPTS``.
+
+**At most once more**: a row is marked ``sent`` after the server accepted it, in a second
+statement. An instance dying between the two leaves the row ``sending``; once its lease has
+run out another instance claims it and sends it again, with the same ``Message-ID`` (derived
+from the notice), so receiving servers and clients drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import parseaddr
+from typing import Any, Final
+
+import aiosmtplib
+import asyncpg
+
+from ..commands.caller import Services
+from ..config import Settings, smtp_target
+from ..domain import redaction, text
+from ..domain.access import (
+    ProjectFacts,
+    Viewer,
+    can_see_person,
+    can_see_project,
+    can_see_recording,
+)
+from ..domain.i18n import LOCALES, Locale
+from ..domain.mail_addresses import reply_local_part
+from ..domain.people import PersonState
+from ..domain.preferences import mailed
+from ..domain.signing import Keyring
+from ..domain.unsubscribe import ALL, sign
+from ..errors import InvalidCommand
+from ..events.wakeup import TRANSIENT_ERRORS
+from ..metrics import Worker
+from ..reads import directory
+from ..reads.access import projects_facts, recording_facts
+from ..reads.mail_keys import MailKeyCache
+from ..reads.recordings import rows_by_id
+from . import compose, outbox
+from .outbox import Row
+
+_log = logging.getLogger(__name__)
+
+LEASE: Final = timedelta(minutes=10)
+"""How long a claimed row is an instance's to send before another may take it."""
+BATCH: Final = 100
+"""Rows claimed at a time."""
+MAX_BACKOFF: Final = 3600.0
+IDLE_CLOSE: Final = 5.0
+"""An SMTP connection idle this long (s) is closed."""
+UNSUBSCRIBE_PATH: Final = "/v1/mail/unsubscribe"
+
+
+@dataclass
+class _Facts:
+    people: dict[str, PersonState]
+    projects: dict[str, ProjectFacts]
+    recordings: dict[str, asyncpg.Record]
+    names: dict[str, str]
+    project_names: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    """What became of one mail: ``sent``, ``retry``, ``failed`` or ``skipped``."""
+
+    state: str
+    detail: str = ""
+
+
+@dataclass
+class MailOut:
+    """E-mail out of one instance. Runs only when ``CAIRN_SMTP_URL`` and
+    ``CAIRN_MAIL_DOMAIN`` are both set (:attr:`configured`); otherwise nothing is planned
+    nor sent.
+
+    Args:
+        services: store, clock, default time zone, the fold cache of people.
+        settings: the instance's settings.
+        poll: how often (s) the sender looks for due rows when nothing wakes it (rows
+            delayed by quiet hours, digests, retries, other instances' plans).
+    """
+
+    services: Services
+    settings: Settings
+    poll: float = 1.0
+    keys: MailKeyCache = field(default_factory=MailKeyCache)
+
+    def __post_init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.planner = outbox.Planner(
+            self.services, digest_hour=self.settings.digest_hour, wake=self.wake
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._worker = Worker("mail")
+
+    @property
+    def configured(self) -> bool:
+        """Whether this instance sends mail."""
+        return bool(self.settings.smtp_url and self.settings.mail_domain)
+
+    @property
+    def running(self) -> bool:
+        """Whether the sender loop runs."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def domain(self) -> str:
+        return self.settings.mail_domain
+
+    @property
+    def sender(self) -> str:
+        """The ``From`` of every mail."""
+        return self.settings.mail_from or f"Cairn <cairn@{self.domain}>"
+
+    @property
+    def public_url(self) -> str:
+        """Where people reach the API, for links."""
+        given = self.settings.public_url.rstrip("/")
+        return given or f"http://{self.settings.host}:{self.settings.port}"
+
+    def unsubscribe_url(self, keyring: Keyring, person_id: str, kind: str) -> str:
+        """The one-click link that turns ``person_id``'s mail of ``kind`` off."""
+        return f"{self.public_url}{UNSUBSCRIBE_PATH}?token={sign(keyring, person_id, kind)}"
+
+    # ----------------------------------------------------------- running
+
+    async def start(self) -> None:
+        """Plan and send in tasks until :meth:`stop` (nothing when not configured)."""
+        if not self.configured:
+            return
+        await self.planner.reader.start_at_head()
+        self.planner.reader.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="mail-sender")
+
+    async def stop(self) -> None:
+        """Stop planning and sending; a mail being sent is finished or left ``sending``."""
+        await self.planner.reader.stop()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._close()
+
+    async def _run(self) -> None:
+        idle_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            self.wake.clear()
+            try:
+                busy = await self.step()
+            except TRANSIENT_ERRORS as exc:
+                _log.info("mail sender lost PostgreSQL (%s); retrying", exc)
+                await asyncio.sleep(0.2)
+                continue
+            except Exception:
+                _log.exception("mail sender failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+                continue
+            if busy:
+                idle_since = None
+                continue
+            if idle_since is None:
+                idle_since = loop.time()
+            elif loop.time() - idle_since > IDLE_CLOSE:
+                await self._close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll)
+
+    async def step(self) -> bool:
+        """Claim what is due now, send it; whether there was anything."""
+        pool = self.services.store.pool
+        now = self.services.clock()
+        rows = await outbox.claim(pool, now, now + LEASE, BATCH)
+        groups = [[r] for r in rows]
+        gathered = await outbox.claim_digest(pool, now, now + LEASE)
+        if gathered:
+            groups.append(gathered)
+        if not groups:
+            return False
+        facts = await self._facts([r for g in groups for r in g])
+        keyring = await self.keys.get(pool)
+        for group in groups:
+            await self._deliver(group, facts, keyring)
+        return True
+
+    # ----------------------------------------------------------- facts
+
+    async def _facts(self, rows: Sequence[Row]) -> _Facts:
+        pool = self.services.store.pool
+        people = await outbox.people(self.services, [r.person_id for r in rows])
+        projects = await projects_facts(pool, list({r.project_id for r in rows}))
+        ids = {i for r in rows for i in (r.recording_id, r.thread_id) if i is not None}
+        recordings = await rows_by_id(pool, list(ids))
+        actors = [r.actor_id for r in rows if r.actor_id is not None]
+        names = await directory.names(pool, list(dict.fromkeys(actors))) if actors else {}
+        project_names = {r["project_id"]: r["project_name"] for r in recordings.values()}
+        for project_id in {r.project_id for r in rows} - set(project_names):
+            found = await directory.project(pool, project_id)
+            if found is not None:
+                project_names[project_id] = found["name"]
+        return _Facts(people, projects, recordings, names, project_names)
+
+    def _item(self, row: Row, viewer: Viewer, locale: Locale, facts: _Facts) -> compose.Item | None:
+        """The notice as ``viewer`` may be told it; None when they may not be told of it."""
+        project = facts.projects.get(row.project_id)
+        if project is None or not can_see_project(viewer, project):
+            return None
+        shown: list[asyncpg.Record] = []
+        for rid in dict.fromkeys(i for i in (row.thread_id, row.recording_id) if i is not None):
+            found = facts.recordings.get(rid)
+            if found is None or not can_see_recording(viewer, project, recording_facts(found)):
+                return None
+            shown.append(found)
+        actor = self._actor(row.actor_id, viewer, project, locale, facts)
+        project_name = facts.project_names.get(row.project_id, "")
+        if not shown:  # an invitation: the project itself
+            link = self.settings.app_url.format(
+                type="project", id=row.project_id, project_id=row.project_id
+            )
+            return compose.Item(
+                row.position, row.kind, project_name, actor, "", link, row.noticed_at
+            )
+        thread = shown[0]
+        own = facts.recordings[row.recording_id] if row.recording_id else thread
+        link = self.settings.app_url.format(
+            type=thread["kind"], id=thread["recording_id"], project_id=row.project_id
+        )
+        body = None
+        if row.kind in ("message", "comment") and own["content"]:
+            try:
+                body = text.optional_html("body", own["content"])
+            except InvalidCommand:
+                body = None
+        return compose.Item(
+            position=row.position,
+            kind=row.kind,
+            project=project_name,
+            actor=actor,
+            title=thread["title"],
+            link=link,
+            at=row.noticed_at,
+            body_html=body,
+            due_on=own["due_on"],
+            files=self._files(own),
+        )
+
+    def _actor(
+        self,
+        actor_id: str | None,
+        viewer: Viewer,
+        project: ProjectFacts,
+        locale: Locale,
+        facts: _Facts,
+    ) -> str:
+        if actor_id is None or actor_id == redaction.CAIRN_ID:
+            return redaction.cairn(locale)
+        if not can_see_person(viewer, actor_id, [project]):
+            return redaction.someone(locale)
+        return facts.names.get(actor_id) or redaction.someone(locale)
+
+    def _files(self, row: asyncpg.Record) -> tuple[tuple[str, str], ...]:
+        raw: Any = row["attachments"]
+        files = json.loads(raw) if isinstance(raw, str) else (raw or [])
+        base = f"{self.public_url}/v1/recordings/{row['recording_id']}/attachments"
+        return tuple((f["name"], f"{base}/{f['sha256']}/download") for f in files)
+
+    # ----------------------------------------------------------- delivering
+
+    async def _deliver(self, group: list[Row], facts: _Facts, keyring: Keyring) -> None:
+        pool = self.services.store.pool
+        first = group[0]
+        ids = [r.id for r in group]
+        person = facts.people.get(first.person_id)
+        if person is None or not person.active:
+            await outbox.finish(pool, ids, "skipped", "the person is gone or deactivated")
+            return
+        viewer = Viewer(person_id=person.person_id, role=person.role, active=person.active)
+        locale = _locale(person.locale, self.settings.locale)
+        to = compose.Recipient(person.person_id, person.name, person.email, locale)
+        if first.digest_day is None:
+            if not mailed(person.notifications, first.kind):
+                await outbox.finish(pool, ids, "skipped", "e-mail of this kind is off")
+                return
+            item = self._item(first, viewer, locale, facts)
+            if item is None:
+                await outbox.finish(pool, ids, "skipped", "not visible to the person")
+                return
+            thread = first.thread_id or first.recording_id
+            root = facts.recordings.get(thread) if thread else None
+            env = compose.Envelope(
+                sender=self.sender,
+                message_id=compose.message_id(first.position, to.person_id, self.domain),
+                unsubscribe_url=self.unsubscribe_url(keyring, to.person_id, first.kind),
+                reply_to=(
+                    f"{reply_local_part(keyring, to.person_id, thread)}@{self.domain}"
+                    if thread
+                    else None
+                ),
+                thread_id=(
+                    compose.message_id(root["seq"], to.person_id, self.domain)
+                    if root is not None
+                    else None
+                ),
+            )
+            msg = compose.single(to, item, env)
+        else:
+            items = [
+                i
+                for r in group
+                if mailed(person.notifications, r.kind)
+                and (i := self._item(r, viewer, locale, facts)) is not None
+            ]
+            if not items:
+                await outbox.finish(pool, ids, "skipped", "nothing left to tell")
+                return
+            env = compose.Envelope(
+                sender=self.sender,
+                message_id=compose.digest_id(
+                    first.digest_day, min(r.position for r in group), to.person_id, self.domain
+                ),
+                unsubscribe_url=self.unsubscribe_url(keyring, to.person_id, ALL),
+            )
+            msg = compose.digest(to, items, first.digest_day, env, self.services.clock())
+        outcome = await self._send(msg, to.email)
+        now = self.services.clock()
+        attempts = max(r.attempts for r in group)
+        if outcome.state == "sent":
+            await outbox.sent(pool, ids, now, env.message_id)
+        elif outcome.state == "retry" and attempts < self.settings.mail_max_attempts:
+            wait = min(self.settings.mail_retry_seconds * 2 ** (attempts - 1), MAX_BACKOFF)
+            await outbox.retry(pool, ids, now + timedelta(seconds=wait), outcome.detail)
+        else:
+            await outbox.finish(pool, ids, "failed", outcome.detail, env.message_id)
+
+    async def _send(self, msg: EmailMessage, to: str) -> Outcome:
+        self._worker.attempted()
+        try:
+            smtp = await self._connection()
+            await smtp.send_message(msg, sender=parseaddr(self.sender)[1], recipients=[to])
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            self._worker.failed()
+            code = min(e.code for e in exc.recipients)
+            return self._refused(code, "; ".join(str(e) for e in exc.recipients))
+        except aiosmtplib.SMTPResponseException as exc:
+            self._worker.failed()
+            await self._close()
+            return self._refused(exc.code, f"{exc.code} {exc.message}")
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._worker.failed()
+            await self._close()
+            return Outcome("retry", f"{type(exc).__name__}: {exc}"[:500])
+        return Outcome("sent")
+
+    @staticmethod
+    def _refused(code: int, detail: str) -> Outcome:
+        return Outcome("failed" if 500 <= code < 600 else "retry", detail[:500])
+
+    async def _connection(self) -> aiosmtplib.SMTP:
+        if self._smtp is not None and self._smtp.is_connected:
+            return self._smtp
+        target = smtp_target(self.settings.smtp_url)
+        smtp = aiosmtplib.SMTP(
+            hostname=target.host,
+            port=target.port,
+            username=target.username,
+            password=target.password,
+            use_tls=target.implicit_tls,
+            start_tls=target.starttls,
+            timeout=30,
+        )
+        await smtp.connect()
+        self._smtp = smtp
+        return smtp
+
+    async def _close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None or not smtp.is_connected:
+            return
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            smtp.close()
+
+    # ----------------------------------------------------------- status
+
+    async def backlog(self) -> tuple[int, int]:
+        """Mails waiting and mails failed (from the outbox, every instance's)."""
+        return await outbox.backlog(self.services.store.pool)
+
+
+def _locale(chosen: str | None, default: str) -> Locale:
+    for known in LOCALES:
+        if chosen == known:
+            return known
+    for known in LOCALES:
+        if default == known:
+            return known
+    return LOCALES[0]
