@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
+import httpx
 import pytest
 
+from service.bootstrap import NewAdmin
 from service.domain.mail_addresses import ReplyTarget, parse_local_part
 from service.events.base import Metadata
 from service.events.notices import PeopleNotified
@@ -25,8 +29,9 @@ from service.events.store import NO_STREAM, EventStore
 from service.events.streams import notice_stream, recording_stream
 from service.reads.mail_keys import keyring
 
-from .support.api import Api
-from .support.servers import FixedClock
+from .support.api import Api, add_admin, bearer, known_token, problem
+from .support.cli import child_env, run_cairn
+from .support.servers import FixedClock, Server, free_port, serving
 from .support.smtp_sink import Sink, smtp_sink
 from .support.teams import Team, make_team
 from .support.waiting import eventually
@@ -106,14 +111,19 @@ async def states(store: EventStore) -> list[tuple[str, str, int]]:
     return [(r["person_id"], r["state"], r["attempts"]) for r in rows]
 
 
-async def settled(store: EventStore, n: int) -> list[tuple[str, str, int]]:
-    """The outbox once ``n`` rows exist and none waits to be sent now."""
+async def settled(store: EventStore, n: int, now: datetime = START) -> list[tuple[str, str, int]]:
+    """The outbox (person, state, attempts) once ``n`` rows exist and none is due at ``now``
+    or being sent."""
 
     async def check() -> list[tuple[str, str, int]]:
-        rows = await states(store)
+        rows = await store.pool.fetch(
+            "SELECT person_id, state, attempts, due_at FROM mail_outbox ORDER BY id"
+        )
         assert len(rows) == n, rows
-        assert all(s in ("sent", "failed", "skipped", "planned") for _, s, _ in rows), rows
-        return rows
+        for r in rows:
+            assert r["state"] != "sending", rows
+            assert r["state"] != "planned" or r["due_at"] > now, rows
+        return [(r["person_id"], r["state"], r["attempts"]) for r in rows]
 
     return await eventually(check, timeout=10)
 
@@ -121,7 +131,8 @@ async def settled(store: EventStore, n: int) -> list[tuple[str, str, int]]:
 def parts(mail: EmailMessage) -> tuple[str, str]:
     plain = mail.get_body(("plain",))
     rich = mail.get_body(("html",))
-    assert plain is not None and rich is not None
+    assert plain is not None
+    assert rich is not None
     return plain.get_content(), rich.get_content()
 
 
@@ -173,16 +184,19 @@ async def test_a_message_and_its_comment_reach_a_french_reader_threaded(
     text, rich = parts(first)
     assert "Ada Admin a publié un message dans Launch" in text
     assert "Bonjour à tous" in text
-    assert "<b>à tous</b>" in rich and "<script" not in rich
+    assert "<b>à tous</b>" in rich
+    assert "<script" not in rich
     assert "Ne plus recevoir ce genre de courriels" in text
     assert first["Content-Language"] == "fr"
     text2, _ = parts(second)
-    assert "Ada Admin a commenté" in text2 and "Je valide." in text2
+    assert "Ada Admin a commenté" in text2
+    assert "Je valide." in text2
 
     mid = first["Message-ID"]
     assert re.fullmatch(rf"<\d+\.[0-9a-f]{{20}}@{re.escape(DOMAIN)}>", mid), mid
     assert first["In-Reply-To"] is None
-    assert second["In-Reply-To"] == mid and second["References"] == mid
+    assert second["In-Reply-To"] == mid
+    assert second["References"] == mid
     assert second["Message-ID"] != mid
 
     keys = await keyring(store.pool)
@@ -199,3 +213,414 @@ async def test_a_message_and_its_comment_reach_a_french_reader_threaded(
         )
     assert sink.envelopes[0] == (f"cairn@{DOMAIN}", ["mia@example.com"])
     assert await settled(store, 2) == [(team.mia_id, "sent", 1)] * 2
+
+
+# ------------------------------------------------------------------ preferences, unsubscribe
+
+
+async def test_the_unsubscribe_link_turns_that_kind_off_in_one_click(
+    team: Team, store: EventStore, sink: Sink
+) -> None:
+    """POSTing a comment mail's List-Unsubscribe address (RFC 8058, no API token) turns
+    Mia's comment mail off: her preferences say so and the next comment is not mailed,
+    while messages still are; a GET of the link changes nothing; a forged token is a 404."""
+    posted = await message(team)
+    said = await comment(team, posted["id"], "<p>One</p>")
+    await notify(
+        store,
+        said["id"],
+        "comment",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+        thread_id=posted["id"],
+    )
+    [mail] = await received(sink, 1)
+    link = mail["List-Unsubscribe"].strip("<>")
+    path = urlsplit(link)
+    async with httpx.AsyncClient(base_url=team.api.server.base_url) as anonymous:
+        page = await anonymous.get(f"{path.path}?{path.query}")
+        assert page.status_code == 200
+        assert 'method="post"' in page.text
+        assert (await team.c.get("/v1/me/notifications", headers=team.mia)).json()["email"][
+            "comment"
+        ] is True
+        done = await anonymous.post(
+            f"{path.path}?{path.query}",
+            content=b"List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert done.status_code == 200, done.text
+        assert done.json() == {"person_id": team.mia_id, "kind": "comment"}
+        token = parse_qs(path.query)["token"][0]
+        forged = token[:-2] + ("aa" if not token.endswith("aa") else "bb")
+        problem(await anonymous.post(f"/v1/mail/unsubscribe?token={forged}"), 404)
+    prefs = (await team.c.get("/v1/me/notifications", headers=team.mia)).json()
+    assert prefs["email"]["comment"] is False
+    assert prefs["email"]["message"] is True
+
+    again = await comment(team, posted["id"], "<p>Two</p>")
+    await notify(
+        store,
+        again["id"],
+        "comment",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+        thread_id=posted["id"],
+    )
+    other = await message(team, subject="Still mailed")
+    await notify(
+        store,
+        other["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    mails = await received(sink, 2)
+    assert [m["Subject"] for m in mails] == ["Re: [Launch] Kick-off", "[Launch] Still mailed"]
+    rows = await settled(store, 3)
+    assert [s for _, s, _ in rows] == ["sent", "skipped", "sent"]
+
+
+async def test_preferences_are_read_and_set_and_bad_ones_refused(team: Team) -> None:
+    """GET shows the defaults; PUT sets kinds, digest and quiet hours (kinds left out keep
+    their switch); unknown kinds, malformed times and empty spans are problems."""
+    me = team.mia
+    shown = (await team.c.get("/v1/me/notifications", headers=me)).json()
+    assert shown["digest"] is False
+    assert shown["quiet_hours"] is None
+    assert shown["digest_hour"] == 8
+    assert all(shown["email"].values())
+    assert set(shown["email"]) >= {"message", "comment", "assignment", "todo_overdue"}
+    body = {
+        "email": {"assignment": False},
+        "digest": True,
+        "quiet_hours": {"start": "22:00", "end": "07:30"},
+    }
+    put = await team.c.put("/v1/me/notifications", json=body, headers=me)
+    assert put.status_code == 200, put.text
+    assert put.json()["email"]["assignment"] is False
+    assert put.json()["email"]["message"] is True
+    assert put.json()["quiet_hours"] == {"start": "22:00", "end": "07:30"}
+    assert (await team.c.get("/v1/me/notifications", headers=me)).json() == put.json()
+    for bad in (
+        {**body, "email": {"gossip": True}},
+        {**body, "quiet_hours": {"start": "25:00", "end": "07:00"}},
+        {**body, "quiet_hours": {"start": "07:00", "end": "07:00"}},
+        {**body, "digest": "yes"},
+        {"email": {}, "digest": False},
+    ):
+        answer = await team.c.put("/v1/me/notifications", json=bad, headers=me)
+        assert answer.status_code in (400, 422), (bad, answer.text)
+        problem(answer, answer.status_code)
+
+
+# ------------------------------------------------------------------ access
+
+
+async def test_a_client_gets_no_mail_about_a_hidden_item_nor_hidden_names(
+    team: Team, store: EventStore, sink: Sink
+) -> None:
+    """A notice naming Cleo (a client) about a message hidden from clients is skipped at send
+    time; on a visible one, an actor she may not be told about is "Someone"."""
+    hidden = await message(team, subject="Internal budget")
+    await notify(
+        store,
+        hidden["id"],
+        "message",
+        [team.cleo_id, team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    shown = await message(team, subject="For the client", visible_to_clients=True)
+    await notify(
+        store,
+        shown["id"],
+        "message",
+        [team.cleo_id],
+        project_id=team.project_id,
+        actor_id=team.otto_id,
+    )
+    rows = await settled(store, 3)
+    assert sorted(s for _, s, _ in rows) == ["sent", "sent", "skipped"]
+    mails = await received(sink, 2)
+    to_cleo = [m for m in mails if "cleo" in m["To"]]
+    assert [m["Subject"] for m in to_cleo] == ["[Launch] For the client"]
+    text, rich = parts(to_cleo[0])
+    assert "Someone posted a message" in text
+    assert "Otto" not in text
+    assert "Otto" not in rich
+    assert all("Internal budget" not in m.as_string() for m in to_cleo)
+
+
+# ------------------------------------------------------------------ failures
+
+
+async def test_a_temporary_failure_is_retried_with_backoff_then_sent(
+    team: Team, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """A 451 puts the mail back for CAIRN_MAIL_RETRY_SECONDS; once the clock passes it, the
+    mail goes, with the same Message-ID it would have had."""
+    sink.refuse.append("451 4.3.0 try again later")
+    posted = await message(team)
+    await notify(
+        store,
+        posted["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+
+    async def put_back() -> asyncpg.Record:
+        row = await store.pool.fetchrow("SELECT * FROM mail_outbox")
+        assert row is not None
+        assert row["state"] == "planned"
+        assert row["attempts"] == 1
+        return row
+
+    row = await eventually(put_back, timeout=10)
+    assert "451" in row["last_error"]
+    assert row["due_at"] == START + timedelta(seconds=60)
+    assert sink.mails == []
+    clock.now = START + timedelta(seconds=61)
+    [mail] = await received(sink, 1)
+    assert sink.refused == 1
+    assert await settled(store, 1) == [(team.mia_id, "sent", 2)]
+    sent = await store.pool.fetchrow("SELECT message_id, last_error FROM mail_outbox")
+    assert sent["message_id"] == mail["Message-ID"]
+    assert sent["last_error"] is None
+
+
+async def test_a_permanent_failure_marks_the_mail_failed(
+    team: Team, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """A 550 is final: the row is failed with the server's answer, never tried again."""
+    sink.refuse.append("550 5.1.1 no such mailbox")
+    posted = await message(team)
+    await notify(
+        store,
+        posted["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    assert await settled(store, 1) == [(team.mia_id, "failed", 1)]
+    error = await store.pool.fetchval("SELECT last_error FROM mail_outbox")
+    assert error.startswith("550")
+    clock.now = START + timedelta(days=1)
+    metrics = (await team.c.get("/metrics")).text
+    assert "cairn_mail_failed_rows 1.0" in metrics
+    assert sink.mails == []
+    assert sink.refused == 1
+
+
+# ------------------------------------------------------------------ exactly once, history
+
+
+def _mailing(sink_url: str, clock: FixedClock) -> dict[str, Any]:
+    return {
+        "smtp_url": sink_url,
+        "mail_domain": DOMAIN,
+        "poll_interval": 0.05,
+        "mail_retry_seconds": 60.0,
+        "clock": clock,
+    }
+
+
+async def _team_on(server: Server, client: httpx.AsyncClient, admin: NewAdmin) -> Team:
+    await known_token(client, timeout=5.0)
+    return await make_team(Api(server, client, admin.person_id, admin.token))
+
+
+async def test_a_planned_mail_is_sent_once_across_a_restart_and_at_most_once_more_after_a_crash(
+    database_url: str, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """The first instance plans the mail but cannot reach its SMTP server; a second one,
+    started after the first stopped, sends it exactly once. A send whose "sent" mark was lost
+    (an instance dying in between: the row stays "sending" past its lease) is sent once
+    more, with the same Message-ID."""
+    admin = await add_admin(database_url)
+    dead = f"smtp://127.0.0.1:{free_port()}"
+    async with (
+        serving(database_url, **_mailing(dead, clock)) as first,
+        httpx.AsyncClient(base_url=first.base_url, headers=bearer(admin.token)) as client,
+    ):
+        team = await _team_on(first, client, admin)
+        posted = await team.message()
+        await notify(
+            store,
+            posted["id"],
+            "message",
+            [team.mia_id],
+            project_id=team.project_id,
+            actor_id=admin.person_id,
+        )
+        assert await settled(store, 1) == [(team.mia_id, "planned", 1)]
+    async with serving(database_url, **_mailing(sink.url, clock)):
+        clock.now = START + timedelta(seconds=61)
+        [mail] = await received(sink, 1)
+        assert await settled(store, 1, clock.now) == [(team.mia_id, "sent", 2)]
+        # The mark lost: the row is still "sending" and its lease has run out.
+        await store.pool.execute(
+            "UPDATE mail_outbox SET state = 'sending', due_at = $1, lease_until = $1", clock.now
+        )
+        _, again = await received(sink, 2)
+        assert await settled(store, 1, clock.now) == [(team.mia_id, "sent", 3)]
+    assert again["Message-ID"] == mail["Message-ID"]
+    assert len(sink.mails) == 2
+
+
+async def test_history_is_never_mailed_nor_anything_after_a_rebuild(
+    database_url: str, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """Notices in the log before mail is enabled are never mailed; `cairn projections
+    rebuild --all` mails nothing; the next notice is mailed. /readyz and the metrics say
+    whether mail is sent."""
+    admin = await add_admin(database_url)
+    async with (
+        serving(database_url, clock=clock, poll_interval=0.05) as quiet,
+        httpx.AsyncClient(base_url=quiet.base_url, headers=bearer(admin.token)) as client,
+    ):
+        team = await _team_on(quiet, client, admin)
+        for subject in ("Old news", "Older news"):
+            posted = await team.message(subject=subject)
+            await notify(
+                store,
+                posted["id"],
+                "message",
+                [team.mia_id],
+                project_id=team.project_id,
+                actor_id=admin.person_id,
+            )
+        ready = (await client.get("/readyz")).json()
+        [check] = [c for c in ready["checks"] if c["name"] == "mail"]
+        assert check["ready"] is True
+        assert check["detail"].startswith("not configured")
+        assert "cairn_mail_configured 0.0" in (await client.get("/metrics")).text
+    async with (
+        serving(database_url, **_mailing(sink.url, clock)) as mailing,
+        httpx.AsyncClient(base_url=mailing.base_url, headers=bearer(admin.token)) as client,
+    ):
+        code, output = await run_cairn(
+            "projections", "rebuild", "--all", env=child_env(database_url)
+        )
+        assert code == 0, output
+        fresh = await client.post(
+            f"/v1/projects/{team.project_id}/messages",
+            json={"subject": "New news", "body": "<p>Hi</p>"},
+        )
+        assert fresh.status_code == 201, fresh.text
+        await notify(
+            store,
+            fresh.json()["id"],
+            "message",
+            [team.mia_id],
+            project_id=team.project_id,
+            actor_id=admin.person_id,
+        )
+        [mail] = await received(sink, 1)
+        assert mail["Subject"] == "[Launch] New news"
+        assert await settled(store, 1) == [(team.mia_id, "sent", 1)]
+        ready = (await client.get("/readyz")).json()
+        [check] = [c for c in ready["checks"] if c["name"] == "mail"]
+        assert check == {
+            "name": "mail",
+            "ready": True,
+            "detail": "configured, sending; 0 mails waiting, 0 failed",
+        }
+        metrics = (await client.get("/metrics")).text
+        assert "cairn_mail_configured 1.0" in metrics
+        assert 'cairn_worker_queue_rows{worker="mail"} 0.0' in metrics
+        assert 'cairn_worker_attempts_total{worker="mail"}' in metrics
+    assert len(sink.mails) == 1
+
+
+# ------------------------------------------------------------------ digest, quiet hours
+
+
+async def test_a_digest_lists_the_days_notices_in_one_mail_at_the_digest_hour(
+    team: Team, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """With the digest on, Mia's notices wait for 08:00 in her zone (Europe/Paris) the next
+    morning and go out as one mail listing each of them."""
+    edited = await team.c.patch(f"/v1/people/{team.mia_id}", json={"time_zone": "Europe/Paris"})
+    assert edited.status_code == 200, edited.text
+    put = await team.c.put(
+        "/v1/me/notifications",
+        json={"email": {}, "digest": True, "quiet_hours": None},
+        headers=team.mia,
+    )
+    assert put.status_code == 200, put.text
+    posted = await message(team, subject="Roadmap")
+    await notify(
+        store,
+        posted["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    said = await comment(team, posted["id"], "<p>Looks good</p>")
+    await notify(
+        store,
+        said["id"],
+        "comment",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+        thread_id=posted["id"],
+    )
+    assert await settled(store, 2) == [(team.mia_id, "planned", 0)] * 2
+    days = await store.pool.fetch("SELECT digest_day, due_at FROM mail_outbox")
+    eight = datetime(2026, 12, 8, 7, 0, tzinfo=UTC)  # 08:00 in Paris
+    assert {(str(r["digest_day"]), r["due_at"]) for r in days} == {("2026-12-08", eight)}
+    clock.now = eight - timedelta(seconds=1)
+    assert sink.mails == []
+    clock.now = eight
+    [mail] = await received(sink, 1)
+    assert mail["Subject"] == "Your Cairn digest of 2026-12-08"
+    text, rich = parts(mail)
+    assert "2 notifications since the last digest" in text
+    assert "Ada Admin posted a message in Launch: “Roadmap”." in text
+    assert "Ada Admin commented on “Roadmap” in Launch." in text
+    assert "Roadmap" in rich
+    assert mail["Message-ID"].startswith("<digest.20261208.")
+    assert await settled(store, 2, eight) == [(team.mia_id, "sent", 1)] * 2
+
+
+async def test_quiet_hours_hold_a_mail_until_they_end(
+    team: Team, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """Quiet from 22:00 to 07:00 in Paris: a notice at 23:30 there is mailed at 07:00."""
+    assert (
+        await team.c.patch(f"/v1/people/{team.mia_id}", json={"time_zone": "Europe/Paris"})
+    ).status_code == 200
+    put = await team.c.put(
+        "/v1/me/notifications",
+        json={"email": {}, "digest": False, "quiet_hours": {"start": "22:00", "end": "07:00"}},
+        headers=team.mia,
+    )
+    assert put.status_code == 200, put.text
+    night = datetime(2026, 12, 7, 22, 30, tzinfo=UTC)  # 23:30 in Paris
+    clock.now = night
+    posted = await message(team, subject="Late thought")
+    await notify(
+        store,
+        posted["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+        at=night,
+    )
+    assert await settled(store, 1, night) == [(team.mia_id, "planned", 0)]
+    seven = datetime(2026, 12, 8, 6, 0, tzinfo=UTC)
+    assert await store.pool.fetchval("SELECT due_at FROM mail_outbox") == seven
+    assert sink.mails == []
+    clock.now = seven
+    [mail] = await received(sink, 1)
+    assert mail["Subject"] == "[Launch] Late thought"
