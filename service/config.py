@@ -434,7 +434,7 @@ def _shown(field: msgspec.structs.FieldInfo) -> str:
         return "unset"
     if isinstance(value, tuple):
         return ", ".join(value) or "none"
-    return str(value)
+    return str(value) or "empty"
 
 
 DOCS_WITH_SETTINGS: Final = ("README.md", "docs/OPERATIONS.md")

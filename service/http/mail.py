@@ -39,6 +39,7 @@ from ..events.people import NotificationPreferencesSet
 from ..events.streams import person_stream
 from ..reads.access import viewer_by_id
 from .api import Api, Ctx, Reply
+from .conditions import precondition
 from .params import Param
 
 api = Api()
@@ -101,7 +102,7 @@ async def get_notifications(ctx: Ctx) -> Reply:
     person = fold_person(e.event for e in loaded.events)
     if person is None:
         raise NotFound("there is no such person")
-    return Reply(_shown(person.notifications, ctx))
+    return Reply(_shown(person.notifications, ctx), version=loaded.version)
 
 
 @api.put(
@@ -111,8 +112,8 @@ async def get_notifications(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def put_notifications(ctx: Ctx, body: SetPreferences) -> Reply:
-    new = await _set(ctx.caller, ctx.me.person_id, lambda _: body)
-    return Reply(_shown(new, ctx))
+    new, version = await _set(ctx.caller, ctx.me.person_id, lambda _: body)
+    return Reply(_shown(new, ctx), version=version)
 
 
 @api.get(
@@ -157,6 +158,7 @@ async def unsubscribe(ctx: Ctx) -> Reply:
         services=ctx.services,
         actor=viewer,
         metadata=Metadata(actor=viewer.person_id, request_id=ctx.request_id),
+        precondition=precondition(ctx.request),
     )
     if viewer.active:
         await _set(caller, viewer.person_id, lambda current: turned_off(current, wanted.kind))
@@ -181,8 +183,9 @@ async def _set(
     caller: Caller,
     person_id: str,
     wanted: Callable[[NotificationPreferencesSet], SetPreferences],
-) -> NotificationPreferencesSet:
-    """Apply the preferences ``wanted`` makes of the current ones; the new preferences."""
+) -> tuple[NotificationPreferencesSet, int]:
+    """Apply the preferences ``wanted`` makes of the current ones; the new preferences and
+    the person's stream version after."""
     c = caller.context()
     new: list[NotificationPreferencesSet] = []
 
@@ -195,5 +198,8 @@ async def _set(
         ]
         return events
 
-    await execute(caller, person_stream(person_id), fold_person, decide, project_id=None)
-    return new[0]
+    state, appended = await execute(
+        caller, person_stream(person_id), fold_person, decide, project_id=None
+    )
+    version = appended.stream_version if appended is not None else state.version if state else 0
+    return new[0], version
