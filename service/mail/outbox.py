@@ -81,8 +81,9 @@ WHERE o.person_id = one.person_id AND o.digest_day = one.digest_day
 RETURNING {", ".join("o." + c.strip() for c in _COLUMNS.split(","))}
 """
 _SENT: Final = (
-    "UPDATE mail_outbox SET state = 'sent', sent_at = $2, message_id = $3, last_error = NULL, "
-    "lease_until = NULL WHERE id = ANY($1::bigint[])"
+    "UPDATE mail_outbox o SET state = 'sent', sent_at = $3, message_id = s.message_id, "
+    "last_error = NULL, lease_until = NULL "
+    "FROM unnest($1::bigint[], $2::text[]) AS s(id, message_id) WHERE o.id = s.id"
 )
 _RETRY: Final = (
     "UPDATE mail_outbox SET state = 'planned', due_at = $2, last_error = $3, "
@@ -167,14 +168,16 @@ class Planner:
     Args:
         services: the store, the clock, the default time zone, the fold cache of people.
         digest_hour: the local hour digests are sent at.
-        wake: called after a batch planned rows (the sender looks at once).
+        wake: set once a step that planned rows has committed (the sender looks at once).
     """
 
     def __init__(self, services: Services, *, digest_hour: int, wake: asyncio.Event) -> None:
         self.services = services
         self.digest_hour = digest_hour
         self.wake = wake
-        self.reader = DeliveryReader(services.store, READER, self._plan, stream_prefixes=(NOTICE,))
+        self.planned = False
+        self.reader = _Reader(services.store, READER, self._plan, stream_prefixes=(NOTICE,))
+        self.reader.planner = self
 
     async def _plan(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
         notices = [e.event for e in events if isinstance(e.event, PeopleNotified)]
@@ -208,7 +211,22 @@ class Planner:
                     column.append(value)
         if columns[0]:
             await conn.execute(_INSERT, *columns)
-            self.wake.set()
+            self.planned = True  # the sender is woken once this commits (_Reader.step)
+
+
+class _Reader(DeliveryReader):
+    """The delivery reader, waking the sender after a step that planned rows has committed
+    (woken before, it would find nothing and sleep until its next poll)."""
+
+    planner: Planner
+
+    async def step(self) -> int:
+        try:
+            return await super().step()
+        finally:
+            if self.planner.planned:
+                self.planner.planned = False
+                self.planner.wake.set()
 
 
 async def claim(pool: asyncpg.Pool, now: datetime, lease_until: datetime, limit: int) -> list[Row]:
@@ -227,9 +245,11 @@ async def claim_digest(pool: asyncpg.Pool, now: datetime, lease_until: datetime)
         return [_row(r) for r in await conn.fetch(_CLAIM_DIGEST, now, lease_until)]
 
 
-async def sent(pool: asyncpg.Pool, ids: Sequence[int], at: datetime, message_id: str) -> None:
-    """Mark rows sent (their mail accepted by the SMTP server) with its ``Message-ID``."""
-    await pool.execute(_SENT, list(ids), at, message_id)
+async def sent(pool: asyncpg.Pool, mails: Sequence[tuple[int, str]], at: datetime) -> None:
+    """Mark rows sent (their mail accepted by the SMTP server), each with its mail's
+    ``Message-ID``: (row id, Message-ID) pairs, in one statement."""
+    if mails:
+        await pool.execute(_SENT, [i for i, _ in mails], [m for _, m in mails], at)
 
 
 async def retry(pool: asyncpg.Pool, ids: Sequence[int], at: datetime, error: str) -> None:

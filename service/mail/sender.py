@@ -27,7 +27,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any, Final
 
@@ -66,6 +65,8 @@ LEASE: Final = timedelta(minutes=10)
 """How long a claimed row is an instance's to send before another may take it."""
 BATCH: Final = 100
 """Rows claimed at a time."""
+PREPARED: Final = 8
+"""Mails composed ahead of the one being sent."""
 MAX_BACKOFF: Final = 3600.0
 IDLE_CLOSE: Final = 5.0
 """An SMTP connection idle this long (s) is closed."""
@@ -79,6 +80,17 @@ class _Facts:
     recordings: dict[str, asyncpg.Record]
     names: dict[str, str]
     project_names: dict[str, str]
+
+
+@dataclass
+class _Mail:
+    """A mail ready to go: the rows it tells of, its bytes, its Message-ID."""
+
+    ids: list[int]
+    to: str
+    raw: bytes
+    message_id: str
+    attempts: int
 
 
 @dataclass
@@ -191,7 +203,10 @@ class MailOut:
                 await asyncio.wait_for(self.wake.wait(), self.poll)
 
     async def step(self) -> bool:
-        """Claim what is due now, send it; whether there was anything."""
+        """Claim what is due now, send it; whether there was anything.
+
+        Composing a mail costs about as much CPU as sending one costs waiting: a task
+        composes the next few while this one waits for the SMTP server's answers."""
         pool = self.services.store.pool
         now = self.services.clock()
         rows = await outbox.claim(pool, now, now + LEASE, BATCH)
@@ -203,8 +218,32 @@ class MailOut:
             return False
         facts = await self._facts([r for g in groups for r in g])
         keyring = await self.keys.get(pool)
-        for group in groups:
-            await self._deliver(group, facts, keyring)
+        ready: asyncio.Queue[_Mail | None] = asyncio.Queue(maxsize=PREPARED)
+
+        async def prepare() -> None:
+            for group in groups:
+                mail = await self._prepare(group, facts, keyring)
+                if mail is not None:
+                    await ready.put(mail)
+                await asyncio.sleep(0)  # let the sending side read its answer meanwhile
+            await ready.put(None)
+
+        preparing = asyncio.get_running_loop().create_task(prepare())
+        sent: list[tuple[int, str]] = []
+        try:
+            while (mail := await ready.get()) is not None:
+                outcome = await self._send(mail.raw, mail.to)
+                if outcome.state == "sent":
+                    sent += [(i, mail.message_id) for i in mail.ids]
+                else:
+                    await self._not_sent(mail, outcome)
+            await preparing
+        finally:
+            preparing.cancel()
+            # One statement (one commit) for the batch: a commit per mail would cost more
+            # than the mail. A crash before it leaves the batch "sending": each of its mails
+            # goes once more after the lease, with its Message-ID (see the module's doc).
+            await outbox.sent(pool, sent, self.services.clock())
         return True
 
     # ----------------------------------------------------------- facts
@@ -290,25 +329,27 @@ class MailOut:
 
     # ----------------------------------------------------------- delivering
 
-    async def _deliver(self, group: list[Row], facts: _Facts, keyring: Keyring) -> None:
+    async def _prepare(self, group: list[Row], facts: _Facts, keyring: Keyring) -> _Mail | None:
+        """The mail of one row (or of a digest's rows), composed and flattened; None when
+        there is none to send (the rows marked skipped here)."""
         pool = self.services.store.pool
         first = group[0]
         ids = [r.id for r in group]
         person = facts.people.get(first.person_id)
         if person is None or not person.active:
             await outbox.finish(pool, ids, "skipped", "the person is gone or deactivated")
-            return
+            return None
         viewer = Viewer(person_id=person.person_id, role=person.role, active=person.active)
         locale = _locale(person.locale, self.settings.locale)
         to = compose.Recipient(person.person_id, person.name, person.email, locale)
         if first.digest_day is None:
             if not mailed(person.notifications, first.kind):
                 await outbox.finish(pool, ids, "skipped", "e-mail of this kind is off")
-                return
+                return None
             item = self._item(first, viewer, locale, facts)
             if item is None:
                 await outbox.finish(pool, ids, "skipped", "not visible to the person")
-                return
+                return None
             thread = first.thread_id or first.recording_id
             root = facts.recordings.get(thread) if thread else None
             env = compose.Envelope(
@@ -336,7 +377,7 @@ class MailOut:
             ]
             if not items:
                 await outbox.finish(pool, ids, "skipped", "nothing left to tell")
-                return
+                return None
             env = compose.Envelope(
                 sender=self.sender,
                 message_id=compose.digest_id(
@@ -345,22 +386,28 @@ class MailOut:
                 unsubscribe_url=self.unsubscribe_url(keyring, to.person_id, ALL),
             )
             msg = compose.digest(to, items, first.digest_day, env, self.services.clock())
-        outcome = await self._send(msg, to.email)
-        now = self.services.clock()
-        attempts = max(r.attempts for r in group)
-        if outcome.state == "sent":
-            await outbox.sent(pool, ids, now, env.message_id)
-        elif outcome.state == "retry" and attempts < self.settings.mail_max_attempts:
-            wait = min(self.settings.mail_retry_seconds * 2 ** (attempts - 1), MAX_BACKOFF)
-            await outbox.retry(pool, ids, now + timedelta(seconds=wait), outcome.detail)
-        else:
-            await outbox.finish(pool, ids, "failed", outcome.detail, env.message_id)
+        return _Mail(
+            ids=ids,
+            to=person.email,
+            raw=msg.as_bytes(),
+            message_id=env.message_id,
+            attempts=max(r.attempts for r in group),
+        )
 
-    async def _send(self, msg: EmailMessage, to: str) -> Outcome:
+    async def _not_sent(self, mail: _Mail, outcome: Outcome) -> None:
+        pool = self.services.store.pool
+        now = self.services.clock()
+        if outcome.state == "retry" and mail.attempts < self.settings.mail_max_attempts:
+            wait = min(self.settings.mail_retry_seconds * 2 ** (mail.attempts - 1), MAX_BACKOFF)
+            await outbox.retry(pool, mail.ids, now + timedelta(seconds=wait), outcome.detail)
+        else:
+            await outbox.finish(pool, mail.ids, "failed", outcome.detail, mail.message_id)
+
+    async def _send(self, raw: bytes, to: str) -> Outcome:
         self._worker.attempted()
         try:
             smtp = await self._connection()
-            await smtp.send_message(msg, sender=parseaddr(self.sender)[1], recipients=[to])
+            await smtp.sendmail(parseaddr(self.sender)[1], [to], raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._worker.failed()
             code = min(e.code for e in exc.recipients)
