@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -288,12 +289,7 @@ class MailOut:
         link = self.settings.app_url.format(
             type=thread["kind"], id=thread["recording_id"], project_id=row.project_id
         )
-        body = None
-        if row.kind in ("message", "comment") and own["content"]:
-            try:
-                body = text.optional_html("body", own["content"])
-            except InvalidCommand:
-                body = None
+        body = _sanitised(own["content"]) if row.kind in ("message", "comment") else None
         return compose.Item(
             position=row.position,
             kind=row.kind,
@@ -389,7 +385,7 @@ class MailOut:
         return _Mail(
             ids=ids,
             to=person.email,
-            raw=msg.as_bytes(),
+            raw=msg,
             message_id=env.message_id,
             attempts=max(r.attempts for r in group),
         )
@@ -457,6 +453,17 @@ class MailOut:
     async def backlog(self) -> tuple[int, int]:
         """Mails waiting and mails failed (from the outbox, every instance's)."""
         return await outbox.backlog(self.services.store.pool)
+
+
+@functools.lru_cache(maxsize=256)  # one notice's body, for each of its recipients
+def _sanitised(content: str | None) -> str | None:
+    """A body as the API sanitises HTML (None: none, or nothing left)."""
+    if not content:
+        return None
+    try:
+        return text.optional_html("body", content)
+    except InvalidCommand:
+        return None
 
 
 def _locale(chosen: str | None, default: str) -> Locale:
