@@ -624,3 +624,109 @@ async def test_quiet_hours_hold_a_mail_until_they_end(
     clock.now = seven
     [mail] = await received(sink, 1)
     assert mail["Subject"] == "[Launch] Late thought"
+
+
+# ------------------------------------------------------------------ files, assignments, instances
+
+
+async def test_files_are_linked_through_the_authenticated_download_and_alerts_name_the_date(
+    team: Team, store: EventStore, sink: Sink
+) -> None:
+    """A message's file is linked through the API's download route (which asks for a token),
+    never a signed link that would expire; an assignment and a due-soon alert name the
+    to-do, the French one with its date the French way."""
+    sent = await team.c.post("/v1/attachments", params={"name": "plan.pdf"}, content=b"%PDF-1")
+    assert sent.status_code == 201, sent.text
+    posted = await message(
+        team, subject="With a file", attachment_ids=[sent.json()["attachable_id"]]
+    )
+    await notify(
+        store,
+        posted["id"],
+        "message",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    [mail] = await received(sink, 1)
+    text, rich = parts(mail)
+    [link] = re.findall(r"plan\.pdf: (\S+)", text)
+    assert link.startswith(team.api.server.base_url + f"/v1/recordings/{posted['id']}/attachments/")
+    assert link.endswith("/download")
+    assert f'href="{link}"' in rich
+    async with httpx.AsyncClient() as anonymous:
+        assert (await anonymous.get(link)).status_code == 401
+    assert (await team.c.get(link, headers=team.mia)).content == b"%PDF-1"
+
+    assert (
+        await team.c.patch(f"/v1/people/{team.mia_id}", json={"locale": "fr"})
+    ).status_code == 200
+    todolist = await team.post(f"/v1/projects/{team.project_id}/todolists", {"name": "Launch"})
+    todo = await team.post(
+        f"/v1/todolists/{todolist['id']}/todos",
+        {"content": "Print the posters", "assignee_ids": [team.mia_id], "due_on": "2026-12-09"},
+    )
+    await notify(
+        store,
+        todo["id"],
+        "assignment",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=team.api.admin_id,
+    )
+    # The alert's own event is part A's (TodoDueSoon); any later event of the to-do stands
+    # for it here: the notice names its position.
+    edited = await team.c.patch(f"/v1/todos/{todo['id']}", json={"notes": "<p>Soon</p>"})
+    assert edited.status_code == 200, edited.text
+    await notify(
+        store,
+        todo["id"],
+        "todo_due_soon",
+        [team.mia_id],
+        project_id=team.project_id,
+        actor_id=None,
+    )
+    _, assigned, due = await received(sink, 3)
+    assert assigned["Subject"] == "[Launch] Assigné à vous\u00a0: Print the posters"
+    assert due["Subject"] == "[Launch] Tâche pour le 9 décembre 2026\u00a0: Print the posters"
+    assert "est à faire pour le 9 décembre 2026" in parts(due)[0]
+    # The assignment came with the to-do's creation: its mail starts the to-do's thread.
+    assert assigned["In-Reply-To"] is None
+    assert due["In-Reply-To"] == assigned["Message-ID"]
+
+
+async def test_two_instances_share_the_sending_and_send_each_mail_once(
+    database_url: str, api: Api, store: EventStore, sink: Sink, clock: FixedClock
+) -> None:
+    """With a second instance sending too, 40 recipients get one mail each: instances claim
+    rows with SKIP LOCKED and never take the same one."""
+    team = await make_team(api)
+    people = [team.mia_id]
+    for i in range(39):
+        made = await team.c.post(
+            "/v1/people", json={"name": f"P{i}", "email": f"p{i}@example.com", "role": "member"}
+        )
+        assert made.status_code == 201, made.text
+        people.append(made.json()["id"])
+        added = await team.c.put(
+            f"/v1/projects/{team.project_id}/people/{made.json()['id']}",
+            json={"project_role": "member"},
+        )
+        assert added.status_code == 201, added.text
+    async with serving(database_url, **_mailing(sink.url, clock)):
+        posted = await message(team, subject="Everyone")
+        await notify(
+            store,
+            posted["id"],
+            "message",
+            people,
+            project_id=team.project_id,
+            actor_id=team.api.admin_id,
+        )
+        mails = await received(sink, 40)
+        assert await settled(store, 40) == [(p, "sent", 1) for p in people]
+    assert len(sink.mails) == 40
+    assert len({m["Message-ID"] for m in mails}) == 40
+    assert sorted(to for _, [to] in sink.envelopes) == sorted(
+        ["mia@example.com", *(f"p{i}@example.com" for i in range(39))]
+    )
