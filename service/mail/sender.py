@@ -12,10 +12,12 @@ Failures: a 5xx answer is permanent (the row is ``failed``); a 4xx, a refused or
 connection or a timeout is temporary: retried after ``CAIRN_MAIL_RETRY_SECONDS``, doubled
 at each try (at most an hour), until ``CAIRN_MAIL_MAX_ATTEMPTS``.
 
-**At most once more**: a row is marked ``sent`` after the server accepted it, in a second
-statement. An instance dying between the two leaves the row ``sending``; once its lease has
-run out another instance claims it and sends it again, with the same ``Message-ID`` (derived
-from the notice), so receiving servers and clients drop the duplicate.
+**At most once more**: rows are claimed (``sending``, leased for :data:`LEASE`) before their
+mail is sent, and marked ``sent`` after the server accepted it, in one statement for the
+claimed batch (a commit per mail cost more than the mail). An instance dying in between
+leaves the batch ``sending``; once its lease has run out another instance claims those rows
+and sends each mail again, once, with the same ``Message-ID`` (derived from the notice and
+the recipient), so receiving servers and clients drop the duplicate.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class _Mail:
 
 @dataclass
 class Outcome:
-    """What became of one mail: ``sent``, ``retry``, ``failed`` or ``skipped``."""
+    """What became of one try at a mail: ``sent``, ``retry`` (temporary) or ``failed``."""
 
     state: str
     detail: str = ""
@@ -222,12 +224,16 @@ class MailOut:
         ready: asyncio.Queue[_Mail | None] = asyncio.Queue(maxsize=PREPARED)
 
         async def prepare() -> None:
-            for group in groups:
-                mail = await self._prepare(group, facts, keyring)
-                if mail is not None:
-                    await ready.put(mail)
-                await asyncio.sleep(0)  # let the sending side read its answer meanwhile
-            await ready.put(None)
+            try:
+                for group in groups:
+                    mail = await self._prepare(group, facts, keyring)
+                    if mail is not None:
+                        await ready.put(mail)
+                    await asyncio.sleep(0)  # let the sending side read its answer meanwhile
+            finally:
+                # Also after an error (raised again by ``await preparing``): the sending
+                # side stops at None instead of waiting for ever.
+                await ready.put(None)
 
         preparing = asyncio.get_running_loop().create_task(prepare())
         sent: list[tuple[int, str]] = []
