@@ -730,3 +730,29 @@ async def test_two_instances_share_the_sending_and_send_each_mail_once(
     assert sorted(to for _, [to] in sink.envelopes) == sorted(
         ["mia@example.com", *(f"p{i}@example.com" for i in range(39))]
     )
+
+
+async def test_a_notice_ahead_of_the_read_models_is_tried_again_not_dropped(
+    team: Team, store: EventStore, sink: Sink
+) -> None:
+    """A notice naming a recording the read models do not show (yet) is put back for later,
+    not skipped as if hidden."""
+    posted = await message(team)
+    source = (await store.read_stream(recording_stream(posted["id"])))[-1]
+    ahead = PeopleNotified(
+        source_position=source.position,
+        source_event_id="ahead",
+        source_type=source.event_type,
+        kind="comment",
+        project_id=team.project_id,
+        recording_id="rec_" + "f" * 20,
+        thread_id=posted["id"],
+        actor_id=team.api.admin_id,
+        at=START,
+        recipient_ids=(team.mia_id,),
+    )
+    await store.append(notice_stream(source.position), [ahead], NO_STREAM, SYSTEM, project_id=None)
+    assert await settled(store, 1) == [(team.mia_id, "planned", 1)]
+    error = await store.pool.fetchval("SELECT last_error FROM mail_outbox")
+    assert error == f"rec_{'f' * 20} is not in the read models yet"
+    assert sink.mails == []

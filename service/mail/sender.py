@@ -85,6 +85,10 @@ class _Facts:
     project_names: dict[str, str]
 
 
+class _NotYet(Exception):
+    """A recording a notice names is not in the read models yet."""
+
+
 @dataclass
 class _Mail:
     """A mail ready to go: the rows it tells of, its bytes, its Message-ID."""
@@ -271,14 +275,23 @@ class MailOut:
         return _Facts(people, projects, recordings, names, project_names)
 
     def _item(self, row: Row, viewer: Viewer, locale: Locale, facts: _Facts) -> compose.Item | None:
-        """The notice as ``viewer`` may be told it; None when they may not be told of it."""
+        """The notice as ``viewer`` may be told it; None when they may not be told of it.
+
+        Raises:
+            _NotYet: a recording it names is not in the read models yet (the notice worker
+                waits for them before telling anyone, so only a read model being rebuilt
+                or lagging on another path): the mail is tried again later.
+        """
         project = facts.projects.get(row.project_id)
         if project is None or not can_see_project(viewer, project):
             return None
         shown: list[asyncpg.Record] = []
         for rid in dict.fromkeys(i for i in (row.thread_id, row.recording_id) if i is not None):
             found = facts.recordings.get(rid)
-            if found is None or not can_see_recording(viewer, project, recording_facts(found)):
+            if found is None:
+                # Recordings are never deleted: the read model has not shown it yet.
+                raise _NotYet(rid)
+            if not can_see_recording(viewer, project, recording_facts(found)):
                 return None
             shown.append(found)
         actor = self._actor(row.actor_id, viewer, project, locale, facts)
@@ -308,6 +321,16 @@ class MailOut:
             due_on=own["due_on"],
             files=self._files(own),
         )
+
+    def _shown_or_none(
+        self, row: Row, viewer: Viewer, locale: Locale, facts: _Facts
+    ) -> compose.Item | None:
+        """:meth:`_item`, with what the read models do not show yet left out (a digest does
+        not wait for one item)."""
+        try:
+            return self._item(row, viewer, locale, facts)
+        except _NotYet:
+            return None
 
     def _actor(
         self,
@@ -348,7 +371,14 @@ class MailOut:
             if not mailed(person.notifications, first.kind):
                 await outbox.finish(pool, ids, "skipped", "e-mail of this kind is off")
                 return None
-            item = self._item(first, viewer, locale, facts)
+            try:
+                item = self._item(first, viewer, locale, facts)
+            except _NotYet as missing:
+                await self._not_sent(
+                    _Mail(ids, person.email, b"", "", first.attempts),
+                    Outcome("retry", f"{missing.args[0]} is not in the read models yet"),
+                )
+                return None
             if item is None:
                 await outbox.finish(pool, ids, "skipped", "not visible to the person")
                 return None
@@ -375,7 +405,7 @@ class MailOut:
                 i
                 for r in group
                 if mailed(person.notifications, r.kind)
-                and (i := self._item(r, viewer, locale, facts)) is not None
+                and (i := self._shown_or_none(r, viewer, locale, facts)) is not None
             ]
             if not items:
                 await outbox.finish(pool, ids, "skipped", "nothing left to tell")
