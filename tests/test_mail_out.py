@@ -756,3 +756,35 @@ async def test_a_notice_ahead_of_the_read_models_is_tried_again_not_dropped(
     error = await store.pool.fetchval("SELECT last_error FROM mail_outbox")
     assert error == f"rec_{'f' * 20} is not in the read models yet"
     assert sink.mails == []
+
+
+@pytest.mark.parametrize("server_settings", [{"poll_interval": 0.05}])  # sends nothing
+async def test_the_smtp_url_logs_in_and_a_refused_login_is_retried_not_failed(
+    database_url: str, api: Api, store: EventStore, clock: FixedClock
+) -> None:
+    """With user and password in CAIRN_SMTP_URL Cairn logs in (AUTH) before sending; a
+    server refusing the login (535) is a problem of the settings, not of the mail: it is
+    tried again, then sent once the right password is given."""
+    team = await make_team(api)
+    async with smtp_sink(login=("cairn", "p@ss:word")) as guarded:
+        wrong = f"smtp://cairn:nope@127.0.0.1:{guarded.port}"
+        async with serving(database_url, **_mailing(wrong, clock)):
+            posted = await message(team, subject="Behind a login")
+            await notify(
+                store,
+                posted["id"],
+                "message",
+                [team.mia_id],
+                project_id=team.project_id,
+                actor_id=team.api.admin_id,
+            )
+            # The live server (CAIRN_SMTP_URL unset) plans nothing; this one tries and fails.
+            assert await settled(store, 1) == [(team.mia_id, "planned", 1)]
+        error = await store.pool.fetchval("SELECT last_error FROM mail_outbox")
+        assert error.startswith("connecting: SMTPAuthenticationError")
+        right = f"smtp://cairn:p%40ss%3Aword@127.0.0.1:{guarded.port}"
+        async with serving(database_url, **_mailing(right, clock)):
+            clock.now = START + timedelta(seconds=61)
+            [mail] = await received(guarded, 1)
+            assert await settled(store, 1, clock.now) == [(team.mia_id, "sent", 2)]
+    assert mail["Subject"] == "[Launch] Behind a login"

@@ -439,6 +439,13 @@ class MailOut:
         self._worker.attempted()
         try:
             smtp = await self._connection()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # Connecting, STARTTLS or logging in: the server's or the settings' fault, never
+            # the mail's, even with a 5xx (a wrong password): tried again, not failed.
+            self._worker.failed()
+            await self._close()
+            return Outcome("retry", f"connecting: {type(exc).__name__}: {exc}"[:500])
+        try:
             await smtp.sendmail(parseaddr(self.sender)[1], [to], raw)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._worker.failed()
@@ -471,8 +478,8 @@ class MailOut:
             start_tls=target.starttls,
             timeout=30,
         )
+        self._smtp = smtp  # closed by _close() if connecting fails half-way
         await smtp.connect()
-        self._smtp = smtp
         return smtp
 
     async def _close(self) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from .servers import free_port
 
@@ -46,13 +47,36 @@ class Sink:
 
 
 @asynccontextmanager
-async def smtp_sink(port: int | None = None) -> AsyncIterator[Sink]:
-    """A sink listening on ``port`` (a free one unless given) while the block runs."""
+async def smtp_sink(
+    port: int | None = None, login: tuple[str, str] | None = None
+) -> AsyncIterator[Sink]:
+    """A sink listening on ``port`` (a free one unless given) while the block runs; with
+    ``login`` (user, password), one that takes mail only after AUTH with them (over plain
+    TCP: a test, not a server to copy)."""
     sink = Sink(port=port or free_port())
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(sink, hostname="sink.test", loop=loop), "127.0.0.1", sink.port
-    )
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        wanted = login is not None and isinstance(data, LoginPassword)
+        ok = wanted and (data.login.decode(), data.password.decode()) == login
+        return AuthResult(success=ok, handled=False)
+
+    def protocol() -> SMTP:
+        if login is None:
+            return SMTP(sink, hostname="sink.test", loop=loop)
+        with warnings.catch_warnings():
+            # "Requiring AUTH while not requiring TLS": on purpose, on 127.0.0.1.
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(
+                sink,
+                hostname="sink.test",
+                loop=loop,
+                authenticator=check,
+                auth_required=True,
+                auth_require_tls=False,
+            )
+
+    server = await loop.create_server(protocol, "127.0.0.1", sink.port)
     try:
         yield sink
     finally:
