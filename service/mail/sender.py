@@ -8,8 +8,8 @@ recipient may no longer see is skipped, and names they may not be told are redac
 (:mod:`service.domain.redaction`). Files are linked through the authenticated download
 route, never through a signed link that would expire in a mailbox.
 
-Failures: a 5xx answer is permanent (the row is ``failed``); a 4xx, a refused or lost
-connection or a timeout is temporary: retried after ``CAIRN_MAIL_RETRY_SECONDS``, doubled
+Failures: a 5xx answer to a mail is permanent (the row is ``failed``); a 4xx, a refused or
+lost connection, a timeout, or any failure to connect, start TLS or log in is temporary: retried after ``CAIRN_MAIL_RETRY_SECONDS``, doubled
 at each try (at most an hour), until ``CAIRN_MAIL_MAX_ATTEMPTS``.
 
 **At most once more**: rows are claimed (``sending``, leased for :data:`LEASE`) before their
