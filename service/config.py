@@ -16,6 +16,7 @@ import sys
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple
+from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -196,24 +197,53 @@ class Settings(msgspec.Struct, kw_only=True):
             min_length=1,
         ),
     ] = "UTC"
+    public_url: Annotated[
+        str,
+        _setting(
+            "the address people reach this API at (`https://cairn.example.com`), for links in "
+            "e-mail (files, one-click unsubscribe); empty: `http://HOST:PORT`"
+        ),
+    ] = ""
     mail_domain: Annotated[
         str,
         _setting(
-            "the domain of the addresses mail comes back to (`reply+…@`, `project+…@`; "
-            "docs/OPERATIONS.md, Mail in); empty: mail is off, projects show no address"
+            "the domain of Cairn's mail addresses (`Message-ID`s, `reply+…@`, `project+…@` "
+            "that mail comes back to: docs/OPERATIONS.md, Mail in); empty: mail is off, "
+            "projects show no address"
         ),
     ] = ""
     smtp_url: Annotated[
         str,
         _setting(
-            "where mail is sent (`smtp://` or `smtps://user:password@host:port`); empty: no "
-            "mail is sent"
+            "where e-mail is sent: `smtp://[user:password@]host[:port]` (port 25; STARTTLS "
+            "when the server offers it, `?starttls=true` to require it, `?starttls=false` "
+            "never), `smtps://…` (TLS from the start, port 465); empty: no mail is sent"
         ),
     ] = ""
     mail_from: Annotated[
         str,
-        _setting("the `From` of the mail Cairn sends (`{mail_domain}`: CAIRN_MAIL_DOMAIN)"),
-    ] = "Cairn <cairn@{mail_domain}>"
+        _setting("the `From` of e-mail sent; empty: `Cairn <cairn@MAIL_DOMAIN>`"),
+    ] = ""
+    digest_hour: Annotated[
+        int,
+        _setting(
+            "the hour (0-23, in each person's time zone) at which daily digests are sent",
+            ge=0,
+            le=23,
+        ),
+    ] = 8
+    mail_retry_seconds: Annotated[
+        float,
+        _setting(
+            "wait (s) before retrying a mail after a temporary SMTP failure; doubled on each "
+            "further try, at most an hour",
+            gt=0,
+        ),
+    ] = 30.0
+    mail_max_attempts: Annotated[
+        int,
+        _setting("tries at a mail before it is marked failed (a permanent 5xx: at once)", ge=1),
+    ] = 10
 
 
 FROM_COMMAND_LINE: Final = frozenset(
@@ -262,7 +292,58 @@ def _time_zone(name: str) -> None:
         raise ValueError("not a time zone (an IANA name, e.g. Europe/Paris)") from None
 
 
-_CHECKS: Final = {"time_zone": _time_zone}
+class SmtpTarget(NamedTuple):
+    """Where and how :data:`Settings.smtp_url` says to send mail."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    """``smtps://``: TLS from the first byte."""
+    starttls: bool | None
+    """True: required; False: never; None: when the server offers it."""
+
+
+def smtp_target(url: str) -> SmtpTarget:
+    """The parts of an ``smtp_url`` (see its description).
+
+    Raises:
+        ValueError: not such a URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("not an smtp:// or smtps:// URL (smtp://user:password@host:port)")
+    query = parse_qs(parts.query)
+    starttls: bool | None = None
+    if "starttls" in query:
+        flag = query["starttls"][-1].lower()
+        if flag not in ("true", "false"):
+            raise ValueError("starttls must be true or false")
+        starttls = flag == "true"
+    implicit = parts.scheme == "smtps"
+    if implicit and starttls:
+        raise ValueError("smtps:// is TLS already: no starttls")
+    try:
+        port = parts.port or (465 if implicit else 25)
+    except ValueError:
+        raise ValueError("the port is not a number from 0 to 65535") from None
+    return SmtpTarget(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        implicit_tls=implicit,
+        starttls=False if implicit else starttls,
+    )
+
+
+def _smtp_url(url: str) -> None:
+    if url:
+        smtp_target(url)
+
+
+_CHECKS: Final = {"time_zone": _time_zone, "smtp_url": _smtp_url}
 """Checks of settings beyond their types, by field: each raises ``ValueError`` saying why."""
 
 

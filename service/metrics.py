@@ -286,6 +286,13 @@ WORKER_QUEUE_ROWS: Final = Scraped(
     "Items waiting in a background worker's queue table (measured at scrape time)",
     ("worker",),
 )
+MAIL_CONFIGURED: Final = Scraped(
+    "cairn_mail_configured",
+    "1 when this instance sends e-mail (CAIRN_SMTP_URL and CAIRN_MAIL_DOMAIN set), else 0",
+)
+MAIL_FAILED: Final = Scraped(
+    "cairn_mail_failed_rows", "Mails of the outbox that failed for good (a 5xx, or too many tries)"
+)
 
 
 class _Families(Collector):

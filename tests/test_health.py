@@ -62,14 +62,22 @@ async def test_healthz_answers_without_a_token(live_server: Server) -> None:
 
 async def test_readyz_says_what_it_checked(live_server: Server) -> None:
     """A serving instance is ready, and says so of the database, the migrations, each read
-    model and the real-time hub, without a token."""
+    model, the real-time hub and mail (not configured here: ready, and saying so), without a
+    token."""
     async with httpx.AsyncClient(base_url=live_server.base_url) as client:
         body = await eventually(lambda: _ready(client), timeout=GUARD)
     assert body["status"] == "ready"
     checks = {c["name"]: c for c in body["checks"]}
-    expected = ["database", "migrations", *(f"projection:{n}" for n in READ_MODELS), "realtime"]
+    expected = [
+        "database",
+        "migrations",
+        *(f"projection:{n}" for n in READ_MODELS),
+        "realtime",
+        "mail",
+    ]
     assert list(checks) == expected
     assert all(c["ready"] for c in checks.values()), checks
+    assert checks["mail"]["detail"].startswith("not configured")
 
 
 async def test_probes_are_in_the_openapi_document(api: Api) -> None:

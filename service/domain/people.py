@@ -17,6 +17,7 @@ from ..events.base import Event
 from ..events.people import (
     AvatarChanged,
     FeedTokenRotated,
+    NotificationPreferencesSet,
     PersonCreated,
     PersonDeactivated,
     PersonEdited,
@@ -63,6 +64,8 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
     tokens: dict[str, TokenState] = {}
     feed_token_hash: str | None = None
     avatar: FileRef | None = None
+    notifications: NotificationPreferencesSet = NotificationPreferencesSet()
+    """How they want to be told of notices by e-mail (:mod:`.preferences`)."""
     version: int = 0
 
     @property
@@ -154,6 +157,8 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
             return msgspec.structs.replace(state, feed_token_hash=token_hash)
         case AvatarChanged(avatar=avatar):
             return msgspec.structs.replace(state, avatar=avatar)
+        case NotificationPreferencesSet():
+            return msgspec.structs.replace(state, notifications=event)
     # Events this code does not know (written by newer code) change nothing it knows about.
     return state
 

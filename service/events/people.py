@@ -100,3 +100,21 @@ class EmailReleased(Event, frozen=True, kw_only=True):
     """``person_id`` gave up an e-mail address (it changed theirs); anyone may claim it again."""
 
     person_id: str
+
+
+@register
+class NotificationPreferencesSet(Event, frozen=True, kw_only=True):
+    """How the person wants to be told of notices by e-mail, whole (not a patch).
+
+    ``email_off``: the notice kinds (:data:`~service.events.notices.NoticeKind`) not mailed;
+    a kind added later is mailed until turned off. ``digest``: one mail a day listing the
+    day's notices instead of one mail each. ``quiet_start``/``quiet_end``: local times
+    (``HH:MM``, the person's time zone) between which no mail leaves (held until the end);
+    both None: none. A person with no such event has the defaults: everything mailed at
+    once, no quiet hours.
+    """
+
+    email_off: tuple[str, ...] = ()
+    digest: bool = False
+    quiet_start: str | None = None
+    quiet_end: str | None = None

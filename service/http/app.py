@@ -27,6 +27,7 @@ from ..domain.projects import evolve_project
 from ..errors import ConfigurationError, Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
+from ..mail.sender import MailOut
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
@@ -70,6 +71,7 @@ ROUTE_MODULES: list[str] = [
     "notifications",
     "health",
     "metrics",
+    "mail",
 ]
 
 
@@ -185,12 +187,14 @@ def create_app(
         notices = Notices(store, engine, settle_timeout=settings.ryw_timeout)
         alerts = AlertScheduler(services, settings.alert_interval)
         app.state.alerts = alerts  # for tests: its ticks
+        mail = MailOut(services, settings, poll=settings.poll_interval)
         try:
             await engine.prepare()
             engine.start()
             notices.start()
             await realtime.start(store, engine, tokens, notifications.for_socket)
             alerts.start()
+            await mail.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -199,8 +203,10 @@ def create_app(
                 "feeds": FeedCache(),
                 "blobs": PostgresBlobStore(store.pool),
                 "signing_keys": KeyringCache(),
+                "mail": mail,
             }
         finally:
+            await mail.stop()
             await alerts.stop()
             await realtime.stop()
             await notices.stop()

@@ -4,7 +4,8 @@
 fails). ``GET /readyz``: this instance can serve now (send it traffic only while this is
 200): PostgreSQL answers within ``CAIRN_DB_TIMEOUT``, its schema has every migration of
 this code, every read model is within ``CAIRN_READY_LAG_SECONDS`` of the log, and the
-real-time hub follows the log. Neither takes a token; neither is under ``/v1``, like
+real-time hub follows the log (the ``mail`` check says whether e-mail is sent and how many
+wait in the outbox; only a sender that should run and does not fails it). Neither takes a token; neither is under ``/v1``, like
 ``/openapi.json``: they speak of this process, not of the API's resources. ``/v1/health``
 (liveness and the log's head, reading the database) stays as it was.
 """
@@ -21,6 +22,7 @@ from ..database.migrate import Migration, unapplied
 from ..errors import DatabaseUnavailable, NotReady
 from ..events.store import EventStore
 from ..events.wakeup import TRANSIENT_ERRORS
+from ..mail.sender import MailOut
 from ..projections.engine import ProjectionEngine, ProjectionStatus
 from ..realtime.endpoint import Realtime
 from .api import Api, Ctx, Reply
@@ -42,7 +44,8 @@ class Check(msgspec.Struct, frozen=True, kw_only=True):
     """One condition of readiness."""
 
     name: str
-    """``database``, ``migrations``, ``projection:<name>`` (one per read model), ``realtime``."""
+    """``database``, ``migrations``, ``projection:<name>`` (one per read model), ``realtime``,
+    ``mail``."""
     ready: bool
     detail: str
 
@@ -68,7 +71,8 @@ async def healthz(ctx: Ctx) -> Reply:
 @api.get(
     "/readyz",
     summary="Readiness: database reachable, migrations current, read models within their lag "
-    "bound, real-time hub following the log (503 names what is not)",
+    "bound, real-time hub following the log, mail (configured or not, its backlog); 503 names "
+    "what is not ready",
     response=Readiness,
     auth="none",
     tags=["operations"],
@@ -81,6 +85,7 @@ async def readyz(ctx: Ctx) -> Reply:
         lag_bound=ctx.settings.ready_lag_seconds,
         db_timeout=ctx.settings.db_timeout,
     )
+    checks.append(await mail_check(ctx.state["mail"], ctx.settings.db_timeout))
     failing = [f"{c.name} {c.detail}" for c in checks if not c.ready]
     if failing:
         raise NotReady("not ready: " + "; ".join(failing))
@@ -128,6 +133,27 @@ async def readiness(
         )
     )
     return checks
+
+
+async def mail_check(mail: MailOut, db_timeout: float) -> Check:
+    """E-mail out: configured or not, and its outbox's backlog. Never what makes an instance
+    unready (mail waits in the outbox), except a sender that should run and does not."""
+    if not mail.configured:
+        return Check(
+            name="mail",
+            ready=True,
+            detail="not configured (CAIRN_SMTP_URL or CAIRN_MAIL_DOMAIN unset): no mail is sent",
+        )
+    try:
+        async with asyncio.timeout(db_timeout):
+            waiting, failed = await mail.backlog()
+    except UNREACHABLE:
+        backlog = "outbox unknown"
+    else:
+        backlog = f"{waiting} mails waiting, {failed} failed"
+    if not mail.running:
+        return Check(name="mail", ready=False, detail=f"configured, sender stopped; {backlog}")
+    return Check(name="mail", ready=True, detail=f"configured, sending; {backlog}")
 
 
 def _kind(exc: BaseException) -> str:

@@ -17,12 +17,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..mail.sender import MailOut
 from ..metrics import (
     CONTENT_TYPE,
     HTTP_DURATION,
     HTTP_REQUESTS,
+    MAIL_CONFIGURED,
+    MAIL_FAILED,
     PROJECTION_LAG_EVENTS,
     PROJECTION_LAG_SECONDS,
+    WORKER_QUEUE_ROWS,
     exposition,
 )
 from ..projections.engine import ProjectionEngine
@@ -46,7 +50,26 @@ _METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "O
 )
 async def metrics(ctx: Ctx) -> Response:
     lag = await _lag(ctx.services.engine, ctx.settings.db_timeout)
-    return Response(exposition(lag), media_type=CONTENT_TYPE)
+    mail = await _mail(ctx.state["mail"], ctx.settings.db_timeout)
+    return Response(exposition([*lag, *mail]), media_type=CONTENT_TYPE)
+
+
+async def _mail(mail: MailOut, db_timeout: float) -> list[Metric]:
+    """Whether mail is sent (``cairn_mail_configured``), and the outbox's rows waiting
+    (``cairn_worker_queue_rows{worker="mail"}``) and failed, when it is."""
+    configured = MAIL_CONFIGURED.family({(): 1.0 if mail.configured else 0.0})
+    if not mail.configured:
+        return [configured]
+    try:
+        async with asyncio.timeout(db_timeout):
+            waiting, failed = await mail.backlog()
+    except UNREACHABLE:
+        return [configured]
+    return [
+        configured,
+        WORKER_QUEUE_ROWS.family({("mail",): waiting}),
+        MAIL_FAILED.family({(): failed}),
+    ]
 
 
 async def _lag(engine: ProjectionEngine | None, db_timeout: float) -> list[Metric]:

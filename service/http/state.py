@@ -10,6 +10,7 @@ from ..blobs.store import BlobStore
 from ..commands.caller import Services
 from ..config import Settings
 from ..feeds.cache import FeedCache
+from ..mail.sender import MailOut
 from ..reads.signing_keys import KeyringCache
 from ..realtime.endpoint import Realtime
 from .ratelimit import RateLimiter
@@ -26,6 +27,8 @@ class State(TypedDict):
     blobs: BlobStore
     signing_keys: KeyringCache
     """The keys that sign and check links to files (:mod:`.links`), cached per process."""
+    mail: MailOut
+    """E-mail out of this instance (planner and sender; idle when mail is not configured)."""
 
 
 def state_of(connection: HTTPConnection) -> State:
