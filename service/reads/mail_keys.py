@@ -30,7 +30,7 @@ async def keyring(pool: asyncpg.Pool | asyncpg.Connection) -> Keyring:
     return Keyring(secrets={r["key_id"]: bytes(r["secret"]) for r in rows}, current=rows[-1][0])
 
 
-async def rotate(pool: asyncpg.Pool) -> str:
+async def rotate(pool: asyncpg.Pool | asyncpg.Connection) -> str:
     """Make a newer key, which signs from now on; older ones keep checking. Its id."""
     while True:
         key_id = secrets.token_hex(2)
