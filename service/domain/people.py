@@ -27,7 +27,7 @@ from ..events.people import (
 )
 from ..events.projects import ProjectRole
 from . import calendar, text
-from .access import AccountAction, check_account
+from .access import FULL_SCOPE, AccountAction, TokenScope, check_account
 from .context import Context
 from .edits import apply_changes, diff, not_null, patch_of
 
@@ -46,6 +46,7 @@ class TokenState(msgspec.Struct, frozen=True, kw_only=True):
     token_hash: str
     label: str
     active: bool = True
+    scope: TokenScope = FULL_SCOPE
 
 
 class PersonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,7 +146,11 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
         case PersonReactivated():
             return msgspec.structs.replace(state, active=True)
         case TokenIssued(token_id=token_id, token_hash=token_hash, label=label):
-            token = TokenState(token_id=token_id, token_hash=token_hash, label=label)
+            scope = TokenScope(
+                write=event.write,
+                projects=None if event.projects is None else frozenset(event.projects),
+            )
+            token = TokenState(token_id=token_id, token_hash=token_hash, label=label, scope=scope)
             return msgspec.structs.replace(state, tokens={**state.tokens, token_id: token})
         case TokenRevoked(token_id=token_id) if token_id in state.tokens:
             revoked = msgspec.structs.replace(state.tokens[token_id], active=False)

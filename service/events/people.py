@@ -16,7 +16,7 @@ from typing import Literal
 from ..blobs.store import FileRef
 from .base import Event, FieldChange, register
 
-PersonRole = Literal["admin", "member", "client"]
+PersonRole = Literal["admin", "member", "client", "service"]
 
 
 @register
@@ -65,11 +65,18 @@ class PersonReactivated(Event, frozen=True, kw_only=True):
 
 @register
 class TokenIssued(Event, frozen=True, kw_only=True):
-    """An API token was issued; ``token_hash`` is the hex SHA-256 of its secret."""
+    """An API token was issued; ``token_hash`` is the hex SHA-256 of its secret.
+
+    Its scope (issue #18): ``write`` False for a read-only token; ``projects`` the only
+    project ids it reaches (None: every project its holder sees). The defaults are full
+    power, as every token issued before scopes existed.
+    """
 
     token_id: str
     token_hash: str
     label: str
+    write: bool = True
+    projects: tuple[str, ...] | None = None
 
 
 @register

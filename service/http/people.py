@@ -48,6 +48,8 @@ from ..domain.tokens import (
     decide_issue_token,
     decide_revoke_token,
     hash_secret,
+    parse_scopes,
+    scope_strings,
 )
 from ..errors import NotFound
 from ..events.base import Event
@@ -57,6 +59,7 @@ from ..events.streams import email_stream, person_stream
 from ..reads import directory, inbox
 from ..reads.access import visible_projects
 from ..reads.rows import columns
+from ..reads.tokens import token_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, avatar_url, base_url
 from .idempotency import REPLAYED_HEADERS
@@ -143,12 +146,22 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
     created_at: Timestamp
     revoked_at: Timestamp | None
     url: str
+    scopes: list[str]
+    """What it lets its holder do: ``read``, ``write``, and ``project:<id>`` for each project
+    it is limited to (none: every project its holder sees)."""
+
+
+Scope = Annotated[str, msgspec.Meta(pattern=r"^(read|write|project:[A-Za-z0-9_-]{1,100})$")]
 
 
 class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/people/{id}/tokens``."""
+    """Body of ``POST /v1/people/{id}/tokens``. ``scopes`` (default: the holder's full power,
+    ``["read", "write"]`` on every project they see): ``read``, ``write`` (implies read), and
+    ``project:<id>`` to limit the token to those projects. It may not exceed the scopes of the
+    token minting it (403 ``insufficient_scope``)."""
 
     label: text.OptionalLine | None = None
+    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=102)] | None = None
 
 
 class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,6 +172,7 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     token: str | None
     created_at: Timestamp
+    scopes: list[str]
 
 
 # ------------------------------------------------------------------ helpers
@@ -394,6 +408,7 @@ def _token(ctx: Ctx, row: asyncpg.Record) -> ApiToken:
     return ApiToken(
         **columns(row, "person_id", "label", "revoked", "created_at", "revoked_at", id="token_id"),
         url=api_url(ctx, f"/v1/tokens/{row['token_id']}"),
+        scopes=scope_strings(token_scope(row)),
     )
 
 
@@ -404,7 +419,8 @@ async def _own_token_row(ctx: Ctx, token_id: str) -> asyncpg.Record:
     anyone but their holder and admins, so the answer must not confirm that one exists.
     """
     row = await directory.api_token(ctx.store.pool, token_id)
-    if row is None or (ctx.me.role != "admin" and row["person_id"] != ctx.me.person_id):
+    others = ctx.me.role == "admin" and ctx.me.scope.projects is None
+    if row is None or (not others and row["person_id"] != ctx.me.person_id):
         raise NotFound("there is no such token")
     return row
 
@@ -420,7 +436,12 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     person_id = ctx.path("person_id")
     token_id = ctx.new_id("tok")
     secret = f"cairn_{secrets.token_urlsafe(32)}"
-    cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
+    cmd = IssueToken(
+        token_id=token_id,
+        token_hash=hash_secret(secret),
+        label=body.label,
+        scope=parse_scopes("scopes", body.scopes),
+    )
     c = ctx.caller.context()
     _, result = await execute(
         ctx.caller,
@@ -431,7 +452,11 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     )
     row = await _own_token_row(ctx, token_id)
     issued = IssuedApiToken(
-        id=token_id, label=row["label"], token=secret, created_at=row["created_at"]
+        id=token_id,
+        label=row["label"],
+        token=secret,
+        created_at=row["created_at"],
+        scopes=scope_strings(token_scope(row)),
     )
     # What an idempotent retry replays: the same token without its secret, so that the
     # secret is never stored (see service.http.idempotency).
@@ -455,7 +480,7 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
 )
 async def list_tokens(ctx: Ctx) -> Reply:
     person_id = ctx.path("person_id")
-    check_account(ctx.me, AccountAction.MANAGE_TOKENS, person_id)
+    check_account(ctx.me, AccountAction.VIEW_TOKENS, person_id)
     await _person_row(ctx, person_id)
     limit = ctx.limit()
     found = await directory.api_tokens(ctx.store.pool, person_id, after=seq_after(ctx), limit=limit)

@@ -28,8 +28,8 @@ class Directory:
 
     name = "directory"
     # 4: people's locale and time zone; 5: projects' language; 6: people's pictures;
-    # 7: projects' alert_hours.
-    version = 7
+    # 7: projects' alert_hours; 8: tokens' scopes, service accounts' owner and assignable.
+    version = 8
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -62,7 +62,9 @@ class Directory:
             revoked     boolean NOT NULL,
             created_at  timestamptz NOT NULL,
             revoked_at  timestamptz,
-            seq         bigint NOT NULL
+            seq         bigint NOT NULL,
+            scope_write boolean NOT NULL DEFAULT true,
+            scope_projects text[]
         );
         CREATE INDEX api_tokens_person ON api_tokens (person_id, seq);
         CREATE TABLE feed_tokens (
@@ -173,9 +175,10 @@ class Directory:
                 )
             case pe.TokenIssued():
                 await conn.execute(
-                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq) "
-                    "VALUES ($1, $2, $3, $4, false, $5, $6)",
-                    e.token_id, person_id, e.token_hash, e.label, at, r.position,
+                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq, "
+                    "scope_write, scope_projects) VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8)",
+                    e.token_id, person_id, e.token_hash, e.label, at, r.position, e.write,
+                    None if e.projects is None else list(e.projects),
                 )  # fmt: skip
             case pe.TokenRevoked():
                 await conn.execute(
@@ -271,7 +274,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
-        "seq",
+        "seq", "scope_write", "scope_projects",
     ),
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
@@ -363,6 +366,8 @@ class _Fold:
                     "token_id": e.token_id, "person_id": person_id,
                     "token_hash": e.token_hash, "label": e.label, "revoked": False,
                     "created_at": at, "revoked_at": None, "seq": position,
+                    "scope_write": e.write,
+                    "scope_projects": None if e.projects is None else list(e.projects),
                 }  # fmt: skip
             case pe.TokenRevoked():
                 issued = self.tokens.get(e.token_id)

@@ -27,7 +27,7 @@ _PERSON: Final = (
 )
 _TOKEN: Final = (
     "SELECT t.token_id, t.person_id, t.label, t.revoked, t.created_at, t.revoked_at, t.seq, "
-    "p.version FROM api_tokens t JOIN people p USING (person_id)"
+    "t.scope_write, t.scope_projects, p.version FROM api_tokens t JOIN people p USING (person_id)"
 )
 _PROJECT: Final = """
 SELECT p.project_id, p.name, p.description, p.clients_enabled, p.language, p.alert_hours,

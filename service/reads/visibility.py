@@ -270,7 +270,9 @@ async def viewer_scope(pool: asyncpg.Pool, viewer: Viewer, *, everything: bool =
     """The viewer's scope over every project they may see (``everything``: see
     :func:`scope_for`; given to admins only)."""
     projects = await visible_projects(pool, viewer)
-    return scope_for(viewer, projects, everything=everything and viewer.role == "admin")
+    # A token limited to some projects is no cross-project view, whoever holds it.
+    unlimited = viewer.role == "admin" and viewer.scope.projects is None
+    return scope_for(viewer, projects, everything=everything and unlimited)
 
 
 def changes_of(row: asyncpg.Record) -> list[FieldChange]:
