@@ -97,7 +97,8 @@ def token_scope(row: asyncpg.Record) -> TokenScope:
     )
 
 
-def _token_viewer(row: asyncpg.Record) -> Viewer:
+def token_viewer(row: asyncpg.Record) -> Viewer:
+    """The holder of a token row (columns of ``people`` and the scope's), as a viewer."""
     return Viewer(
         person_id=row["person_id"],
         role=row["role"],
@@ -120,7 +121,7 @@ async def api_token_holder(
     row = await store.pool.fetchrow(_API_TOKEN, token_hash)
     if row is None:
         return None
-    viewer = _token_viewer(row)
+    viewer = token_viewer(row)
     if cache is not None:
         cache.put(token_hash, viewer, generation, epoch)
     return viewer
