@@ -23,6 +23,10 @@ PersonRole = Literal["admin", "member", "client", "service"]
 class PersonCreated(Event, frozen=True, kw_only=True):
     """A person got an account. ``company`` is set for clients (optional for others).
 
+    A service account (``role`` ``service``: an integration, not a human) has ``email`` empty
+    (it claims no address and is never mailed), ``owner_id`` the admin answerable for it, and
+    ``assignable`` whether to-dos and milestones may be given to it (people: always).
+
     ``locale`` (a language code, ``en`` or ``fr``) and ``time_zone`` (an IANA name) are the
     person's preferences; ``None`` means the server's default (``CAIRN_LOCALE``,
     ``CAIRN_TIME_ZONE``), as in events stored before they existed.
@@ -36,6 +40,8 @@ class PersonCreated(Event, frozen=True, kw_only=True):
     title: str | None
     locale: str | None = None
     time_zone: str | None = None
+    owner_id: str | None = None
+    assignable: bool = False
 
 
 @register

@@ -83,7 +83,8 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     name: str
-    email: str
+    email: str | None
+    """Null for a service account (which has none)."""
     role: PersonRole
     company: str | None
     title: str | None
@@ -95,31 +96,58 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     avatar_url: str
     """Their picture, or the default one while they have none (``PUT /v1/me/avatar``)."""
+    owner_id: str | None = None
+    """A service account's owner (an admin); null for people."""
+    assignable: bool = True
+    """Whether to-dos and milestones may be given to them (a service account: only when
+    created ``assignable``)."""
 
 
 class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/people``. Clients need a ``company``; ``locale`` and ``time_zone``
-    left out (or null) are the server's defaults."""
+    left out (or null) are the server's defaults. A service account (``role`` ``service``)
+    takes no ``email`` (everyone else needs one), ``owner_id`` (an active admin; default: the
+    caller) and ``assignable`` (default false)."""
 
     name: text.Line
-    email: text.Email
+    email: text.Email | None = None
     role: PersonRole
     company: text.OptionalLine | None = None
     title: text.Line | None = None
     locale: Locale | None = None
     time_zone: ZoneName | None = None
+    owner_id: str | None = None
+    assignable: bool | None = None
 
 
 _NEW_CLIENT: Final = msgspec.Meta(
     extra_json_schema={
-        "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
-        "then": {
-            "required": ["company"],
-            "properties": {"company": msgspec.json.schema(text.Line)},
-        },
+        "allOf": [
+            {
+                "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
+                "then": {
+                    "required": ["company"],
+                    "properties": {"company": msgspec.json.schema(text.Line)},
+                },
+            },
+            {
+                "if": {"properties": {"role": {"const": "service"}}, "required": ["role"]},
+                "then": {"properties": {"email": False}},
+                "else": {
+                    "required": ["email"],
+                    "properties": {
+                        "email": msgspec.json.schema(text.Email),
+                        "owner_id": False,
+                        "assignable": False,
+                    },
+                },
+            },
+        ]
     }
 )
-"""What OpenAPI says of ``NewPerson`` beyond its fields: a client's company is a line."""
+"""What OpenAPI says of ``NewPerson`` beyond its fields: a client's company is a line; a
+service account has no e-mail (everyone else one) and only it takes ``owner_id`` (an
+active admin, else 422) and ``assignable``."""
 
 
 class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -186,11 +214,13 @@ _PERSON: Final = (
 
 
 def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
-    return Person(
-        **columns(row, *_PERSON, id="person_id"),
+    person = Person(
+        **columns(row, *_PERSON, "owner_id", "assignable", id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
         avatar_url=avatar_url(base_url(ctx), row["person_id"]),
     )
+    # A service account's e-mail is stored empty: it has none.
+    return msgspec.structs.replace(person, email=None) if not person.email else person
 
 
 async def _person_row(ctx: Ctx, person_id: str) -> asyncpg.Record:
@@ -257,15 +287,23 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
 )
 async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
     person_id = ctx.new_id("per")
+    owner = None
+    if body.owner_id is not None:
+        owner_stream = await ctx.store.read_stream(person_stream(body.owner_id))
+        owner = fold_person(e.event for e in owner_stream)
     created = decide_create_person(
-        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), ctx.caller.context()
+        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)),
+        ctx.caller.context(),
+        owner,
     )
     person = _existing(fold_person(created))
 
     async def plan() -> Plan:
         # The address is claimed in the same transaction as the person is created: two
         # people racing for one address cannot both get it (one append fails, re-plans and
-        # finds it taken).
+        # finds it taken). A service account has no address to claim.
+        if person.service:
+            return [(person_stream(person_id), created, 0)]
         return [
             await _email_plan(ctx, person.email, person_id),
             (person_stream(person_id), created, 0),

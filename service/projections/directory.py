@@ -51,7 +51,9 @@ class Directory:
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
             seq         bigint NOT NULL,
-            version     integer NOT NULL DEFAULT 0
+            version     integer NOT NULL DEFAULT 0,
+            owner_id    text,
+            assignable  boolean NOT NULL DEFAULT true
         );
         CREATE INDEX people_seq ON people (seq);
         CREATE TABLE api_tokens (
@@ -138,10 +140,10 @@ class Directory:
             case pe.PersonCreated():
                 await conn.execute(
                     "INSERT INTO people (person_id, name, email, role, company, title, locale, "
-                    "time_zone, active, created_at, updated_at, seq) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $9, $10)",
+                    "time_zone, active, created_at, updated_at, seq, owner_id, assignable) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $9, $10, $11, $12)",
                     e.person_id, e.name, e.email, e.role, e.company, e.title, e.locale,
-                    e.time_zone, at, r.position,
+                    e.time_zone, at, r.position, e.owner_id, _assignable(e),
                 )  # fmt: skip
             case pe.PersonEdited():
                 await _patch(conn, "people", "person_id", person_id, e.changes, _PERSON_FIELDS, at)
@@ -265,12 +267,18 @@ async def _patch(
     await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {key} = $1", *values)
 
 
+def _assignable(e: pe.PersonCreated) -> bool:
+    """People are always assignable; a service account only when created so."""
+    return e.assignable or e.role != "service"
+
+
 _PERSON_VERSION = "UPDATE people SET version = $2 WHERE person_id = $1"
 _PROJECT_VERSION = "UPDATE projects SET version = $2 WHERE project_id = $1"
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "people": (
         "person_id", "name", "email", "role", "company", "title", "locale", "time_zone",
         "avatar_sha256", "avatar_type", "active", "created_at", "updated_at", "seq", "version",
+        "owner_id", "assignable",
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
@@ -336,7 +344,7 @@ class _Fold:
                     "company": e.company, "title": e.title, "locale": e.locale,
                     "time_zone": e.time_zone, "avatar_sha256": None, "avatar_type": None,
                     "active": True, "created_at": at, "updated_at": at, "seq": position,
-                    "version": 0,
+                    "version": 0, "owner_id": e.owner_id, "assignable": _assignable(e),
                 }  # fmt: skip
             case pe.PersonEdited():
                 return _patch_row(self.people.get(person_id), e.changes, _PERSON_FIELDS, at)
