@@ -15,6 +15,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from service.domain.access import FULL_SCOPE
+from service.domain.people import fold_person
+from service.events.base import decode_event
+from service.events.people import PersonCreated
+
 from .support.api import Api, bearer, problem
 from .support.realtime import frame, recording_events, subscribe, ws
 from .support.servers import FixedClock, serving
@@ -328,3 +333,17 @@ async def test_a_ticket_minted_on_one_instance_opens_a_socket_on_another(
     there = f"{second}?ticket={ticket['ticket']}"
     assert await _opens(there)
     assert not await _opens(ticket["stream_url"])
+
+
+def test_tokens_issued_before_scopes_have_full_power() -> None:
+    """A TokenIssued stored before scopes existed (no write, no projects) folds to a token
+    with its holder's full power."""
+    old = b'{"token_id": "tok_1", "token_hash": "' + b"a" * 64 + b'", "label": "old"}'
+    event = decode_event("TokenIssued", 1, old)
+    created = PersonCreated(
+        person_id="per_1", name="Old", email="old@example.com", role="member", company=None,
+        title=None,
+    )  # fmt: skip
+    person = fold_person([created, event])
+    assert person is not None
+    assert person.tokens["tok_1"].scope == FULL_SCOPE
