@@ -99,6 +99,12 @@ class Forbidden(DomainError):
     """Raised when the viewer may see the thing but not do this to it; ``detail`` says why."""
 
 
+class InsufficientScope(Forbidden):
+    """Raised when the viewer's person may do this but the token they present does not allow
+    it (a read-only token writing, a project-limited token acting outside its projects, a
+    token minted with more power than its minter's); ``detail`` says which."""
+
+
 class InvalidCommand(DomainError):
     """Raised when a command carries a bad value: ``field`` names it, ``detail`` says what is wrong."""
 

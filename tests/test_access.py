@@ -14,6 +14,7 @@ from service.domain.access import (
     Action,
     ProjectFacts,
     RecordingFacts,
+    TokenScope,
     Viewer,
     can_see_person,
     can_see_project,
@@ -21,7 +22,7 @@ from service.domain.access import (
     check,
     check_account,
 )
-from service.errors import Forbidden, NotFound
+from service.errors import Forbidden, InsufficientScope, NotFound
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "ACCESS.md"
 PROJECT_COLUMNS = (
@@ -255,3 +256,124 @@ def test_importing_the_domain_loads_no_io_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ token scopes (#18)
+
+SCOPE_COLUMNS = ("read", "project:this", "project:other", "read, project:this")
+SCOPES = {
+    "read": TokenScope(write=False),
+    "project:this": TokenScope(projects=frozenset({"prj"})),
+    "project:other": TokenScope(projects=frozenset({"elsewhere"})),
+    "read, project:this": TokenScope(write=False, projects=frozenset({"prj"})),
+}
+ACCOUNT_SCOPE_COLUMNS = ("read", "project-limited")
+ACCOUNT_SCOPES = {
+    "read": TokenScope(write=False),
+    "project-limited": TokenScope(projects=frozenset({"prj"})),
+}
+SCOPE_TABLE = _table(("scope action", "target", *SCOPE_COLUMNS))
+ACCOUNT_SCOPE_TABLE = _table(("scope account action", *ACCOUNT_SCOPE_COLUMNS))
+SCOPE_CELLS = [
+    pytest.param(
+        row[0], row[1], column, role_column, cell, id=f"{row[0]}-{row[1]}-{column}-{role_column}"
+    )
+    for row in SCOPE_TABLE
+    for column, cell in zip(SCOPE_COLUMNS, row[2:], strict=True)
+    for role_column in PROJECT_COLUMNS
+]
+ACCOUNT_SCOPE_CELLS = [
+    pytest.param(row[0], column, role_column, cell, id=f"{row[0]}-{column}-{role_column}")
+    for row in ACCOUNT_SCOPE_TABLE
+    for column, cell in zip(ACCOUNT_SCOPE_COLUMNS, row[1:], strict=True)
+    for role_column in ACCOUNT_COLUMNS
+]
+
+
+def _scoped(role_outcome: str, cell: str) -> str:
+    """What a scope cell makes of the role's outcome (``scope``: 403 insufficient_scope)."""
+    if cell == "role" or role_outcome == "404":
+        return role_outcome
+    return cell
+
+
+def _scoped_outcome(
+    viewer: Viewer, action: Action, project: ProjectFacts, rec: RecordingFacts | None
+) -> str:
+    try:
+        check(viewer, action, project, rec)
+    except InsufficientScope:
+        return "scope"
+    except NotFound:
+        return "404"
+    except Forbidden:
+        return "403"
+    return "yes"
+
+
+@pytest.mark.parametrize(("action", "target", "column", "role_column", "cell"), SCOPE_CELLS)
+def test_scope_matrix_cell(
+    action: str, target: str, column: str, role_column: str, cell: str
+) -> None:
+    role_row = next(r for r in PROJECT_TABLE if r[0] == action and r[1] == target)
+    role_cell = role_row[2 + PROJECT_COLUMNS.index(role_column)]
+    base = VIEWERS[role_column]
+    viewer = Viewer(person_id=base.person_id, role=base.role, scope=SCOPES[column])
+    for author, role_outcome in _expected(role_cell).items():
+        creator = viewer.person_id if author == "own" else "someone-else"
+        rec = None if target == "project" else _recording(target, role_column, creator)
+        got = _scoped_outcome(viewer, Action(action), _project(), rec)
+        assert got == _scoped(role_outcome, cell), author
+
+
+@pytest.mark.parametrize(("action", "column", "role_column", "cell"), ACCOUNT_SCOPE_CELLS)
+def test_account_scope_matrix_cell(action: str, column: str, role_column: str, cell: str) -> None:
+    role_row = next(r for r in ACCOUNT_TABLE if r[0] == action)
+    role_outcome = role_row[1 + ACCOUNT_COLUMNS.index(role_column)]
+    actor_role, target = role_column.split(" → ")
+    viewer = Viewer(person_id="me", role=actor_role, scope=ACCOUNT_SCOPES[column])  # type: ignore[arg-type]
+    target_id = None if action.startswith("create_") else ("me" if target == "self" else "you")
+    if cell == "own":
+        cell = "role" if target_id == "me" else "scope"
+    try:
+        check_account(viewer, AccountAction(action), target_id)
+        outcome = "yes"
+    except InsufficientScope:
+        outcome = "scope"
+    except NotFound:
+        outcome = "404"
+    except Forbidden:
+        outcome = "403"
+    assert outcome == _scoped(role_outcome, cell)
+
+
+def test_the_scope_tables_cover_every_action() -> None:
+    assert [(r[0], r[1]) for r in SCOPE_TABLE] == [(r[0], r[1]) for r in PROJECT_TABLE]
+    assert {row[0] for row in ACCOUNT_SCOPE_TABLE} == {a.value for a in AccountAction}
+
+
+@pytest.mark.parametrize(
+    ("action", "target", "column", "cell"), [p for p in PROJECT_CELLS if p.values[2] == "member"]
+)
+def test_a_service_account_is_a_member(action: str, target: str, column: str, cell: str) -> None:
+    """A service account on the project is judged exactly as a member (docs: Service accounts)."""
+    bot = Viewer(person_id="max", role="service")
+    outcomes = {}
+    for author in ("other", "own"):
+        creator = "max" if author == "own" else "someone-else"
+        rec = None if target == "project" else _recording(target, column, creator)
+        outcomes[author] = _outcome(bot, Action(action), _project(), rec)
+    assert outcomes == _expected(cell)
+
+
+def test_scope_within() -> None:
+    full, read = TokenScope(), TokenScope(write=False)
+    one, two = TokenScope(projects=frozenset({"a"})), TokenScope(projects=frozenset({"a", "b"}))
+    assert read.within(full)
+    assert one.within(two)
+    assert one.within(full)
+    assert not full.within(read)
+    assert not two.within(one)
+    assert not full.within(one)
+    assert TokenScope(write=False, projects=frozenset({"a"})).within(two)
+    assert not TokenScope(projects=frozenset({"a"})).within(TokenScope(write=False))

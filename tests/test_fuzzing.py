@@ -177,6 +177,16 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
         and r.detail.endswith("which is no file you uploaded")
     ),
     "integer sent as 771.0": _integral_float,
+    # - a service account's owner is an active admin (an id the generator makes up names
+    #   nobody); nobody becomes or stops being a service account, which has no e-mail;
+    "service account's owner": lambda r: (
+        r.operation == "POST /v1/people" and r.status == 422 and r.fields == {"owner_id"}
+    ),
+    "service account's role and e-mail": lambda r: (
+        r.operation in {"PATCH /v1/people/{person_id}", "PATCH /v1/me"}
+        and r.status == 422
+        and (r.fields == {"role"} or r.detail == "a service account has no e-mail address")
+    ),
     # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
     #   document can only say "bytes";
     "a picture that is no raster image": lambda r: (

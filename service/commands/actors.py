@@ -18,14 +18,20 @@ from .caller import Services
 
 
 async def actor_now(services: Services, viewer: Viewer, token_hash: str) -> Viewer | None:
-    """``viewer`` as their stream says they are now: their current role, or None when the
-    person is gone or deactivated or the token ``token_hash`` no longer works (revoked)."""
+    """``viewer`` as their stream says they are now: their current role and the scope of
+    token ``token_hash``, or None when the person is gone or deactivated or the token no
+    longer works (revoked)."""
     stream = person_stream(viewer.person_id)
     states = services.person_states
     if states is not None:
         _, person = await states.load(services.store, stream)
     else:
         person = fold_person(e.event for e in await services.store.read_stream(stream))
-    if person is None or not any(t.token_hash == token_hash for t in person.active_tokens):
+    if person is None:
         return None
-    return Viewer(person_id=person.person_id, role=person.role, active=person.active)
+    token = next((t for t in person.active_tokens if t.token_hash == token_hash), None)
+    if token is None:
+        return None
+    return Viewer(
+        person_id=person.person_id, role=person.role, active=person.active, scope=token.scope
+    )

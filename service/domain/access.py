@@ -22,7 +22,7 @@ from typing import Final
 
 import msgspec
 
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, InsufficientScope, NotFound
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole, ProjectStatus
 from ..events.recordings import RecordingKind, RecordingStatus
@@ -47,12 +47,38 @@ def kind_label(kind: RecordingKind | None) -> str:
     return KIND_LABELS[kind] if kind is not None else "recording"
 
 
+class TokenScope(msgspec.Struct, frozen=True, kw_only=True):
+    """What a token lets its holder do, within what the holder may do (never beyond it).
+
+    ``write`` False: reading only (every write is refused with :class:`InsufficientScope`).
+    ``projects`` a set of project ids: the token sees no other project (they are as absent,
+    404) and acts on no account but its holder's own; None: every project its holder sees.
+    """
+
+    write: bool = True
+    projects: frozenset[str] | None = None
+
+    def within(self, other: TokenScope) -> bool:
+        """Whether this scope grants nothing ``other`` does not."""
+        if self.write and not other.write:
+            return False
+        if other.projects is None:
+            return True
+        return self.projects is not None and self.projects <= other.projects
+
+
+FULL_SCOPE: Final = TokenScope()
+"""The holder's full power: read and write, every project (tokens issued before scopes)."""
+
+
 class Viewer(msgspec.Struct, frozen=True, kw_only=True):
-    """The person asking: their id, global role and whether their account is active."""
+    """The person asking: their id, global role and whether their account is active, and the
+    scope of the token they present (:data:`FULL_SCOPE` when no token narrows it)."""
 
     person_id: str
     role: PersonRole
     active: bool = True
+    scope: TokenScope = FULL_SCOPE
 
 
 SYSTEM: Final = Viewer(person_id="system", role="admin")
@@ -121,6 +147,9 @@ class AccountAction(StrEnum):
     CHANGE_ROLE = "change_role"
     DEACTIVATE_PERSON = "deactivate_person"
     MANAGE_TOKENS = "manage_tokens"
+    VIEW_TOKENS = "view_tokens"
+    """List or read tokens (without secrets): as ``MANAGE_TOKENS``, but a read needs no
+    ``write`` scope."""
 
 
 def hidden_probe(project_id: str) -> RecordingFacts:
@@ -139,10 +168,11 @@ def hidden_probe(project_id: str) -> RecordingFacts:
 def can_see_project(viewer: Viewer, project: ProjectFacts) -> bool:
     """Whether ``viewer`` may know that ``project`` exists.
 
-    Admins see every project; members the projects they belong to; clients only projects
-    with clients enabled where they are members. Deactivated people see nothing.
+    Admins see every project; members (and service accounts) the projects they belong to;
+    clients only projects with clients enabled where they are members. Deactivated people see
+    nothing; a token limited to some projects sees no other.
     """
-    if not viewer.active:
+    if not viewer.active or not in_scope(viewer, project.project_id):
         return False
     if viewer.role == "admin":
         return True
@@ -180,6 +210,23 @@ def can_see_person(viewer: Viewer, person_id: str, projects: Iterable[ProjectFac
     return any(person_id in p.members and can_see_project(viewer, p) for p in projects)
 
 
+def in_scope(viewer: Viewer, project_id: str) -> bool:
+    """Whether the viewer's token reaches project ``project_id`` at all (its holder may still
+    not see it)."""
+    projects = viewer.scope.projects
+    return projects is None or project_id in projects
+
+
+def require_write(viewer: Viewer) -> None:
+    """Refuse any write to a read-only token.
+
+    Raises:
+        InsufficientScope: the viewer's token has no ``write`` scope.
+    """
+    if not viewer.scope.write:
+        raise InsufficientScope("this token may only read (scope read)")
+
+
 def sees_everyone(viewer: Viewer) -> bool:
     """Whether ``viewer`` may know of every person (:func:`can_see_person` for anyone): active
     admins and members."""
@@ -195,7 +242,10 @@ def check(
     """Allow ``action`` or raise. Project actions take no recording; the others need one.
 
     Raises:
-        NotFound: the viewer may not see the project or the recording.
+        NotFound: the viewer may not see the project or the recording (a project outside
+            the token's projects included).
+        InsufficientScope: the viewer sees it, ``action`` is a write and the token is
+            read-only.
         Forbidden: the viewer sees it but may not do ``action``; ``detail`` says why.
         ValueError: ``recording`` given for a project action or missing for another (a bug).
     """
@@ -204,21 +254,31 @@ def check(
         raise ValueError(f"{action} {needs} recording")
     if not can_see_project(viewer, project):
         raise NotFound("there is no such project")
+    if recording is not None and not can_see_recording(viewer, project, recording):
+        raise NotFound(f"there is no such {KIND_LABELS[recording.kind]}")
+    # After the 404s (a read-only token must not learn more than its holder may see), before
+    # the role's rules: a write with a read-only token is refused for its scope.
+    if action not in (Action.VIEW_PROJECT, Action.VIEW_RECORDING):
+        require_write(viewer)
     standing = _standing(viewer, project)
     if recording is None:
         _check_project(standing, action)
         return
-    if not can_see_recording(viewer, project, recording):
-        raise NotFound(f"there is no such {KIND_LABELS[recording.kind]}")
     _check_recording(viewer, standing, action, recording)
 
 
 def check_account(viewer: Viewer, action: AccountAction, target_id: str | None = None) -> None:
     """Allow an action on person ``target_id`` (or on no one, for the ``CREATE_*`` actions).
 
+    Every one of these is a write: a read-only token may do none. A token limited to some
+    projects may act only on its holder's own account (edit it, manage its tokens): people and
+    projects are outside any project.
+
     Raises:
         NotFound: a client acts on someone else (they may do nothing to others, and get no
             hint whether that person exists).
+        InsufficientScope: the token is read-only, or limited to projects and the action is
+            not on its holder's own account.
         Forbidden: anything else not allowed; ``detail`` says why.
     """
     if not viewer.active:
@@ -226,11 +286,24 @@ def check_account(viewer: Viewer, action: AccountAction, target_id: str | None =
     is_self = target_id == viewer.person_id
     if viewer.role == "client" and target_id is not None and not is_self:
         raise NotFound("there is no such person")
+    if action is not AccountAction.VIEW_TOKENS:
+        require_write(viewer)
+    own = is_self and action in (
+        AccountAction.EDIT_PERSON,
+        AccountAction.MANAGE_TOKENS,
+        AccountAction.VIEW_TOKENS,
+    )
+    if viewer.scope.projects is not None and not own:
+        raise InsufficientScope("this token is limited to some projects; this is outside them")
     if action is AccountAction.CREATE_PERSON:
         _require(viewer.role == "admin", "only admins add people")
     elif action is AccountAction.CREATE_PROJECT:
         _require(viewer.role != "client", "clients cannot create projects")
-    elif action in (AccountAction.EDIT_PERSON, AccountAction.MANAGE_TOKENS):
+    elif action in (
+        AccountAction.EDIT_PERSON,
+        AccountAction.MANAGE_TOKENS,
+        AccountAction.VIEW_TOKENS,
+    ):
         _require(viewer.role == "admin" or is_self, "only admins act on other people")
     else:
         _require(not is_self, f"nobody may {action.value.replace('_', ' ')} themselves")

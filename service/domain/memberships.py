@@ -67,7 +67,13 @@ def decide_set_member(
     if before is None:
         if not person.active:
             raise Conflict("a deactivated person cannot join a project")
-        return [ProjectMemberAdded(person_id=cmd.person_id, project_role=cmd.project_role)]
+        return [
+            ProjectMemberAdded(
+                person_id=cmd.person_id,
+                project_role=cmd.project_role,
+                assignable=person.assignable,
+            )
+        ]
     if before == "owner":
         _keep_an_owner(project, cmd.person_id)
     return [
@@ -116,6 +122,10 @@ def first_subscribers(
     return tuple(dict.fromkeys((author_id, *others)))
 
 
+ASSIGNING = frozenset({"assignee_ids", "responsible_id"})
+"""The fields that give someone work: a service account must be ``assignable`` for them."""
+
+
 def require_members(
     project: ProjectState, field: str, person_ids: Iterable[str], *, clients_allowed: bool
 ) -> tuple[str, ...]:
@@ -125,13 +135,17 @@ def require_members(
         clients_allowed: whether clients may be among them (only if they can see the item).
 
     Raises:
-        InvalidCommand: someone is not on the project, or is a client who cannot see the item.
+        InvalidCommand: someone is not on the project, or is a client who cannot see the
+            item, or (for ``assignee_ids`` and ``responsible_id``) is a service account not
+            made ``assignable``.
     """
     unique = tuple(dict.fromkeys(person_ids))
     for person_id in unique:
         role = project.members.get(person_id)
         if role is None:
             raise InvalidCommand(field, f"{person_id} is not on the project")
+        if field in ASSIGNING and person_id in project.unassignable:
+            raise InvalidCommand(field, f"{person_id} is a service account nobody is assigned")
         if role == "client" and not clients_allowed:
             raise InvalidCommand(field, f"{person_id} is a client and cannot see this item")
     return unique

@@ -109,8 +109,8 @@ def notice_of(
     """Who is told of ``event`` (of recording ``recording_id``'s stream, done by
     ``actor_id``; None or ``"system"`` for Cairn itself), or None when nobody is.
 
-    The recipients are the :func:`candidates` who are not the actor, are active and may
-    see the recording (:func:`~service.domain.access.can_see_recording` over ``facts``). A
+    The recipients are the :func:`candidates` who are not the actor, are people (never a
+    service account), are active and may see the recording (:func:`~service.domain.access.can_see_recording` over ``facts``). A
     recording or project the read models no longer know tells nobody.
     """
     found = candidates(event, facts)
@@ -136,6 +136,9 @@ def notice_of(
 def _may_see(viewer: Viewer | None, facts: NoticeFacts) -> bool:
     project, recording = facts.project, facts.recording
     if viewer is None or project is None or recording is None:
+        return False
+    if viewer.role == "service":
+        # An integration reads the API; nobody tells it anything (no inbox, no mail).
         return False
     return viewer.active and can_see_recording(viewer, project, recording)
 

@@ -28,7 +28,7 @@ from ..events.people import (
 )
 from ..events.projects import ProjectRole
 from . import calendar, text
-from .access import AccountAction, check_account
+from .access import FULL_SCOPE, AccountAction, TokenScope, check_account
 from .context import Context
 from .edits import apply_changes, diff, not_null, patch_of
 
@@ -47,6 +47,7 @@ class TokenState(msgspec.Struct, frozen=True, kw_only=True):
     token_hash: str
     label: str
     active: bool = True
+    scope: TokenScope = FULL_SCOPE
 
 
 class PersonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +67,14 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
     avatar: FileRef | None = None
     notifications: NotificationPreferencesSet = NotificationPreferencesSet()
     """How they want to be told of notices by e-mail (:mod:`.preferences`)."""
+    owner_id: str | None = None
+    assignable: bool = True
     version: int = 0
+
+    @property
+    def service(self) -> bool:
+        """Whether this is a service account (an integration, not a human)."""
+        return self.role == "service"
 
     @property
     def active_tokens(self) -> list[TokenState]:
@@ -76,16 +84,20 @@ class PersonState(msgspec.Struct, frozen=True, kw_only=True):
 
 class CreatePerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Add a person; ``person_id`` is made by the caller. Clients need a ``company``.
-    ``locale`` and ``time_zone`` left ``None`` are the server's defaults."""
+    ``locale`` and ``time_zone`` left ``None`` are the server's defaults. A service account
+    (``role`` ``service``) has no ``email``, an ``owner_id`` (an active admin; default: the
+    admin creating it) and may be ``assignable``; nobody else takes these two."""
 
     person_id: str
     name: str
-    email: str
+    email: str | None = None
     role: PersonRole
     company: str | None = None
     title: str | None = None
     locale: str | None = None
     time_zone: str | None = None
+    owner_id: str | None = None
+    assignable: bool | None = None
 
 
 class EditPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -134,6 +146,8 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
             title=event.title,
             locale=event.locale,
             time_zone=event.time_zone,
+            owner_id=event.owner_id,
+            assignable=event.assignable or event.role != "service",
             version=1,
         )
     if state is None:
@@ -148,7 +162,11 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
         case PersonReactivated():
             return msgspec.structs.replace(state, active=True)
         case TokenIssued(token_id=token_id, token_hash=token_hash, label=label):
-            token = TokenState(token_id=token_id, token_hash=token_hash, label=label)
+            scope = TokenScope(
+                write=event.write,
+                projects=None if event.projects is None else frozenset(event.projects),
+            )
+            token = TokenState(token_id=token_id, token_hash=token_hash, label=label, scope=scope)
             return msgspec.structs.replace(state, tokens={**state.tokens, token_id: token})
         case TokenRevoked(token_id=token_id) if token_id in state.tokens:
             revoked = msgspec.structs.replace(state.tokens[token_id], active=False)
@@ -171,27 +189,54 @@ def fold_person(events: Iterable[Event]) -> PersonState | None:
     return state
 
 
-def decide_create_person(cmd: CreatePerson, ctx: Context) -> list[Event]:
+def decide_create_person(
+    cmd: CreatePerson, ctx: Context, owner: PersonState | None = None
+) -> list[Event]:
     """Admins add people. Returns ``[PersonCreated]`` for the new person's stream.
+
+    Args:
+        owner: for a service account, the state of ``cmd.owner_id`` (None: not found, or
+            no ``owner_id`` given: the actor owns it).
 
     Raises:
         Forbidden: the actor is not an admin.
-        InvalidCommand: a bad name, e-mail, title, locale or time zone, or a client without
-            a company.
+        InvalidCommand: a bad name, e-mail, title, locale or time zone, a client without
+            a company, a person without an e-mail, a service account with one, or owned by
+            anyone but an active admin, or ``owner_id``/``assignable`` on a human.
     """
     check_account(ctx.actor, AccountAction.CREATE_PERSON)
     company = text.optional_line("company", cmd.company)
     _require_company(cmd.role, company)
+    service = cmd.role == "service"
+    if service:
+        if cmd.email:
+            raise InvalidCommand("email", "a service account has no e-mail address")
+        owner_id = cmd.owner_id or ctx.actor.person_id
+        if cmd.owner_id is not None and (
+            owner is None or owner.role != "admin" or not owner.active
+        ):
+            raise InvalidCommand("owner_id", "a service account's owner must be an active admin")
+        email = ""
+    else:
+        if cmd.owner_id is not None or cmd.assignable is not None:
+            field = "owner_id" if cmd.owner_id is not None else "assignable"
+            raise InvalidCommand(field, f"only a service account has {field}")
+        if cmd.email is None:
+            raise InvalidCommand("email", "a person needs an e-mail address")
+        email = text.email("email", cmd.email)
+        owner_id = None
     return [
         PersonCreated(
             person_id=cmd.person_id,
             name=text.line("name", cmd.name),
-            email=text.email("email", cmd.email),
+            email=email,
             role=cmd.role,
             company=company,
             title=text.optional_line("title", cmd.title),
             locale=_locale("locale", cmd.locale),
             time_zone=calendar.time_zone("time_zone", cmd.time_zone),
+            owner_id=owner_id,
+            assignable=bool(cmd.assignable) if service else False,
         )
     ]
 
@@ -235,8 +280,12 @@ def decide_edit_person(
         else:
             updates[field] = text.optional_line(field, value)
     role: PersonRole = updates.get("role", person.role)
+    if "email" in updates and person.service:
+        raise InvalidCommand("email", "a service account has no e-mail address")
     if role != person.role:
         check_account(ctx.actor, AccountAction.CHANGE_ROLE, person.person_id)
+        if "service" in (role, person.role):
+            raise InvalidCommand("role", "nobody becomes or stops being a service account")
         clashing = [
             p for p, r in (memberships or {}).items() if (r == "client") != (role == "client")
         ]

@@ -57,6 +57,8 @@ class ProjectState(msgspec.Struct, frozen=True, kw_only=True):
     alert_hours: int = 48
     status: ProjectStatus = "active"
     members: dict[str, ProjectRole] = {}
+    unassignable: frozenset[str] = frozenset()
+    """Members who are service accounts not made assignable (see ``require_members``)."""
     version: int = 0
 
 
@@ -153,14 +155,18 @@ def evolve_project(state: ProjectState | None, event: Event) -> ProjectState:
     match event:
         case ProjectEdited(changes=changes):
             return apply_changes(state, changes)
-        case (
-            ProjectMemberAdded(person_id=person_id, project_role=role)
-            | ProjectMemberRoleChanged(person_id=person_id, after=role)
-        ):
+        case ProjectMemberAdded(person_id=person_id, project_role=role, assignable=assignable):
+            unassignable = state.unassignable if assignable else state.unassignable | {person_id}
+            return msgspec.structs.replace(
+                state, members={**state.members, person_id: role}, unassignable=unassignable
+            )
+        case ProjectMemberRoleChanged(person_id=person_id, after=role):
             return msgspec.structs.replace(state, members={**state.members, person_id: role})
         case ProjectMemberRemoved(person_id=person_id):
             members = {p: r for p, r in state.members.items() if p != person_id}
-            return msgspec.structs.replace(state, members=members)
+            return msgspec.structs.replace(
+                state, members=members, unassignable=state.unassignable - {person_id}
+            )
     status = _STATUS_AFTER.get(type(event))
     # Events this code does not know (written by newer code) change nothing it knows about.
     return state if status is None else msgspec.structs.replace(state, status=status)

@@ -235,6 +235,16 @@ def someone(locale: Locale) -> str:
     return translator(locale).gettext(SOMEONE)
 
 
+VIA_INTEGRATION: Final = N_("{name} (via integration)")
+"""How a service account (an integration, not a human) is named where it acted (#18)."""
+
+
+def via_integration(name: str, locale: Locale) -> str:
+    """The name of service account ``name`` where it acted, in ``locale``: "Deploy bot (via
+    integration)"."""
+    return translator(locale).gettext(VIA_INTEGRATION).format(name=name)
+
+
 def cairn(locale: Locale) -> str:
     """The name of Cairn itself, in ``locale``."""
     return translator(locale).gettext(CAIRN)

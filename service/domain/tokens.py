@@ -10,11 +10,11 @@ import hashlib
 
 import msgspec
 
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, InsufficientScope, InvalidCommand, NotFound
 from ..events.base import Event
 from ..events.people import FeedTokenRotated, TokenIssued, TokenRevoked
 from . import text
-from .access import AccountAction, check_account
+from .access import FULL_SCOPE, AccountAction, TokenScope, check_account
 from .context import Context
 from .people import PersonState
 
@@ -25,12 +25,51 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+PROJECT_SCOPE = "project:"
+"""Prefix of a scope string limiting a token to one project (``project:<project id>``)."""
+MAX_PROJECT_SCOPES = 100
+
+
+def parse_scopes(field: str, values: list[str] | None) -> TokenScope:
+    """The scope named by scope strings: ``read``, ``write`` (which implies ``read``) and any
+    number of ``project:<id>``; None: full power.
+
+    Raises:
+        InvalidCommand: an unknown string, neither ``read`` nor ``write``, or too many projects.
+    """
+    if values is None:
+        return FULL_SCOPE
+    access: set[str] = set()
+    projects: set[str] = set()
+    for value in values:
+        if value in ("read", "write"):
+            access.add(value)
+        elif value.startswith(PROJECT_SCOPE) and len(value) > len(PROJECT_SCOPE):
+            projects.add(text.line(field, value.removeprefix(PROJECT_SCOPE), max_length=100))
+        else:
+            raise InvalidCommand(field, f"unknown scope {value!r}: read, write, project:<id>")
+    if not access:
+        raise InvalidCommand(field, f"{field} must name read or write")
+    if len(projects) > MAX_PROJECT_SCOPES:
+        raise InvalidCommand(field, f"at most {MAX_PROJECT_SCOPES} projects per token")
+    return TokenScope(write="write" in access, projects=frozenset(projects) or None)
+
+
+def scope_strings(scope: TokenScope) -> list[str]:
+    """The scope strings of ``scope`` (the inverse of :func:`parse_scopes`): ``read``, then
+    ``write`` when it may write, then its ``project:<id>`` in order."""
+    found = ["read", "write"] if scope.write else ["read"]
+    return found + [PROJECT_SCOPE + p for p in sorted(scope.projects or ())]
+
+
 class IssueToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Issue an API token; the caller makes the secret and passes its hex SHA-256 only."""
+    """Issue an API token; the caller makes the secret and passes its hex SHA-256 only.
+    ``scope`` may not exceed the actor's own (:meth:`TokenScope.within`)."""
 
     token_id: str
     token_hash: str
     label: str | None = None
+    scope: TokenScope = FULL_SCOPE
 
 
 class RevokeToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -49,20 +88,30 @@ class RotateFeedToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 def decide_issue_token(person: PersonState, cmd: IssueToken, ctx: Context) -> list[Event]:
     """The person or an admin issues an API token: ``[TokenIssued]``.
 
+    A token never holds more than the token that mints it: ``cmd.scope`` must lie within the
+    actor's (a read-only token mints nothing at all, a project-limited one only tokens limited
+    to some of its projects).
+
     Raises:
         Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        InsufficientScope: ``cmd.scope`` exceeds the actor's.
         Conflict: the person is deactivated, or ``token_id`` is taken.
         InvalidCommand: a bad hash or label.
     """
     check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    if not cmd.scope.within(ctx.actor.scope):
+        raise InsufficientScope("a token cannot be given more power than the token minting it")
     _require_active(person)
     if cmd.token_id in person.tokens:
         raise Conflict(f"token {cmd.token_id} exists already")
+    projects = cmd.scope.projects
     return [
         TokenIssued(
             token_id=cmd.token_id,
             token_hash=text.token_hash("token_hash", cmd.token_hash),
             label=text.optional_line("label", cmd.label) or "",
+            write=cmd.scope.write,
+            projects=None if projects is None else tuple(sorted(projects)),
         )
     ]
 

@@ -16,12 +16,16 @@ from typing import Literal
 from ..blobs.store import FileRef
 from .base import Event, FieldChange, register
 
-PersonRole = Literal["admin", "member", "client"]
+PersonRole = Literal["admin", "member", "client", "service"]
 
 
 @register
 class PersonCreated(Event, frozen=True, kw_only=True):
     """A person got an account. ``company`` is set for clients (optional for others).
+
+    A service account (``role`` ``service``: an integration, not a human) has ``email`` empty
+    (it claims no address and is never mailed), ``owner_id`` the admin answerable for it, and
+    ``assignable`` whether to-dos and milestones may be given to it (people: always).
 
     ``locale`` (a language code, ``en`` or ``fr``) and ``time_zone`` (an IANA name) are the
     person's preferences; ``None`` means the server's default (``CAIRN_LOCALE``,
@@ -36,6 +40,8 @@ class PersonCreated(Event, frozen=True, kw_only=True):
     title: str | None
     locale: str | None = None
     time_zone: str | None = None
+    owner_id: str | None = None
+    assignable: bool = False
 
 
 @register
@@ -65,11 +71,18 @@ class PersonReactivated(Event, frozen=True, kw_only=True):
 
 @register
 class TokenIssued(Event, frozen=True, kw_only=True):
-    """An API token was issued; ``token_hash`` is the hex SHA-256 of its secret."""
+    """An API token was issued; ``token_hash`` is the hex SHA-256 of its secret.
+
+    Its scope (issue #18): ``write`` False for a read-only token; ``projects`` the only
+    project ids it reaches (None: every project its holder sees). The defaults are full
+    power, as every token issued before scopes existed.
+    """
 
     token_id: str
     token_hash: str
     label: str
+    write: bool = True
+    projects: tuple[str, ...] | None = None
 
 
 @register

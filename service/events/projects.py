@@ -59,10 +59,12 @@ class ProjectRestored(Event, frozen=True, kw_only=True):
 
 @register
 class ProjectMemberAdded(Event, frozen=True, kw_only=True):
-    """A person joined the project with ``project_role``."""
+    """A person joined the project with ``project_role``. ``assignable`` False: a service
+    account that may not be given to-dos or milestones (#18)."""
 
     person_id: str
     project_role: ProjectRole
+    assignable: bool = True
 
 
 @register

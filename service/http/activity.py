@@ -86,6 +86,9 @@ class ActorRef(msgspec.Struct, frozen=True, kw_only=True):
     url: str | None
     avatar_url: str | None = None
     """Their picture (the default one while they have none); null with ``id``."""
+    service: bool | msgspec.UnsetType = msgspec.UNSET
+    """``true`` for a service account (an integration, not a human; its ``name`` says so);
+    left out otherwise."""
 
 
 class TargetRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,7 +250,13 @@ def entry(
     named_actor = scope.actor(row, locale)
     actor_url = None if named_actor.id is None else api_url(ctx, f"/v1/people/{named_actor.id}")
     picture = None if named_actor.id is None else avatar_url(base_url(ctx), named_actor.id)
-    actor = ActorRef(id=named_actor.id, name=named_actor.name, url=actor_url, avatar_url=picture)
+    actor = ActorRef(
+        id=named_actor.id,
+        name=named_actor.name,
+        url=actor_url,
+        avatar_url=picture,
+        service=True if named_actor.service else msgspec.UNSET,
+    )
     project_id = row["project_id"]
     project_name = row["project_name"] or ""
     project = ProjectRef(

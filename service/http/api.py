@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..domain.access import require_write
 from .auth import authenticate, confirm_writer
 from .bodies import decode_body
 from .conditions import etag_for, if_none_match
@@ -76,6 +77,9 @@ class Endpoint:
     streamed_body: Mapping[str, Any] | None = None
     """The media types (with their OpenAPI media type objects) of a body the handler reads
     itself (see :meth:`Api.route`); None: a JSON body, or none."""
+    scope: str = "write"
+    """The token scope a call needs besides GET (``read``: a POST that changes nothing the
+    token's holder could not read, e.g. minting a WebSocket ticket)."""
 
     @property
     def conditional(self) -> bool:
@@ -123,6 +127,7 @@ class Api:
         strict_query: bool = True,
         body_schema: Any = None,
         streamed_body: Mapping[str, Any] | None = None,
+        scope: str = "write",
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
@@ -150,6 +155,8 @@ class Api:
                 by ``CAIRN_MAX_BODY`` (the handler bounds it), and the route takes no
                 ``Idempotency-Key``: a retry could only be recognised by reading the whole
                 body again, and the handler must be harmless to repeat.
+            scope: the token scope any method but GET needs: ``"write"`` (a read-only
+                token gets 403 ``insufficient_scope`` before the handler runs) or ``"read"``.
         """
 
         def decorate(fn: Handler) -> Handler:
@@ -174,6 +181,7 @@ class Api:
                     body_schema=body_schema,
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
                     streamed_body=streamed_body,
+                    scope=scope,
                 )
             )
             return fn
@@ -238,6 +246,9 @@ def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[R
         if viewer is not None and method != "GET":
             # Reads may trust a holder remembered for a moment; a write may not.
             viewer = await confirm_writer(request, viewer)
+            if ep.scope == "write":
+                # The one check of every HTTP write; the rules check it again per action.
+                require_write(viewer)
         state = state_of(request)
         params = query_values(request.query_params, ep.query, strict=ep.strict_query)
         ctx = Ctx(request=request, viewer=viewer, state=state, params=params)

@@ -50,6 +50,7 @@ from .state import State
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
 # OpenAPI document see the same set.
 ROUTE_MODULES: list[str] = [
+    "tickets",
     "feeds",
     "feed_token",
     "people",
@@ -160,7 +161,7 @@ def create_app(
     per_second = settings.rate_limit if rate is None else rate
     allowance = settings.rate_burst if burst is None else burst
     install_log_redaction()
-    realtime = Realtime(settings)
+    realtime = Realtime(settings, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

@@ -96,6 +96,8 @@ class PersonRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     name: str | None
     avatar_url: str | None = None
     """Their picture (:func:`avatar_url`); left out with a null ``id``."""
+    service: bool = False
+    """``true`` for a service account (an integration, not a human); left out otherwise."""
 
 
 class RecordingProject(msgspec.Struct, frozen=True, kw_only=True):
@@ -344,6 +346,13 @@ def person_ref(
     return PersonRef(id=shown, name=shown_name, avatar_url=picture)
 
 
+def _service(ref: PersonRef, service: bool | None) -> PersonRef:
+    """``ref`` marked as a service account's when it is one (and shown)."""
+    if service and ref.id is not None:
+        return msgspec.structs.replace(ref, service=True)
+    return ref
+
+
 class _Renderer:
     def __init__(self, ctx: Ctx, sight: Sight, today: date | None) -> None:
         self.base = str(ctx.request.base_url).rstrip("/")
@@ -397,8 +406,9 @@ class _Renderer:
             "inherits_visibility": row["own_visible_to_clients"] is None,
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
-            "creator": person_ref(
-                self.sight, row["creator_id"], row["creator_name"], base=self.base
+            "creator": _service(
+                person_ref(self.sight, row["creator_id"], row["creator_name"], base=self.base),
+                row["creator_service"],
             ),
             "parent": parent,
             "project": RecordingProject(

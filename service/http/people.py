@@ -48,6 +48,8 @@ from ..domain.tokens import (
     decide_issue_token,
     decide_revoke_token,
     hash_secret,
+    parse_scopes,
+    scope_strings,
 )
 from ..errors import NotFound
 from ..events.base import Event
@@ -57,6 +59,7 @@ from ..events.streams import email_stream, person_stream
 from ..reads import directory, inbox
 from ..reads.access import visible_projects
 from ..reads.rows import columns
+from ..reads.tokens import token_scope
 from .api import Api, Ctx, Reply
 from .envelope import api_url, avatar_url, base_url
 from .idempotency import REPLAYED_HEADERS
@@ -80,7 +83,8 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
 
     id: str
     name: str
-    email: str
+    email: str | None
+    """Null for a service account (which has none)."""
     role: PersonRole
     company: str | None
     title: str | None
@@ -92,31 +96,58 @@ class Person(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     avatar_url: str
     """Their picture, or the default one while they have none (``PUT /v1/me/avatar``)."""
+    owner_id: str | None = None
+    """A service account's owner (an admin); null for people."""
+    assignable: bool = True
+    """Whether to-dos and milestones may be given to them (a service account: only when
+    created ``assignable``)."""
 
 
 class NewPerson(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/people``. Clients need a ``company``; ``locale`` and ``time_zone``
-    left out (or null) are the server's defaults."""
+    left out (or null) are the server's defaults. A service account (``role`` ``service``)
+    takes no ``email`` (everyone else needs one), ``owner_id`` (an active admin; default: the
+    caller) and ``assignable`` (default false)."""
 
     name: text.Line
-    email: text.Email
+    email: text.Email | None = None
     role: PersonRole
     company: text.OptionalLine | None = None
     title: text.Line | None = None
     locale: Locale | None = None
     time_zone: ZoneName | None = None
+    owner_id: str | None = None
+    assignable: bool | None = None
 
 
 _NEW_CLIENT: Final = msgspec.Meta(
     extra_json_schema={
-        "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
-        "then": {
-            "required": ["company"],
-            "properties": {"company": msgspec.json.schema(text.Line)},
-        },
+        "allOf": [
+            {
+                "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
+                "then": {
+                    "required": ["company"],
+                    "properties": {"company": msgspec.json.schema(text.Line)},
+                },
+            },
+            {
+                "if": {"properties": {"role": {"const": "service"}}, "required": ["role"]},
+                "then": {"properties": {"email": False}},
+                "else": {
+                    "required": ["email"],
+                    "properties": {
+                        "email": msgspec.json.schema(text.Email),
+                        "owner_id": False,
+                        "assignable": False,
+                    },
+                },
+            },
+        ]
     }
 )
-"""What OpenAPI says of ``NewPerson`` beyond its fields: a client's company is a line."""
+"""What OpenAPI says of ``NewPerson`` beyond its fields: a client's company is a line; a
+service account has no e-mail (everyone else one) and only it takes ``owner_id`` (an
+active admin, else 422) and ``assignable``."""
 
 
 class PersonPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -143,12 +174,22 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
     created_at: Timestamp
     revoked_at: Timestamp | None
     url: str
+    scopes: list[str]
+    """What it lets its holder do: ``read``, ``write``, and ``project:<id>`` for each project
+    it is limited to (none: every project its holder sees)."""
+
+
+Scope = Annotated[str, msgspec.Meta(pattern=r"^(read|write|project:[A-Za-z0-9_-]{1,100})$")]
 
 
 class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/people/{id}/tokens``."""
+    """Body of ``POST /v1/people/{id}/tokens``. ``scopes`` (default: the holder's full power,
+    ``["read", "write"]`` on every project they see): ``read``, ``write`` (implies read), and
+    ``project:<id>`` to limit the token to those projects. It may not exceed the scopes of the
+    token minting it (403 ``insufficient_scope``)."""
 
     label: text.OptionalLine | None = None
+    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=102)] | None = None
 
 
 class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,6 +200,7 @@ class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     token: str | None
     created_at: Timestamp
+    scopes: list[str]
 
 
 # ------------------------------------------------------------------ helpers
@@ -172,11 +214,13 @@ _PERSON: Final = (
 
 
 def _person(ctx: Ctx, row: asyncpg.Record) -> Person:
-    return Person(
-        **columns(row, *_PERSON, id="person_id"),
+    person = Person(
+        **columns(row, *_PERSON, "owner_id", "assignable", id="person_id"),
         url=api_url(ctx, f"/v1/people/{row['person_id']}"),
         avatar_url=avatar_url(base_url(ctx), row["person_id"]),
     )
+    # A service account's e-mail is stored empty: it has none.
+    return msgspec.structs.replace(person, email=None) if not person.email else person
 
 
 async def _person_row(ctx: Ctx, person_id: str) -> asyncpg.Record:
@@ -243,15 +287,23 @@ async def _memberships(ctx: Ctx, person_id: str) -> dict[str, ProjectRole]:
 )
 async def create_person(ctx: Ctx, body: NewPerson) -> Reply:
     person_id = ctx.new_id("per")
+    owner = None
+    if body.owner_id is not None:
+        owner_stream = await ctx.store.read_stream(person_stream(body.owner_id))
+        owner = fold_person(e.event for e in owner_stream)
     created = decide_create_person(
-        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)), ctx.caller.context()
+        CreatePerson(person_id=person_id, **msgspec.structs.asdict(body)),
+        ctx.caller.context(),
+        owner,
     )
     person = _existing(fold_person(created))
 
     async def plan() -> Plan:
         # The address is claimed in the same transaction as the person is created: two
         # people racing for one address cannot both get it (one append fails, re-plans and
-        # finds it taken).
+        # finds it taken). A service account has no address to claim.
+        if person.service:
+            return [(person_stream(person_id), created, 0)]
         return [
             await _email_plan(ctx, person.email, person_id),
             (person_stream(person_id), created, 0),
@@ -394,6 +446,7 @@ def _token(ctx: Ctx, row: asyncpg.Record) -> ApiToken:
     return ApiToken(
         **columns(row, "person_id", "label", "revoked", "created_at", "revoked_at", id="token_id"),
         url=api_url(ctx, f"/v1/tokens/{row['token_id']}"),
+        scopes=scope_strings(token_scope(row)),
     )
 
 
@@ -404,7 +457,8 @@ async def _own_token_row(ctx: Ctx, token_id: str) -> asyncpg.Record:
     anyone but their holder and admins, so the answer must not confirm that one exists.
     """
     row = await directory.api_token(ctx.store.pool, token_id)
-    if row is None or (ctx.me.role != "admin" and row["person_id"] != ctx.me.person_id):
+    others = ctx.me.role == "admin" and ctx.me.scope.projects is None
+    if row is None or (not others and row["person_id"] != ctx.me.person_id):
         raise NotFound("there is no such token")
     return row
 
@@ -420,7 +474,12 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     person_id = ctx.path("person_id")
     token_id = ctx.new_id("tok")
     secret = f"cairn_{secrets.token_urlsafe(32)}"
-    cmd = IssueToken(token_id=token_id, token_hash=hash_secret(secret), label=body.label)
+    cmd = IssueToken(
+        token_id=token_id,
+        token_hash=hash_secret(secret),
+        label=body.label,
+        scope=parse_scopes("scopes", body.scopes),
+    )
     c = ctx.caller.context()
     _, result = await execute(
         ctx.caller,
@@ -431,7 +490,11 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
     )
     row = await _own_token_row(ctx, token_id)
     issued = IssuedApiToken(
-        id=token_id, label=row["label"], token=secret, created_at=row["created_at"]
+        id=token_id,
+        label=row["label"],
+        token=secret,
+        created_at=row["created_at"],
+        scopes=scope_strings(token_scope(row)),
     )
     # What an idempotent retry replays: the same token without its secret, so that the
     # secret is never stored (see service.http.idempotency).
@@ -455,7 +518,7 @@ async def issue_token(ctx: Ctx, body: NewApiToken) -> Reply:
 )
 async def list_tokens(ctx: Ctx) -> Reply:
     person_id = ctx.path("person_id")
-    check_account(ctx.me, AccountAction.MANAGE_TOKENS, person_id)
+    check_account(ctx.me, AccountAction.VIEW_TOKENS, person_id)
     await _person_row(ctx, person_id)
     limit = ctx.limit()
     found = await directory.api_tokens(ctx.store.pool, person_id, after=seq_after(ctx), limit=limit)

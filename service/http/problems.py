@@ -111,6 +111,7 @@ _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = 
     (errors.DatabaseUnavailable, 503, None),
     (errors.NotReady, 503, None),
     (errors.NotFound, 404, None),
+    (errors.InsufficientScope, 403, "insufficient_scope"),
     (errors.Forbidden, 403, None),
     (errors.LinkRefused, 403, "link-refused"),
     (errors.InvalidCommand, 422, None),

@@ -28,8 +28,8 @@ class Directory:
 
     name = "directory"
     # 4: people's locale and time zone; 5: projects' language; 6: people's pictures;
-    # 7: projects' alert_hours.
-    version = 7
+    # 7: projects' alert_hours; 8: tokens' scopes, service accounts' owner and assignable.
+    version = 8
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -51,7 +51,9 @@ class Directory:
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
             seq         bigint NOT NULL,
-            version     integer NOT NULL DEFAULT 0
+            version     integer NOT NULL DEFAULT 0,
+            owner_id    text,
+            assignable  boolean NOT NULL DEFAULT true
         );
         CREATE INDEX people_seq ON people (seq);
         CREATE TABLE api_tokens (
@@ -62,7 +64,9 @@ class Directory:
             revoked     boolean NOT NULL,
             created_at  timestamptz NOT NULL,
             revoked_at  timestamptz,
-            seq         bigint NOT NULL
+            seq         bigint NOT NULL,
+            scope_write boolean NOT NULL DEFAULT true,
+            scope_projects text[]
         );
         CREATE INDEX api_tokens_person ON api_tokens (person_id, seq);
         CREATE TABLE feed_tokens (
@@ -136,10 +140,10 @@ class Directory:
             case pe.PersonCreated():
                 await conn.execute(
                     "INSERT INTO people (person_id, name, email, role, company, title, locale, "
-                    "time_zone, active, created_at, updated_at, seq) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $9, $10)",
+                    "time_zone, active, created_at, updated_at, seq, owner_id, assignable) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true, $9, $9, $10, $11, $12)",
                     e.person_id, e.name, e.email, e.role, e.company, e.title, e.locale,
-                    e.time_zone, at, r.position,
+                    e.time_zone, at, r.position, e.owner_id, _assignable(e),
                 )  # fmt: skip
             case pe.PersonEdited():
                 await _patch(conn, "people", "person_id", person_id, e.changes, _PERSON_FIELDS, at)
@@ -173,9 +177,10 @@ class Directory:
                 )
             case pe.TokenIssued():
                 await conn.execute(
-                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq) "
-                    "VALUES ($1, $2, $3, $4, false, $5, $6)",
-                    e.token_id, person_id, e.token_hash, e.label, at, r.position,
+                    "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq, "
+                    "scope_write, scope_projects) VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8)",
+                    e.token_id, person_id, e.token_hash, e.label, at, r.position, e.write,
+                    None if e.projects is None else list(e.projects),
                 )  # fmt: skip
             case pe.TokenRevoked():
                 await conn.execute(
@@ -262,16 +267,22 @@ async def _patch(
     await conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {key} = $1", *values)
 
 
+def _assignable(e: pe.PersonCreated) -> bool:
+    """People are always assignable; a service account only when created so."""
+    return e.assignable or e.role != "service"
+
+
 _PERSON_VERSION = "UPDATE people SET version = $2 WHERE person_id = $1"
 _PROJECT_VERSION = "UPDATE projects SET version = $2 WHERE project_id = $1"
 _COLUMNS: dict[str, tuple[str, ...]] = {
     "people": (
         "person_id", "name", "email", "role", "company", "title", "locale", "time_zone",
         "avatar_sha256", "avatar_type", "active", "created_at", "updated_at", "seq", "version",
+        "owner_id", "assignable",
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
-        "seq",
+        "seq", "scope_write", "scope_projects",
     ),
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
@@ -333,7 +344,7 @@ class _Fold:
                     "company": e.company, "title": e.title, "locale": e.locale,
                     "time_zone": e.time_zone, "avatar_sha256": None, "avatar_type": None,
                     "active": True, "created_at": at, "updated_at": at, "seq": position,
-                    "version": 0,
+                    "version": 0, "owner_id": e.owner_id, "assignable": _assignable(e),
                 }  # fmt: skip
             case pe.PersonEdited():
                 return _patch_row(self.people.get(person_id), e.changes, _PERSON_FIELDS, at)
@@ -363,6 +374,8 @@ class _Fold:
                     "token_id": e.token_id, "person_id": person_id,
                     "token_hash": e.token_hash, "label": e.label, "revoked": False,
                     "created_at": at, "revoked_at": None, "seq": position,
+                    "scope_write": e.write,
+                    "scope_projects": None if e.projects is None else list(e.projects),
                 }  # fmt: skip
             case pe.TokenRevoked():
                 issued = self.tokens.get(e.token_id)

@@ -78,8 +78,11 @@ async def visible_project(pool: asyncpg.Pool, viewer: Viewer, project_id: str) -
 
 
 async def visible_projects(pool: asyncpg.Pool, viewer: Viewer) -> dict[str, ProjectFacts]:
-    """Every project ``viewer`` may see (admins: all of them)."""
-    if viewer.role == "admin":
+    """Every project ``viewer`` may see (admins: all of them; a token limited to some
+    projects: those of them the holder sees)."""
+    if viewer.scope.projects is not None:
+        ids = sorted(viewer.scope.projects)
+    elif viewer.role == "admin":
         ids = [r["project_id"] for r in await pool.fetch("SELECT project_id FROM projects")]
     else:
         ids = [

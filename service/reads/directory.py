@@ -23,11 +23,11 @@ from .rows import Page
 # their person's and project's): what the API's ETags name.
 _PERSON: Final = (
     "SELECT person_id, name, email, role, company, title, locale, time_zone, avatar_sha256, "
-    "avatar_type, active, created_at, updated_at, seq, version FROM people"
+    "avatar_type, active, created_at, updated_at, seq, version, owner_id, assignable FROM people"
 )
 _TOKEN: Final = (
     "SELECT t.token_id, t.person_id, t.label, t.revoked, t.created_at, t.revoked_at, t.seq, "
-    "p.version FROM api_tokens t JOIN people p USING (person_id)"
+    "t.scope_write, t.scope_projects, p.version FROM api_tokens t JOIN people p USING (person_id)"
 )
 _PROJECT: Final = """
 SELECT p.project_id, p.name, p.description, p.clients_enabled, p.language, p.alert_hours,

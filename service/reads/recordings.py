@@ -26,6 +26,7 @@ from .access import recording_facts
 # needs no further queries.
 _SELECT: Final = """
 SELECT r.*, p.title AS parent_title, pr.name AS project_name, cp.name AS creator_name,
+       cp.role = 'service' AS creator_service,
        xp.name AS completer_name, rp.name AS responsible_name,
        CASE WHEN cardinality(r.assignee_ids) > 0 THEN ARRAY(
            SELECT a.name FROM unnest(r.assignee_ids) WITH ORDINALITY u(person_id, n)

@@ -13,12 +13,13 @@ from typing import Final
 
 import asyncpg
 
-from ..domain.access import Viewer
+from ..domain.access import FULL_SCOPE, TokenScope, Viewer
 from ..domain.tokens import hash_secret
 from ..events.store import EventStore
 
 _API_TOKEN: Final = (
-    "SELECT p.person_id, p.role, p.active FROM api_tokens t JOIN people p USING (person_id) "
+    "SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects "
+    "FROM api_tokens t JOIN people p USING (person_id) "
     "WHERE t.token_hash = $1 AND NOT t.revoked AND p.active"
 )
 _FEED_TOKEN: Final = (
@@ -86,11 +87,31 @@ def _viewer(row: asyncpg.Record) -> Viewer:
     return Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
 
 
+def token_scope(row: asyncpg.Record) -> TokenScope:
+    """The scope of an ``api_tokens`` row (columns ``scope_write``, ``scope_projects``)."""
+    projects = row["scope_projects"]
+    if row["scope_write"] and projects is None:
+        return FULL_SCOPE
+    return TokenScope(
+        write=row["scope_write"], projects=None if projects is None else frozenset(projects)
+    )
+
+
+def token_viewer(row: asyncpg.Record) -> Viewer:
+    """The holder of a token row (columns of ``people`` and the scope's), as a viewer."""
+    return Viewer(
+        person_id=row["person_id"],
+        role=row["role"],
+        active=row["active"],
+        scope=token_scope(row),
+    )
+
+
 async def api_token_holder(
     store: EventStore, cache: TokenCache | None, token: str
 ) -> Viewer | None:
     """The active person holding API token ``token`` (None: unknown, revoked or deactivated),
-    answered from ``cache`` while it is valid."""
+    with the token's scope, answered from ``cache`` while it is valid."""
     token_hash = hash_secret(token)
     # Taken before the read: a commit or write landing during it makes the entry stale.
     generation = store.wakeups.remote_generation
@@ -100,7 +121,7 @@ async def api_token_holder(
     row = await store.pool.fetchrow(_API_TOKEN, token_hash)
     if row is None:
         return None
-    viewer = _viewer(row)
+    viewer = token_viewer(row)
     if cache is not None:
         cache.put(token_hash, viewer, generation, epoch)
     return viewer

@@ -75,7 +75,8 @@ JOINS: Final = (
 _NAMED = """
 SELECT page.*, r.kind AS r_kind, r.status AS r_status, r.visible_to_clients AS r_visible,
        r.creator_id AS r_creator, r.title, rp.title AS parent_title, rp.kind AS parent_kind,
-       p.name AS project_name, ac.name AS actor_name, pe.name AS person_name{extra}
+       p.name AS project_name, ac.name AS actor_name, ac.role = 'service' AS actor_service,
+       pe.name AS person_name{extra}
 FROM ({inner}) page
 LEFT JOIN recordings r ON r.recording_id = page.recording_id
 LEFT JOIN recordings rp ON rp.recording_id = page.parent_id
@@ -113,10 +114,12 @@ def split_projects(
 @dataclass(frozen=True)
 class Actor:
     """Who did it, as the viewer is told: ``id`` None for Cairn and for someone the viewer
-    may not be told about (or the directory lacks)."""
+    may not be told about (or the directory lacks); ``service`` for a service account, whose
+    ``name`` then says so ("Deploy bot (via integration)")."""
 
     id: str | None
     name: str
+    service: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,8 @@ class Scope:
         )
         if shown is None or name is None:
             return Actor(None, redaction.someone(locale))
+        if row["actor_service"]:
+            return Actor(shown, redaction.via_integration(name, locale), service=True)
         return Actor(shown, name)
 
     def sentence(self, row: asyncpg.Record, actor: Actor, locale: Locale) -> str:
@@ -270,7 +275,9 @@ async def viewer_scope(pool: asyncpg.Pool, viewer: Viewer, *, everything: bool =
     """The viewer's scope over every project they may see (``everything``: see
     :func:`scope_for`; given to admins only)."""
     projects = await visible_projects(pool, viewer)
-    return scope_for(viewer, projects, everything=everything and viewer.role == "admin")
+    # A token limited to some projects is no cross-project view, whoever holds it.
+    unlimited = viewer.role == "admin" and viewer.scope.projects is None
+    return scope_for(viewer, projects, everything=everything and unlimited)
 
 
 def changes_of(row: asyncpg.Record) -> list[FieldChange]:

@@ -19,6 +19,7 @@ import msgspec
 
 from .protocol import (
     CLOSE_CODES,
+    TICKET_QUERY,
     TOKEN_QUERY,
     ErrorFrame,
     EventFrame,
@@ -124,6 +125,7 @@ def document(*, version: str, host: str) -> dict[str, Any]:
                 "security": [
                     {"$ref": "#/components/securitySchemes/bearer"},
                     {"$ref": "#/components/securitySchemes/accessToken"},
+                    {"$ref": "#/components/securitySchemes/ticket"},
                 ],
             }
         },
@@ -158,10 +160,17 @@ def document(*, version: str, host: str) -> dict[str, Any]:
                                 TOKEN_QUERY: {
                                     "type": "string",
                                     "description": (
-                                        "an API token, for browsers (which cannot set headers "
-                                        "on a WebSocket); keep such URLs out of logs"
+                                        "an API token, for non-browser clients that cannot "
+                                        "set headers; keep such URLs out of logs"
                                     ),
-                                }
+                                },
+                                TICKET_QUERY: {
+                                    "type": "string",
+                                    "description": (
+                                        "a single-use ticket valid 30 s (POST "
+                                        "/v1/stream/tickets), how browsers connect"
+                                    ),
+                                },
                             },
                         },
                         "bindingVersion": _WS_BINDING_VERSION,
@@ -186,7 +195,14 @@ def document(*, version: str, host: str) -> dict[str, Any]:
                     "type": "httpApiKey",
                     "name": TOKEN_QUERY,
                     "in": "query",
-                    "description": "An API token in the query, for browsers",
+                    "description": "An API token in the query, for non-browser clients",
+                },
+                "ticket": {
+                    "type": "httpApiKey",
+                    "name": TICKET_QUERY,
+                    "in": "query",
+                    "description": "A single-use, 30-second ticket (POST /v1/stream/tickets), "
+                    "for browsers",
                 },
             },
         },

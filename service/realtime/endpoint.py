@@ -8,24 +8,32 @@ shutdown. :func:`asyncapi_document` is the endpoint's contract, for the app to s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from ..config import Settings
+from ..domain.access import Viewer
+from ..domain.calendar import Clock
 from ..domain.tokens import hash_secret
 from ..errors import Forbidden
 from ..events.store import EventStore
 from ..projections.engine import ProjectionEngine
+from ..reads.tickets import redeem_ticket
 from ..reads.tokens import TokenCache, api_token_holder
 from .asyncapi import document as asyncapi_document
 from .connection import Connection, Limits
 from .counters import Counters
 from .hub import Hub, NotificationRenderer
-from .protocol import CLOSE_UNAUTHORIZED, MAX_READ, TOKEN_QUERY
+from .protocol import CLOSE_UNAUTHORIZED, MAX_READ, TICKET_QUERY, TOKEN_QUERY
 
 __all__ = ["MAX_READ", "Counters", "NotificationRenderer", "Realtime", "asyncapi_document"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _token(websocket: WebSocket) -> str | None:
@@ -54,12 +62,14 @@ class Realtime:
     server's own nor one of ``CAIRN_CORS_ORIGINS`` is refused with a 403 problem before it
     is accepted: otherwise any site a person visits could open a socket with what their
     browser holds for us (cross-site WebSocket hijacking). A missing, malformed, unknown or
-    revoked token closes with 4401 right after the handshake (close codes exist only once
+    revoked token, or a ticket unknown, used, expired or whose token no longer works (see
+    :mod:`service.reads.tickets`; the clock given tells when tickets expire), closes with 4401
+    right after the handshake (close codes exist only once
     the socket is accepted). Frames go out through the raw ASGI ``send`` (Starlette's
     wrapper only adds state checks the hub already makes).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = _utc_now) -> None:
         self._limits = Limits(
             messages=settings.ws_buffer_messages,
             bytes=settings.ws_buffer_bytes,
@@ -69,6 +79,7 @@ class Realtime:
         self._origins = frozenset(settings.cors_origins)
         self._hub: Hub | None = None
         self._tokens: TokenCache | None = None
+        self._clock = clock
 
     async def start(
         self,
@@ -114,6 +125,18 @@ class Realtime:
             raise RuntimeError("the real-time hub is not running")
         return self._hub
 
+    async def _holder(self, hub: Hub, websocket: WebSocket) -> tuple[Viewer, str] | None:
+        """Who opens ``websocket`` and the hash of their API token: by a ticket
+        (``?ticket=``, used up here), else by the token itself; None: neither works."""
+        ticket = websocket.query_params.get(TICKET_QUERY)
+        if ticket:
+            return await redeem_ticket(hub.store.pool, ticket, self._clock())
+        token = _token(websocket)
+        if token is None:
+            return None
+        viewer = await api_token_holder(hub.store, self._tokens, token)
+        return None if viewer is None else (viewer, hash_secret(token))
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one WebSocket until either side closes it.
 
@@ -130,13 +153,13 @@ class Realtime:
             and not _same_origin(origin, websocket.headers.get("host"))
         ):
             raise Forbidden(f"pages of {origin} may not open this stream")
-        token = _token(websocket)
-        viewer = None if token is None else await api_token_holder(hub.store, self._tokens, token)
+        holder = await self._holder(hub, websocket)
         await websocket.accept()
-        if token is None or viewer is None:
-            await websocket.close(CLOSE_UNAUTHORIZED, "a valid API token is required")
+        if holder is None:
+            await websocket.close(CLOSE_UNAUTHORIZED, "a valid API token or ticket is required")
             return
-        conn = Connection(send, viewer, hash_secret(token), hub.limits, hub.counters, scope=scope)
+        viewer, token_hash = holder
+        conn = Connection(send, viewer, token_hash, hub.limits, hub.counters, scope=scope)
         hub.attach(conn)
         try:
             await conn.serve(receive, lambda text: hub.receive(conn, text))

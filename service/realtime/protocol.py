@@ -34,8 +34,12 @@ NOTIFICATIONS: Final = "notifications"
 ``notification`` and ``notifications_read``); it takes no ``since``."""
 
 TOKEN_QUERY: Final = "access_token"
-"""The query parameter carrying the API token, for browsers (which cannot set headers on a
-WebSocket); others send ``Authorization: Bearer``."""
+"""The query parameter carrying the API token, for clients that cannot set headers on a
+WebSocket and are no browser (a browser uses a ticket, :data:`TICKET_QUERY`); others send
+``Authorization: Bearer``."""
+TICKET_QUERY: Final = "ticket"
+"""The query parameter carrying a single-use ticket (``POST /v1/stream/tickets``): how a
+browser opens the stream without putting a long-lived token in a URL."""
 
 MAX_FRAME: Final = 4096
 """The longest client frame decoded, in characters (real ones are under 200): a longer one is

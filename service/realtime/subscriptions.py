@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, Generic, Protocol, TypeVar
 
+import msgspec
+
 from ..domain.access import ProjectFacts, Viewer
 from ..events.base import RecordedEvent
 from .counters import Counters
@@ -258,7 +260,8 @@ class Subscriptions(Generic[C]):
             if viewer is None:
                 conn.close(CLOSE_DEACTIVATED, "the account is gone")
                 continue
-            conn.viewer = viewer
+            # The person's role changed, not the scope of the token the socket presented.
+            conn.viewer = msgspec.structs.replace(viewer, scope=conn.viewer.scope)
             followed.extend(s for s in conn.subscriptions.values() if s.name != ALL)
         return followed
 

@@ -1,0 +1,52 @@
+"""``POST /v1/stream/tickets``: a single-use, 30-second ticket for the WebSocket handshake
+(``/v1/stream?ticket=…``), so that a browser never puts a long-lived API token in a URL.
+
+The ticket carries the scope of the token that mints it (a read-only token may mint one: it
+reads); see :mod:`service.reads.tickets`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..domain.context import Timestamp
+from ..domain.tokens import hash_secret
+from ..reads.tickets import mint_ticket
+from .api import Api, Ctx, Reply
+from .auth import bearer_token
+
+api = Api()
+
+
+class StreamTicket(msgspec.Struct, frozen=True, kw_only=True):
+    """A WebSocket ticket: open ``stream_url`` (``/v1/stream?ticket=<ticket>``) before
+    ``expires_at``, once. ``ticket`` and ``stream_url`` are shown in this response only
+    (``null`` when an idempotent retry replays it)."""
+
+    ticket: str | None
+    stream_url: str | None
+    expires_at: Timestamp
+
+
+@api.post(
+    "/v1/stream/tickets",
+    summary="A single-use WebSocket ticket valid 30 s, with the calling token's scopes",
+    response=StreamTicket,
+    status=201,
+    tags=["realtime"],
+    scope="read",
+)
+async def create_ticket(ctx: Ctx) -> Reply:
+    token = bearer_token(ctx.request)
+    assert token is not None  # the route takes a bearer token
+    ticket, expires_at = await mint_ticket(ctx.store.pool, hash_secret(token), ctx.services.clock())
+    ws = ctx.request.url.replace(path="/v1/stream", query=f"ticket={ticket}")
+    scheme = "wss" if ws.scheme == "https" else "ws"
+    issued = StreamTicket(
+        ticket=ticket, stream_url=str(ws.replace(scheme=scheme)), expires_at=expires_at
+    )
+    # A retry must not find the secret stored (see service.http.idempotency).
+    ctx.replay_body = msgspec.json.encode(
+        msgspec.structs.replace(issued, ticket=None, stream_url=None)
+    )
+    return Reply(issued, 201)

@@ -1,0 +1,62 @@
+"""WebSocket tickets: single-use, short-lived stand-ins for an API token in a handshake's URL
+(table ``stream_tickets``, migration 0012).
+
+A ticket names the API token that minted it (by hash), so redeeming one answers exactly what
+:func:`~service.reads.tokens.api_token_holder` would for that token now: its holder, with the
+token's scope, or nobody once the token is revoked or its holder deactivated. Tickets live in
+PostgreSQL, so any instance redeems what another minted; only their SHA-256 is stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Final
+
+import asyncpg
+
+from ..domain.access import Viewer
+from ..domain.tokens import hash_secret
+from .tokens import token_viewer
+
+TICKET_TTL: Final = timedelta(seconds=30)
+"""How long a ticket may wait for its handshake."""
+
+_MINT: Final = (
+    "INSERT INTO stream_tickets (ticket_hash, token_hash, expires_at) VALUES ($1, $2, $3)"
+)
+# Tickets nobody redeemed: cleared as new ones are minted (a handful per browser page load).
+_FORGET_EXPIRED: Final = "DELETE FROM stream_tickets WHERE expires_at <= $1"
+# One statement: the DELETE is the redemption, so a ticket is used at most once, whichever
+# instances race for it; an expired ticket is deleted too, and refused below.
+_REDEEM: Final = """
+WITH used AS (DELETE FROM stream_tickets WHERE ticket_hash = $1 RETURNING token_hash, expires_at)
+SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects, t.token_hash,
+       used.expires_at
+FROM used JOIN api_tokens t ON t.token_hash = used.token_hash
+JOIN people p ON p.person_id = t.person_id
+WHERE NOT t.revoked AND p.active
+"""
+
+
+async def mint_ticket(pool: asyncpg.Pool, token_hash: str, now: datetime) -> tuple[str, datetime]:
+    """A new ticket for the API token of hash ``token_hash`` (its caller checked that it works)
+    and when it expires; the secret is returned here only."""
+    ticket = f"cairnws_{secrets.token_urlsafe(32)}"
+    expires_at = now + TICKET_TTL
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_FORGET_EXPIRED, now)
+        await conn.execute(_MINT, hash_secret(ticket), token_hash, expires_at)
+    return ticket, expires_at
+
+
+async def redeem_ticket(
+    pool: asyncpg.Pool, ticket: str, now: datetime
+) -> tuple[Viewer, str] | None:
+    """The holder of the token that minted ``ticket`` (with its scope) and that token's hash,
+    using the ticket up; None when it is unknown, used, expired, or its token no longer
+    works."""
+    row = await pool.fetchrow(_REDEEM, hash_secret(ticket))
+    if row is None or row["expires_at"] <= now:
+        return None
+    return token_viewer(row), row["token_hash"]
