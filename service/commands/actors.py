@@ -17,15 +17,18 @@ from ..events.streams import person_stream
 from .caller import Services
 
 
-async def actor_now(services: Services, viewer: Viewer, token_hash: str) -> Viewer | None:
+async def actor_now(services: Services, viewer: Viewer, token_hash: str | None) -> Viewer | None:
     """``viewer`` as their stream says they are now: their current role, or None when the
-    person is gone or deactivated or the token ``token_hash`` no longer works (revoked)."""
+    person is gone or deactivated or the token ``token_hash`` no longer works (revoked).
+    ``token_hash`` None: a browser session's caller, whose session was checked apart."""
     stream = person_stream(viewer.person_id)
     states = services.person_states
     if states is not None:
         _, person = await states.load(services.store, stream)
     else:
         person = fold_person(e.event for e in await services.store.read_stream(stream))
-    if person is None or not any(t.token_hash == token_hash for t in person.active_tokens):
+    if person is None or not person.active:
+        return None
+    if token_hash is not None and not any(t.token_hash == token_hash for t in person.active_tokens):
         return None
     return Viewer(person_id=person.person_id, role=person.role, active=person.active)

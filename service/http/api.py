@@ -73,6 +73,9 @@ class Endpoint:
     body_schema: Any
     """What OpenAPI shows of the body (None: its decoded type)."""
     decoder: msgspec.json.Decoder[Any] | None = None
+    versioned: bool = True
+    """Whether a write changes a versioned resource (False: sign-in, sessions, passwords,
+    which have no ETag, so take no ``If-Match``)."""
     streamed_body: Mapping[str, Any] | None = None
     """The media types (with their OpenAPI media type objects) of a body the handler reads
     itself (see :meth:`Api.route`); None: a JSON body, or none."""
@@ -81,8 +84,9 @@ class Endpoint:
     def conditional(self) -> bool:
         """Whether the endpoint changes one resource, so that ``If-Match`` applies to it:
         PATCH, PUT and DELETE, and the POSTs that create nothing (completion, archiving…)."""
-        return self.method in ("PATCH", "PUT", "DELETE") or (
-            self.method == "POST" and self.status != 201
+        return self.versioned and (
+            self.method in ("PATCH", "PUT", "DELETE")
+            or (self.method == "POST" and self.status != 201)
         )
 
 
@@ -123,6 +127,7 @@ class Api:
         strict_query: bool = True,
         body_schema: Any = None,
         streamed_body: Mapping[str, Any] | None = None,
+        versioned: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
@@ -150,6 +155,8 @@ class Api:
                 by ``CAIRN_MAX_BODY`` (the handler bounds it), and the route takes no
                 ``Idempotency-Key``: a retry could only be recognised by reading the whole
                 body again, and the handler must be harmless to repeat.
+            versioned: False for a write that changes no versioned resource (no
+                ``If-Match``).
         """
 
         def decorate(fn: Handler) -> Handler:
@@ -174,6 +181,7 @@ class Api:
                     body_schema=body_schema,
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
                     streamed_body=streamed_body,
+                    versioned=versioned,
                 )
             )
             return fn

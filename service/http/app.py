@@ -44,6 +44,7 @@ from .openapi import document
 from .problems import exception_handlers
 from .ratelimit import RateLimiter
 from .server import WorkerProtocol, limits_of
+from .signin_limits import SignInLimits
 from .state import State
 
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
@@ -68,6 +69,7 @@ ROUTE_MODULES: list[str] = [
     "avatars",
     "files",
     "notifications",
+    "sessions",
     "health",
     "metrics",
 ]
@@ -199,6 +201,7 @@ def create_app(
                 "feeds": FeedCache(),
                 "blobs": PostgresBlobStore(store.pool),
                 "signing_keys": KeyringCache(),
+                "sign_in": SignInLimits(settings.sign_in_burst, settings.sign_in_rate),
             }
         finally:
             await alerts.stop()

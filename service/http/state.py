@@ -13,6 +13,7 @@ from ..feeds.cache import FeedCache
 from ..reads.signing_keys import KeyringCache
 from ..realtime.endpoint import Realtime
 from .ratelimit import RateLimiter
+from .signin_limits import SignInLimits
 
 
 class State(TypedDict):
@@ -26,6 +27,8 @@ class State(TypedDict):
     blobs: BlobStore
     signing_keys: KeyringCache
     """The keys that sign and check links to files (:mod:`.links`), cached per process."""
+    sign_in: SignInLimits
+    """The rate limits of signing in (:mod:`.sessions`), per instance."""
 
 
 def state_of(connection: HTTPConnection) -> State:
