@@ -235,7 +235,8 @@ def _body_type(fn: Handler) -> Any:
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         return None
-    return typing.get_type_hints(fn)[params[1]]
+    # With its Annotated constraints (a body that must not be empty, say).
+    return typing.get_type_hints(fn, include_extras=True)[params[1]]
 
 
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:

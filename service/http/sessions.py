@@ -48,6 +48,7 @@ from ..events.streams import ID_DIGITS, person_stream
 from ..reads import directory
 from ..reads import sign_in as store
 from .api import Api, Ctx, Reply, json_response
+from .bodies import convert
 from .params import Param
 from .problems import ApiError
 from .session_auth import (
@@ -80,6 +81,11 @@ MailedToken = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_-]{20,100}$")]
 SESSION_ID: Final = f"^ses_[0-9a-f]{{{ID_DIGITS}}}$"
 
 
+SignInBody = Annotated[dict[str, str], msgspec.Meta(min_length=1, max_length=3)]
+"""What ``POST /v1/session`` decodes first: an object of strings, not empty (so that the
+document marks the body required), then checked as :class:`SignIn`."""
+
+
 class SignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Body of ``POST /v1/session``: ``email`` and ``password``, or ``link_token`` alone (the
     token of a sign-in link, ``POST /v1/session/links``)."""
@@ -87,6 +93,19 @@ class SignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     email: Address | None = None
     password: GivenPassword | None = None
     link_token: MailedToken | None = None
+
+
+class PasswordSignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Signing in with an e-mail address and password."""
+
+    email: Address
+    password: GivenPassword
+
+
+class LinkSignIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Signing in with the token of a sign-in link (from its mail)."""
+
+    link_token: MailedToken
 
 
 class CurrentSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -226,10 +245,12 @@ async def _open_session(ctx: Ctx, person_id: str, role: str, method: SignInMetho
     status=204,
     auth="none",
     tags=_TAGS,
+    body_schema=(PasswordSignIn, LinkSignIn),
     versioned=False,
 )
-async def sign_in(ctx: Ctx, body: SignIn) -> Response:
+async def sign_in(ctx: Ctx, given: SignInBody) -> Response:
     request = ctx.request
+    body: SignIn = convert(given, SignIn)
     check_origin(request)  # no signing in a victim into an attacker's account from a page
     pool = ctx.store.pool
     now = _now(ctx)
