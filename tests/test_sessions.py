@@ -447,3 +447,19 @@ async def test_a_password_reset_sets_a_new_password_once(site: Site) -> None:
         problem(await c.put(f"/v1/password_resets/{late}", json={"password": PASSWORD}), 404)
         # A sign-in link is no reset token, nor the reverse.
         problem(await c.post("/v1/session", json={"link_token": late}), 401)
+
+
+async def test_a_session_is_its_person_under_the_same_access_rules(site: Site) -> None:
+    """A member's session may do what their token may, no more; a bearer token sent with the
+    cookie is what counts (no CSRF token needed then)."""
+    mia_id, token = await _person(site, "Mia")
+    async with site.browser() as c:
+        assert (await _sign_in(c, "Mia")).status_code == 204
+        person = {"name": "Eve", "email": "eve@example.com", "role": "member"}
+        problem(await c.post("/v1/people", json=person, headers=_csrf(c)), 403)
+        ada = f"/v1/people/{site.api.admin_id}/tokens"
+        problem(await c.get(ada), 403)
+        assert (await c.get(f"/v1/people/{mia_id}/tokens")).status_code == 200
+        by_token = await c.post("/v1/projects", json={"name": "T"}, headers=bearer(token))
+        assert by_token.status_code == 201, by_token.text
+        assert by_token.json()["creator"]["id"] == mia_id

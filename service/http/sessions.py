@@ -52,6 +52,7 @@ from .bodies import convert
 from .params import Param
 from .problems import ApiError
 from .session_auth import (
+    SESSION_COOKIE,
     check_origin,
     clear_session_cookies,
     csrf_token,
@@ -299,7 +300,7 @@ async def sign_in(ctx: Ctx, given: SignInBody) -> Response:
 )
 async def current(ctx: Ctx) -> Response:
     session_id = current_session(ctx.request)
-    secret = ctx.request.cookies.get("cairn_session")
+    secret = ctx.request.cookies.get(SESSION_COOKIE)
     if session_id is None or secret is None:
         raise NotFound("this request was not made with a session (a bearer token)")
     found = [r for r in await _sessions(ctx) if r["session_id"] == session_id]

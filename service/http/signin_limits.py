@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from starlette.requests import Request
 
 from .problems import ApiError
 from .ratelimit import RateLimiter
+
+MAX_KEYS: Final = 100_000
+"""Addresses and client addresses remembered, at most, before the buckets start again."""
 
 
 class SignInLimits:
@@ -14,12 +19,20 @@ class SignInLimits:
     client address (five times both)."""
 
     def __init__(self, burst: float, per_minute: float) -> None:
-        rate = per_minute / 60 if burst > 0 else 0.0
-        self.addresses = RateLimiter(rate, burst)
-        self.clients = RateLimiter(rate * 5, burst * 5)
+        self._rate = per_minute / 60 if burst > 0 else 0.0
+        self._burst = burst
+        self._fresh()
+
+    def _fresh(self) -> None:
+        self.addresses = RateLimiter(self._rate, self._burst)
+        self.clients = RateLimiter(self._rate * 5, self._burst * 5)
 
     def take(self, request: Request, email: str | None) -> None:
         """Count one attempt; 429 with ``Retry-After`` past either limit."""
+        if len(self.addresses) + len(self.clients) > MAX_KEYS:
+            # Addresses are the caller's to choose: memory stays bounded (a flood of
+            # made-up addresses forgets the buckets; the lockout, in the database, stays).
+            self._fresh()
         client = request.client.host if request.client is not None else "?"
         wait = self.clients.take(client)
         if email is not None:
