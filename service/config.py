@@ -122,6 +122,30 @@ class Settings(msgspec.Struct, kw_only=True):
             ge=0,
         ),
     ] = 0.5
+    session_idle: Annotated[
+        float,
+        _setting("a browser session ends after this long (s) without a request", gt=0),
+    ] = 1_209_600.0
+    sign_in_burst: Annotated[
+        float,
+        _setting(
+            "sign-in attempts (and sign-in or reset mails asked) per e-mail address in a burst, "
+            "per instance; a client address gets five times as many; 0: no limit",
+            ge=0,
+        ),
+    ] = 10.0
+    sign_in_rate: Annotated[
+        float,
+        _setting("sign-in attempts per minute an address gets back after its burst", gt=0),
+    ] = 5.0
+    sign_in_lockout: Annotated[
+        int,
+        _setting(
+            "failed password sign-ins in a row that lock an address for 15 minutes (every "
+            "instance); 0: no lockout",
+            ge=0,
+        ),
+    ] = 10
     db_timeout: Annotated[
         float,
         _setting(

@@ -176,6 +176,19 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
         and r.fields in ({"attachable_id"}, {"attachment_ids"})
         and r.detail.endswith("which is no file you uploaded")
     ),
+    # - a password is not one of the most common ones (a bundled list of 30,000: the
+    #   document gives the lengths, not the list);
+    "a common password": lambda r: (
+        r.status == 422
+        and r.fields == {"password"}
+        and r.detail.endswith("is among the most common ones (breached): choose another")
+    ),
+    # - a password change names the current password once one is set (the first needs none);
+    "current password once one is set": lambda r: (
+        r.operation == "PUT /v1/me/password"
+        and r.status == 422
+        and r.fields == {"current_password"}
+    ),
     "integer sent as 771.0": _integral_float,
     # - a service account's owner is an active admin (an id the generator makes up names
     #   nobody); nobody becomes or stops being a service account, which has no e-mail;

@@ -17,18 +17,21 @@ from ..events.streams import person_stream
 from .caller import Services
 
 
-async def actor_now(services: Services, viewer: Viewer, token_hash: str) -> Viewer | None:
+async def actor_now(services: Services, viewer: Viewer, token_hash: str | None) -> Viewer | None:
     """``viewer`` as their stream says they are now: their current role and the scope of
     token ``token_hash``, or None when the person is gone or deactivated or the token no
-    longer works (revoked)."""
+    longer works (revoked). ``token_hash`` None: a browser session's caller (the session was
+    checked apart), with the person's full power."""
     stream = person_stream(viewer.person_id)
     states = services.person_states
     if states is not None:
         _, person = await states.load(services.store, stream)
     else:
         person = fold_person(e.event for e in await services.store.read_stream(stream))
-    if person is None:
+    if person is None or not person.active:
         return None
+    if token_hash is None:
+        return Viewer(person_id=person.person_id, role=person.role, active=person.active)
     token = next((t for t in person.active_tokens if t.token_hash == token_hash), None)
     if token is None:
         return None

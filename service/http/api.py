@@ -74,6 +74,9 @@ class Endpoint:
     body_schema: Any
     """What OpenAPI shows of the body (None: its decoded type)."""
     decoder: msgspec.json.Decoder[Any] | None = None
+    versioned: bool = True
+    """Whether a write changes a versioned resource (False: sign-in, sessions, passwords,
+    which have no ETag, so take no ``If-Match``)."""
     streamed_body: Mapping[str, Any] | None = None
     """The media types (with their OpenAPI media type objects) of a body the handler reads
     itself (see :meth:`Api.route`); None: a JSON body, or none."""
@@ -85,8 +88,9 @@ class Endpoint:
     def conditional(self) -> bool:
         """Whether the endpoint changes one resource, so that ``If-Match`` applies to it:
         PATCH, PUT and DELETE, and the POSTs that create nothing (completion, archiving…)."""
-        return self.method in ("PATCH", "PUT", "DELETE") or (
-            self.method == "POST" and self.status != 201
+        return self.versioned and (
+            self.method in ("PATCH", "PUT", "DELETE")
+            or (self.method == "POST" and self.status != 201)
         )
 
 
@@ -128,6 +132,7 @@ class Api:
         body_schema: Any = None,
         streamed_body: Mapping[str, Any] | None = None,
         scope: str = "write",
+        versioned: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Declare an endpoint.
 
@@ -157,6 +162,8 @@ class Api:
                 body again, and the handler must be harmless to repeat.
             scope: the token scope any method but GET needs: ``"write"`` (a read-only
                 token gets 403 ``insufficient_scope`` before the handler runs) or ``"read"``.
+            versioned: False for a write that changes no versioned resource (no
+                ``If-Match``).
         """
 
         def decorate(fn: Handler) -> Handler:
@@ -182,6 +189,7 @@ class Api:
                     decoder=msgspec.json.Decoder(body) if body is not None else None,
                     streamed_body=streamed_body,
                     scope=scope,
+                    versioned=versioned,
                 )
             )
             return fn
@@ -235,7 +243,8 @@ def _body_type(fn: Handler) -> Any:
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         return None
-    return typing.get_type_hints(fn)[params[1]]
+    # With its Annotated constraints (a body that must not be empty, say).
+    return typing.get_type_hints(fn, include_extras=True)[params[1]]
 
 
 def _dispatcher(methods: dict[str, Endpoint]) -> Callable[[Request], Awaitable[Response]]:

@@ -45,6 +45,7 @@ from .openapi import document
 from .problems import exception_handlers
 from .ratelimit import RateLimiter
 from .server import WorkerProtocol, limits_of
+from .signin_limits import SignInLimits
 from .state import State
 
 # Route modules, each with a module-level ``api = Api()``. Listed here so the app and the
@@ -70,6 +71,7 @@ ROUTE_MODULES: list[str] = [
     "avatars",
     "files",
     "notifications",
+    "sessions",
     "health",
     "metrics",
     "mail",
@@ -205,6 +207,7 @@ def create_app(
                 "blobs": PostgresBlobStore(store.pool),
                 "signing_keys": KeyringCache(),
                 "mail": mail,
+                "sign_in": SignInLimits(settings.sign_in_burst, settings.sign_in_rate),
             }
         finally:
             await mail.stop()

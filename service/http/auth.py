@@ -1,4 +1,5 @@
-"""Who is calling: bearer tokens, the per-person rate limit, and the 401/429 answers.
+"""Who is calling: bearer tokens or a browser session's cookie (:mod:`.session_auth`, with its
+CSRF defence), the per-person rate limit, and the 401/429 answers.
 
 Who holds a token is :mod:`service.reads.tokens`' answer, shared with the WebSocket stream
 and the feeds.
@@ -15,6 +16,7 @@ from ..domain.access import Viewer
 from ..domain.tokens import hash_secret
 from ..reads.tokens import api_token_holder
 from .problems import ApiError
+from .session_auth import SESSION_COOKIE, session_caller
 from .state import state_of
 
 _WWW: Final = {"WWW-Authenticate": 'Bearer realm="cairn"'}
@@ -41,9 +43,17 @@ async def token_holder(connection: HTTPConnection, token: str) -> Viewer | None:
 
 async def authenticate(request: Request) -> Viewer:
     """The caller of a bearer endpoint; 401 when the token is missing, unknown or revoked;
-    429 when the caller exceeds the rate limit."""
+    429 when the caller exceeds the rate limit. Without ``Authorization``, a session cookie
+    authenticates instead (403 ``csrf`` for an unsafe request failing the CSRF defence)."""
     token = bearer_token(request)
     if token is None:
+        secret = request.cookies.get(SESSION_COOKIE)
+        if secret:
+            holder = await session_caller(request, secret)
+            if holder is None:
+                raise ApiError(401, "the session has ended; sign in again", headers=_WWW)
+            rate_limit(request, holder.person_id)
+            return holder
         raise ApiError(401, "this endpoint needs Authorization: Bearer <token>", headers=_WWW)
     principal = await token_holder(request, token)
     if principal is None:
@@ -57,8 +67,9 @@ async def confirm_writer(request: Request, viewer: Viewer) -> Viewer:
     :mod:`service.commands.actors`): 401 when the person was deactivated or the token
     revoked, on any instance, before this request ran; their current role otherwise."""
     token = bearer_token(request)
-    assert token is not None  # authenticated by it
-    now = await actor_now(state_of(request)["services"], viewer, hash_secret(token))
+    # Without a token, a session authenticated the request: read from the database just now.
+    token_hash = None if token is None else hash_secret(token)
+    now = await actor_now(state_of(request)["services"], viewer, token_hash)
     if now is None:
         raise ApiError(401, "the token is unknown or revoked", headers=_WWW)
     return now

@@ -50,9 +50,10 @@ MAX_AGE: Final = 600
 class Cors(CORSMiddleware):
     """CORS for ``origins`` (exact ``scheme://host[:port]`` strings).
 
-    No credentials mode: the API authenticates by bearer tokens, which a page sends itself
-    in ``Authorization``, and sets no cookies, so ``Access-Control-Allow-Credentials`` is
-    never sent (a page asking for credentials cannot read the answers).
+    No credentials mode: pages of other origins authenticate by bearer tokens, which they
+    send themselves in ``Authorization``; the session cookie (docs/API.md "Sessions") is for
+    Cairn's own pages, so ``Access-Control-Allow-Credentials`` is never sent (a page asking
+    for credentials cannot read the answers).
     """
 
     def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:

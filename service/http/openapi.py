@@ -74,7 +74,8 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
             # An empty body is a body (an empty file): not required.
             op["requestBody"] = {"required": False, "content": dict(ep.streamed_body)}
         if ep.auth == "bearer":
-            op["security"] = [{"bearer": []}]
+            # Either a bearer token or a browser session's cookie (docs/API.md "Sessions").
+            op["security"] = [{"bearer": []}, {"session": []}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
     spec = {
         "openapi": "3.1.0",
@@ -83,7 +84,16 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "cairn_session",
+                    "description": "the session cookie set by POST /v1/session; unsafe methods "
+                    "also need the X-CSRF-Token header (the cairn_csrf cookie)",
+                },
+            },
         },
     }
     _say_no_nul(spec)
@@ -176,7 +186,8 @@ def _parameters(ep: Endpoint) -> list[dict[str, Any]]:
                 "schema": {"type": "string"},
             }
         )
-    if ep.method == "POST" and ep.streamed_body is None:
+    if ep.method == "POST" and ep.streamed_body is None and ep.auth == "bearer":
+        # Keys are scoped per person: a request of no one (signing in) takes none.
         params.append(
             {
                 "name": IDEMPOTENCY_HEADER,
@@ -218,7 +229,7 @@ def _responses(ep: Endpoint, schema_of: dict[int, Any], problem: dict[str, Any])
                 headers.update(_PAGE)
         if code == 201:
             headers["Location"] = _LOCATION
-        if ep.method == "POST" and ep.streamed_body is None:
+        if ep.method == "POST" and ep.streamed_body is None and ep.auth == "bearer":
             headers["Idempotent-Replayed"] = _REPLAYED
         ok["headers"] = headers
         responses[str(code)] = ok

@@ -56,7 +56,7 @@ from ..events.base import Event
 from ..events.people import PersonRole
 from ..events.projects import ProjectRole
 from ..events.streams import email_stream, person_stream
-from ..reads import directory, inbox
+from ..reads import directory, inbox, sign_in
 from ..reads.access import visible_projects
 from ..reads.rows import columns
 from ..reads.tokens import token_scope
@@ -416,6 +416,10 @@ async def _set_active(ctx: Ctx, active: bool) -> Reply:
         return decide_deactivate_person(_existing(person), DeactivatePerson(), c)
 
     await execute(ctx.caller, person_stream(person_id), fold_person, decide, project_id=None)
+    if not active:
+        # Refused already (sessions need an active person): ended, so that a reactivation
+        # does not bring them back, as it brings back no token.
+        await sign_in.end_sessions(ctx.store.pool, person_id)
     return await shown(ctx, person_id)
 
 

@@ -25,3 +25,7 @@ class RateLimiter:
             return (1 - tokens) / self.rate
         self._buckets[key] = (tokens - 1, now)
         return 0.0
+
+    def __len__(self) -> int:
+        """How many keys it remembers."""
+        return len(self._buckets)

@@ -14,6 +14,7 @@ from ..mail.sender import MailOut
 from ..reads.signing_keys import KeyringCache
 from ..realtime.endpoint import Realtime
 from .ratelimit import RateLimiter
+from .signin_limits import SignInLimits
 
 
 class State(TypedDict):
@@ -29,6 +30,8 @@ class State(TypedDict):
     """The keys that sign and check links to files (:mod:`.links`), cached per process."""
     mail: MailOut
     """E-mail out of this instance (planner and sender; idle when mail is not configured)."""
+    sign_in: SignInLimits
+    """The rate limits of signing in (:mod:`.sessions`), per instance."""
 
 
 def state_of(connection: HTTPConnection) -> State:
