@@ -377,6 +377,24 @@ def _blobs_verify(args: argparse.Namespace, location: Location) -> int:
     return asyncio.run(run())
 
 
+def _mail_rotate_key(args: argparse.Namespace, location: Location) -> int:
+    import asyncpg
+
+    from .reads.mail_keys import rotate
+
+    async def run() -> str:
+        await migrate_url(location.url)
+        conn = await asyncpg.connect(location.url)
+        try:
+            return await rotate(conn)
+        finally:
+            await conn.close()
+
+    key_id = asyncio.run(run())
+    print(f"mail key {key_id} signs from now on; older keys still check what they signed")
+    return 0
+
+
 def _mail_serve(args: argparse.Namespace, location: Location) -> int:
     from .mail.inbound import Listener, parse_endpoint, serve
 
@@ -517,7 +535,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="print what would be removed, remove nothing"
     )
     command("verify", _blobs_verify, "re-hash every blob; exit 1 naming any damaged", blobs)
-    mail = sub.add_parser("mail", help="mail in").add_subparsers(dest="mail_command", required=True)
+    mail = sub.add_parser("mail", help="mail in, and its keys").add_subparsers(
+        dest="mail_command", required=True
+    )
+    command(
+        "rotate-key",
+        _mail_rotate_key,
+        "make a new key for reply addresses and unsubscribe links (older ones keep checking)",
+        mail,
+    )
     mail_serve = command(
         "serve",
         _mail_serve,

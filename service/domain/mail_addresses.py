@@ -1,8 +1,9 @@
 """The addresses mail comes back to: a reply address per recipient and recording
 (``reply+<token>@<mail domain>``) and a project's address (``project+<token>@…``).
 
-A token names what it is for and is signed (HMAC-SHA256, truncated to 80 bits) with a mail
-key named by its id, so that it cannot be forged nor turned to another recording or person:
+A token names what it is for and is sealed (:mod:`.sealed`: HMAC-SHA256, truncated to 80
+bits) with a mail key named by its id, so that it cannot be forged nor turned to another
+recording or person:
 
 * reply: ``<key id>.<base32(person id digits, recording id digits, mac)>`` (ids are 20 hex
   digits, 10 bytes each: the local part stays under RFC 5321's 64 octets);
@@ -15,21 +16,16 @@ how they rotate is the read side's business.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import re
 from dataclasses import dataclass
 from typing import Final
 
 from ..events.streams import ID_DIGITS, PERSON_ID, PROJECT_ID, RECORDING_ID
+from . import sealed
 from .signing import Keyring
 
 REPLY: Final = "reply"
 PROJECT: Final = "project"
-_MAC_BYTES: Final = 10
 _ID_BYTES: Final = ID_DIGITS // 2
-_TOKEN: Final = re.compile(r"([0-9a-z]{1,32})\.([a-z2-7]+)")
 
 
 @dataclass(frozen=True)
@@ -54,43 +50,21 @@ def _digits(id_: str, prefix: str) -> bytes:
     return bytes.fromhex(digits)
 
 
-def _mac(secret: bytes, kind: str, payload: bytes) -> bytes:
-    return hmac.new(secret, kind.encode() + b"\n" + payload, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def _b32(data: bytes) -> str:
-    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
-
-
-def _unb32(text: str) -> bytes | None:
-    try:
-        return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
-    except ValueError:
-        return None
-
-
-def _token(keyring: Keyring, kind: str, payload: bytes) -> str:
-    key_id = keyring.current
-    return f"{key_id}.{_b32(payload + _mac(keyring.secrets[key_id], kind, payload))}"
-
-
 def reply_local_part(keyring: Keyring, person_id: str, recording_id: str) -> str:
     """``reply+<token>``: where ``person_id`` replies to mail about ``recording_id``."""
     payload = _digits(person_id, PERSON_ID) + _digits(recording_id, RECORDING_ID)
-    return f"{REPLY}+{_token(keyring, REPLY, payload)}"
+    return f"{REPLY}+{sealed.seal(keyring, REPLY, payload)}"
 
 
 def project_local_part(keyring: Keyring, project_id: str) -> str:
     """``project+<token>``: the address mail is forwarded to, to post it in ``project_id``."""
-    return f"{PROJECT}+{_token(keyring, PROJECT, _digits(project_id, PROJECT_ID))}"
+    return f"{PROJECT}+{sealed.seal(keyring, PROJECT, _digits(project_id, PROJECT_ID))}"
 
 
 def key_id_of(local_part: str) -> str | None:
     """The mail key a local part's token names (None: not one of ours), to reload the keys
     when a token names one this process has not seen."""
-    _, _, token = local_part.lower().partition("+")
-    match = _TOKEN.fullmatch(token)
-    return match[1] if match else None
+    return sealed.key_id_of(local_part.partition("+")[2])
 
 
 def parse_local_part(keyring: Keyring, local_part: str) -> ReplyTarget | ProjectTarget | None:
@@ -98,18 +72,11 @@ def parse_local_part(keyring: Keyring, local_part: str) -> ReplyTarget | Project
     not a token of ours, is malformed, names a key not kept, or its signature does not
     match."""
     kind, plus, token = local_part.lower().partition("+")
-    match = _TOKEN.fullmatch(token)
-    if not plus or match is None or kind not in (REPLY, PROJECT):
-        return None
-    secret = keyring.secrets.get(match[1])
-    raw = _unb32(match[2])
-    if secret is None or raw is None:
+    if not plus or kind not in (REPLY, PROJECT):
         return None
     size = 2 * _ID_BYTES if kind == REPLY else _ID_BYTES
-    if len(raw) != size + _MAC_BYTES:
-        return None
-    payload, mac = raw[:size], raw[size:]
-    if not hmac.compare_digest(mac, _mac(secret, kind, payload)):
+    payload = sealed.unseal(keyring, kind, token, size)
+    if payload is None:
         return None
     if kind == REPLY:
         return ReplyTarget(

@@ -5,12 +5,12 @@ mail carrying it is kept. Not a read model (not derived from the log)."""
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Final
 
 import asyncpg
 
 from ..domain.signing import Keyring
+from .signing_keys import KeyringCache
 
 _KEYS: Final = "SELECT key_id, secret FROM mail_keys ORDER BY created_at, key_id"
 _INSERT: Final = (
@@ -30,7 +30,7 @@ async def keyring(pool: asyncpg.Pool | asyncpg.Connection) -> Keyring:
     return Keyring(secrets={r["key_id"]: bytes(r["secret"]) for r in rows}, current=rows[-1][0])
 
 
-async def rotate(pool: asyncpg.Pool) -> str:
+async def rotate(pool: asyncpg.Pool | asyncpg.Connection) -> str:
     """Make a newer key, which signs from now on; older ones keep checking. Its id."""
     while True:
         key_id = secrets.token_hex(2)
@@ -38,34 +38,8 @@ async def rotate(pool: asyncpg.Pool) -> str:
             return key_id
 
 
-class MailKeyCache:
-    """The mail keyring, read at most every :attr:`TTL` seconds, and again (at most every
-    :attr:`RELOAD` seconds) when a token names a key not seen yet."""
-
-    TTL: Final = 60.0
-    RELOAD: Final = 1.0
+class MailKeyCache(KeyringCache):
+    """The mail keyring, cached as the links' keys are (:class:`KeyringCache`)."""
 
     def __init__(self) -> None:
-        self._keyring: Keyring | None = None
-        self._read_at = float("-inf")
-
-    async def get(self, pool: asyncpg.Pool) -> Keyring:
-        """The keyring to sign with."""
-        if self._keyring is None or time.monotonic() - self._read_at > self.TTL:
-            await self._read(pool)
-        assert self._keyring is not None
-        return self._keyring
-
-    async def checking(self, pool: asyncpg.Pool, key_id: str | None) -> Keyring:
-        """The keyring to check a token naming ``key_id`` (None: malformed) with."""
-        known = await self.get(pool)
-        if key_id is None or key_id in known.secrets:
-            return known
-        if time.monotonic() - self._read_at > self.RELOAD:
-            await self._read(pool)
-        assert self._keyring is not None
-        return self._keyring
-
-    async def _read(self, pool: asyncpg.Pool) -> None:
-        self._keyring = await keyring(pool)
-        self._read_at = time.monotonic()
+        super().__init__(keyring)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Final
 
@@ -64,12 +65,16 @@ class KeyringCache:
     """The keyring, read at most every :attr:`TTL` seconds, and again (at most every
     :attr:`RELOAD` seconds) when a link names a key this instance has not seen: minted by
     another instance that already uses a newer key. The bound on reloads keeps links with
-    made-up key ids from becoming a query each."""
+    made-up key ids from becoming a query each.
+
+    ``read`` reads the keyring (:func:`keyring`, the links' keys, unless given: the mail
+    keys of :mod:`.mail_keys` are cached the same way)."""
 
     TTL: Final = 60.0
     RELOAD: Final = 1.0
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[asyncpg.Pool], Awaitable[Keyring]] | None = None) -> None:
+        self._load = keyring if read is None else read
         self._clock = time.monotonic
         self._keyring: Keyring | None = None
         self._read_at = float("-inf")
@@ -92,7 +97,7 @@ class KeyringCache:
         return self._keyring
 
     async def _read(self, pool: asyncpg.Pool) -> None:
-        self._keyring = await keyring(pool)
+        self._keyring = await self._load(pool)
         self._read_at = self._clock()
 
 
