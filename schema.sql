@@ -484,8 +484,8 @@ CREATE TABLE mail_outbox (
 CREATE INDEX mail_outbox_due ON mail_outbox (due_at) WHERE state IN ('planned', 'sending');
 CREATE INDEX mail_outbox_person ON mail_outbox (person_id, digest_day) WHERE state = 'planned';
 
--- ===== migration 0012_stream_tickets =====
--- 0012: WebSocket tickets (POST /v1/stream/tickets; issue #18). A browser cannot set a
+-- ===== migration 0011_stream_tickets =====
+-- 0011: WebSocket tickets (POST /v1/stream/tickets; issue #18). A browser cannot set a
 -- header on a WebSocket, and a long-lived API token in a URL ends up in logs and histories:
 -- it mints a ticket with its token instead, and opens /v1/stream?ticket=<ticket>. A ticket is
 -- single-use (redeeming deletes its row: one DELETE, so two instances racing for one ticket
@@ -502,8 +502,8 @@ CREATE TABLE stream_tickets (
 
 CREATE INDEX stream_tickets_expiry ON stream_tickets (expires_at);
 
--- ===== migration 0013_sign_in =====
--- 0013: sign-in for people (docs/API.md "Sessions"). Not derived from the log: these rows
+-- ===== migration 0012_sign_in =====
+-- 0012: sign-in for people (docs/API.md "Sessions"). Not derived from the log: these rows
 -- hold or guard secrets, which the log never holds. What happened (a password changed, a
 -- person signed in) is in the log as PasswordChanged and PersonSignedIn, without secrets.
 

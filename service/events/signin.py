@@ -1,7 +1,7 @@
 """Events of signing in (stream ``person-<id>``): a password set or changed, a person signed
 in. Never a secret: neither the password nor its hash nor a session's secret is in the log
 (the hash lives in table ``passwords``, written in the same transaction as
-:class:`PasswordChanged`; sessions in table ``sessions``; see migration 0013)."""
+:class:`PasswordChanged`; sessions in table ``sessions``; see migration 0012)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ side (:func:`service.reads.sign_in.queue_mail`); ``PUT /v1/password_resets/{toke
 reset token.
 
 What happens is in the log (``PasswordChanged``, ``PersonSignedIn``), never a secret: hashes,
-sessions and tokens are in the tables of migration 0013, written in the same transaction as
+sessions and tokens are in the tables of migration 0012, written in the same transaction as
 the event that tells of them.
 """
 

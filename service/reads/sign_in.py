@@ -1,4 +1,4 @@
-"""What signing in keeps besides the log (migration 0013): password hashes, sessions, the
+"""What signing in keeps besides the log (migration 0012): password hashes, sessions, the
 lockout's counts of failures, single-use mailed tokens and the mail that carries them.
 
 Secrets are looked up by their hash (:func:`~service.domain.tokens.hash_secret`); a session's

@@ -1,5 +1,5 @@
 """WebSocket tickets: single-use, short-lived stand-ins for an API token in a handshake's URL
-(table ``stream_tickets``, migration 0012).
+(table ``stream_tickets``, migration 0011).
 
 A ticket names the API token that minted it (by hash), so redeeming one answers exactly what
 :func:`~service.reads.tokens.api_token_holder` would for that token now: its holder, with the

@@ -1,4 +1,4 @@
--- 0013: sign-in for people (docs/API.md "Sessions"). Not derived from the log: these rows
+-- 0012: sign-in for people (docs/API.md "Sessions"). Not derived from the log: these rows
 -- hold or guard secrets, which the log never holds. What happened (a password changed, a
 -- person signed in) is in the log as PasswordChanged and PersonSignedIn, without secrets.
 

@@ -1,4 +1,4 @@
--- 0012: WebSocket tickets (POST /v1/stream/tickets; issue #18). A browser cannot set a
+-- 0011: WebSocket tickets (POST /v1/stream/tickets; issue #18). A browser cannot set a
 -- header on a WebSocket, and a long-lived API token in a URL ends up in logs and histories:
 -- it mints a ticket with its token instead, and opens /v1/stream?ticket=<ticket>. A ticket is
 -- single-use (redeeming deletes its row: one DELETE, so two instances racing for one ticket
