@@ -42,9 +42,7 @@ async def test_cairn_mail_rotate_key_keeps_older_tokens_good(database_url: str) 
     try:
         before = await keyring(conn)
         reply = reply_local_part(before, person, recording)
-        code, output = await run_cairn(
-            "mail", "rotate-key", env=child_env(database_url)
-        )
+        code, output = await run_cairn("mail", "rotate-key", env=child_env(database_url))
         assert code == 0, output
         after = await keyring(conn)
     finally:
