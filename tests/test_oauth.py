@@ -270,7 +270,7 @@ async def test_redirect_uris_must_be_https_or_loopback(site: Site) -> None:
     assert shown.json()["client_secret"] is None
     listed = await site.api.client.get("/v1/oauth/apps")
     assert [a["id"] for a in listed.json()] == [app["id"]]
-    person_id, token = await new_person(site.api, "Mel")
+    _, token = await new_person(site.api, "Mel")
     async with httpx.AsyncClient(base_url=site.url, headers=bearer(token), timeout=30) as c:
         problem(
             await c.post("/v1/oauth/apps", json={"name": "y", "redirect_uris": [REDIRECT]}), 403

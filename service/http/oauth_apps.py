@@ -35,7 +35,19 @@ _APP_ID: Final = {
 }
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
-RedirectUri = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+_REDIRECT_URI: Final = (
+    r"^(https://[A-Za-z0-9.-]+|http://(localhost|127\.0\.0\.1|\[::1\]))"
+    r"(:[0-9]{1,5})?([/?][^#\x00-\x20\x7f]*)?$"
+)
+RedirectUri = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=2000,
+        pattern=_REDIRECT_URI,
+        description="https, or http to a loopback host; matched exactly, no fragment",
+    ),
+]
 
 
 class NewOAuthApp(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
