@@ -202,6 +202,13 @@ class Settings(msgspec.Struct, kw_only=True):
             "(CORS) and open its WebSocket; none: no CORS headers at all"
         ),
     ] = ()
+    oauth_sign_in_url: Annotated[
+        str | None,
+        _setting(
+            "where `GET /oauth/authorize` sends a person who is not signed in (with `?next=` "
+            "the authorization URL); none: a page saying to sign in first"
+        ),
+    ] = None
     ready_lag_seconds: Annotated[
         float,
         _setting(

@@ -32,7 +32,10 @@ async def actor_now(services: Services, viewer: Viewer, token_hash: str | None) 
         return None
     if token_hash is None:
         return Viewer(person_id=person.person_id, role=person.role, active=person.active)
-    token = next((t for t in person.active_tokens if t.token_hash == token_hash), None)
+    now = services.clock()
+    token = next(
+        (t for t in person.active_tokens if t.token_hash == token_hash and t.works_at(now)), None
+    )
     if token is None:
         return None
     return Viewer(

@@ -7,6 +7,7 @@ of address must go through in the same transaction, in :mod:`service.domain.emai
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
 import msgspec
@@ -48,6 +49,12 @@ class TokenState(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     active: bool = True
     scope: TokenScope = FULL_SCOPE
+    expires_at: datetime | None = None
+    """When it stops working (None: never)."""
+
+    def works_at(self, now: datetime) -> bool:
+        """Whether the token works at ``now``: active and not expired."""
+        return self.active and (self.expires_at is None or now < self.expires_at)
 
 
 class PersonState(msgspec.Struct, frozen=True, kw_only=True):
@@ -166,7 +173,13 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
                 write=event.write,
                 projects=None if event.projects is None else frozenset(event.projects),
             )
-            token = TokenState(token_id=token_id, token_hash=token_hash, label=label, scope=scope)
+            token = TokenState(
+                token_id=token_id,
+                token_hash=token_hash,
+                label=label,
+                scope=scope,
+                expires_at=event.expires_at,
+            )
             return msgspec.structs.replace(state, tokens={**state.tokens, token_id: token})
         case TokenRevoked(token_id=token_id) if token_id in state.tokens:
             revoked = msgspec.structs.replace(state.tokens[token_id], active=False)

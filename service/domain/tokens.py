@@ -7,6 +7,7 @@ hash (:func:`hash_secret`) here.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 
 import msgspec
 
@@ -70,6 +71,8 @@ class IssueToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     token_hash: str
     label: str | None = None
     scope: TokenScope = FULL_SCOPE
+    expires_at: datetime | None = None
+    """When the token stops working (None: never; OAuth access tokens expire)."""
 
 
 class RevokeToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -112,6 +115,7 @@ def decide_issue_token(person: PersonState, cmd: IssueToken, ctx: Context) -> li
             label=text.optional_line("label", cmd.label) or "",
             write=cmd.scope.write,
             projects=None if projects is None else tuple(sorted(projects)),
+            expires_at=cmd.expires_at,
         )
     ]
 

@@ -11,6 +11,7 @@ the address.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from ..blobs.store import FileRef
@@ -76,6 +77,9 @@ class TokenIssued(Event, frozen=True, kw_only=True):
     Its scope (issue #18): ``write`` False for a read-only token; ``projects`` the only
     project ids it reaches (None: every project its holder sees). The defaults are full
     power, as every token issued before scopes existed.
+
+    ``expires_at`` (OAuth access tokens): the instant it stops working; None, the default
+    and every token issued before expiries existed: never.
     """
 
     token_id: str
@@ -83,6 +87,7 @@ class TokenIssued(Event, frozen=True, kw_only=True):
     label: str
     write: bool = True
     projects: tuple[str, ...] | None = None
+    expires_at: datetime | None = None
 
 
 @register

@@ -35,7 +35,7 @@ from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from ..workers.alerts import AlertScheduler
 from ..workers.notices import Notices
-from . import docs, notifications
+from . import docs, notifications, oauth
 from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
 from .cors import Cors
@@ -75,6 +75,7 @@ ROUTE_MODULES: list[str] = [
     "health",
     "metrics",
     "mail",
+    "oauth_apps",
 ]
 
 
@@ -236,6 +237,7 @@ def create_app(
         Route("/asyncapi.json", asyncapi),
         *docs.routes("Cairn API"),
         WebSocketRoute("/v1/stream", realtime),
+        *oauth.routes(),
         *merged.starlette_routes(),
     ]
     return _App(

@@ -38,7 +38,7 @@ async def token_holder(connection: HTTPConnection, token: str) -> Viewer | None:
     """The active person holding API token ``token``, or None."""
     state = state_of(connection)
     services = state["services"]
-    return await api_token_holder(services.store, services.tokens, token)
+    return await api_token_holder(services.store, services.tokens, token, services.clock())
 
 
 async def authenticate(request: Request) -> Viewer:

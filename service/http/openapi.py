@@ -75,7 +75,9 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
             op["requestBody"] = {"required": False, "content": dict(ep.streamed_body)}
         if ep.auth == "bearer":
             # Either a bearer token or a browser session's cookie (docs/API.md "Sessions").
-            op["security"] = [{"bearer": []}, {"session": []}]
+            # Or an OAuth 2 access token (docs/API.md "OAuth 2"), which is a bearer token too.
+            needs = "read" if ep.method == "GET" or ep.scope == "read" else "write"
+            op["security"] = [{"bearer": []}, {"session": []}, {"oauth2": [needs]}]
         paths.setdefault(ep.path, {})[ep.method.lower()] = op
     spec = {
         "openapi": "3.1.0",
@@ -92,6 +94,24 @@ def document(endpoints: Sequence[Endpoint], *, title: str, version: str) -> dict
                     "name": "cairn_session",
                     "description": "the session cookie set by POST /v1/session; unsafe methods "
                     "also need the X-CSRF-Token header (the cairn_csrf cookie)",
+                },
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "for third-party front ends: apps registered at "
+                    "/v1/oauth/apps; PKCE (S256) required; access tokens last one hour; "
+                    "metadata at /.well-known/oauth-authorization-server (RFC 8414)",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": "/oauth/authorize",
+                            "tokenUrl": "/oauth/token",
+                            "refreshUrl": "/oauth/token",
+                            "scopes": {
+                                "read": "read what the person can read",
+                                "write": "write as the person (implies read)",
+                                "project:<id>": "only project <id> (any number of them)",
+                            },
+                        }
+                    },
                 },
             },
         },

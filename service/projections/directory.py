@@ -28,8 +28,9 @@ class Directory:
 
     name = "directory"
     # 4: people's locale and time zone; 5: projects' language; 6: people's pictures;
-    # 7: projects' alert_hours; 8: tokens' scopes, service accounts' owner and assignable.
-    version = 8
+    # 7: projects' alert_hours; 8: tokens' scopes, service accounts' owner and assignable;
+    # 9: tokens' expiry (OAuth access tokens).
+    version = 9
     tables: Sequence[str] = ("people", "api_tokens", "feed_tokens", "projects", "project_members")
     stream_prefixes = (streams.PERSON, streams.PROJECT)
     """E-mail claims and recordings change nothing here."""
@@ -66,7 +67,8 @@ class Directory:
             revoked_at  timestamptz,
             seq         bigint NOT NULL,
             scope_write boolean NOT NULL DEFAULT true,
-            scope_projects text[]
+            scope_projects text[],
+            expires_at  timestamptz
         );
         CREATE INDEX api_tokens_person ON api_tokens (person_id, seq);
         CREATE TABLE feed_tokens (
@@ -178,9 +180,9 @@ class Directory:
             case pe.TokenIssued():
                 await conn.execute(
                     "INSERT INTO api_tokens (token_id, person_id, token_hash, label, revoked, created_at, seq, "
-                    "scope_write, scope_projects) VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8)",
+                    "scope_write, scope_projects, expires_at) VALUES ($1, $2, $3, $4, false, $5, $6, $7, $8, $9)",
                     e.token_id, person_id, e.token_hash, e.label, at, r.position, e.write,
-                    None if e.projects is None else list(e.projects),
+                    None if e.projects is None else list(e.projects), e.expires_at,
                 )  # fmt: skip
             case pe.TokenRevoked():
                 await conn.execute(
@@ -282,7 +284,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "api_tokens": (
         "token_id", "person_id", "token_hash", "label", "revoked", "created_at", "revoked_at",
-        "seq", "scope_write", "scope_projects",
+        "seq", "scope_write", "scope_projects", "expires_at",
     ),
     "feed_tokens": ("person_id", "token_hash", "rotated_at"),
     "projects": (
@@ -376,6 +378,7 @@ class _Fold:
                     "created_at": at, "revoked_at": None, "seq": position,
                     "scope_write": e.write,
                     "scope_projects": None if e.projects is None else list(e.projects),
+                    "expires_at": e.expires_at,
                 }  # fmt: skip
             case pe.TokenRevoked():
                 issued = self.tokens.get(e.token_id)

@@ -9,6 +9,7 @@ their hash (:func:`~service.domain.tokens.hash_secret`), never stored.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Final
 
 import asyncpg
@@ -18,9 +19,10 @@ from ..domain.tokens import hash_secret
 from ..events.store import EventStore
 
 _API_TOKEN: Final = (
-    "SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects "
+    "SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects, t.expires_at "
     "FROM api_tokens t JOIN people p USING (person_id) "
-    "WHERE t.token_hash = $1 AND NOT t.revoked AND p.active"
+    "WHERE t.token_hash = $1 AND NOT t.revoked AND p.active "
+    "AND (t.expires_at IS NULL OR t.expires_at > $2)"
 )
 _FEED_TOKEN: Final = (
     "SELECT p.person_id, p.role, p.active FROM feed_tokens f JOIN people p USING (person_id) "
@@ -45,31 +47,43 @@ class TokenCache:
 
     So on the instance that handled it, a revocation holds from its response on, exactly as
     without the cache; on other instances at most ``ttl`` after their read models show it.
-    Negative answers are not cached.
+    Negative answers are not cached. An entry of a token that expires (OAuth access tokens)
+    is used only before its expiry, on the clock of the caller's ``now``.
     """
 
     def __init__(self, ttl: float = 0.5, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
         self._epoch = 0
-        self._entries: dict[str, tuple[Viewer, int, int, float]] = {}
+        self._entries: dict[str, tuple[Viewer, int, int, float, datetime | None]] = {}
 
-    def get(self, token_hash: str, generation: int) -> Viewer | None:
-        """The cached holder of ``token_hash`` if still valid at wake-up ``generation``."""
+    def get(self, token_hash: str, generation: int, now: datetime | None = None) -> Viewer | None:
+        """The cached holder of ``token_hash`` if still valid at wake-up ``generation`` (and,
+        for a token that expires, at ``now``)."""
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
-        viewer, seen, epoch, expires = entry
-        if seen != generation or epoch != self._epoch or time.monotonic() > expires:
+        viewer, seen, epoch, expires, token_expires = entry
+        lapsed = token_expires is not None and (now is None or now >= token_expires)
+        if seen != generation or epoch != self._epoch or time.monotonic() > expires or lapsed:
             del self._entries[token_hash]
             return None
         return viewer
 
-    def put(self, token_hash: str, viewer: Viewer, generation: int, epoch: int) -> None:
-        """Remember ``viewer`` as read at ``generation`` and ``epoch`` (taken before the read)."""
+    def put(
+        self,
+        token_hash: str,
+        viewer: Viewer,
+        generation: int,
+        epoch: int,
+        token_expires: datetime | None = None,
+    ) -> None:
+        """Remember ``viewer`` as read at ``generation`` and ``epoch`` (taken before the read),
+        for a token expiring at ``token_expires`` (None: never)."""
         if len(self._entries) >= self.size:
             self._entries.clear()
-        self._entries[token_hash] = (viewer, generation, epoch, time.monotonic() + self.ttl)
+        deadline = time.monotonic() + self.ttl
+        self._entries[token_hash] = (viewer, generation, epoch, deadline, token_expires)
 
     @property
     def epoch(self) -> int:
@@ -108,22 +122,23 @@ def token_viewer(row: asyncpg.Record) -> Viewer:
 
 
 async def api_token_holder(
-    store: EventStore, cache: TokenCache | None, token: str
+    store: EventStore, cache: TokenCache | None, token: str, now: datetime
 ) -> Viewer | None:
-    """The active person holding API token ``token`` (None: unknown, revoked or deactivated),
-    with the token's scope, answered from ``cache`` while it is valid."""
+    """The active person holding API token ``token`` at ``now`` (None: unknown, revoked,
+    expired or deactivated), with the token's scope, answered from ``cache`` while it is
+    valid."""
     token_hash = hash_secret(token)
     # Taken before the read: a commit or write landing during it makes the entry stale.
     generation = store.wakeups.remote_generation
     epoch = cache.epoch if cache is not None else 0
-    if cache is not None and (hit := cache.get(token_hash, generation)) is not None:
+    if cache is not None and (hit := cache.get(token_hash, generation, now)) is not None:
         return hit
-    row = await store.pool.fetchrow(_API_TOKEN, token_hash)
+    row = await store.pool.fetchrow(_API_TOKEN, token_hash, now)
     if row is None:
         return None
     viewer = token_viewer(row)
     if cache is not None:
-        cache.put(token_hash, viewer, generation, epoch)
+        cache.put(token_hash, viewer, generation, epoch, row["expires_at"])
     return viewer
 
 

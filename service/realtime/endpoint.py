@@ -134,7 +134,7 @@ class Realtime:
         token = _token(websocket)
         if token is None:
             return None
-        viewer = await api_token_holder(hub.store, self._tokens, token)
+        viewer = await api_token_holder(hub.store, self._tokens, token, self._clock())
         return None if viewer is None else (viewer, hash_secret(token))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
