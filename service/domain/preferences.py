@@ -27,7 +27,7 @@ from ..events.people import NotificationPreferencesSet
 from .access import AccountAction, check_account
 from .context import Context
 
-KINDS: Final[tuple[str, ...]] = get_args(NoticeKind)
+KINDS: Final[tuple[NoticeKind, ...]] = get_args(NoticeKind)
 """Every kind of notice, each with its own e-mail switch."""
 _CLOCK: Final = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
@@ -49,12 +49,12 @@ class SetPreferences(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """A whole new set of preferences: ``email`` (kind: mailed or not; kinds left out keep
     their current switch), ``digest``, ``quiet_hours`` (None: none)."""
 
-    email: dict[str, bool]
+    email: dict[NoticeKind, bool]
     digest: bool
     quiet_hours: QuietHours | None
 
 
-def email_switches(prefs: NotificationPreferencesSet) -> dict[str, bool]:
+def email_switches(prefs: NotificationPreferencesSet) -> dict[NoticeKind, bool]:
     """Each kind and whether it is mailed."""
     return {kind: kind not in prefs.email_off for kind in KINDS}
 
@@ -93,7 +93,7 @@ def decide_set(
         raise InvalidCommand(
             "email", f"no such kind of notice: {', '.join(unknown)} (one of {', '.join(KINDS)})"
         )
-    switches = {**email_switches(current), **cmd.email}
+    switches: dict[NoticeKind, bool] = {**email_switches(current), **cmd.email}
     start = end = None
     if cmd.quiet_hours is not None:
         begins = _clock("quiet_hours.start", cmd.quiet_hours.start)
@@ -113,7 +113,7 @@ def decide_set(
 def turned_off(current: NotificationPreferencesSet, kind: str) -> SetPreferences:
     """The preferences ``current`` with ``kind`` not mailed (one-click unsubscribe; ``all``:
     no kind mailed)."""
-    kinds = KINDS if kind == "all" else (kind,)
+    kinds = KINDS if kind == "all" else tuple(k for k in KINDS if k == kind)
     return SetPreferences(
         email=dict.fromkeys(kinds, False), digest=current.digest, quiet_hours=quiet_hours(current)
     )

@@ -35,6 +35,7 @@ from ..domain.preferences import (
 from ..domain.unsubscribe import key_id_of, verify
 from ..errors import NotFound
 from ..events.base import Event, Metadata
+from ..events.notices import NoticeKind
 from ..events.people import NotificationPreferencesSet
 from ..events.streams import person_stream
 from ..reads.access import viewer_by_id
@@ -50,7 +51,7 @@ _TAGS: Final = ["mail"]
 class Notifications(msgspec.Struct, frozen=True, kw_only=True):
     """How a person is told of notices by e-mail."""
 
-    email: dict[str, bool]
+    email: dict[NoticeKind, bool]
     """Each kind of notice (message, comment, assignment, the four alerts, invitation) and
     whether it is mailed."""
     digest: bool
