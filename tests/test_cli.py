@@ -28,12 +28,13 @@ from service import __version__
 from service.bootstrap import FIRST_ADMIN_EMAIL, FIRST_ADMIN_NAME
 from service.cli import _first_run
 from service.config import described
-from service.database.location import Location, start_embedded
+from service.database.location import Location
 from service.events.base import Event, register
 from service.events.store import NO_STREAM, EventStore
 
 from .support.api import bearer, known_token
 from .support.cli import CAIRN, child_env, run_cairn
+from .support.postgres import embedded_data_dir
 from .support.servers import free_port
 
 STARTUP_TIMEOUT = 60.0
@@ -153,13 +154,11 @@ async def serving(
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One data folder for the serve tests, as on a machine that runs Cairn again and again."""
-    path = tmp_path_factory.mktemp("cairn-data")
-    yield path
-    if _postmaster(path) is not None:
-        # A test failed with a server still up: join it as its last user and stop it.
-        start_embedded(path).release()
+def data_dir() -> Iterator[Path]:
+    """One data folder for the serve tests, as on a machine that runs Cairn again and again
+    (its PostgreSQL stopped at the end if a failed test left it up)."""
+    with embedded_data_dir() as path:
+        yield path
 
 
 def test_version() -> None:
@@ -290,12 +289,10 @@ _CURL_ME = re.compile(
 
 
 @pytest.fixture
-def new_data_dir(tmp_path: Path) -> Iterator[Path]:
+def new_data_dir() -> Iterator[Path]:
     """A data folder of its own, where no Cairn has run yet."""
-    path = tmp_path / "cairn-data"
-    yield path
-    if _postmaster(path) is not None:
-        start_embedded(path).release()
+    with embedded_data_dir() as path:
+        yield path
 
 
 def _printed_token(service: Service) -> str:

@@ -22,12 +22,12 @@ import pytest
 from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import connect
 
-from service.database.location import start_embedded
 from service.http.accesslog import AccessLog
 from service.http.logs import JsonFormatter, TextFormatter, request_id
 
 from .support.api import add_admin, bearer, known_token
 from .support.cli import cairn_serve, child_env
+from .support.postgres import embedded_data_dir
 from .support.realtime import close_code, events, subscribe, ws
 from .support.servers import free_port, serving, serving_other
 from .support.waiting import eventually
@@ -315,12 +315,10 @@ async def test_every_line_logged_while_serving_a_request_carries_its_id(
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir() -> Iterator[Path]:
     """A data folder where no Cairn has run yet (its PostgreSQL stopped if a test left it)."""
-    path = tmp_path / "cairn-data"
-    yield path
-    if (path / "pg" / "postmaster.pid").exists():
-        start_embedded(path).release()
+    with embedded_data_dir() as path:
+        yield path
 
 
 @dataclass

@@ -224,3 +224,21 @@ def own_cluster() -> Iterator[OwnCluster]:
             cluster.thaw()
         server.cleanup()
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@contextmanager
+def embedded_data_dir() -> Iterator[Path]:
+    """A data folder where no Cairn has run yet, for ``cairn serve`` on the embedded
+    PostgreSQL (not under pytest's tmp_path, for the reason :func:`own_cluster` gives); its
+    PostgreSQL stopped if a test left it running, the folder removed."""
+    from service.database.location import start_embedded
+
+    parent = Path(tempfile.mkdtemp(prefix="cairn-data-"))
+    path = parent / "cairn-data"
+    try:
+        yield path
+    finally:
+        if (path / "pg" / "postmaster.pid").exists():
+            # Join it as its last user: released, it stops.
+            start_embedded(path).release()
+        shutil.rmtree(parent, ignore_errors=True)
