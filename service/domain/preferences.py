@@ -49,7 +49,9 @@ class SetPreferences(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """A whole new set of preferences: ``email`` (kind: mailed or not; kinds left out keep
     their current switch), ``digest``, ``quiet_hours`` (None: none)."""
 
-    email: dict[str, bool]
+    email: Annotated[
+        dict[str, bool], msgspec.Meta(extra_json_schema={"propertyNames": {"enum": list(KINDS)}})
+    ]
     digest: bool
     quiet_hours: QuietHours | None
 

@@ -57,6 +57,7 @@ from ..events.streams import (
     ID_DIGITS,
     INVITATION_ID,
     PERSON_ID,
+    PROJECT_ID,
     email_stream,
     id_pattern,
     invitation_stream,
@@ -102,8 +103,40 @@ class NewInvitation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     name: text.Line | None = None
     role: InvitedRole
     company: text.Line | None = None
-    project_id: str | None = None
+    project_id: Annotated[str, msgspec.Meta(pattern=id_pattern(PROJECT_ID))] | None = None
     project_role: ProjectRole | None = None
+
+
+_NEW_INVITATION: Final = msgspec.Meta(
+    extra_json_schema={
+        "allOf": [
+            {
+                "if": {"properties": {"role": {"const": "client"}}, "required": ["role"]},
+                "then": {
+                    "required": ["company", "project_id"],
+                    "properties": {
+                        "company": msgspec.json.schema(text.Line),
+                        "project_id": {"type": "string"},
+                        "project_role": {"enum": ["client", None]},
+                    },
+                },
+                "else": {"properties": {"project_role": {"enum": ["owner", "member", None]}}},
+            },
+            {
+                "if": {
+                    "properties": {"project_role": {"type": "string"}},
+                    "required": ["project_role"],
+                },
+                "then": {
+                    "required": ["project_id"],
+                    "properties": {"project_id": {"type": "string"}},
+                },
+            },
+        ]
+    }
+)
+"""What OpenAPI says of ``NewInvitation`` beyond its fields: a client needs a company and a
+project and is its client; others are owners or members; a project role needs a project."""
 
 
 class Invitation(msgspec.Struct, frozen=True, kw_only=True):
@@ -286,6 +319,7 @@ async def _send(
     response=IssuedInvitation,
     status=201,
     tags=_TAGS,
+    body_schema=Annotated[NewInvitation, _NEW_INVITATION],
     versioned=False,
 )
 async def invite(ctx: Ctx, body: NewInvitation) -> Reply:
@@ -308,7 +342,8 @@ async def invite(ctx: Ctx, body: NewInvitation) -> Reply:
         await _may_manage(ctx, body.project_id)
         loaded = await load(ctx.caller, project_stream(body.project_id))
         project = fold_project([e.event for e in loaded.events])
-        assert project is not None
+        if project is None:
+            raise NotFound("there is no such project")
         require_writable(project)
     else:
         await _may_manage(ctx, None)
