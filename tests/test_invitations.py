@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from .support.api import Api, bearer, new_person, problem
-from .support.servers import FixedClock
+from .support.api import Api, add_admin, bearer, known_token, new_person, problem
+from .support.servers import FixedClock, serving
 from .support.smtp_sink import Sink, smtp_sink
 from .support.waiting import eventually
 
@@ -88,7 +88,7 @@ async def _invite(api: Api, headers: dict[str, str] | None = None, **body: Any) 
 
 
 async def test_a_client_invited_by_mail_in_french_joins_one_project_and_sees_only_it(
-    api: Api, sink: Sink
+    api: Api, sink: Sink, database_url: str
 ) -> None:
     """An invitation of a client to a French project is mailed in French (plain and HTML,
     no List-Unsubscribe); its link, accepted, creates the client, signs them in with a
@@ -138,6 +138,21 @@ async def test_a_client_invited_by_mail_in_french_joins_one_project_and_sees_onl
     assert shown.json()["status"] == "accepted"
     assert shown.json()["person_id"] == body["person_id"]
     assert "token" not in shown.json()
+    conn = await asyncpg.connect(database_url)
+    try:
+        told = await conn.fetch(
+            "SELECT event_type, metadata->>'actor' AS actor FROM events "
+            "WHERE stream_id = ANY($1) ORDER BY position",
+            [f"invitation-{made['id']}", f"person-{body['person_id']}"],
+        )
+    finally:
+        await conn.close()
+    assert [(r["event_type"], r["actor"]) for r in told] == [
+        ("InvitationSent", api.admin_id),
+        ("PersonCreated", api.admin_id),
+        ("InvitationAccepted", body["person_id"]),
+        ("PersonSignedIn", body["person_id"]),
+    ]
 
 
 async def test_the_log_tells_the_lifecycle_without_the_token(
@@ -273,3 +288,34 @@ async def test_owners_invite_to_their_projects_only(api: Api) -> None:
         headers=bearer(member),
     )
     problem(answer, 404)
+
+
+async def test_an_invitation_without_a_project_is_in_the_servers_language(
+    database_url: str, sink: Sink
+) -> None:
+    """On a server whose default language is French, an invitation to Cairn alone is
+    mailed in French; accepted, the person is on no project."""
+    settings = {"smtp_url": sink.url, "mail_domain": "cairn.test", "poll_interval": 0.05}
+    async with serving(
+        database_url, locale="fr", link_url=LINK, rate_limit=0, **settings
+    ) as server:
+        admin = await add_admin(database_url)
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=bearer(admin.token), timeout=30
+        ) as client:
+            await known_token(client, timeout=5.0)
+            made = await client.post(
+                "/v1/invitations",
+                json={"email": "zoe@example.com", "name": "Zoé", "role": "member"},
+            )
+            assert made.status_code == 201, made.text
+            mail = await _mail_to(sink, "zoe@example.com")
+            assert mail["Subject"] == "Ada Admin vous invite sur Cairn"
+            plain = mail.get_body(("plain",))
+            assert plain is not None
+            assert "Bonjour Zoé," in plain.get_content()
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as browser:
+                accepted = await browser.post(f"/v1/invitations/{_token(mail)}/accept", json={})
+                assert accepted.status_code == 200, accepted.text
+                assert accepted.json()["project_id"] is None
+                assert (await browser.get("/v1/projects")).json() == []
