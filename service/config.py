@@ -72,6 +72,13 @@ class Settings(msgspec.Struct, kw_only=True):
     app_url: Annotated[
         str, _setting("front-end address template for `app_url` ({type}, {id}, {project_id})")
     ] = "http://localhost:3000/{type}s/{id}"
+    link_url: Annotated[
+        str,
+        _setting(
+            "front-end page template of links mailed or handed out ({purpose}: `sign_in`, "
+            "`reset` or `invitation`; {token}: the single-use token the page posts back)"
+        ),
+    ] = "http://localhost:3000/{purpose}?token={token}"
     max_body: Annotated[int, _setting("request bodies larger than this (bytes) get 413", ge=1)] = (
         1_048_576
     )

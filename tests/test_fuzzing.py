@@ -200,6 +200,11 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
         and r.status == 422
         and (r.fields == {"role"} or r.detail == "a service account has no e-mail address")
     ),
+    # - an invitation to an address someone already has is of that person's kind (a
+    #   client's address invited as a client, any other as a member or an admin);
+    "invited address of another kind": lambda r: (
+        r.operation == "POST /v1/invitations" and r.status == 422 and r.fields == {"role"}
+    ),
     # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
     #   document can only say "bytes";
     "a picture that is no raster image": lambda r: (

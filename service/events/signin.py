@@ -13,7 +13,7 @@ PasswordChange = Literal["self", "admin", "reset"]
 """Who set a password: the person (``PUT /v1/me/password``), an admin (an initial one), or
 the person through a reset link."""
 
-SignInMethod = Literal["password", "link"]
+SignInMethod = Literal["password", "link", "invitation"]
 
 
 @register
@@ -26,7 +26,7 @@ class PasswordChanged(Event, frozen=True, kw_only=True):
 @register
 class PersonSignedIn(Event, frozen=True, kw_only=True):
     """The person signed in and got session ``session_id`` (an id, not its secret), with a
-    password or a single-use mailed link."""
+    password, a single-use mailed link or an invitation accepted."""
 
     session_id: str
     method: SignInMethod

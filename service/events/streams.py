@@ -8,6 +8,7 @@
 | ``recording-<id>`` | one recording: message, comment, to-do list, to-do, milestone |
 | ``notice-<position>`` | who was told of the event at ``position`` (:mod:`.notices`) |
 | ``inbox-<person id>`` | a person marking their notifications read |
+| ``invitation-<id>`` | an invitation: sent, accepted, revoked |
 
 Ids are opaque strings made by the application layer: a type prefix (:data:`PROJECT_ID`…),
 an underscore and 20 hex digits (``prj_3f2a…``). Code that names a stream or recognises one
@@ -40,6 +41,8 @@ NOTICE: Final = "notice-"
 """Prefix of a notice's stream (the people told of one event of the log)."""
 INBOX: Final = "inbox-"
 """Prefix of a person's inbox stream (their notifications marked read)."""
+INVITATION: Final = "invitation-"
+"""Prefix of an invitation's stream."""
 
 PERSON_ID: Final = "per"
 PROJECT_ID: Final = "prj"
@@ -47,6 +50,7 @@ RECORDING_ID: Final = "rec"
 TOKEN_ID: Final = "tok"
 ATTACHABLE_ID: Final = "att"
 NOTIFICATION_ID: Final = "ntf"
+INVITATION_ID: Final = "inv"
 """Prefixes of new ids, by what they name."""
 ID_DIGITS: Final = 20
 """How many lower-case hex digits follow an id's prefix and underscore."""
@@ -96,6 +100,11 @@ def notice_stream(position: int) -> StreamId:
 def inbox_stream(person_id: str) -> StreamId:
     """The inbox stream of person ``person_id``."""
     return StreamId(INBOX + person_id)
+
+
+def invitation_stream(invitation_id: str) -> StreamId:
+    """The stream of invitation ``invitation_id``."""
+    return StreamId(INVITATION + invitation_id)
 
 
 def is_person_stream(stream_id: str) -> bool:

@@ -72,6 +72,7 @@ ROUTE_MODULES: list[str] = [
     "files",
     "notifications",
     "sessions",
+    "invitations",
     "health",
     "metrics",
     "mail",

@@ -189,7 +189,17 @@ class NewApiToken(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     token minting it (403 ``insufficient_scope``)."""
 
     label: text.OptionalLine | None = None
-    scopes: Annotated[list[Scope], msgspec.Meta(min_length=1, max_length=102)] | None = None
+    scopes: (
+        Annotated[
+            list[Scope],
+            msgspec.Meta(
+                min_length=1,
+                max_length=102,
+                extra_json_schema={"contains": {"enum": ["read", "write"]}},
+            ),
+        ]
+        | None
+    ) = None
 
 
 class IssuedApiToken(msgspec.Struct, frozen=True, kw_only=True):

@@ -214,7 +214,11 @@ def _signed_out() -> ApiError:
     return ApiError(401, "wrong e-mail address or password", headers=_WWW)
 
 
-async def _open_session(ctx: Ctx, person_id: str, role: str, method: SignInMethod) -> Response:
+async def open_session(
+    ctx: Ctx, person_id: str, role: str, method: SignInMethod, response: Response | None = None
+) -> Response:
+    """Open a session for ``person_id`` (``PersonSignedIn`` by ``method``) and set its
+    cookies on ``response`` (default: a 204); that response."""
     secret = secrets.token_urlsafe(32)
     session_id = f"ses_{secrets.token_hex(ID_DIGITS // 2)}"
     now = _now(ctx)
@@ -232,9 +236,14 @@ async def _open_session(ctx: Ctx, person_id: str, role: str, method: SignInMetho
         )  # fmt: skip
 
     await _append_with(_as(ctx, person_id, role), person_id, decide, also)
-    response = Response(status_code=204, headers=_NO_STORE)
+    if response is None:
+        response = Response(status_code=204, headers=_NO_STORE)
     set_session_cookies(ctx.request, response, secret, int(ctx.settings.session_idle))
     return response
+
+
+acting_as = _as
+"""The caller of an unauthenticated request acting as a person (an invitation accepted)."""
 
 
 # ------------------------------------------------------------------ sessions
@@ -263,7 +272,7 @@ async def sign_in(ctx: Ctx, given: SignInBody) -> Response:
         row = None if person_id is None else await directory.person(pool, person_id)
         if row is None or not row["active"]:
             raise ApiError(401, "this sign-in link is unknown, used or expired", headers=_WWW)
-        return await _open_session(ctx, row["person_id"], row["role"], "link")
+        return await open_session(ctx, row["person_id"], row["role"], "link")
     if body.email is None or body.password is None:
         missing = "email" if body.email is None else "password"
         raise InvalidCommand(missing, "give email and password, or link_token")
@@ -289,7 +298,7 @@ async def sign_in(ctx: Ctx, given: SignInBody) -> Response:
     if needs_rehash(hashed):
         fresh = await asyncio.to_thread(hash_password, body.password)
         await store.rehash(pool, row["person_id"], hashed, fresh)
-    return await _open_session(ctx, row["person_id"], row["role"], "password")
+    return await open_session(ctx, row["person_id"], row["role"], "password")
 
 
 @api.get(
@@ -466,6 +475,7 @@ async def _mail_token(ctx: Ctx, email: str, purpose: store.Purpose) -> Response:
                 conn, purpose=purpose, person_id=row["person_id"], email=row["email"],
                 token=token, expires_at=expires, now=now,
             )  # fmt: skip
+        ctx.state["mail"].wake.set()  # sent now rather than at the sender's next poll
     return Response(status_code=202)
 
 

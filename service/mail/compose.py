@@ -16,6 +16,7 @@ Headers (docs/OPERATIONS.md, "E-mail out"):
 * ``Reply-To: reply+<token>@domain`` (:mod:`service.domain.mail_addresses`): a reply becomes
   a comment on the thread recording.
 * ``List-Unsubscribe`` + ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058),
+  but on a transactional mail (:func:`direct`: a sign-in link, a reset, an invitation);
   ``Auto-Submitted: auto-generated`` (RFC 3834: no auto-replies to it).
 """
 
@@ -225,9 +226,12 @@ def _headers(to: Recipient, env: Envelope, subject: str, at: datetime) -> list[t
         headers += [("In-Reply-To", env.thread_id), ("References", env.thread_id)]
     if env.reply_to is not None:
         headers.append(("Reply-To", env.reply_to))
+    if env.unsubscribe_url:  # none on a transactional mail (a link asked for, an invitation)
+        headers += [
+            ("List-Unsubscribe", f"<{env.unsubscribe_url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
     headers += [
-        ("List-Unsubscribe", f"<{env.unsubscribe_url}>"),
-        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
         ("Auto-Submitted", "auto-generated"),
         ("Content-Language", to.locale),
     ]
@@ -307,3 +311,27 @@ def digest(to: Recipient, items: list[Item], day: date, env: Envelope, at: datet
     text += ["", "-- ", stop]
     html_parts.append("<hr>" + _link(env.unsubscribe_url, t.gettext("Stop all e-mail from Cairn")))
     return _mime(headers, "\n".join(text) + "\n", _page(t, to.locale, "".join(html_parts)))
+
+
+def direct(
+    to: Recipient,
+    subject: str,
+    before: list[str],
+    link: tuple[str, str],
+    after: list[str],
+    env: Envelope,
+    at: datetime,
+) -> bytes:
+    """A transactional mail to ``to``, its texts already in their language: the paragraphs
+    ``before``, the ``link`` (URL, label: the URL written out in plain text), the
+    paragraphs ``after``; no unsubscribe link (``env.unsubscribe_url`` empty)."""
+    url, label = link
+    text = [*before, url, *after]
+    page = "".join(f"<p>{html.escape(p)}</p>" for p in before)
+    page += _link(url, label)
+    page += "".join(f"<p>{html.escape(p)}</p>" for p in after)
+    return _mime(
+        headers=_headers(to, env, subject, at),
+        text="\n\n".join(text) + "\n",
+        page=_page(translator(to.locale), to.locale, page),
+    )

@@ -1,6 +1,8 @@
 """E-mail out for one instance (:class:`MailOut`): the ``mail`` planner (:mod:`.outbox`) and
 a sender loop that claims due rows, checks access again, composes (:mod:`.compose`) and
-sends them over SMTP with ``aiosmtplib``, reusing one connection while there is work.
+sends them over SMTP with ``aiosmtplib``, reusing one connection while there is work. The
+same loop and connection send the mail to an address of :mod:`.direct` (sign-in links,
+password resets, invitations).
 
 At send time the recipient is read again (active? e-mail of that kind still on?) and so is
 every recording the mail names, through the one access check: a mail about something the
@@ -60,6 +62,7 @@ from ..reads.access import projects_facts, recording_facts
 from ..reads.mail_keys import MailKeyCache
 from ..reads.recordings import rows_by_id
 from . import compose, outbox
+from .direct import DirectMail
 from .outbox import Row
 
 _log = logging.getLogger(__name__)
@@ -134,6 +137,13 @@ class MailOut:
         self._task: asyncio.Task[None] | None = None
         self._smtp: aiosmtplib.SMTP | None = None
         self._worker = Worker("mail")
+        self.direct = DirectMail(
+            services=self.services,
+            settings=self.settings,
+            send=self._send,
+            sender=self.sender,
+            domain=self.domain,
+        )
 
     @property
     def configured(self) -> bool:
@@ -214,6 +224,9 @@ class MailOut:
 
         Composing a mail costs about as much CPU as sending one costs waiting: a task
         composes the next few while this one waits for the SMTP server's answers."""
+        # Mail to an address first (sign-in links, resets, invitations: someone waits for
+        # it), on the same connection, then notices.
+        direct = await self.direct.step()
         pool = self.services.store.pool
         now = self.services.clock()
         rows = await outbox.claim(pool, now, now + LEASE, BATCH)
@@ -222,7 +235,7 @@ class MailOut:
         if gathered:
             groups.append(gathered)
         if not groups:
-            return False
+            return direct
         facts = await self._facts([r for g in groups for r in g])
         keyring = await self.keys.get(pool)
         ready: asyncio.Queue[_Mail | None] = asyncio.Queue(maxsize=PREPARED)
