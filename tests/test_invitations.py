@@ -319,3 +319,79 @@ async def test_an_invitation_without_a_project_is_in_the_servers_language(
                 assert accepted.status_code == 200, accepted.text
                 assert accepted.json()["project_id"] is None
                 assert (await browser.get("/v1/projects")).json() == []
+
+
+async def test_a_project_limited_token_manages_only_its_projects_invitations(api: Api) -> None:
+    """An admin's token limited to project P invites to P only: no admin, no one without a
+    project (403 insufficient_scope), nothing to Q (404); it lists, reads and resends P's
+    invitations only. An owner's limited token lists its projects' only."""
+    p = await _project(api, "P")
+    q = await _project(api, "Q")
+    minted = await api.client.post(
+        f"/v1/people/{api.admin_id}/tokens",
+        json={"label": "p only", "scopes": ["write", f"project:{p}"]},
+    )
+    assert minted.status_code == 201, minted.text
+    limited = bearer(minted.json()["token"])
+    of_q = await _invite(api, email="q@example.com", name="Q", role="member", project_id=q)
+    alone = await _invite(api, email="a@example.com", name="A", role="member")
+
+    async def refused(status: int, **body: Any) -> None:
+        answer = await api.client.post("/v1/invitations", json=body, headers=limited)
+        assert problem(answer, status)["type"] == (
+            "urn:cairn:problem:insufficient_scope"
+            if status == 403
+            else "urn:cairn:problem:not-found"
+        )
+
+    await refused(403, email="x@evil.example", name="X", role="admin")
+    await refused(403, email="x@evil.example", name="X", role="admin", project_id=p)
+    await refused(403, email="x@evil.example", name="X", role="member")
+    await refused(404, email="x@evil.example", name="X", role="member", project_id=q)
+    of_p = await _invite(api, limited, email="p@example.com", name="P", role="member", project_id=p)
+    listed = await api.client.get("/v1/invitations", headers=limited)
+    assert [i["id"] for i in listed.json()] == [of_p["id"]]
+    for other in (of_q, alone):
+        url = f"/v1/invitations/{other['id']}"
+        problem(await api.client.get(url, headers=limited), 404)
+        problem(await api.client.post(f"{url}/resend", headers=limited), 404)
+        problem(await api.client.delete(url, headers=limited), 404)
+    resent = await api.client.post(f"/v1/invitations/{of_p['id']}/resend", headers=limited)
+    assert resent.status_code == 200, resent.text
+    owner_id, _ = await new_person(api, "Olga")
+    for project in (p, q):
+        put = await api.client.put(
+            f"/v1/projects/{project}/people/{owner_id}", json={"project_role": "owner"}
+        )
+        assert put.status_code == 201, put.text
+    owner_token = await api.client.post(
+        f"/v1/people/{owner_id}/tokens", json={"label": "p", "scopes": ["read", f"project:{p}"]}
+    )
+    assert owner_token.status_code == 201, owner_token.text
+    owners = await api.client.get("/v1/invitations", headers=bearer(owner_token.json()["token"]))
+    assert [i["id"] for i in owners.json()] == [of_p["id"]]
+
+
+async def test_an_invitation_dies_with_its_inviter_s_admin_power(api: Api) -> None:
+    """An invitation without a project, or of an admin, is accepted only while whoever made
+    it is an active admin: demoted or deactivated since, acceptance is 409 and creates no
+    one."""
+    project = await _project(api, "Launch")
+    made: list[dict[str, Any]] = []
+    for name, change in (("Ann", {"role": "member"}), ("Ben", None)):
+        admin_id, admin = await new_person(api, name, role="admin")
+        made.append(await _invite(api, bearer(admin), email=f"new-{name}@example.com",
+                                  name="New", role="admin", project_id=project))  # fmt: skip
+        made.append(await _invite(api, bearer(admin), email=f"alone-{name}@example.com",
+                                  name="Alone", role="member"))  # fmt: skip
+        if change is not None:
+            changed = await api.client.patch(f"/v1/people/{admin_id}", json=change)
+        else:
+            changed = await api.client.post(f"/v1/people/{admin_id}/deactivate")
+        assert changed.status_code == 200, changed.text
+    async with _browser(api) as browser:
+        for invitation in made:
+            accepted = await browser.post(f"/v1/invitations/{invitation['token']}/accept", json={})
+            problem(accepted, 409)
+    people = await api.client.get("/v1/people")
+    assert not [p for p in people.json() if p["email"].startswith(("new-", "alone-"))]

@@ -347,3 +347,15 @@ def test_tokens_issued_before_scopes_have_full_power() -> None:
     person = fold_person([created, event])
     assert person is not None
     assert person.tokens["tok_1"].scope == FULL_SCOPE
+
+
+async def test_a_feed_token_is_made_with_full_power_only(team: Team) -> None:
+    """A feed token reads every project its holder sees: a token limited to a project may
+    not make one (403 insufficient_scope, the old feed token kept); a full token may."""
+    api = team.api
+    limited = bearer(await _token(api, api.admin_id, ["write", f"project:{team.project_id}"]))
+    refused = await team.c.post("/v1/me/feed_token", headers=limited)
+    assert problem(refused, 403)["type"] == "urn:cairn:problem:insufficient_scope"
+    made = await team.c.post("/v1/me/feed_token")
+    assert made.status_code == 200, made.text
+    assert made.json()["token"].startswith("cairnfeed_")

@@ -463,3 +463,35 @@ async def test_a_session_is_its_person_under_the_same_access_rules(site: Site) -
         by_token = await c.post("/v1/projects", json={"name": "T"}, headers=bearer(token))
         assert by_token.status_code == 201, by_token.text
         assert by_token.json()["creator"]["id"] == mia_id
+
+
+async def test_a_first_password_needs_full_power(site: Site) -> None:
+    """A token limited to a project sets no first password, neither its holder's own
+    (which would open a session of full power) nor, an admin's, anyone else's: 403
+    insufficient_scope; with full power both work."""
+    project = await site.api.client.post("/v1/projects", json={"name": "P"})
+    assert project.status_code == 201, project.text
+    scopes = ["write", f"project:{project.json()['id']}"]
+    mia_id, _ = await _person(site, "Mia", password=None)
+    other_id, _ = await new_person(site.api, "Ivan", role="admin")
+    for person_id in (mia_id, site.api.admin_id):
+        minted = await site.api.client.post(
+            f"/v1/people/{person_id}/tokens", json={"label": "p", "scopes": scopes}
+        )
+        assert minted.status_code == 201, minted.text
+        limited = bearer(minted.json()["token"])
+        if person_id == mia_id:
+            own = await site.api.client.put(
+                "/v1/me/password", json={"password": PASSWORD}, headers=limited
+            )
+            assert problem(own, 403)["type"] == "urn:cairn:problem:insufficient_scope"
+        else:
+            theirs = await site.api.client.put(
+                f"/v1/people/{other_id}/password", json={"password": PASSWORD}, headers=limited
+            )
+            assert problem(theirs, 403)["type"] == "urn:cairn:problem:insufficient_scope"
+    async with site.browser() as browser:
+        problem(await _sign_in(browser, "Mia"), 401)
+        problem(await _sign_in(browser, "Ivan"), 401)
+    set_ = await site.api.client.put(f"/v1/people/{other_id}/password", json={"password": PASSWORD})
+    assert set_.status_code == 204, set_.text

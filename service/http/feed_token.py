@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from ..commands.execute import execute
+from ..domain.access import AccountAction, check_account
 from ..domain.context import Timestamp
 from ..domain.people import PersonState, fold_person
 from ..domain.tokens import RotateFeedToken, decide_rotate_feed_token, hash_secret
@@ -17,6 +18,7 @@ from ..events.base import Event
 from ..events.streams import person_stream
 from ..reads import directory
 from .api import Api, Ctx, Reply
+from .auth import require_full_power
 from .idempotency import REPLAYED_HEADERS
 
 api = Api()
@@ -40,6 +42,9 @@ class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
     tags=["feeds"],
 )
 async def rotate_feed_token(ctx: Ctx) -> Reply:
+    check_account(ctx.me, AccountAction.MANAGE_TOKENS, ctx.me.person_id)
+    # A feed token reads every project its holder sees, for as long as it is not replaced.
+    await require_full_power(ctx.request, ctx.me, "a feed token")
     secret = f"cairnfeed_{secrets.token_urlsafe(32)}"
     cmd = RotateFeedToken(token_hash=hash_secret(secret))
     context = ctx.caller.context()

@@ -28,7 +28,15 @@ from starlette.responses import Response
 
 from ..commands.execute import load, settle
 from ..domain import text
-from ..domain.access import Action, Viewer, check
+from ..domain.access import (
+    AccountAction,
+    Action,
+    TokenScope,
+    Viewer,
+    check,
+    check_account,
+    in_scope,
+)
 from ..domain.context import Context, Timestamp
 from ..domain.emails import decide_claim_email, fold_email_claim
 from ..domain.memberships import SetMember, decide_set_member
@@ -227,28 +235,44 @@ def _link(ctx: Ctx, token: str) -> str:
     return ctx.settings.link_url.format(purpose="invitation", token=token)
 
 
-async def _may_manage(ctx: Ctx, project_id: str | None) -> None:
-    """Admins manage every invitation; owners those to their projects (NotFound for a
-    project the caller may not see, Forbidden otherwise)."""
-    if ctx.me.role == "admin":
-        return
+async def _may_manage(
+    ctx: Ctx, project_id: str | None, role: InvitedRole, *, write: bool = True
+) -> None:
+    """Whether the caller may make (``write``) or read an invitation of ``role`` to
+    ``project_id``. Making one without a project, or of an admin, adds a person outside
+    any project: ``create_person`` (admins, with a token not limited to projects). One to a
+    project needs ``manage_members`` on it (admins, its owners; a project-limited token
+    only on its projects); reading it needs that standing, but no ``write`` scope, and
+    reading one without a project is for admins whose token is not limited to projects.
+    NotFound for what the caller may not see, Forbidden (InsufficientScope) otherwise."""
+    me = ctx.me
+    if write and (project_id is None or role == "admin"):
+        check_account(me, AccountAction.CREATE_PERSON)
     if project_id is None:
-        raise Forbidden("only admins invite people to Cairn without a project")
+        if me.role != "admin" or me.scope.projects is not None:
+            raise NotFound("there is no such invitation")
+        return
     loaded = await load(ctx.caller, project_stream(project_id))
     project = fold_project([e.event for e in loaded.events])
     if project is None:
         raise NotFound("there is no such project")
-    check(ctx.me, Action.MANAGE_MEMBERS, project_facts(project))
+    # Reading the invitations to a project is managing its members without writing.
+    reader = me if write else msgspec.structs.replace(me, scope=TokenScope(
+        write=True, projects=me.scope.projects
+    ))  # fmt: skip
+    check(reader, Action.MANAGE_MEMBERS, project_facts(project))
 
 
-async def _visible(ctx: Ctx, invitation_id: str) -> asyncpg.Record:
+async def _visible(ctx: Ctx, invitation_id: str, *, write: bool = False) -> asyncpg.Record:
     row = await rows.one(ctx.store.pool, invitation_id)
     if row is None:
         raise NotFound("there is no such invitation")
     try:
-        await _may_manage(ctx, row["project_id"])
+        await _may_manage(ctx, row["project_id"], row["role"], write=False)
     except (Forbidden, NotFound):
         raise NotFound("there is no such invitation") from None
+    if write:
+        await _may_manage(ctx, row["project_id"], row["role"])
     return row
 
 
@@ -339,14 +363,14 @@ async def invite(ctx: Ctx, body: NewInvitation) -> Reply:
         if (body.role == "client") != (project_role == "client"):
             wanted = "client" if body.role == "client" else "owner or member"
             raise InvalidCommand("project_role", f"a {body.role} can only be {wanted}")
-        await _may_manage(ctx, body.project_id)
+        await _may_manage(ctx, body.project_id, body.role)
         loaded = await load(ctx.caller, project_stream(body.project_id))
         project = fold_project([e.event for e in loaded.events])
         if project is None:
             raise NotFound("there is no such project")
         require_writable(project)
     else:
-        await _may_manage(ctx, None)
+        await _may_manage(ctx, None, body.role)
     existing = await sign_in.person_by_email(ctx.store.pool, body.email)
     if existing is not None and (existing["role"] == "client") != (body.role == "client"):
         raise InvalidCommand("role", f"this address is a {existing['role']}'s: invite them as one")
@@ -372,10 +396,13 @@ async def invite(ctx: Ctx, body: NewInvitation) -> Reply:
 )
 async def list_invitations(ctx: Ctx) -> Reply:
     pool = ctx.store.pool
+    me = ctx.me
     owned: list[str] | None = None
-    if ctx.me.role != "admin":
-        mine = await directory.memberships(pool, ctx.me.person_id)
-        owned = [p for p, role in mine.items() if role == "owner"]
+    if me.role != "admin":
+        mine = await directory.memberships(pool, me.person_id)
+        owned = [p for p, role in mine.items() if role == "owner" and in_scope(me, p)]
+    elif me.scope.projects is not None:
+        owned = sorted(me.scope.projects)
     found = await rows.listed(pool, owned, limit=_LIST_LIMIT)
     return Reply([_shown(ctx, r) for r in found])
 
@@ -403,7 +430,7 @@ async def get_invitation(ctx: Ctx) -> Reply:
     versioned=False,
 )
 async def resend(ctx: Ctx) -> Reply:
-    row = await _visible(ctx, ctx.path("invitation_id"))
+    row = await _visible(ctx, ctx.path("invitation_id"), write=True)
     if row["accepted_at"] is not None or row["revoked_at"] is not None:
         raise Conflict("this invitation was accepted or revoked")
     event = InvitationSent(
@@ -427,7 +454,7 @@ async def resend(ctx: Ctx) -> Reply:
     versioned=False,
 )
 async def revoke(ctx: Ctx) -> Response:
-    row = await _visible(ctx, ctx.path("invitation_id"))
+    row = await _visible(ctx, ctx.path("invitation_id"), write=True)
     if row["revoked_at"] is not None:
         return Response(status_code=204)
     if row["accepted_at"] is not None:
@@ -540,6 +567,12 @@ async def _accept_once(
     inviter = Viewer(
         person_id=inviter_row["person_id"], role=inviter_row["role"], active=inviter_row["active"]
     )
+    if (invitation["project_id"] is None or invitation["role"] == "admin") and not (
+        inviter.active and inviter.role == "admin"
+    ):
+        # Only an admin adds a person outside any project, or an admin: one deactivated or
+        # no longer admin since inviting no longer does (their pending invitations die).
+        raise Conflict("whoever invited you may no longer add people to Cairn")
     plan: list[tuple[str, list[Event], int, str | None, Metadata]] = []
     by_inviter = Metadata(
         actor=inviter.person_id, request_id=ctx.request_id, correlation_id=ctx.request_id

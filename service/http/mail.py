@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse
 
 from ..commands.caller import Caller
 from ..commands.execute import execute, load
+from ..domain.access import AccountAction, check_account
 from ..domain.people import PersonState, fold_person
 from ..domain.preferences import (
     QuietHours,
@@ -113,6 +114,7 @@ async def get_notifications(ctx: Ctx) -> Reply:
     tags=_TAGS,
 )
 async def put_notifications(ctx: Ctx, body: SetPreferences) -> Reply:
+    check_account(ctx.me, AccountAction.EDIT_PERSON, ctx.me.person_id)
     new, version = await _set(ctx.caller, ctx.me.person_id, lambda _: body)
     return Reply(_shown(new, ctx), version=version)
 

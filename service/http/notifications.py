@@ -25,7 +25,7 @@ from starlette.requests import Request
 
 from ..commands import inbox as commands
 from ..domain import redaction
-from ..domain.access import Viewer, can_see_recording
+from ..domain.access import Viewer, can_see_recording, in_scope
 from ..domain.context import Timestamp
 from ..domain.notices import summary
 from ..domain.redaction import Mentions, Sight
@@ -118,6 +118,10 @@ async def list_notifications(ctx: Ctx) -> Reply:
 )
 async def read_notification(ctx: Ctx) -> Reply:
     notification_id = ctx.path("notification_id")
+    before = await inbox.notification(ctx.store.pool, notification_id)
+    if before is not None and not in_scope(ctx.me, before["project_id"]):
+        # Of a project outside the token's: as absent, and left unread.
+        raise NotFound("there is no such notification")
     version = await commands.read_notification(ctx.caller, notification_id)
     row = await inbox.notification(ctx.store.pool, notification_id)
     shown = await items(ctx, [row] if row is not None else [])

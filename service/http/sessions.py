@@ -28,7 +28,7 @@ from starlette.responses import Response
 
 from ..commands.caller import Caller
 from ..commands.execute import load, settle
-from ..domain.access import Viewer
+from ..domain.access import AccountAction, Viewer, check_account
 from ..domain.context import Timestamp
 from ..domain.passwords import (
     MAX_LENGTH,
@@ -48,6 +48,7 @@ from ..events.streams import ID_DIGITS, person_stream
 from ..reads import directory
 from ..reads import sign_in as store
 from .api import Api, Ctx, Reply, json_response
+from .auth import require_full_power
 from .bodies import convert
 from .params import Param
 from .problems import ApiError
@@ -383,6 +384,7 @@ async def my_sessions(ctx: Ctx) -> Reply:
     versioned=False,
 )
 async def end_session(ctx: Ctx) -> Response:
+    check_account(ctx.me, AccountAction.MANAGE_TOKENS, ctx.me.person_id)
     if not await store.end_session(ctx.store.pool, ctx.me.person_id, ctx.path("session_id")):
         raise NotFound("there is no such session")
     return Response(status_code=204)
@@ -401,9 +403,13 @@ async def end_session(ctx: Ctx) -> Response:
 )
 async def change_my_password(ctx: Ctx, body: PasswordChange) -> Response:
     person_id = ctx.me.person_id
+    check_account(ctx.me, AccountAction.EDIT_PERSON, person_id)
     check_password(body.password)
     hashed = await store.password_hash(ctx.store.pool, person_id)
-    if hashed is not None:
+    if hashed is None:
+        # A first password opens sessions of full power: only full power may set it.
+        await require_full_power(ctx.request, ctx.me, "setting a first password")
+    else:
         if body.current_password is None:
             raise InvalidCommand("current_password", "give your current password to change it")
         _limits(ctx).take(ctx.request, person_id)
@@ -429,9 +435,12 @@ async def change_my_password(ctx: Ctx, body: PasswordChange) -> Response:
     versioned=False,
 )
 async def set_first_password(ctx: Ctx, body: NewPassword) -> Response:
+    person_id = ctx.path("person_id")
+    check_account(ctx.me, AccountAction.EDIT_PERSON, person_id)
     if ctx.me.role != "admin":
         raise Forbidden("only admins set a person's first password")
-    person_id = ctx.path("person_id")
+    # A first password opens sessions of full power: only full power may set it.
+    await require_full_power(ctx.request, ctx.me, "setting a first password")
     if await directory.person(ctx.store.pool, person_id) is None:
         raise NotFound("there is no such person")
     check_password(body.password)
