@@ -32,7 +32,7 @@ _FORGET_EXPIRED: Final = "DELETE FROM stream_tickets WHERE expires_at <= $1"
 _REDEEM: Final = """
 WITH used AS (DELETE FROM stream_tickets WHERE ticket_hash = $1 RETURNING token_hash, expires_at)
 SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects, t.token_hash,
-       used.expires_at, t.expires_at AS token_expires_at
+       used.expires_at AS ticket_expires_at, t.expires_at
 FROM used JOIN api_tokens t ON t.token_hash = used.token_hash
 JOIN people p ON p.person_id = t.person_id
 WHERE NOT t.revoked AND p.active
@@ -57,8 +57,8 @@ async def redeem_ticket(
     using the ticket up; None when it is unknown, used, expired, or its token no longer
     works."""
     row = await pool.fetchrow(_REDEEM, hash_secret(ticket))
-    if row is None or row["expires_at"] <= now:
+    if row is None or row["ticket_expires_at"] <= now:
         return None
-    if row["token_expires_at"] is not None and row["token_expires_at"] <= now:
+    if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     return token_viewer(row), row["token_hash"]
