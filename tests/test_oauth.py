@@ -4,6 +4,8 @@ consent page, refresh rotation and reuse detection, revocation and the metadata.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -18,6 +20,8 @@ import pytest
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from service.reads import oauth
 
@@ -445,3 +449,39 @@ async def test_tokens_are_not_recorded_for_a_revoked_grant(site: Site) -> None:
         assert late == 0
     finally:
         await pool.close()
+
+
+async def _closed_with(conn: ClientConnection) -> int:
+    """The code ``conn`` is closed with by the server, waiting for it (frames before it are
+    skipped)."""
+    try:
+        while True:
+            await asyncio.wait_for(conn.recv(), timeout=10)
+    except ConnectionClosed as closed:
+        ended = closed.rcvd
+    assert ended is not None
+    return ended.code
+
+
+async def test_a_socket_of_an_access_token_closes_when_it_expires(site: Site) -> None:
+    """A WebSocket opened with an OAuth access token (by header, or by a ticket it minted)
+    is closed with 4401 at the token's expiry on the server's clock."""
+    app = await _app(site)
+    person = await _signed_in(site, "Yan")
+    issued_at = site.clock()
+    token = await _tokens(site, await _authorize(site, person, _client(site, app)))
+    expiry = issued_at + timedelta(seconds=token["expires_in"])
+    site.clock.now = expiry - timedelta(seconds=1)
+    minted = await site.api.client.post("/v1/stream/tickets", headers=bearer(token["access_token"]))
+    assert minted.status_code == 201, minted.text
+    headers = bearer(token["access_token"])
+    async with (
+        connect(site.server.ws_url, additional_headers=headers, open_timeout=10) as by_header,
+        connect(minted.json()["stream_url"], open_timeout=10) as by_ticket,
+    ):
+        for conn in (by_header, by_ticket):
+            await conn.send(json.dumps({"type": "subscribe", "project_id": "all"}))
+            assert json.loads(await conn.recv())["type"] == "subscribed"
+        site.clock.now = expiry
+        assert await _closed_with(by_header) == 4401
+        assert await _closed_with(by_ticket) == 4401

@@ -163,6 +163,9 @@ class Realtime:
         conn = Connection(send, viewer, token_hash, hub.limits, hub.counters, scope=scope)
         hub.attach(conn)
         try:
+            if viewer.scope.expires_at is not None:
+                conn.expire_at(viewer.scope.expires_at, self._clock)
             await conn.serve(receive, lambda text: hub.receive(conn, text))
         finally:
+            conn.stop_expiry()
             hub.detach(conn)
