@@ -4,6 +4,8 @@ consent page, refresh rotation and reuse detection, revocation and the metadata.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -12,11 +14,16 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from service.reads import oauth
 
 from .support.api import Api, add_admin, bearer, known_token, new_person, problem
 from .support.servers import FixedClock, Server, serving
@@ -347,3 +354,134 @@ async def test_metadata_document(site: Site) -> None:
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert doc["grant_types_supported"] == ["authorization_code", "refresh_token"]
     assert doc["response_types_supported"] == ["code"]
+
+
+async def test_an_access_token_mints_no_lasting_token(site: Site) -> None:
+    """An OAuth access token (expiring) may not issue an API token nor rotate the feed
+    token: 403 insufficient_scope, so nothing it mints outlives the grant's revocation."""
+    app = await _app(site)
+    person = await _signed_in(site, "Tom")
+    token = await _tokens(site, await _authorize(site, person, _client(site, app)))
+    async with httpx.AsyncClient(
+        base_url=site.url, timeout=30, headers=bearer(token["access_token"])
+    ) as api:
+        minted = await api.post(f"/v1/people/{person.person_id}/tokens", json={})
+        assert problem(minted, 403)["type"].endswith("insufficient_scope")
+        narrower = await api.post(
+            f"/v1/people/{person.person_id}/tokens", json={"scopes": ["read"]}
+        )
+        problem(narrower, 403)
+        feed = await api.post("/v1/me/feed_token")
+        problem(feed, 403)
+        assert (await api.get("/v1/me")).status_code == 200
+
+
+async def test_a_refresh_asking_a_narrower_scope_gets_it(site: Site) -> None:
+    """A refresh with ``scope=read`` of a read-write grant gives a read-only access token
+    (and says so); the next refresh without scope gets the grant's whole scope again."""
+    made = await site.api.client.post("/v1/projects", json={"name": "Narrow"})
+    project = made.json()["id"]
+    app = await _app(site, confidential=True)
+    person = await _signed_in(site, "Una")
+    added = await site.api.client.put(
+        f"/v1/projects/{project}/people/{person.person_id}", json={"project_role": "member"}
+    )
+    assert added.status_code in (200, 201, 204), added.text
+    client = _client(site, app)
+    first = await _tokens(site, await _authorize(site, person, client))
+    read = dict(
+        await client.refresh_token(site.url + "/oauth/token", first["refresh_token"], scope="read")
+    )
+    assert read["scope"] == "read"
+    message = {"subject": "Hello", "body": "<p>Hi</p>"}
+    async with httpx.AsyncClient(base_url=site.url, timeout=30) as api:
+        refused = await api.post(
+            f"/v1/projects/{project}/messages", json=message, headers=bearer(read["access_token"])
+        )
+        problem(refused, 403)
+        whole = dict(await client.refresh_token(site.url + "/oauth/token", read["refresh_token"]))
+        assert whole["scope"] == "read write"
+        posted = await api.post(
+            f"/v1/projects/{project}/messages", json=message, headers=bearer(whole["access_token"])
+        )
+        assert posted.status_code == 201, posted.text
+
+
+async def test_deactivation_revokes_the_grants(site: Site) -> None:
+    """Deactivating a person revokes their OAuth grants: after a reactivation the old
+    refresh token is invalid_grant and the app is no longer authorised."""
+    app = await _app(site, confidential=True)
+    person = await _signed_in(site, "Vic")
+    client = _client(site, app)
+    token = await _tokens(site, await _authorize(site, person, client))
+    off = await site.api.client.post(f"/v1/people/{person.person_id}/deactivate")
+    assert off.status_code == 200, off.text
+    on = await site.api.client.post(f"/v1/people/{person.person_id}/reactivate")
+    assert on.status_code == 200, on.text
+    with pytest.raises(OAuthError) as refused:
+        await client.refresh_token(site.url + "/oauth/token", token["refresh_token"])
+    assert refused.value.error == "invalid_grant"
+    async with httpx.AsyncClient(base_url=site.url, timeout=30) as api:
+        problem(await api.get("/v1/me", headers=bearer(token["access_token"])), 401)
+
+
+async def test_tokens_are_not_recorded_for_a_revoked_grant(site: Site) -> None:
+    """The race of an exchange with a revocation: once the grant is revoked, recording a
+    new access token for it is refused (so no token escapes the revocation's sweep)."""
+    app = await _app(site)
+    person = await _signed_in(site, "Wes")
+    client = _client(site, app)
+    token = await _tokens(site, await _authorize(site, person, client))
+    pool = await asyncpg.create_pool(site.server.database_url, min_size=1, max_size=1)
+    try:
+        grant_id = await pool.fetchval(
+            "SELECT grant_id FROM oauth_grants WHERE person_id = $1", person.person_id
+        )
+        revoked = await client.revoke_token(site.url + "/oauth/revoke", token["refresh_token"])
+        assert revoked.status_code == 200
+        recorded = await oauth.record_tokens(
+            pool, grant_id, "tok_late", "cairn_late", "cairnrt_late", site.clock()
+        )
+        assert recorded is False
+        late = await pool.fetchval(
+            "SELECT count(*) FROM oauth_access_tokens WHERE token_id = 'tok_late'"
+        )
+        assert late == 0
+    finally:
+        await pool.close()
+
+
+async def _closed_with(conn: ClientConnection) -> int:
+    """The code ``conn`` is closed with by the server, waiting for it (frames before it are
+    skipped)."""
+    try:
+        while True:
+            await asyncio.wait_for(conn.recv(), timeout=10)
+    except ConnectionClosed as closed:
+        ended = closed.rcvd
+    assert ended is not None
+    return ended.code
+
+
+async def test_a_socket_of_an_access_token_closes_when_it_expires(site: Site) -> None:
+    """A WebSocket opened with an OAuth access token (by header, or by a ticket it minted)
+    is closed with 4401 at the token's expiry on the server's clock."""
+    app = await _app(site)
+    person = await _signed_in(site, "Yan")
+    issued_at = site.clock()
+    token = await _tokens(site, await _authorize(site, person, _client(site, app)))
+    expiry = issued_at + timedelta(seconds=token["expires_in"])
+    site.clock.now = expiry - timedelta(seconds=1)
+    minted = await site.api.client.post("/v1/stream/tickets", headers=bearer(token["access_token"]))
+    assert minted.status_code == 201, minted.text
+    headers = bearer(token["access_token"])
+    async with (
+        connect(site.server.ws_url, additional_headers=headers, open_timeout=10) as by_header,
+        connect(minted.json()["stream_url"], open_timeout=10) as by_ticket,
+    ):
+        for conn in (by_header, by_ticket):
+            await conn.send(json.dumps({"type": "subscribe", "project_id": "all"}))
+            assert json.loads(await conn.recv())["type"] == "subscribed"
+        site.clock.now = expiry
+        assert await _closed_with(by_header) == 4401
+        assert await _closed_with(by_ticket) == 4401

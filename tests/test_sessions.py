@@ -4,6 +4,7 @@ real servers and a real PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from .support.api import Api, add_admin, bearer, known_token, new_person, problem
 from .support.servers import FixedClock, Server, serving
@@ -495,3 +498,37 @@ async def test_a_first_password_needs_full_power(site: Site) -> None:
         problem(await _sign_in(browser, "Ivan"), 401)
     set_ = await site.api.client.put(f"/v1/people/{other_id}/password", json={"password": PASSWORD})
     assert set_.status_code == 204, set_.text
+
+
+# ------------------------------------------------------------------ stream tickets
+
+
+async def _stream_opens(url: str) -> int | None:
+    """None when a socket opened at ``url`` is subscribed; else the code it was closed with."""
+    async with connect(url, open_timeout=10) as conn:
+        try:
+            await conn.send(json.dumps({"type": "subscribe", "project_id": "all"}))
+            answer = json.loads(await conn.recv())
+        except ConnectionClosed as closed:
+            refused = closed.rcvd
+        else:
+            assert answer == {"type": "subscribed", "subscription": "all"}
+            return None
+    assert refused is not None
+    return refused.code
+
+
+async def test_a_signed_in_page_mints_a_stream_ticket_for_its_session(site: Site) -> None:
+    """A page signed in mints a WebSocket ticket with its cookie and CSRF header; the ticket
+    opens the stream; a ticket of a session that ended since opens nothing (4401)."""
+    await _person(site, "Bea")
+    async with site.browser(Origin=site.url.rstrip("/")) as c:
+        assert (await _sign_in(c, "Bea")).status_code == 204
+        minted = await c.post("/v1/stream/tickets", headers=_csrf(c))
+        assert minted.status_code == 201, minted.text
+        assert await _stream_opens(minted.json()["stream_url"]) is None
+        unused = await c.post("/v1/stream/tickets", headers=_csrf(c))
+        assert unused.status_code == 201, unused.text
+        out = await c.delete("/v1/session", headers=_csrf(c))
+        assert out.status_code == 204, out.text
+        assert await _stream_opens(unused.json()["stream_url"]) == 4401

@@ -7,6 +7,7 @@ tokens themselves are :mod:`service.reads.oauth`'s tables.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -35,11 +36,21 @@ def _caller(services: Services, actor: Viewer, request_id: str | None) -> Caller
 
 
 async def issue_tokens(
-    services: Services, grant: oauth.Grant, app_name: str, request_id: str | None = None
+    services: Services,
+    grant: oauth.Grant,
+    app_name: str,
+    request_id: str | None = None,
+    *,
+    scopes: Sequence[str] | None = None,
 ) -> tuple[str, str, datetime] | None:
-    """A new access token (an API token of the grant's person, with its scopes, expiring in
-    :data:`ACCESS_TOKEN_TTL`) and refresh token for ``grant``, and the access token's expiry;
-    None when the person is gone or deactivated."""
+    """A new access token (an API token of the grant's person, with ``scopes``, by default the
+    grant's, expiring in :data:`ACCESS_TOKEN_TTL`) and refresh token for ``grant``, and the
+    access token's expiry; None when the person is gone or deactivated, or the grant revoked
+    (before or while issuing).
+
+    Raises:
+        InvalidCommand: ``scopes`` name neither read nor write.
+    """
     actor = await actor_now(
         services, Viewer(person_id=grant.person_id, role="member", active=True), None
     )
@@ -55,7 +66,7 @@ async def issue_tokens(
         token_id=token_id,
         token_hash=hash_secret(access),
         label=f"OAuth: {app_name}"[:200],
-        scope=parse_scopes("scope", list(grant.scopes)),
+        scope=parse_scopes("scope", list(grant.scopes if scopes is None else scopes)),
         expires_at=expires_at,
     )
     c = caller.context()
@@ -67,8 +78,15 @@ async def issue_tokens(
 
     # Recorded first: a token in the log that no grant names would survive its grant's
     # revocation; a row naming a token the append then failed to issue harms nothing.
-    await oauth.record_tokens(services.store.pool, grant.grant_id, token_id, access, refresh, now)
+    pool = services.store.pool
+    if not await oauth.record_tokens(pool, grant.grant_id, token_id, access, refresh, now):
+        return None
     await execute(caller, person_stream(grant.person_id), fold_person, decide, project_id=None)
+    if await oauth.grant_revoked(pool, grant.grant_id):
+        # Revoked between the recording and the append: that revocation may have read the
+        # grant's tokens before this one was in the log. Revoke it (and the grant) again.
+        await revoke_grant(services, grant.grant_id, grant.person_id, request_id)
+        return None
     return access, refresh, expires_at
 
 
@@ -95,3 +113,12 @@ async def revoke_grant(
     actor = Viewer(person_id=person_id, role="member", active=True)
     caller = _caller(services, actor, request_id)
     await execute(caller, person_stream(person_id), fold_person, decide, project_id=None)
+
+
+async def revoke_person_grants(
+    services: Services, person_id: str, request_id: str | None = None
+) -> None:
+    """Revoke every grant of ``person_id`` (their deactivation): no refresh token of theirs
+    issues an access token after a reactivation."""
+    for grant_id in await oauth.live_grants(services.store.pool, person_id):
+        await revoke_grant(services, grant_id, person_id, request_id)

@@ -17,6 +17,7 @@ all, which the ``decide`` functions answer with :class:`~service.errors.Conflict
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
@@ -53,10 +54,14 @@ class TokenScope(msgspec.Struct, frozen=True, kw_only=True):
     ``write`` False: reading only (every write is refused with :class:`InsufficientScope`).
     ``projects`` a set of project ids: the token sees no other project (they are as absent,
     404) and acts on no account but its holder's own; None: every project its holder sees.
+    ``expires_at`` when the token stops working (OAuth access tokens; None: never). A token
+    that expires mints no lasting token (:func:`~service.domain.tokens.decide_issue_token`),
+    and a WebSocket it opened closes at that instant.
     """
 
     write: bool = True
     projects: frozenset[str] | None = None
+    expires_at: datetime | None = None
 
     def within(self, other: TokenScope) -> bool:
         """Whether this scope grants nothing ``other`` does not."""

@@ -172,6 +172,7 @@ def evolve_person(state: PersonState | None, event: Event) -> PersonState:
             scope = TokenScope(
                 write=event.write,
                 projects=None if event.projects is None else frozenset(event.projects),
+                expires_at=event.expires_at,
             )
             token = TokenState(
                 token_id=token_id,

@@ -93,15 +93,17 @@ def decide_issue_token(person: PersonState, cmd: IssueToken, ctx: Context) -> li
 
     A token never holds more than the token that mints it: ``cmd.scope`` must lie within the
     actor's (a read-only token mints nothing at all, a project-limited one only tokens limited
-    to some of its projects).
+    to some of its projects), and a token that expires (an OAuth access token) mints none: a
+    lasting token would outlive it and the revocation of its grant.
 
     Raises:
         Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
-        InsufficientScope: ``cmd.scope`` exceeds the actor's.
+        InsufficientScope: ``cmd.scope`` exceeds the actor's, or the actor's token expires.
         Conflict: the person is deactivated, or ``token_id`` is taken.
         InvalidCommand: a bad hash or label.
     """
     check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    _require_lasting(ctx)
     if not cmd.scope.within(ctx.actor.scope):
         raise InsufficientScope("a token cannot be given more power than the token minting it")
     _require_active(person)
@@ -144,12 +146,20 @@ def decide_rotate_feed_token(
 
     Raises:
         Forbidden / NotFound: see :func:`~service.domain.access.check_account`.
+        InsufficientScope: the actor's token expires (an OAuth access token): a feed token
+            would outlive it.
         Conflict: the person is deactivated.
         InvalidCommand: a bad hash.
     """
     check_account(ctx.actor, AccountAction.MANAGE_TOKENS, person.person_id)
+    _require_lasting(ctx)
     _require_active(person)
     return [FeedTokenRotated(token_hash=text.token_hash("token_hash", cmd.token_hash))]
+
+
+def _require_lasting(ctx: Context) -> None:
+    if ctx.actor.scope.expires_at is not None:
+        raise InsufficientScope("a token that expires (an OAuth access token) mints no token")
 
 
 def _require_active(person: PersonState) -> None:

@@ -337,11 +337,21 @@ async def token(request: Request) -> Response:
             create_s256_code_challenge(verifier), used.code_challenge
         ):
             return _error("invalid_grant", "code_verifier does not match the code_challenge")
-    elif (scope := form.get("scope")) is not None and not set(scope.split()) <= set(grant.scopes):
-        return _error("invalid_scope", "a refresh cannot widen the grant's scope")
-    issued = await oauth_commands.issue_tokens(services, grant, app.name)
+    scopes = list(grant.scopes)
+    if grant_type == "refresh_token" and (scope := form.get("scope")) is not None:
+        asked = set(scope.split())
+        if not asked <= set(grant.scopes):
+            return _error("invalid_scope", "a refresh cannot widen the grant's scope")
+        # A narrower scope (RFC 6749 §6): this access token gets only that; the grant keeps
+        # its own for the next refresh.
+        scopes = [s for s in grant.scopes if s in asked]
+        if not {"read", "write"} & asked:
+            return _error("invalid_scope", "the scope must name read or write")
+    issued = await oauth_commands.issue_tokens(services, grant, app.name, scopes=scopes)
     if issued is None:
-        return _error("invalid_grant", "the person who granted it can no longer sign in")
+        return _error(
+            "invalid_grant", "revoked, or the person who granted it can no longer sign in"
+        )
     access, refresh_token, expires_at = issued
     return JSONResponse(
         {
@@ -349,7 +359,7 @@ async def token(request: Request) -> Response:
             "token_type": "Bearer",
             "expires_in": int((expires_at - now).total_seconds()),
             "refresh_token": refresh_token,
-            "scope": " ".join(grant.scopes),
+            "scope": " ".join(scopes),
         },
         headers=_NO_STORE,
     )

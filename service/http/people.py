@@ -17,6 +17,7 @@ import asyncpg
 import msgspec
 from starlette.responses import Response
 
+from ..commands import oauth as oauth_commands
 from ..commands.execute import Plan, append_together, decided, execute, load
 from ..domain import text
 from ..domain.access import AccountAction, Viewer, can_see_person, check_account
@@ -430,6 +431,8 @@ async def _set_active(ctx: Ctx, active: bool) -> Reply:
         # Refused already (sessions need an active person): ended, so that a reactivation
         # does not bring them back, as it brings back no token.
         await sign_in.end_sessions(ctx.store.pool, person_id)
+        # Their access tokens went with the deactivation; their refresh tokens go too.
+        await oauth_commands.revoke_person_grants(ctx.services, person_id, ctx.request_id)
     return await shown(ctx, person_id)
 
 

@@ -2,7 +2,8 @@
 (``/v1/stream?ticket=…``), so that a browser never puts a long-lived API token in a URL.
 
 The ticket carries the scope of the token that mints it (a read-only token may mint one: it
-reads); see :mod:`service.reads.tickets`.
+reads); a page signed in with the session cookie mints one for its session (with the
+``X-CSRF-Token`` header, as every POST); see :mod:`service.reads.tickets`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from ..domain.tokens import hash_secret
 from ..reads.tickets import mint_ticket
 from .api import Api, Ctx, Reply
 from .auth import bearer_token
+from .problems import ApiError
+from .session_auth import SESSION_COOKIE, current_session
 
 api = Api()
 
@@ -38,7 +41,12 @@ class StreamTicket(msgspec.Struct, frozen=True, kw_only=True):
 )
 async def create_ticket(ctx: Ctx) -> Reply:
     token = bearer_token(ctx.request)
-    assert token is not None  # the route takes a bearer token
+    if token is None:
+        # A first-party page signed in: the session cookie authenticated the request (and
+        # passed the CSRF defence); the ticket names the session, checked again when used.
+        token = ctx.request.cookies.get(SESSION_COOKIE)
+        if not token or current_session(ctx.request) is None:
+            raise ApiError(401, "this endpoint needs a bearer token or a session")
     ticket, expires_at = await mint_ticket(ctx.store.pool, hash_secret(token), ctx.services.clock())
     ws = ctx.request.url.replace(path="/v1/stream", query=f"ticket={ticket}")
     scheme = "wss" if ws.scheme == "https" else "ws"

@@ -232,9 +232,20 @@ async def record_tokens(
     access_token: str,
     refresh_token: str,
     now: datetime,
-) -> None:
-    """Remember that grant ``grant_id`` issued access token ``token_id`` and a refresh token."""
+) -> bool:
+    """Remember that grant ``grant_id`` issued access token ``token_id`` and a refresh token;
+    False (nothing recorded) when the grant is revoked.
+
+    The grant's row is locked (shared) while recording, so a revocation
+    (:func:`revoke_grant`) either comes after, and :func:`grant_tokens` names the new token,
+    or before, and nothing is recorded."""
     async with pool.acquire() as conn, conn.transaction():
+        live = await conn.fetchval(
+            "SELECT true FROM oauth_grants WHERE grant_id = $1 AND revoked_at IS NULL FOR SHARE",
+            grant_id,
+        )
+        if not live:
+            return False
         await conn.execute(
             "INSERT INTO oauth_access_tokens (token_id, token_hash, grant_id) VALUES ($1, $2, $3)",
             token_id,
@@ -248,6 +259,25 @@ async def record_tokens(
             grant_id,
             now,
         )
+    return True
+
+
+async def grant_revoked(pool: asyncpg.Pool, grant_id: str) -> bool:
+    """Whether grant ``grant_id`` is revoked (or gone)."""
+    live = await pool.fetchval(
+        "SELECT true FROM oauth_grants WHERE grant_id = $1 AND revoked_at IS NULL", grant_id
+    )
+    return not live
+
+
+async def live_grants(pool: asyncpg.Pool, person_id: str) -> list[str]:
+    """The ids of every grant of ``person_id`` not revoked, to any app."""
+    rows = await pool.fetch(
+        "SELECT grant_id FROM oauth_grants WHERE person_id = $1 AND revoked_at IS NULL "
+        "ORDER BY grant_id",
+        person_id,
+    )
+    return [r["grant_id"] for r in rows]
 
 
 async def revoke_grant(pool: asyncpg.Pool, grant_id: str, now: datetime) -> None:

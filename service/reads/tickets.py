@@ -1,9 +1,11 @@
 """WebSocket tickets: single-use, short-lived stand-ins for an API token in a handshake's URL
 (table ``stream_tickets``, migration 0011).
 
-A ticket names the API token that minted it (by hash), so redeeming one answers exactly what
-:func:`~service.reads.tokens.api_token_holder` would for that token now: its holder, with the
-token's scope, or nobody once the token is revoked or its holder deactivated. Tickets live in
+A ticket names the API token or the sign-in session that minted it (by the hash of its
+secret: column ``token_hash`` holds either, both SHA-256 of 256-bit secrets), so redeeming one
+answers what :func:`~service.reads.tokens.api_token_holder` (or the session check of
+:func:`~service.reads.sign_in.session_holder`) would now: its holder, with the token's scope,
+or nobody once the token is revoked, the session ended or its holder deactivated. Tickets live in
 PostgreSQL, so any instance redeems what another minted; only their SHA-256 is stored.
 """
 
@@ -31,17 +33,20 @@ _FORGET_EXPIRED: Final = "DELETE FROM stream_tickets WHERE expires_at <= $1"
 # instances race for it; an expired ticket is deleted too, and refused below.
 _REDEEM: Final = """
 WITH used AS (DELETE FROM stream_tickets WHERE ticket_hash = $1 RETURNING token_hash, expires_at)
-SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects, t.token_hash,
-       used.expires_at, t.expires_at AS token_expires_at
-FROM used JOIN api_tokens t ON t.token_hash = used.token_hash
-JOIN people p ON p.person_id = t.person_id
-WHERE NOT t.revoked AND p.active
+SELECT p.person_id, p.role, p.active, t.scope_write, t.scope_projects, used.token_hash,
+       used.expires_at AS ticket_expires_at, t.expires_at, s.session_id, s.last_seen_at
+FROM used
+LEFT JOIN api_tokens t ON t.token_hash = used.token_hash AND NOT t.revoked
+LEFT JOIN sessions s ON s.secret_hash = used.token_hash
+JOIN people p ON p.person_id = COALESCE(t.person_id, s.person_id)
+WHERE p.active
 """
 
 
 async def mint_ticket(pool: asyncpg.Pool, token_hash: str, now: datetime) -> tuple[str, datetime]:
-    """A new ticket for the API token of hash ``token_hash`` (its caller checked that it works)
-    and when it expires; the secret is returned here only."""
+    """A new ticket for the API token or the session whose secret hashes to ``token_hash``
+    (its caller checked that it works) and when it expires; the secret is returned here
+    only."""
     ticket = f"cairnws_{secrets.token_urlsafe(32)}"
     expires_at = now + TICKET_TTL
     async with pool.acquire() as conn, conn.transaction():
@@ -51,14 +56,20 @@ async def mint_ticket(pool: asyncpg.Pool, token_hash: str, now: datetime) -> tup
 
 
 async def redeem_ticket(
-    pool: asyncpg.Pool, ticket: str, now: datetime
+    pool: asyncpg.Pool, ticket: str, now: datetime, session_idle: timedelta
 ) -> tuple[Viewer, str] | None:
-    """The holder of the token that minted ``ticket`` (with its scope) and that token's hash,
-    using the ticket up; None when it is unknown, used, expired, or its token no longer
-    works."""
+    """The holder of the token or session that minted ``ticket`` (with the token's scope; a
+    session's is full) and that token's or session's secret hash, using the ticket up; None
+    when it is unknown, used, expired, or its token or session no longer works (a session
+    idle for ``session_idle`` has ended)."""
     row = await pool.fetchrow(_REDEEM, hash_secret(ticket))
-    if row is None or row["expires_at"] <= now:
+    if row is None or row["ticket_expires_at"] <= now:
         return None
-    if row["token_expires_at"] is not None and row["token_expires_at"] <= now:
+    if row["session_id"] is not None:
+        if row["last_seen_at"] <= now - session_idle:
+            return None
+        viewer = Viewer(person_id=row["person_id"], role=row["role"], active=row["active"])
+        return viewer, row["token_hash"]
+    if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     return token_viewer(row), row["token_hash"]

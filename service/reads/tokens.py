@@ -103,12 +103,16 @@ def _viewer(row: asyncpg.Record) -> Viewer:
 
 
 def token_scope(row: asyncpg.Record) -> TokenScope:
-    """The scope of an ``api_tokens`` row (columns ``scope_write``, ``scope_projects``)."""
+    """The scope of an ``api_tokens`` row (columns ``scope_write``, ``scope_projects`` and
+    ``expires_at``, if the row has it)."""
     projects = row["scope_projects"]
-    if row["scope_write"] and projects is None:
+    expires_at = row.get("expires_at")
+    if row["scope_write"] and projects is None and expires_at is None:
         return FULL_SCOPE
     return TokenScope(
-        write=row["scope_write"], projects=None if projects is None else frozenset(projects)
+        write=row["scope_write"],
+        projects=None if projects is None else frozenset(projects),
+        expires_at=expires_at,
     )
 
 

@@ -19,12 +19,13 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ..domain.access import Viewer
 from ..metrics import WEBSOCKET_SLOW_DROPPED
 from .counters import Counters
-from .protocol import CLOSE_SLOW, Outgoing
+from .protocol import CLOSE_SLOW, CLOSE_UNAUTHORIZED, Outgoing
 from .subscriptions import Subscription
 
 _log = logging.getLogger(__name__)
@@ -83,6 +84,26 @@ class Connection:
         """The code this side closed with, once it did."""
         self.finished = asyncio.Event()
         """Set when the connection is over: the peer left or the close was sent (or gave up)."""
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def expire_at(self, when: datetime, clock: Callable[[], datetime]) -> None:
+        """Close with 4401 at ``when`` on ``clock`` (the server's): the token the socket
+        opened with (an OAuth access token) stops working then. One timer; when it fires
+        early by ``clock`` (a clock not following the loop's), it is set again."""
+        if self.closing:
+            return
+        remaining = (when - clock()).total_seconds()
+        if remaining <= 0:
+            self.close(CLOSE_UNAUTHORIZED, "the token expired")
+            return
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(remaining, self.expire_at, when, clock)
+
+    def stop_expiry(self) -> None:
+        """Forget the timer of :meth:`expire_at` (the connection is over)."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     @property
     def closing(self) -> bool:
@@ -193,6 +214,7 @@ class Connection:
         if self.closing:
             return
         self.close_code = code
+        self.stop_expiry()
         self._queue.clear()
         self._queued_bytes = 0
         if self._room is not None:

@@ -8,7 +8,7 @@ shutdown. :func:`asyncapi_document` is the endpoint's contract, for the app to s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from starlette.types import Receive, Scope, Send
@@ -77,6 +77,7 @@ class Realtime:
         )
         self._settle_timeout = settings.ryw_timeout
         self._origins = frozenset(settings.cors_origins)
+        self._session_idle = timedelta(seconds=settings.session_idle)
         self._hub: Hub | None = None
         self._tokens: TokenCache | None = None
         self._clock = clock
@@ -130,7 +131,7 @@ class Realtime:
         (``?ticket=``, used up here), else by the token itself; None: neither works."""
         ticket = websocket.query_params.get(TICKET_QUERY)
         if ticket:
-            return await redeem_ticket(hub.store.pool, ticket, self._clock())
+            return await redeem_ticket(hub.store.pool, ticket, self._clock(), self._session_idle)
         token = _token(websocket)
         if token is None:
             return None
@@ -162,6 +163,9 @@ class Realtime:
         conn = Connection(send, viewer, token_hash, hub.limits, hub.counters, scope=scope)
         hub.attach(conn)
         try:
+            if viewer.scope.expires_at is not None:
+                conn.expire_at(viewer.scope.expires_at, self._clock)
             await conn.serve(receive, lambda text: hub.receive(conn, text))
         finally:
+            conn.stop_expiry()
             hub.detach(conn)

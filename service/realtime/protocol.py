@@ -68,7 +68,8 @@ CLOSE_CODES: Final[Mapping[int, str]] = {
     CLOSE_SLOW: "the client read too slowly and its send buffer overflowed: reconnect with "
     "`since` (and read faster)",
     CLOSE_UNAUTHORIZED: "the token is missing, unknown or revoked (at connect, or revoked "
-    "while connected): get a valid token",
+    "while connected), or expired while connected (an OAuth access token, at its expiry on "
+    "the server's clock): get a valid token",
     CLOSE_DEACTIVATED: "the person's account was deactivated while connected: do not reconnect",
 }
 """What each close code the server sends means, and what a client does then."""
