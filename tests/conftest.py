@@ -16,6 +16,7 @@ from service.events.store import EventStore
 from .support.api import Api, add_admin, bearer, known_token
 from .support.postgres import Cluster
 from .support.servers import Server, serving
+from .support.smtp_sink import Sink, smtp_sink
 from .support.teams import Team, make_team
 
 
@@ -86,3 +87,11 @@ async def api(live_server: Server) -> AsyncIterator[Api]:
 async def team(api: Api) -> Team:
     """A project with clients enabled and its people (:class:`Team`), made over HTTP."""
     return await make_team(api)
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """A real SMTP server (aiosmtpd) on a free port that keeps what it accepts
+    (tests/support/smtp_sink.py), for the mail tests' servers to send to."""
+    async with smtp_sink() as sink:
+        yield sink

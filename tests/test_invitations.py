@@ -6,7 +6,6 @@ one project and signing them in; resent (the old link dies) and revoked."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -17,18 +16,12 @@ import pytest
 
 from .support.api import Api, add_admin, bearer, known_token, new_person, problem
 from .support.servers import FixedClock, serving
-from .support.smtp_sink import Sink, smtp_sink
+from .support.smtp_sink import Sink
 from .support.waiting import eventually
 
 START = datetime(2030, 5, 6, 9, 0, tzinfo=UTC)
 LINK = "https://app.example.com/{purpose}?token={token}"
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with smtp_sink() as sink:
-        yield sink
 
 
 @pytest.fixture

@@ -25,16 +25,10 @@ from service.mail.inbound import Inbound, Listener, listen
 from service.reads.mail_keys import keyring
 
 from .support.api import Api, bearer, new_person
-from .support.smtp_sink import Sink, smtp_sink
+from .support.smtp_sink import Sink
 from .support.waiting import eventually
 
 DOMAIN = "cairn.test"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with smtp_sink() as sink:
-        yield sink
 
 
 @pytest.fixture

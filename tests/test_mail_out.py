@@ -11,7 +11,6 @@ for the notice of the event it caused and checks who it tells, then for the mail
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -39,12 +38,6 @@ from .support.waiting import eventually
 DOMAIN = "cairn.test"
 START = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 SYSTEM = Metadata(actor="system", request_id="notices")
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with smtp_sink() as sink:
-        yield sink
 
 
 @pytest.fixture

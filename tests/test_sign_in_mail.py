@@ -6,7 +6,6 @@ expired is dropped unsent; a temporary refusal is retried."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
@@ -16,19 +15,13 @@ import pytest
 
 from .support.api import Api, new_person, problem
 from .support.servers import FixedClock
-from .support.smtp_sink import Sink, smtp_sink
+from .support.smtp_sink import Sink
 from .support.waiting import eventually
 
 START = datetime(2030, 5, 6, 9, 0, tzinfo=UTC)
 LINK = "https://app.example.com/{purpose}?token={token}"
 PASSWORD = "correct horse battery staple"
 NEW = "another long passphrase, new"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    async with smtp_sink() as sink:
-        yield sink
 
 
 @pytest.fixture
