@@ -171,6 +171,12 @@ class ProjectionEngine(Rebuilding):
                 hidden = applied >= 0 and await self.store.has_hidden(self._progress[name])
             except TRANSIENT_ERRORS as exc:
                 _log.info("projection %s lost PostgreSQL (%s); retrying", name, exc)
+                # Its commits do not wait for the WAL flush (see step): a PostgreSQL that
+                # crashed may have lost the last of them with their checkpoint, and this
+                # process's idea of where the projection stands would be ahead of what the
+                # database holds; read-your-writes would then answer from rows not there
+                # yet. Forget it: waiters read the checkpoint from the database again.
+                self._progress.pop(name, None)
                 await asyncio.sleep(0.2)
                 continue
             except Exception:
