@@ -134,6 +134,16 @@ def translator(locale: Locale) -> Translator:
     return Translator(locale, gettext.GNUTranslations(BytesIO(mo.read_bytes())))
 
 
+def locale_or(chosen: str | None, default: str) -> Locale:
+    """``chosen`` if Cairn writes that language, else ``default`` if it does, else the first
+    of :data:`LOCALES` (a person's stored ``locale`` against the server's default)."""
+    for wanted in (chosen, default):
+        for known in LOCALES:
+            if wanted == known:
+                return known
+    return LOCALES[0]
+
+
 def negotiate(accept_language: str | None) -> Locale | None:
     """The language of :data:`LOCALES` an ``Accept-Language`` header prefers, or None when
     it names none of them before ``*`` (no header, only other languages, or any language:

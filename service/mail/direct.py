@@ -27,7 +27,7 @@ import asyncpg
 
 from ..commands.caller import Services
 from ..config import Settings
-from ..domain.i18n import LOCALES, Locale, Translator, translator
+from ..domain.i18n import Translator, locale_or, translator
 from . import compose
 
 
@@ -124,7 +124,7 @@ class DirectMail:
     def compose(self, row: asyncpg.Record) -> bytes:
         """The mail of one row of ``sign_in_mail``, in its recipient's language."""
         purpose = row["purpose"]
-        locale = _locale(row["locale"] or row["person_locale"], self.settings.locale)
+        locale = locale_or(row["locale"] or row["person_locale"], self.settings.locale)
         name = row["person_name"] or row["name"] or ""
         to = compose.Recipient(row["person_id"] or "", name, row["email"], locale)
         digest = hashlib.sha256(f"{purpose}.{row['mail_id']}".encode()).hexdigest()[:20]
@@ -195,13 +195,3 @@ class DirectMail:
 
 def _hello(t: Translator, name: str) -> str:
     return t.gettext("Hello {name},").format(name=name) if name else t.gettext("Hello,")
-
-
-def _locale(chosen: str | None, default: str) -> Locale:
-    for known in LOCALES:
-        if chosen == known:
-            return known
-    for known in LOCALES:
-        if default == known:
-            return known
-    return LOCALES[0]

@@ -48,7 +48,7 @@ from ..domain.access import (
     can_see_project,
     can_see_recording,
 )
-from ..domain.i18n import LOCALES, Locale
+from ..domain.i18n import Locale, locale_or
 from ..domain.mail_addresses import reply_local_part
 from ..domain.people import PersonState
 from ..domain.preferences import mailed
@@ -378,7 +378,7 @@ class MailOut:
             await outbox.finish(pool, ids, "skipped", "the person is gone or deactivated")
             return None
         viewer = Viewer(person_id=person.person_id, role=person.role, active=person.active)
-        locale = _locale(person.locale, self.settings.locale)
+        locale = locale_or(person.locale, self.settings.locale)
         to = compose.Recipient(person.person_id, person.name, person.email, locale)
         if first.digest_day is None:
             if not mailed(person.notifications, first.kind):
@@ -520,13 +520,3 @@ def _sanitised(content: str | None) -> str | None:
         return text.optional_html("body", content)
     except InvalidCommand:
         return None
-
-
-def _locale(chosen: str | None, default: str) -> Locale:
-    for known in LOCALES:
-        if chosen == known:
-            return known
-    for known in LOCALES:
-        if default == known:
-            return known
-    return LOCALES[0]

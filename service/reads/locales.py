@@ -6,15 +6,11 @@ from __future__ import annotations
 import asyncpg
 
 from ..domain.access import Viewer
-from ..domain.i18n import LOCALES, Locale
+from ..domain.i18n import Locale, locale_or
 from . import directory
 
 
 async def locale_of(pool: asyncpg.Pool, viewer: Viewer, default: Locale) -> Locale:
     """The language ``viewer`` reads: their own choice (the person's ``locale``, set with
     ``PATCH /v1/me``), else ``default`` (the ``locale`` setting, ``CAIRN_LOCALE``)."""
-    chosen = await directory.locale(pool, viewer.person_id)
-    for known in LOCALES:
-        if chosen == known:
-            return known
-    return default
+    return locale_or(await directory.locale(pool, viewer.person_id), default)
