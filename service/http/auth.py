@@ -15,7 +15,7 @@ from ..commands.actors import actor_now
 from ..domain.access import FULL_SCOPE, Viewer
 from ..domain.tokens import hash_secret
 from ..errors import InsufficientScope
-from ..reads.tokens import api_token_expires, api_token_holder
+from ..reads.tokens import api_token_holder
 from .problems import ApiError
 from .session_auth import SESSION_COOKIE, session_caller
 from .state import state_of
@@ -87,16 +87,13 @@ def rate_limit(connection: HTTPConnection, person_id: str) -> None:
         )
 
 
-async def require_full_power(request: Request, viewer: Viewer, what: str) -> None:
+def require_full_power(viewer: Viewer, what: str) -> None:
     """Refuse ``what`` (403 ``insufficient_scope``) unless the request carries its person's
     full, lasting power: a session, or an API token with every scope and no expiry. For
     what would hand out a credential stronger than the token (a first password, hence a
     session; a feed token reading every project): a project-limited or read-only token, or
     an OAuth access token, may not."""
+    if viewer.scope.expires_at is not None:
+        raise InsufficientScope(f"{what} needs a lasting token (not an OAuth one), or a session")
     if viewer.scope != FULL_SCOPE:
         raise InsufficientScope(f"{what} needs a token with every scope, or a session")
-    token = bearer_token(request)
-    if token is not None and await api_token_expires(
-        state_of(request)["services"].store.pool, token
-    ):
-        raise InsufficientScope(f"{what} needs a lasting token (not an OAuth one), or a session")

@@ -44,7 +44,7 @@ class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
 async def rotate_feed_token(ctx: Ctx) -> Reply:
     check_account(ctx.me, AccountAction.MANAGE_TOKENS, ctx.me.person_id)
     # A feed token reads every project its holder sees, for as long as it is not replaced.
-    await require_full_power(ctx.request, ctx.me, "a feed token")
+    require_full_power(ctx.me, "a feed token")
     secret = f"cairnfeed_{secrets.token_urlsafe(32)}"
     cmd = RotateFeedToken(token_hash=hash_secret(secret))
     context = ctx.caller.context()

@@ -408,7 +408,7 @@ async def change_my_password(ctx: Ctx, body: PasswordChange) -> Response:
     hashed = await store.password_hash(ctx.store.pool, person_id)
     if hashed is None:
         # A first password opens sessions of full power: only full power may set it.
-        await require_full_power(ctx.request, ctx.me, "setting a first password")
+        require_full_power(ctx.me, "setting a first password")
     else:
         if body.current_password is None:
             raise InvalidCommand("current_password", "give your current password to change it")
@@ -440,7 +440,7 @@ async def set_first_password(ctx: Ctx, body: NewPassword) -> Response:
     if ctx.me.role != "admin":
         raise Forbidden("only admins set a person's first password")
     # A first password opens sessions of full power: only full power may set it.
-    await require_full_power(ctx.request, ctx.me, "setting a first password")
+    require_full_power(ctx.me, "setting a first password")
     if await directory.person(ctx.store.pool, person_id) is None:
         raise NotFound("there is no such person")
     check_password(body.password)

@@ -29,7 +29,6 @@ _FEED_TOKEN: Final = (
     "WHERE f.token_hash = $1 AND p.active"
 )
 _TOKEN_HASH: Final = "SELECT token_hash FROM api_tokens WHERE token_id = $1"
-_EXPIRING: Final = "SELECT expires_at IS NOT NULL FROM api_tokens WHERE token_hash = $1"
 
 
 class TokenCache:
@@ -159,9 +158,3 @@ async def api_token_hash(pool: asyncpg.Pool, token_id: str) -> str | None:
     """The stored hash of API token ``token_id`` (None: no such token)."""
     value: str | None = await pool.fetchval(_TOKEN_HASH, token_id)
     return value
-
-
-async def api_token_expires(pool: asyncpg.Pool, token: str) -> bool:
-    """Whether API token ``token`` is one that expires (an OAuth access token)."""
-    value: bool | None = await pool.fetchval(_EXPIRING, hash_secret(token))
-    return bool(value)
