@@ -222,6 +222,14 @@ async def test_unsafe_requests_by_cookie_need_the_csrf_token_and_a_good_origin(
         assert problem(bare, 403)["type"] == "urn:cairn:problem:csrf"
         wrong = await c.post("/v1/projects", json=project, headers={"X-CSRF-Token": "0" * 64})
         assert problem(wrong, 403)["type"] == "urn:cairn:problem:csrf"
+        # A cookie planted by a sibling site, with a header to match: not this session's.
+        real = _csrf(c)
+        c.cookies.delete("cairn_csrf")
+        c.cookies.set("cairn_csrf", "0" * 64)
+        planted = await c.post("/v1/projects", json=project, headers={"X-CSRF-Token": "0" * 64})
+        assert problem(planted, 403)["type"] == "urn:cairn:problem:csrf"
+        c.cookies.delete("cairn_csrf")
+        c.cookies.set("cairn_csrf", real["X-CSRF-Token"])
         foreign = await c.post(
             "/v1/projects", json=project, headers={**_csrf(c), "Origin": "https://evil.example"}
         )

@@ -79,14 +79,11 @@ def check_csrf(request: Request, secret: str) -> None:
     """The CSRF defence of an unsafe request authenticated by session ``secret``."""
     check_origin(request)
     header = request.headers.get(CSRF_HEADER)
-    cookie = request.cookies.get(CSRF_COOKIE)
     if not header:
         raise _csrf_refused(
             f"this request needs the {CSRF_HEADER} header (the {CSRF_COOKIE} cookie)"
         )
     expected = csrf_token(secret)
-    if cookie is not None and not hmac.compare_digest(header, cookie):
-        raise _csrf_refused(f"the {CSRF_HEADER} header is not the {CSRF_COOKIE} cookie")
     if not hmac.compare_digest(header.encode(), expected.encode()):
         raise _csrf_refused(f"the {CSRF_HEADER} header is not this session's")
 
