@@ -20,7 +20,6 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Final, Protocol
 
 import asyncpg
@@ -29,6 +28,7 @@ from ..commands.caller import Services
 from ..config import Settings
 from ..domain.i18n import Translator, locale_or, translator
 from . import compose
+from .outbox import LEASE, retry_delay
 
 
 class Outcome(Protocol):
@@ -45,18 +45,29 @@ class Outcome(Protocol):
 _log = logging.getLogger(__name__)
 
 BATCH: Final = 20
-"""Rows claimed (and kept locked while they are sent) at a time."""
-MAX_BACKOFF: Final = 3600.0
+"""Rows claimed at a time."""
 
+# Claimed in one statement, leased (``next_at``) until LEASE from now, so that no other
+# instance takes them while they are sent and no transaction stays open over SMTP (the
+# log's readers wait on the oldest open transaction).
 _CLAIM: Final = """
+WITH claimed AS (
+    UPDATE sign_in_mail SET next_at = $3
+    WHERE mail_id IN (
+        SELECT mail_id FROM sign_in_mail
+        WHERE expires_at > $1 AND (next_at IS NULL OR next_at <= $1)
+        ORDER BY mail_id LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING *
+)
 SELECT m.mail_id, m.purpose, m.person_id, m.email, m.token, m.name, m.locale, m.inviter,
        m.project, m.attempts, p.name AS person_name, p.locale AS person_locale,
        p.active AS person_active
-FROM sign_in_mail m LEFT JOIN people p ON p.person_id = m.person_id
-WHERE m.expires_at > $1 AND (m.next_at IS NULL OR m.next_at <= $1)
-ORDER BY m.mail_id LIMIT $2
-FOR UPDATE OF m SKIP LOCKED
+FROM claimed m LEFT JOIN people p ON p.person_id = m.person_id
+ORDER BY m.mail_id
 """
+_DELETE: Final = "DELETE FROM sign_in_mail WHERE mail_id = $1"
 
 _DROP_EXPIRED: Final = """
 DELETE FROM sign_in_mail WHERE mail_id IN (
@@ -86,36 +97,34 @@ class DirectMail:
     async def step(self) -> bool:
         """Send what is due now; whether there was anything."""
         now = self.services.clock()
-        # One transaction: the rows stay locked (other instances skip them) while they are
-        # sent, and each is deleted in the transaction that handed it over. A crash before
-        # the commit leaves them to be sent again: at most once more, like other mail.
-        async with self.services.store.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_DROP_EXPIRED, now)
-            rows = await conn.fetch(_CLAIM, now, BATCH)
-            for row in rows:
-                await self._one(conn, row)
+        pool = self.services.store.pool
+        await pool.execute(_DROP_EXPIRED, now)
+        rows = await pool.fetch(_CLAIM, now, BATCH, now + LEASE)
+        # Each row is deleted once handed over; a crash in between leaves it leased, to be
+        # sent again when the lease ends: at most once more, like other mail.
+        for row in rows:
+            await self._one(pool, row)
         return bool(rows)
 
-    async def _one(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
+    async def _one(self, pool: asyncpg.Pool, row: asyncpg.Record) -> None:
         mail_id = row["mail_id"]
         if row["purpose"] != "invitation" and not row["person_active"]:
-            await conn.execute("DELETE FROM sign_in_mail WHERE mail_id = $1", mail_id)
+            await pool.execute(_DELETE, mail_id)
             return
         outcome = await self.send(self.compose(row), row["email"])
         attempts = row["attempts"] + 1
         if outcome.state == "retry" and attempts < self.settings.mail_max_attempts:
-            wait = min(self.settings.mail_retry_seconds * 2 ** (attempts - 1), MAX_BACKOFF)
-            await conn.execute(
+            await pool.execute(
                 "UPDATE sign_in_mail SET attempts = $2, next_at = $3 WHERE mail_id = $1",
                 mail_id,
                 attempts,
-                self.services.clock() + timedelta(seconds=wait),
+                self.services.clock() + retry_delay(self.settings.mail_retry_seconds, attempts),
             )
             _log.info("%s mail %s not sent yet: %s", row["purpose"], mail_id, outcome.detail)
             return
         if outcome.state != "sent":
             _log.warning("%s mail %s failed: %s", row["purpose"], mail_id, outcome.detail)
-        await conn.execute("DELETE FROM sign_in_mail WHERE mail_id = $1", mail_id)
+        await pool.execute(_DELETE, mail_id)
 
     def link(self, purpose: str, token: str) -> str:
         """The front end's page for ``token`` (``CAIRN_LINK_URL``)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,18 @@ from ..events.notices import PeopleNotified
 from ..events.store import EventStore
 from ..events.streams import NOTICE, person_stream
 from ..workers.reader import DeliveryReader
+
+LEASE: Final = timedelta(minutes=10)
+"""How long a claimed row is an instance's to send before another may take it."""
+MAX_BACKOFF: Final = 3600.0
+"""The longest wait (s) before a mail is tried again."""
+
+
+def retry_delay(first: float, attempts: int) -> timedelta:
+    """The wait before try ``attempts + 1`` of a mail: ``first`` seconds (the
+    ``mail_retry_seconds`` setting), doubled on each further try, at most an hour."""
+    return timedelta(seconds=min(first * 2 ** (attempts - 1), MAX_BACKOFF))
+
 
 READER: Final = "mail"
 """The delivery reader's (and checkpoint's) name."""

@@ -31,7 +31,6 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from email.utils import parseaddr
 from typing import Any, Final
 
@@ -63,17 +62,14 @@ from ..reads.mail_keys import MailKeyCache
 from ..reads.recordings import rows_by_id
 from . import compose, outbox
 from .direct import DirectMail
-from .outbox import Row
+from .outbox import LEASE, Row, retry_delay
 
 _log = logging.getLogger(__name__)
 
-LEASE: Final = timedelta(minutes=10)
-"""How long a claimed row is an instance's to send before another may take it."""
 BATCH: Final = 100
 """Rows claimed at a time."""
 PREPARED: Final = 8
 """Mails composed ahead of the one being sent."""
-MAX_BACKOFF: Final = 3600.0
 IDLE_CLOSE: Final = 5.0
 """An SMTP connection idle this long (s) is closed."""
 UNSUBSCRIBE_PATH: Final = "/v1/mail/unsubscribe"
@@ -443,8 +439,8 @@ class MailOut:
         pool = self.services.store.pool
         now = self.services.clock()
         if outcome.state == "retry" and mail.attempts < self.settings.mail_max_attempts:
-            wait = min(self.settings.mail_retry_seconds * 2 ** (mail.attempts - 1), MAX_BACKOFF)
-            await outbox.retry(pool, mail.ids, now + timedelta(seconds=wait), outcome.detail)
+            wait = retry_delay(self.settings.mail_retry_seconds, mail.attempts)
+            await outbox.retry(pool, mail.ids, now + wait, outcome.detail)
         else:
             await outbox.finish(pool, mail.ids, "failed", outcome.detail, mail.message_id)
 
