@@ -134,9 +134,17 @@ async def test_an_expired_row_is_not_sent_and_a_refusal_is_retried(
             assert sink.refused == 1
 
         await eventually(refused_once, timeout=10)
-        clock.now += timedelta(minutes=16)
         conn = await asyncpg.connect(database_url)
         try:
+
+            async def waiting() -> None:
+                row = await conn.fetchrow("SELECT attempts, next_at FROM sign_in_mail")
+                assert row is not None
+                assert (row["attempts"], row["next_at"]) == (1, START + timedelta(seconds=60))
+
+            # Kept, to be tried again CAIRN_MAIL_RETRY_SECONDS later, not dropped.
+            await eventually(waiting, timeout=10)
+            clock.now += timedelta(minutes=16)
 
             async def dropped() -> None:
                 assert await conn.fetchval("SELECT count(*) FROM sign_in_mail") == 0
