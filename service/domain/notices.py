@@ -103,6 +103,15 @@ def candidates(event: Event, facts: NoticeFacts) -> tuple[NoticeKind, frozenset[
     return None
 
 
+_NO_FACTS: Final = NoticeFacts(project=None, recording=None)
+
+
+def may_tell(event: Event) -> bool:
+    """Whether ``event`` is of a kind that tells anyone anything (most edits, completions
+    and status changes tell nobody): decided by the event alone, before any fact is read."""
+    return candidates(event, _NO_FACTS) is not None
+
+
 def notice_of(
     event: Event, recording_id: str, actor_id: str | None, facts: NoticeFacts
 ) -> Notice | None:

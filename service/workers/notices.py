@@ -23,7 +23,7 @@ from typing import Final
 import asyncpg
 
 from ..domain.access import SYSTEM
-from ..domain.notices import notice_of
+from ..domain.notices import may_tell, notice_of
 from ..events.base import Metadata, RecordedEvent
 from ..events.notices import PeopleNotified
 from ..events.store import NO_STREAM, EventStore
@@ -73,14 +73,20 @@ class Notices:
         await self.reader.stop()
 
     async def _settle(self, events: Sequence[RecordedEvent]) -> None:
+        telling = _telling(events)
+        if not telling:
+            return  # nothing in the batch tells anyone: no facts to wait for
         names = [n for n in _SETTLING if n in self.engine.projections]
-        while not await self.engine.wait_for(events[-1].cursor, self._settle_timeout, names):
+        while not await self.engine.wait_for(telling[-1].cursor, self._settle_timeout, names):
             _log.warning("read models are late; the notice worker waits for them")
 
     async def _handle(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> None:
-        ids = {rid for e in events if (rid := recording_id_of(e.stream_id)) is not None}
+        telling = _telling(events)
+        if not telling:
+            return
+        ids = {rid for e in telling if (rid := recording_id_of(e.stream_id)) is not None}
         facts = await notice_facts(self.store.pool, ids)
-        for recorded in events:
+        for recorded in telling:
             recording_id = recording_id_of(recorded.stream_id)
             if recording_id is None or recording_id not in facts:
                 continue
@@ -115,3 +121,8 @@ class Notices:
                 project_id=None,
                 connection=conn,
             )
+
+
+def _telling(events: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+    """The events of a batch that may tell anyone anything (:func:`may_tell`)."""
+    return [e for e in events if may_tell(e.event)]
