@@ -205,6 +205,14 @@ async def test_alert_hours_is_a_project_setting(
     await _settle(store, milestone, [("MilestoneDueSoon", DUE)], api.server)
     edited = await c.patch(f"/v1/projects/{project_id}", json={"alert_hours": 720})
     assert edited.json()["alert_hours"] == 720
+    # Thirty days ahead now counts as soon: a milestone due in 24 days is told at once
+    # (with the default 48 hours it would wait three weeks).
+    later = await _created(
+        c,
+        f"/v1/projects/{project_id}/milestones",
+        {"title": "Later", "due_on": "2026-06-26", "responsible_id": people["lou"]},
+    )
+    await _settle(store, later, [("MilestoneDueSoon", "2026-06-26")], api.server)
 
 
 async def _alert_frames(conn: ClientConnection, until: str) -> list[dict[str, Any]]:
