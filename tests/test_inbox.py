@@ -148,6 +148,9 @@ async def test_a_client_sees_only_what_they_may_see_now(team: Team) -> None:
     assert hidden.status_code == 200, hidden.text
     after = await c.get("/v1/my/notifications", headers=cleo)
     assert after.json() == []
+    # What she was told is not taken back: two unread, though neither shows now.
+    assert after.headers["x-total-count"] == "2"
+    assert (await c.get("/v1/me", headers=cleo)).json()["unread_notifications"] == 2
     problem(await c.post(f"/v1/my/notifications/{told['id']}/read", headers=cleo), 404)
 
 
