@@ -41,9 +41,11 @@ _TOUCHING: Final = (
 )
 """Events that set ``updated_at`` (subscriptions do not)."""
 _COMPLETIONS: Final = "('TodoCompleted', 'MilestoneCompleted', 'TodoReopened', 'MilestoneReopened')"
-_DUE_SOON: Final = "('MilestoneDueSoon', 'TodoDueSoon')"
-_OVERDUE: Final = "('MilestoneOverdue', 'TodoOverdue')"
-_ALERTS: Final = "('MilestoneDueSoon', 'TodoDueSoon', 'MilestoneOverdue', 'TodoOverdue')"
+_DUE_SOON_TYPES: Final = ("MilestoneDueSoon", "TodoDueSoon")
+_OVERDUE_TYPES: Final = ("MilestoneOverdue", "TodoOverdue")
+_DUE_SOON: Final = "(" + ", ".join(f"'{t}'" for t in _DUE_SOON_TYPES) + ")"
+_OVERDUE: Final = "(" + ", ".join(f"'{t}'" for t in _OVERDUE_TYPES) + ")"
+_ALERTS: Final = "(" + ", ".join(f"'{t}'" for t in (*_DUE_SOON_TYPES, *_OVERDUE_TYPES)) + ")"
 
 
 # Which edit field is which column, by kind: the fields the domain's edits have. An edit of

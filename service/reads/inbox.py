@@ -88,14 +88,6 @@ def _followed(recording_id: str, rec: _Recording) -> str:
     return rec.parent_id if rec.facts.kind == "comment" and rec.parent_id else recording_id
 
 
-async def people_named(pool: asyncpg.Pool, person_ids: Collection[str]) -> dict[str, Viewer]:
-    """The given people as viewers (for candidates the events name themselves)."""
-    return {
-        r["person_id"]: Viewer(person_id=r["person_id"], role=r["role"], active=r["active"])
-        for r in await pool.fetch(_PEOPLE, list(person_ids))
-    }
-
-
 # ----------------------------------------------------------------- the inbox
 
 _COLUMNS: Final = (
