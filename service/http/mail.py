@@ -33,7 +33,7 @@ from ..domain.preferences import (
     quiet_hours,
     turned_off,
 )
-from ..domain.unsubscribe import key_id_of, verify
+from ..domain.unsubscribe import Unsubscribe, key_id_of, verify
 from ..errors import NotFound
 from ..events.base import Event, Metadata
 from ..events.notices import NoticeKind
@@ -168,18 +168,13 @@ async def unsubscribe(ctx: Ctx) -> Reply:
     return Reply(Unsubscribed(person_id=wanted.person_id, kind=wanted.kind))
 
 
-async def _verified(ctx: Ctx, token: str) -> _Wanted:
+async def _verified(ctx: Ctx, token: str) -> Unsubscribe:
     keys = ctx.state["mail"].keys
     keyring = await keys.checking(ctx.store.pool, key_id_of(token))
     wanted = verify(keyring, token)
     if wanted is None:
         raise NotFound("this unsubscribe link is not valid")
-    return _Wanted(wanted.person_id, wanted.kind)
-
-
-class _Wanted(msgspec.Struct, frozen=True):
-    person_id: str
-    kind: str
+    return wanted
 
 
 async def _set(
