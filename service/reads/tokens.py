@@ -55,35 +55,29 @@ class TokenCache:
         self.ttl = ttl
         self.size = size
         self._epoch = 0
-        self._entries: dict[str, tuple[Viewer, int, int, float, datetime | None]] = {}
+        self._entries: dict[str, tuple[Viewer, int, int, float]] = {}
 
-    def get(self, token_hash: str, generation: int, now: datetime | None = None) -> Viewer | None:
-        """The cached holder of ``token_hash`` if still valid at wake-up ``generation`` (and,
-        for a token that expires, at ``now``)."""
+    def get(self, token_hash: str, generation: int, now: datetime) -> Viewer | None:
+        """The cached holder of ``token_hash`` if still valid at wake-up ``generation`` and,
+        for a token that expires (its scope says when), at ``now``."""
         entry = self._entries.get(token_hash)
         if entry is None:
             return None
-        viewer, seen, epoch, expires, token_expires = entry
-        lapsed = token_expires is not None and (now is None or now >= token_expires)
+        viewer, seen, epoch, expires = entry
+        token_expires = viewer.scope.expires_at
+        lapsed = token_expires is not None and now >= token_expires
         if seen != generation or epoch != self._epoch or time.monotonic() > expires or lapsed:
             del self._entries[token_hash]
             return None
         return viewer
 
-    def put(
-        self,
-        token_hash: str,
-        viewer: Viewer,
-        generation: int,
-        epoch: int,
-        token_expires: datetime | None = None,
-    ) -> None:
-        """Remember ``viewer`` as read at ``generation`` and ``epoch`` (taken before the read),
-        for a token expiring at ``token_expires`` (None: never)."""
+    def put(self, token_hash: str, viewer: Viewer, generation: int, epoch: int) -> None:
+        """Remember ``viewer`` as read at ``generation`` and ``epoch`` (taken before the
+        read)."""
         if len(self._entries) >= self.size:
             self._entries.clear()
         deadline = time.monotonic() + self.ttl
-        self._entries[token_hash] = (viewer, generation, epoch, deadline, token_expires)
+        self._entries[token_hash] = (viewer, generation, epoch, deadline)
 
     @property
     def epoch(self) -> int:
@@ -142,7 +136,7 @@ async def api_token_holder(
         return None
     viewer = token_viewer(row)
     if cache is not None:
-        cache.put(token_hash, viewer, generation, epoch, row["expires_at"])
+        cache.put(token_hash, viewer, generation, epoch)
     return viewer
 
 
