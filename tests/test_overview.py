@@ -6,7 +6,15 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from .support.scenario import TODAY, Scenario
+import pytest
+
+from .support.scenario import TODAY, Scenario, pinned_to_today
+
+
+@pytest.fixture
+def server_settings() -> dict[str, object]:
+    """The server's "today" is :data:`TODAY`, even when the suite runs past midnight."""
+    return pinned_to_today()
 
 
 async def test_overview_sums_up_the_project(api: Any) -> None:

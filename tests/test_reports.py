@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from .support.scenario import TODAY, Scenario
+from .support.scenario import TODAY, Scenario, pinned_to_today
+
+
+@pytest.fixture
+def server_settings() -> dict[str, object]:
+    """The server's "today" is :data:`TODAY`, even when the suite runs past midnight."""
+    return pinned_to_today()
 
 
 async def test_my_assignments_are_grouped_by_project_with_due_dates(api: Any) -> None:

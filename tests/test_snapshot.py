@@ -23,9 +23,15 @@ from service.events.recordings import TodoAdded, TodoMoved
 from service.events.store import EventStore
 
 from .support.cli import CAIRN
-from .support.scenario import TODAY, Scenario
+from .support.scenario import TODAY, Scenario, pinned_to_today
 
 # ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def server_settings() -> dict[str, object]:
+    """The server's "today" is :data:`TODAY`, even when the suite runs past midnight."""
+    return pinned_to_today()
 
 
 async def head(api: Any) -> int:

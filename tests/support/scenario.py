@@ -15,7 +15,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, ClassVar
 
 import httpx
@@ -58,6 +58,7 @@ from service.projections import all_projections
 from service.projections.engine import ProjectionEngine
 
 from .api import Api, bearer, new_person
+from .servers import FixedClock
 
 # ------------------------------------------------------------------ HTTP steps
 
@@ -170,6 +171,14 @@ class Apollo:
 
 
 TODAY = datetime.now(UTC).date()
+"""The day these tests were collected. A suite that runs past midnight would see the server's
+"today" move under dates computed from this one, so modules that compare dates with it pin
+their servers' clock to its noon (:func:`pinned_to_today`)."""
+
+
+def pinned_to_today() -> dict[str, object]:
+    """Live-server settings whose clock says noon (UTC) of :data:`TODAY`, whenever it runs."""
+    return {"clock": FixedClock(datetime.combine(TODAY, time(12), UTC))}
 
 
 @dataclass
