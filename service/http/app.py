@@ -78,6 +78,7 @@ ROUTE_MODULES: list[str] = [
     "metrics",
     "mail",
     "oauth_apps",
+    "webhooks",
 ]
 
 
