@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import feedparser
 import httpx
 import pytest
 import standardwebhooks
@@ -326,3 +327,10 @@ async def test_hooks_show_in_the_projects_activity_for_its_team_only(
     assert not [k for k, _ in client if k.startswith("webhook_")], client
     everything = await c.get("/v1/activity", headers=team.cleo)
     assert not [i for i in everything.json() if i["kind"].startswith("webhook_")]
+
+    feed = f"/feeds/projects/{team.project_id}.atom"
+    entries = feedparser.parse((await c.get(feed, headers=team.mia)).text).entries
+    assert "Ada Admin added a webhook to “Launch”" in [e.title for e in entries]
+    theirs = feedparser.parse((await c.get(feed, headers=team.cleo)).text).entries
+    assert theirs, "the client's feed has the project's other items"
+    assert not [e for e in theirs if "webhook" in e.title]
