@@ -53,6 +53,8 @@ from .state import State
 # OpenAPI document see the same set.
 ROUTE_MODULES: list[str] = [
     "tickets",
+    # Before "feeds": /feeds/projects/{id}.ics would match its /feeds/projects/{id}.{fmt}.
+    "calendar",
     "feeds",
     "feed_token",
     "people",

@@ -26,12 +26,13 @@ api = Api()
 
 class FeedToken(msgspec.Struct, frozen=True, kw_only=True):
     """A new feed token: ``token`` is the secret, shown in this response only, and the feed
-    URLs carry it (all three are ``null`` when an idempotent retry replays the response).
-    Project feeds are at ``/feeds/projects/{id}.atom|.rss`` with the same ``?token=``."""
+    URLs carry it (all four are ``null`` when an idempotent retry replays the response).
+    Project feeds are at ``/feeds/projects/{id}.atom|.rss|.ics`` with the same ``?token=``."""
 
     token: str | None
     activity_atom_url: str | None
     activity_rss_url: str | None
+    calendar_url: str | None
     rotated_at: Timestamp
 
 
@@ -68,11 +69,12 @@ async def rotate_feed_token(ctx: Ctx) -> Reply:
         token=secret,
         activity_atom_url=f"{base}/feeds/activity.atom?{query_string}",
         activity_rss_url=f"{base}/feeds/activity.rss?{query_string}",
+        calendar_url=f"{base}/feeds/calendar.ics?{query_string}",
         rotated_at=rotated_at,
     )
     # What an idempotent retry replays: no secret (see service.http.people, issue_token).
     without_secret = msgspec.structs.replace(
-        issued, token=None, activity_atom_url=None, activity_rss_url=None
+        issued, token=None, activity_atom_url=None, activity_rss_url=None, calendar_url=None
     )
     ctx.replay_body = msgspec.json.encode(without_secret)
     if result is not None and result.replayed:
