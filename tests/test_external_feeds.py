@@ -22,9 +22,12 @@ from starlette.routing import Route
 
 from service.events.store import EventStore
 from service.events.streams import recording_stream
+from service.projections import all_projections
+from service.projections.engine import ProjectionEngine
 
 from .support.api import Api, problem
 from .support.outbound import LOCAL
+from .support.projections import rebuilt_differences
 from .support.realtime import frame, subscribe, ws
 from .support.servers import FixedClock, Server, serving, serving_other
 from .support.teams import Team
@@ -238,6 +241,10 @@ async def test_a_feed_is_polled_conditionally_and_its_new_entries_show_everywher
     assert comment.status_code == 201, comment.text
     assert (await c.get(f"/v1/recordings/{alpha}")).json()["comments_count"] == 1
 
+    # The project's overview (its latest activity).
+    overview = (await c.get(f"/v1/projects/{pid}/overview")).json()
+    assert "external_item_posted" in {a["kind"] for a in overview["activity"]}
+
     # The project's Atom feed, parsed.
     token = (await c.post("/v1/me/feed_token")).json()["token"]
     atom_reply = await c.get(f"/feeds/projects/{pid}.atom", params={"token": token})
@@ -271,6 +278,8 @@ async def test_a_feed_is_polled_conditionally_and_its_new_entries_show_everywher
         assert got["recording"] not in {i["target"]["id"] for i in items}
     assert _titles(await _items(c, pid)) == ["Alpha", "Beta", "Gamma"]
     assert len(await _posted(store)) == 3
+    # The read models a rebuild makes of this log (items, a comment on one) are the same.
+    assert await rebuilt_differences(store, ProjectionEngine(store, all_projections())) == {}
     shown = (await c.get(feed["self_url"])).json()
     assert shown["last_polled_at"].startswith("2026-03-02T09:32")
 
