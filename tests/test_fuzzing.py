@@ -207,6 +207,11 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
     ),
     # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
     #   document can only say "bytes";
+    # - an outbound URL (external feeds, webhooks) is checked against the outbound policy
+    #   (https only, no private or loopback address): the document says "a string";
+    "an address the outbound policy refuses": lambda r: (
+        r.status == 422 and r.slug == "unsafe-url" and r.fields == {"url"}
+    ),
     "a picture that is no raster image": lambda r: (
         r.operation == "PUT /v1/me/avatar" and r.status == 415
     ),

@@ -16,7 +16,7 @@ import html
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 import nh3
@@ -41,6 +41,9 @@ MAX_PER_PROJECT: Final = 20
 MAX_ITEMS_PER_POLL: Final = 50
 """New entries one poll posts at most (the newest; a feed of thousands is not a flood)."""
 TITLE_LENGTH: Final = 200
+_Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+_Title = Annotated[str, msgspec.Meta(max_length=TITLE_LENGTH)]
+_Interval = Annotated[int, msgspec.Meta(ge=MIN_INTERVAL, le=MAX_INTERVAL)]
 
 
 class NewExternalFeed(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -48,10 +51,10 @@ class NewExternalFeed(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     the site allows it), named ``title`` (default: the feed's own title), its items shown to
     clients when ``visible_to_clients``, polled every ``interval`` seconds (300-86400)."""
 
-    url: str
-    title: str | None = None
+    url: _Url
+    title: _Title | None = None
     visible_to_clients: bool = False
-    interval: int = DEFAULT_INTERVAL
+    interval: _Interval = DEFAULT_INTERVAL
 
 
 class EditExternalFeed(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
