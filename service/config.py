@@ -102,6 +102,22 @@ class Settings(msgspec.Struct, kw_only=True):
             gt=0,
         ),
     ] = 60.0
+    feed_poll_interval: Annotated[
+        float,
+        _setting(
+            "the external feed poller looks for feeds due a poll this often (s); each feed has "
+            "its own interval (default 15 min)",
+            gt=0,
+        ),
+    ] = 30.0
+    feed_timeout: Annotated[
+        float,
+        _setting("the longest (s) one fetch of an external feed may take, whole", gt=0),
+    ] = 10.0
+    feed_max_bytes: Annotated[
+        int,
+        _setting("external feeds larger than this (bytes) are refused as they arrive", ge=1),
+    ] = 5_242_880
     ryw_timeout: Annotated[
         float, _setting("how long (s) a write waits for the read models to show it", ge=0)
     ] = 5.0

@@ -39,6 +39,7 @@ KIND_LABELS: Final[dict[RecordingKind, str]] = {
     "todo": "to-do",
     "milestone": "milestone",
     "upload": "upload",
+    "external_item": "external item",
 }
 """How messages to people name each kind."""
 

@@ -95,7 +95,7 @@ def created_recording(event: Event) -> KnownRecording | None:
             )
         case (
             rc.MessagePosted() | rc.TodolistCreated() | rc.TodoAdded() | rc.MilestoneCreated()
-            | rc.UploadCreated()
+            | rc.UploadCreated() | rc.ExternalItemPosted()
         ):  # fmt: skip
             return KnownRecording(
                 recording_id=event.recording_id,
@@ -186,6 +186,7 @@ _CREATED_KIND: Final[dict[type[Event], RecordingKind]] = {
     rc.TodoAdded: "todo",
     rc.MilestoneCreated: "milestone",
     rc.UploadCreated: "upload",
+    rc.ExternalItemPosted: "external_item",
 }
 _CREATED: Final = (
     rc.MessagePosted,
@@ -194,6 +195,7 @@ _CREATED: Final = (
     rc.TodoAdded,
     rc.MilestoneCreated,
     rc.UploadCreated,
+    rc.ExternalItemPosted,
 )
 _CREATED_ACTIVITY: Final[dict[RecordingKind, str]] = {
     "message": "message_posted",
@@ -202,6 +204,7 @@ _CREATED_ACTIVITY: Final[dict[RecordingKind, str]] = {
     "todo": "todo_added",
     "milestone": "milestone_created",
     "upload": "upload_created",
+    "external_item": "external_item_posted",
 }
 
 
@@ -220,6 +223,9 @@ def _created_item(event: Event, rec: KnownRecording, actor_id: str | None) -> Ac
             excerpt = due(event.title, event.due_on, SOURCE)
         case rc.UploadCreated():
             excerpt = event.file.name
+        case rc.ExternalItemPosted():
+            # The feed's name: the sentence says "New from “Feed”: Title".
+            excerpt = event.feed_title
     creation = event
     assert isinstance(creation, _CREATED)
     return ActivityItem(

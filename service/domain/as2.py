@@ -40,6 +40,7 @@ AS_TYPES: Final[Mapping[str, str]] = {
     "upload_created": "Create",
     "upload_edited": "Update",
     "upload_version_added": "Update",
+    "external_item_posted": "Create",
     "recording_archived": "Remove",
     "recording_trashed": "Delete",
     "recording_restored": "Undo",
@@ -70,6 +71,7 @@ OBJECT_TYPES: Final[Mapping[str, str]] = {
     "todo": "Document",
     "milestone": "Event",
     "upload": "Document",
+    "external_item": "Article",
     "project": "Group",
     "person": "Person",
 }

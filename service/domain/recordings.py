@@ -25,6 +25,7 @@ from ..events.recordings import (
     ClientVisibilityChanged,
     CommentAdded,
     CommentEdited,
+    ExternalItemPosted,
     MessageEdited,
     MessagePosted,
     MilestoneCompleted,
@@ -112,6 +113,11 @@ class RecordingState(msgspec.Struct, frozen=True, kw_only=True):
     # milestone
     title: str | None = None
     responsible_id: str | None = None
+    # external item: its feed, address and publication time (title: ``title``, summary:
+    # ``body``)
+    feed_id: str | None = None
+    link: str | None = None
+    published_at: datetime | None = None
     # to-do, milestone: the due date each alert was last raised for (service.domain.alerts)
     due_soon_alerted_on: date | None = None
     overdue_alerted_on: date | None = None
@@ -346,8 +352,10 @@ _CREATED = (
     TodoAdded,
     MilestoneCreated,
     UploadCreated,
+    ExternalItemPosted,
 )
 _KIND: dict[type[Event], RecordingKind] = {
+    ExternalItemPosted: "external_item",
     UploadCreated: "upload",
     MessagePosted: "message",
     CommentAdded: "comment",
@@ -357,6 +365,7 @@ _KIND: dict[type[Event], RecordingKind] = {
 }
 # Fields of a creation event that are not recording fields of the same name.
 _NOT_STATE = {"type", "recording_id", "project_id", "creator_id", "at"}
+_NOT_ITEM_STATE = {"feed_title", "summary", "entry_key"}
 
 
 def _created(event: Event) -> RecordingState:
@@ -368,6 +377,9 @@ def _created(event: Event) -> RecordingState:
         file = fields.pop("file")
         first = UploadVersion(n=1, file=file, creator_id=event.creator_id, created_at=event.at)
         fields.update(name=file.name, versions=(first,))
+    if isinstance(event, ExternalItemPosted):
+        fields = {k: v for k, v in fields.items() if k not in _NOT_ITEM_STATE}
+        fields["body"] = event.summary
     return RecordingState(
         recording_id=event.recording_id,
         project_id=event.project_id,

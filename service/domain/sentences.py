@@ -47,6 +47,8 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "upload_created": N_("{actor} uploaded {title}"),
     "upload_edited": N_("{actor} edited the file {title}"),
     "upload_version_added": N_("{actor} replaced {title} with a new version"),
+    # TRANSLATORS: an entry of an external (RSS/Atom) feed; {parent} is the feed's name.
+    "external_item_posted": N_("New from {parent}: {title}"),
     # TRANSLATORS: {thing} is "the message “…”", "a comment on “…”" and so on.
     "recording_archived": N_("{actor} archived {thing}"),
     "recording_trashed": N_("{actor} put {thing} in the trash"),
@@ -86,6 +88,7 @@ _THINGS: Final[Mapping[RecordingKind, str]] = {
     "todo": N_("the to-do {title}"),
     "milestone": N_("the milestone {title}"),
     "upload": N_("the file {title}"),
+    "external_item": N_("the feed item {title}"),
 }
 """How a sentence names a recording of each kind (``{thing}`` in :data:`_TEMPLATES`)."""
 

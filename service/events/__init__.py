@@ -5,10 +5,21 @@ just because a module was not imported yet. It imports no I/O modules (``store``
 are imported where they are used).
 """
 
-from . import alerts, invitations, notices, people, projects, recordings, signin, webhooks
+from . import (
+    alerts,
+    external_feeds,
+    invitations,
+    notices,
+    people,
+    projects,
+    recordings,
+    signin,
+    webhooks,
+)
 
 __all__ = [
     "alerts",
+    "external_feeds",
     "invitations",
     "notices",
     "people",

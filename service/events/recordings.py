@@ -21,7 +21,9 @@ import msgspec
 
 from .base import Event, FieldChange, register
 
-RecordingKind = Literal["message", "comment", "todolist", "todo", "milestone", "upload"]
+RecordingKind = Literal[
+    "message", "comment", "todolist", "todo", "milestone", "upload", "external_item"
+]
 RecordingStatus = Literal["active", "archived", "trashed"]
 
 MAX_ATTACHMENTS: Final = 20
@@ -241,6 +243,32 @@ class UploadVersionAdded(Event, frozen=True, kw_only=True):
     adder_id: str
     n: int
     file: StoredFile
+
+
+@register
+class ExternalItemPosted(Event, frozen=True, kw_only=True):
+    """A new entry of an external feed (RSS/Atom) the project subscribes to was brought in,
+    as a recording of kind ``external_item``, appended by the feed poller as Cairn
+    (``creator_id`` is the person who subscribed).
+
+    ``recording_id`` is derived from (``feed_id``, ``entry_key``), and the append expects no
+    stream: an entry is posted once, across restarts and instances. ``summary`` is sanitised
+    HTML; ``visible_to_clients`` the subscription's setting when the item was posted.
+    """
+
+    recording_id: str
+    project_id: str
+    creator_id: str
+    at: datetime
+    feed_id: str
+    feed_title: str
+    title: str
+    link: str | None
+    summary: str | None
+    published_at: datetime | None
+    entry_key: str
+    visible_to_clients: bool
+    subscriber_ids: tuple[str, ...] = ()
 
 
 @register

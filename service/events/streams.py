@@ -10,6 +10,7 @@
 | ``inbox-<person id>`` | a person marking their notifications read |
 | ``invitation-<id>`` | an invitation: sent, accepted, revoked |
 | ``webhook-<id>`` | a webhook endpoint: created, edited, rotated, disabled, deleted |
+| ``extfeed-<id>`` | an external feed subscription of a project |
 
 Ids are opaque strings made by the application layer: a type prefix (:data:`PROJECT_ID`…),
 an underscore and 20 hex digits (``prj_3f2a…``). Code that names a stream or recognises one
@@ -46,6 +47,8 @@ INVITATION: Final = "invitation-"
 """Prefix of an invitation's stream."""
 WEBHOOK: Final = "webhook-"
 """Prefix of a webhook endpoint's stream."""
+EXTERNAL_FEED: Final = "extfeed-"
+"""Prefix of an external feed subscription's stream."""
 
 PERSON_ID: Final = "per"
 PROJECT_ID: Final = "prj"
@@ -55,6 +58,7 @@ ATTACHABLE_ID: Final = "att"
 NOTIFICATION_ID: Final = "ntf"
 INVITATION_ID: Final = "inv"
 WEBHOOK_ID: Final = "whk"
+EXTERNAL_FEED_ID: Final = "xfd"
 """Prefixes of new ids, by what they name."""
 ID_DIGITS: Final = 20
 """How many lower-case hex digits follow an id's prefix and underscore."""
@@ -114,6 +118,11 @@ def invitation_stream(invitation_id: str) -> StreamId:
 def webhook_stream(webhook_id: str) -> StreamId:
     """The stream of webhook endpoint ``webhook_id``."""
     return StreamId(WEBHOOK + webhook_id)
+
+
+def external_feed_stream(feed_id: str) -> StreamId:
+    """The stream of external feed subscription ``feed_id``."""
+    return StreamId(EXTERNAL_FEED + feed_id)
 
 
 def is_person_stream(stream_id: str) -> bool:

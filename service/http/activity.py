@@ -61,7 +61,16 @@ _QUERY: Final = {
     ),
     "type": Param(
         "target type: message, comment, todolist, todo, milestone, upload, or project",
-        Literal["message", "comment", "todolist", "todo", "milestone", "upload", "project"],
+        Literal[
+            "message",
+            "comment",
+            "todolist",
+            "todo",
+            "milestone",
+            "upload",
+            "external_item",
+            "project",
+        ],
     ),
     "actor_id": Param("only what this person did", PersonIdText),
     "since": SINCE,

@@ -35,6 +35,7 @@ from ..reads.signing_keys import KeyringCache
 from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from ..workers.alerts import AlertScheduler
+from ..workers.feeds_poller import FeedPoller
 from ..workers.notices import Notices
 from . import docs, notifications, oauth
 from .accesslog import AccessLog
@@ -76,6 +77,7 @@ ROUTE_MODULES: list[str] = [
     "notifications",
     "sessions",
     "invitations",
+    "external_feeds",
     "health",
     "metrics",
     "mail",
@@ -201,6 +203,13 @@ def create_app(
         alerts = AlertScheduler(services, settings.alert_interval)
         app.state.alerts = alerts  # for tests: its ticks
         app.state.outbound = services.outbound  # for tests: the policy workers get
+        poller = FeedPoller(
+            services,
+            interval=settings.feed_poll_interval,
+            timeout=settings.feed_timeout,
+            max_bytes=settings.feed_max_bytes,
+        )
+        app.state.feeds_poller = poller  # for tests: its ticks
         mail = MailOut(services, settings, poll=settings.poll_interval)
         try:
             await engine.prepare()
@@ -208,6 +217,7 @@ def create_app(
             notices.start()
             await realtime.start(store, engine, tokens, notifications.for_socket)
             alerts.start()
+            poller.start()
             await mail.start()
             yield {
                 "settings": settings,
@@ -222,6 +232,7 @@ def create_app(
             }
         finally:
             await mail.stop()
+            await poller.stop()
             await alerts.stop()
             await realtime.stop()
             await notices.stop()

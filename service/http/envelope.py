@@ -40,6 +40,7 @@ PATHS: Final[dict[str, str]] = {
     "todo": "todos",
     "milestone": "milestones",
     "upload": "uploads",
+    "external_item": "recordings",
 }
 """The collection of each kind's flat route: ``/v1/<collection>/{id}``."""
 
@@ -236,6 +237,29 @@ class Upload(Envelope, frozen=True, kw_only=True, tag="upload"):
     comments_url: str
 
 
+class FeedRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The external feed subscription an item came from (its name when the item was
+    posted)."""
+
+    id: str
+    title: str
+    url: str
+
+
+class ExternalItem(Envelope, frozen=True, kw_only=True, tag="external_item"):
+    """An entry of an external RSS/Atom feed the project subscribes to, brought in by
+    Cairn: its ``title``, ``link`` (the entry's address), ``summary`` (sanitised HTML) and
+    ``published_at`` (as the feed gave it; None when it gave none). Commentable like any
+    recording."""
+
+    title: str
+    link: str | None
+    summary: str | None
+    published_at: Timestamp | None
+    feed: FeedRef
+    comments_url: str
+
+
 class Version(msgspec.Struct, frozen=True, kw_only=True):
     """One version of an upload (``n`` from 1), as its ``creator`` added it."""
 
@@ -249,7 +273,7 @@ class Version(msgspec.Struct, frozen=True, kw_only=True):
     download_url: str
 
 
-Recording = Message | Comment | Todolist | Todo | Milestone | Upload
+Recording = Message | Comment | Todolist | Todo | Milestone | Upload | ExternalItem
 """Any recording, tagged by ``type``."""
 
 
@@ -443,6 +467,20 @@ class _Renderer:
                 versions_count=row["versions_count"],
                 download_url=upload_download_url(self.base, rid),
                 versions_url=f"{self.url(kind, rid)}/versions",
+                comments_url=comments_url,
+            )
+        if kind == "external_item":
+            return ExternalItem(
+                **common,
+                title=row["title"],
+                link=row["link"],
+                summary=row["content"],
+                published_at=row["published_at"],
+                feed=FeedRef(
+                    id=row["feed_id"],
+                    title=row["category"] or "",
+                    url=f"{self.base}/v1/external_feeds/{row['feed_id']}",
+                ),
                 comments_url=comments_url,
             )
         if kind == "todolist":

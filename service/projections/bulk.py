@@ -64,6 +64,9 @@ FILES: Final = """(e.event_type IN ('UploadCreated', 'UploadEdited', 'UploadVers
 """SQL: an event ``e`` naming files (an upload's, or a message's or comment's attachments).
 Only the search bulk pass models them: :func:`plain_log` declines logs holding any for the
 others, which are rebuilt event by event."""
+EXTERNAL: Final = "e.event_type = 'ExternalItemPosted'"
+"""SQL: an event ``e`` posting an external feed's item (#19). No bulk pass models them:
+:func:`plain_log` declines logs holding any, which are rebuilt event by event."""
 CREATIONS: Final = (
     "('MessagePosted', 'CommentAdded', 'TodolistCreated', 'TodoAdded', 'MilestoneCreated')"
 )
@@ -108,6 +111,7 @@ async def plain_log(
     current = {name: cls.schema_version for name, cls in registered_types().items()}
     if not files:
         odd = f"({odd}) OR {FILES}"
+    odd = f"({odd}) OR {EXTERNAL}"
     found = await conn.fetchval(
         f"""
         SELECT EXISTS (

@@ -29,6 +29,7 @@ from ..events.recordings import (
     ClientVisibilityChanged,
     CommentAdded,
     CommentEdited,
+    ExternalItemPosted,
     MessageEdited,
     MessagePosted,
     MilestoneCompleted,
@@ -107,6 +108,7 @@ _CREATED = (
     TodoAdded,
     MilestoneCreated,
     UploadCreated,
+    ExternalItemPosted,
 )
 _VERSION_COLUMNS: Final = (
     "recording_id",
@@ -131,7 +133,8 @@ class Recordings:
     # 2: no index on subscriptions (person_id); nothing looked subscriptions up by person.
     # 3: uploads (their columns and upload_versions) and attachments.
     # 4: due_soon_alerted_on, overdue_alerted_on and the recordings_alerts index (alerts, #17).
-    version = 4
+    # 5: external items (#19): columns link, feed_id, published_at (category: the feed's name).
+    version = 5
     tables: Sequence[str] = ("recordings", "upload_versions", "subscriptions")
     stream_prefixes = (RECORDING,)
 
@@ -340,6 +343,11 @@ class _Batch:
                 row.update(kind="upload", content=e.description, folder=e.folder)
                 row["own_visible_to_clients"] = e.visible_to_clients
                 self._version(row, 1, e.file, e.creator_id, e.at)
+            case ExternalItemPosted():
+                row.update(kind="external_item", title=e.title, content=e.summary)
+                row.update(category=e.feed_title, link=e.link, feed_id=e.feed_id)
+                row.update(published_at=e.published_at)
+                row["own_visible_to_clients"] = e.visible_to_clients
         row["visible_to_clients"] = bool(row["own_visible_to_clients"])
         self.rows[recording_id] = row
         for person_id in e.subscriber_ids:

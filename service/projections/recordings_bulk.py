@@ -261,6 +261,7 @@ WITH src AS MATERIALIZED (
            '[]'::jsonb AS attachments, NULL::text AS folder, NULL::text AS file_sha256,
            NULL::bigint AS file_size, NULL::text AS content_type, NULL::text AS file_name,
            0 AS versions_count, r.due_soon_alerted_on, r.overdue_alerted_on,
+           NULL::text AS link, NULL::text AS feed_id, NULL::timestamptz AS published_at,
            r.parent_id IS NOT NULL
              AND (p.recording_id IS NULL OR f.recording_id IS NULL
                   OR (f.tx_id, f.seq) > (r.tx_id, r.seq)

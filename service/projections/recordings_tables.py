@@ -24,6 +24,9 @@ Tables:
   ``due_soon_alerted_on`` and ``overdue_alerted_on`` are the due dates of a to-do's or
   milestone's last "due soon" and "overdue" alerts (:mod:`service.domain.alerts`); index ``recordings_alerts`` holds, by due date, exactly
   the to-dos and milestones that may still be owed an alert (what the scheduler reads).
+  An external item (a feed's entry, #19) has its entry's title as ``title``, its sanitised
+  summary as ``content``, its feed's name (when posted) as ``category``, and ``link``,
+  ``feed_id``, ``published_at``.
 * ``upload_versions(recording_id, n, sha256, size, content_type, name, created_by,
   created_at)``: every version of every upload (``n`` from 1).
 * ``subscriptions(recording_id, person_id)``: who is notified about what.
@@ -73,6 +76,9 @@ COLUMNS: Final = (
     "versions_count",
     "due_soon_alerted_on",
     "overdue_alerted_on",
+    "link",
+    "feed_id",
+    "published_at",
 )
 """Every column of ``recordings``, in table order."""
 
@@ -117,7 +123,10 @@ DDL: Final = """
             file_name              text,
             versions_count         integer NOT NULL DEFAULT 0,
             due_soon_alerted_on    date,
-            overdue_alerted_on     date
+            overdue_alerted_on     date,
+            link                   text,
+            feed_id                text,
+            published_at           timestamptz
         );
         CREATE INDEX recordings_project_kind ON recordings (project_id, kind, status, seq);
         CREATE INDEX recordings_parent ON recordings (parent_id, position);

@@ -226,7 +226,8 @@ class Scope:
             actor=actor.name,
             title=row["title"],
             recording_kind=row["recording_kind"],
-            parent=row["parent_title"],
+            # An external item's parent is its feed, whose name the item's excerpt keeps.
+            parent=row["excerpt"] if row["kind"] == "external_item_posted" else row["parent_title"],
             person=row["person_name"],
             project=row["project_name"],
             due_in=_due_in(row),
