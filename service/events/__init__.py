@@ -5,6 +5,15 @@ just because a module was not imported yet. It imports no I/O modules (``store``
 are imported where they are used).
 """
 
-from . import alerts, invitations, notices, people, projects, recordings, signin
+from . import alerts, invitations, notices, people, projects, recordings, signin, webhooks
 
-__all__ = ["alerts", "invitations", "notices", "people", "projects", "recordings", "signin"]
+__all__ = [
+    "alerts",
+    "invitations",
+    "notices",
+    "people",
+    "projects",
+    "recordings",
+    "signin",
+    "webhooks",
+]

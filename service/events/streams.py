@@ -9,6 +9,7 @@
 | ``notice-<position>`` | who was told of the event at ``position`` (:mod:`.notices`) |
 | ``inbox-<person id>`` | a person marking their notifications read |
 | ``invitation-<id>`` | an invitation: sent, accepted, revoked |
+| ``webhook-<id>`` | a webhook endpoint: created, edited, rotated, disabled, deleted |
 
 Ids are opaque strings made by the application layer: a type prefix (:data:`PROJECT_ID`…),
 an underscore and 20 hex digits (``prj_3f2a…``). Code that names a stream or recognises one
@@ -43,6 +44,8 @@ INBOX: Final = "inbox-"
 """Prefix of a person's inbox stream (their notifications marked read)."""
 INVITATION: Final = "invitation-"
 """Prefix of an invitation's stream."""
+WEBHOOK: Final = "webhook-"
+"""Prefix of a webhook endpoint's stream."""
 
 PERSON_ID: Final = "per"
 PROJECT_ID: Final = "prj"
@@ -51,6 +54,7 @@ TOKEN_ID: Final = "tok"
 ATTACHABLE_ID: Final = "att"
 NOTIFICATION_ID: Final = "ntf"
 INVITATION_ID: Final = "inv"
+WEBHOOK_ID: Final = "whk"
 """Prefixes of new ids, by what they name."""
 ID_DIGITS: Final = 20
 """How many lower-case hex digits follow an id's prefix and underscore."""
@@ -105,6 +109,11 @@ def inbox_stream(person_id: str) -> StreamId:
 def invitation_stream(invitation_id: str) -> StreamId:
     """The stream of invitation ``invitation_id``."""
     return StreamId(INVITATION + invitation_id)
+
+
+def webhook_stream(webhook_id: str) -> StreamId:
+    """The stream of webhook endpoint ``webhook_id``."""
+    return StreamId(WEBHOOK + webhook_id)
 
 
 def is_person_stream(stream_id: str) -> bool:

@@ -8,8 +8,9 @@ from .inbox import Inbox
 from .projection import Projection
 from .recordings import Recordings
 from .search import Search
+from .webhooks import Webhooks
 
 
 def all_projections() -> list[Projection]:
     """Every read model of the app, in the order they are prepared."""
-    return [Directory(), Recordings(), Activity(), Search(), Inbox()]
+    return [Directory(), Recordings(), Activity(), Search(), Inbox(), Webhooks()]
