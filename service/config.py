@@ -282,6 +282,14 @@ class Settings(msgspec.Struct, kw_only=True):
         int,
         _setting("tries at a mail before it is marked failed (a permanent 5xx: at once)", ge=1),
     ] = 10
+    webhook_concurrency: Annotated[
+        int,
+        _setting(
+            "webhook deliveries in flight per endpoint, across instances (no ordering promise: "
+            "one slow or failing event does not hold back the others)",
+            ge=1,
+        ),
+    ] = 4
 
 
 FROM_COMMAND_LINE: Final = frozenset(

@@ -35,6 +35,7 @@ from ..reads.tokens import TokenCache
 from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from ..workers.alerts import AlertScheduler
 from ..workers.notices import Notices
+from ..workers.webhook_sender import WebhookSender
 from . import docs, notifications, oauth
 from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
@@ -77,6 +78,7 @@ ROUTE_MODULES: list[str] = [
     "metrics",
     "mail",
     "oauth_apps",
+    "webhook_deliveries",
 ]
 
 
@@ -193,6 +195,12 @@ def create_app(
         alerts = AlertScheduler(services, settings.alert_interval)
         app.state.alerts = alerts  # for tests: its ticks
         mail = MailOut(services, settings, poll=settings.poll_interval)
+        webhooks = WebhookSender(
+            services,
+            concurrency=settings.webhook_concurrency,
+            poll=settings.poll_interval,
+            settle_timeout=settings.ryw_timeout,
+        )
         try:
             await engine.prepare()
             engine.start()
@@ -200,6 +208,7 @@ def create_app(
             await realtime.start(store, engine, tokens, notifications.for_socket)
             alerts.start()
             await mail.start()
+            await webhooks.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -210,8 +219,10 @@ def create_app(
                 "signing_keys": KeyringCache(),
                 "mail": mail,
                 "sign_in": SignInLimits(settings.sign_in_burst, settings.sign_in_rate),
+                "webhooks": webhooks,
             }
         finally:
+            await webhooks.stop()
             await mail.stop()
             await alerts.stop()
             await realtime.stop()
