@@ -11,9 +11,11 @@ fails while they are stale).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -282,6 +284,20 @@ class Settings(msgspec.Struct, kw_only=True):
         int,
         _setting("tries at a mail before it is marked failed (a permanent 5xx: at once)", ge=1),
     ] = 10
+    url_allowlist: Annotated[
+        tuple[str, ...],
+        _setting(
+            "hosts and networks (comma-separated names, CIDR networks or single IPs) that "
+            "webhooks and external feeds may reach although private, loopback or otherwise "
+            "non-public (docs/OPERATIONS.md, Outbound requests); none: public addresses only"
+        ),
+    ] = ()
+    allow_http_urls: Annotated[
+        bool,
+        _setting(
+            "whether webhook and external-feed URLs may be `http` (unencrypted); off: `https` only"
+        ),
+    ] = False
     webhook_concurrency: Annotated[
         int,
         _setting(
@@ -389,7 +405,25 @@ def _smtp_url(url: str) -> None:
         smtp_target(url)
 
 
-_CHECKS: Final = {"time_zone": _time_zone, "smtp_url": _smtp_url}
+def _url_allowlist(entries: tuple[str, ...]) -> None:
+    """Raises:
+    ValueError: an entry that looks like an address or a network (a ``/``, a ``:``, only
+        digits and dots) but is not one.
+    """
+    for entry in entries:
+        bare = entry.strip("[]")
+        if "/" in bare or ":" in bare or not bare.strip("0123456789."):
+            try:
+                ipaddress.ip_network(bare, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is neither a host name nor a network") from None
+
+
+_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
+    "time_zone": _time_zone,
+    "smtp_url": _smtp_url,
+    "url_allowlist": _url_allowlist,
+}
 """Checks of settings beyond their types, by field: each raises ``ValueError`` saying why."""
 
 

@@ -148,3 +148,16 @@ class LinkRefused(CairnError):
     """Raised when a signed link (``/files/...?expires=&signature=``) is not honoured: a
     parameter missing or malformed, expired, expiring too far ahead, signed with a key no
     longer kept, or a signature that does not match. The message says which."""
+
+
+class UnsafeUrl(CairnError):
+    """Raised when a URL Cairn is asked to reach (a webhook's, an external feed's) is not one
+    it may reach: not ``https`` (nor ``http`` when allowed), no host, a user name or password,
+    too long, or a non-public address not in the allow-list (``service.outbound``).
+    ``reason`` says which; ``field`` is the request field it came in (``url``)."""
+
+    def __init__(self, reason: str, *, field: str = "url") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = reason
+        self.field = field

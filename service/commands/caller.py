@@ -21,6 +21,7 @@ from ..errors import PreconditionFailed
 from ..events.base import Metadata
 from ..events.store import EventStore
 from ..events.streams import ID_DIGITS
+from ..outbound import OutboundPolicy
 
 if TYPE_CHECKING:
     from ..domain.people import PersonState
@@ -51,6 +52,8 @@ class Services:
         clock: what tells "now": the time commands record and the instant "today" is taken
             at (a fixed one in tests).
         time_zone: the zone of people who chose none (``CAIRN_TIME_ZONE``).
+        outbound: what outbound requests (webhooks, external feeds) may reach, and the HTTP
+            client they are sent with (:mod:`service.outbound`).
     """
 
     store: EventStore
@@ -61,6 +64,7 @@ class Services:
     tokens: TokenCache | None = None
     clock: Clock = utc_now
     time_zone: str = "UTC"
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
 
 @dataclass(frozen=True)

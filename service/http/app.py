@@ -28,6 +28,7 @@ from ..errors import ConfigurationError, Forbidden
 from ..events.store import EventStore
 from ..feeds.cache import FeedCache
 from ..mail.sender import MailOut
+from ..outbound import OutboundPolicy, Resolver
 from ..projections import all_projections
 from ..projections.engine import ProjectionEngine
 from ..reads.signing_keys import KeyringCache
@@ -157,17 +158,20 @@ def create_app(
     rate: float | None = None,
     burst: float | None = None,
     clock: Clock = utc_now,
+    resolver: Resolver | None = None,
 ) -> Starlette:
     """Build the app for ``settings``; resources open on startup and close on shutdown.
 
     ``rate`` and ``burst`` override the settings' rate limit (requests/s per person; 0: off).
     ``clock`` tells "now" (the system's; a test may fix it): what commands record, and the
-    instant each caller's "today" is taken at.
+    instant each caller's "today" is taken at. ``resolver`` resolves the host names of
+    outbound requests (the system's; a test gives its own: :mod:`service.outbound`).
     """
     per_second = settings.rate_limit if rate is None else rate
     allowance = settings.rate_burst if burst is None else burst
     install_log_redaction()
     realtime = Realtime(settings, clock=clock)
+    outbound = OutboundPolicy.from_settings(settings, resolver)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -190,10 +194,12 @@ def create_app(
             tokens=tokens,
             clock=clock,
             time_zone=settings.time_zone,
+            outbound=outbound,
         )
         notices = Notices(store, engine, settle_timeout=settings.ryw_timeout)
         alerts = AlertScheduler(services, settings.alert_interval)
         app.state.alerts = alerts  # for tests: its ticks
+        app.state.outbound = services.outbound  # for tests: the policy workers get
         mail = MailOut(services, settings, poll=settings.poll_interval)
         webhooks = WebhookSender(
             services,

@@ -115,6 +115,7 @@ _STATUSES: Final[tuple[tuple[type[errors.CairnError], int, str | None], ...]] = 
     (errors.Forbidden, 403, None),
     (errors.LinkRefused, 403, "link-refused"),
     (errors.InvalidCommand, 422, None),
+    (errors.UnsafeUrl, 422, "unsafe-url"),
     (errors.Conflict, 409, None),
 )
 """Status (and problem slug) of each domain or store error; anything else is a bug (500)."""

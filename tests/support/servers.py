@@ -25,6 +25,7 @@ from service.config import from_env
 from service.domain.calendar import Clock
 from service.http.app import create_app
 from service.http.server import protocol
+from service.outbound import Resolver
 from service.realtime.endpoint import MAX_READ
 
 from .waiting import eventually
@@ -69,7 +70,12 @@ class Server:
 
 
 async def start_server(
-    database_url: str, *, log_level: str = "warning", clock: Clock = utc_now, **settings: Any
+    database_url: str,
+    *,
+    log_level: str = "warning",
+    clock: Clock = utc_now,
+    resolver: Resolver | None = None,
+    **settings: Any,
 ) -> Server:
     """Start Cairn on uvicorn on a free port; return once it listens.
 
@@ -77,6 +83,8 @@ async def start_server(
         database_url: the (migrated) database to serve.
         log_level: uvicorn's and Cairn's access log's; ``"info"`` to have the access log.
         clock: what tells the server "now" (see :class:`FixedClock`).
+        resolver: how its outbound requests resolve host names (see
+            ``tests/support/outbound.py``); None: the system's.
         settings: overrides of :class:`service.config.Settings`, as ``from_env`` takes them
             (``rate_limit=1.0``, ``ping_interval=0.2``...); uvicorn gets its WebSocket
             heartbeat from them, as under ``cairn serve``.
@@ -93,7 +101,7 @@ async def start_server(
     # take the root logger from pytest; the access log follows uvicorn's level instead.
     logging.getLogger("cairn.access").setLevel(log_level.upper())
     config = uvicorn.Config(
-        create_app(configured, clock=clock),
+        create_app(configured, clock=clock, resolver=resolver),
         host="127.0.0.1",
         port=port,
         http=protocol(configured),
@@ -141,15 +149,19 @@ async def serving(database_url: str, **options: Any) -> AsyncIterator[Server]:
 
 
 @asynccontextmanager
-async def serving_other(app: ASGIApp) -> AsyncIterator[str]:
+async def serving_other(app: ASGIApp, **options: Any) -> AsyncIterator[str]:
     """Another ASGI app than Cairn (one with no lifespan: a page of another origin, say) on
-    a free port of 127.0.0.1 for as long as the block runs; its base URL."""
+    a free port of 127.0.0.1 for as long as the block runs; its base URL. ``options`` go to
+    ``uvicorn.Config`` (``ssl_certfile=``...: the URL is then ``https``)."""
     port = free_port()
     server, task = await _run(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **options
+        )
     )
+    scheme = "https" if options.get("ssl_certfile") else "http"
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
