@@ -306,6 +306,10 @@ class Settings(msgspec.Struct, kw_only=True):
             ge=1,
         ),
     ] = 4
+    webhook_timeout: Annotated[
+        float,
+        _setting("seconds a webhook delivery's request may take, connecting included", gt=0),
+    ] = 10.0
 
 
 FROM_COMMAND_LINE: Final = frozenset(

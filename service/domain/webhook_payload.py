@@ -18,7 +18,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 from standardwebhooks import Webhook
@@ -26,6 +26,7 @@ from standardwebhooks import Webhook
 from ..events import projects as pr
 from ..events.base import RecordedEvent
 from ..events.streams import PROJECT, RECORDING, recording_id_of
+from . import redaction
 from .access import (
     ProjectFacts,
     RecordingFacts,
@@ -35,7 +36,6 @@ from .access import (
     hidden_probe,
 )
 from .i18n import Locale
-from . import redaction
 from .redaction import CAIRN_ID, Sight, known_people
 
 TEAM: Final = "team"
@@ -114,7 +114,7 @@ def headers(secrets: Sequence[str], msg: str, at: datetime, body: bytes) -> dict
 def audience_facts(audience: str, project: ProjectFacts) -> tuple[Viewer, ProjectFacts]:
     """The viewer a hook of ``audience`` is judged as on ``project``, and the project's facts
     with that viewer on it (a member, or a client)."""
-    role = "client" if audience == CLIENTS else "member"
+    role: Literal["client", "member"] = "client" if audience == CLIENTS else "member"
     viewer = Viewer(person_id=HOOK_VIEWER, role=role)
     facts = msgspec.structs.replace(project, members={**project.members, HOOK_VIEWER: role})
     return viewer, facts
@@ -146,16 +146,17 @@ def judge(
             return None
     sees_hidden = can_see_recording(viewer, facts, hidden_probe(project.project_id))
     change = event.event
-    if isinstance(change, _MEMBERSHIPS) and not sees_hidden:
+    if (
+        isinstance(change, _MEMBERSHIPS)
+        and not sees_hidden
+        and change.person_id not in project.members
+    ):
         # As in activity (docs/ACCESS.md): clients hear of memberships only while the
         # person is on the project, so never of a removal.
-        if change.person_id not in project.members:
-            return None
+        return None
     shown: frozenset[str] | None = None
     if not sees_hidden:
-        shown = frozenset(
-            r for r, f in recordings.items() if can_see_recording(viewer, facts, f)
-        )
+        shown = frozenset(r for r, f in recordings.items() if can_see_recording(viewer, facts, f))
     people = known_people(viewer, [facts])
     sight = Sight(recordings=shown, people=people)
     if isinstance(change, _MEMBERSHIPS) and not sight.shows_person(change.person_id):
@@ -166,7 +167,9 @@ def judge(
 # ------------------------------------------------------------------ payload
 
 
-def person_ref(sight: Sight, person_id: str | None, names: Mapping[str, str]) -> dict[str, Any] | None:
+def person_ref(
+    sight: Sight, person_id: str | None, names: Mapping[str, str]
+) -> dict[str, Any] | None:
     """A person named by a payload, ``{"id", "name"}``, as the audience may be told it."""
     if person_id is None:
         return None

@@ -204,6 +204,7 @@ def create_app(
         webhooks = WebhookSender(
             services,
             concurrency=settings.webhook_concurrency,
+            timeout=settings.webhook_timeout,
             poll=settings.poll_interval,
             settle_timeout=settings.ryw_timeout,
         )

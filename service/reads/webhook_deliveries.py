@@ -120,9 +120,7 @@ WHERE webhook_id = $1 AND id = $2 AND state <> 'sending'
 RETURNING id
 """
 _EXISTS: Final = "SELECT state FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2"
-_WAITING: Final = (
-    "SELECT count(*) FROM webhook_deliveries WHERE state IN ('pending', 'sending')"
-)
+_WAITING: Final = "SELECT count(*) FROM webhook_deliveries WHERE state IN ('pending', 'sending')"
 
 
 @dataclass(frozen=True)
@@ -234,7 +232,9 @@ async def recent(pool: asyncpg.Pool, webhook_id: str, limit: int = KEEP) -> list
     return list(await pool.fetch(_LIST, webhook_id, limit))
 
 
-async def redeliver(pool: asyncpg.Pool, webhook_id: str, delivery_id: int, now: datetime) -> bool | None:
+async def redeliver(
+    pool: asyncpg.Pool, webhook_id: str, delivery_id: int, now: datetime
+) -> bool | None:
     """Send a delivery again (same payload, same ``webhook-id``), due at ``now`` with a fresh
     retry schedule: True; False when it is being sent right now; None when the endpoint has
     no such delivery."""

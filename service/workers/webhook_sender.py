@@ -48,10 +48,8 @@ from .webhooks import Planner
 
 _log = logging.getLogger(__name__)
 
-TIMEOUT: Final = 10.0
-"""Seconds a request may take, connecting included."""
 LEASE: Final = timedelta(minutes=2)
-"""How long a claimed delivery is an instance's to send (well over :data:`TIMEOUT`)."""
+"""How long a claimed delivery is an instance's to send (well over a request's timeout)."""
 PRUNE_EVERY: Final = 10.0
 """Seconds between two prunings of an endpoint's old deliveries and attempts."""
 
@@ -67,6 +65,7 @@ class WebhookSender:
     Args:
         services: store, read models, clock, and ``outbound`` (the HTTP client's policy).
         concurrency: deliveries in flight per endpoint, across instances.
+        timeout: seconds a request may take, connecting included.
         in_flight: deliveries in flight in this instance, over all endpoints.
         poll: how often (s) the sender looks for due rows when nothing wakes it (retries,
             other instances' plans, room freed by other instances).
@@ -77,6 +76,7 @@ class WebhookSender:
 
     services: Services
     concurrency: int = 4
+    timeout: float = 10.0
     in_flight: int = 64
     poll: float = 1.0
     settle_timeout: float = 5.0
@@ -87,6 +87,7 @@ class WebhookSender:
         self.planner = Planner(self.services, self.wake, settle_timeout=self.settle_timeout)
         self._task: asyncio.Task[None] | None = None
         self._pruned: dict[str, float] = {}
+        self._stopping = False
         self.sent = 0
 
     async def start(self) -> None:
@@ -96,11 +97,20 @@ class WebhookSender:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="webhook-sender")
 
     async def stop(self) -> None:
-        """Stop planning and sending; requests in flight are abandoned (their rows stay
-        ``sending`` and are sent again once their lease runs out)."""
+        """Stop planning and sending: nothing more is claimed, and the requests in flight
+        are finished and marked (for at most a request's timeout and a second), so that a
+        restart sends nothing twice. One still in flight after that is abandoned: its row
+        stays ``sending`` and is sent again, with the same ``webhook-id``, once its lease
+        runs out."""
         await self.planner.reader.stop()
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self.wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.timeout + 1.0)
+        except (TimeoutError, Exception):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -109,13 +119,13 @@ class WebhookSender:
 
     async def _run(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
-        client = self.services.outbound.client(timeout=TIMEOUT, follow_redirects=False)
+        client = self.services.outbound.client(timeout=self.timeout, follow_redirects=False)
         try:
-            while True:
+            while not self._stopping or tasks:
                 self.wake.clear()
                 claimed = 0
                 room = self.in_flight - len(tasks)
-                if room > 0:
+                if room > 0 and not self._stopping:
                     try:
                         claimed = await self._claim(client, room, tasks)
                     except TRANSIENT_ERRORS as exc:
@@ -158,9 +168,7 @@ class WebhookSender:
                 continue
             if endpoint.id not in secrets:
                 secrets[endpoint.id] = await signing_secrets(pool, endpoint.id, now)
-            tasks.add(
-                loop.create_task(self._deliver(client, endpoint, secrets[endpoint.id], row))
-            )
+            tasks.add(loop.create_task(self._deliver(client, endpoint, secrets[endpoint.id], row)))
         return len(rows)
 
     # ----------------------------------------------------------- one delivery

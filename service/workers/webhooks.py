@@ -127,8 +127,8 @@ class Planner:
         for event, hooks in work:
             assert event.project_id is not None
             recording_id = recording_id_of(event.stream_id)
-            named = mentions(event.event).recordings
-            mine = {r: facts[r] for r in (named | {recording_id or ""}) if r in facts}
+            wanted = mentions(event.event).recordings | {recording_id or ""}
+            mine = {r: facts[r] for r in wanted if r in facts}
             for hook in hooks:
                 key = (event.position, hook.audience)
                 if key not in bodies:
