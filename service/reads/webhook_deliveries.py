@@ -6,8 +6,8 @@ transaction that moves its checkpoint, one per (endpoint, event): planned exactl
 
 **Claiming** (:func:`claim`): one short transaction, no network I/O: an advisory lock
 serialises claimers across instances (so that the per-endpoint cap holds across them), then
-one ``UPDATE … FOR UPDATE SKIP LOCKED`` marks due rows ``sending`` with a lease, at most
-``cap`` in flight per endpoint. The request goes out after the commit; the outcome is marked
+one ``UPDATE`` marks due rows ``sending`` with a lease, at most ``cap`` in flight per
+endpoint. The request goes out after the commit; the outcome is marked
 in one statement per delivery that also logs the attempt (:func:`finish`, :func:`retry`).
 A row still ``sending`` past its lease belongs to an instance that died mid-request: it is
 claimed again and sent with the same ``webhook-id`` (at least once).
@@ -25,7 +25,14 @@ import asyncpg
 KEEP: Final = 100
 """Finished deliveries and attempts kept per endpoint."""
 
-_CLAIM_LOCK: Final = "SELECT pg_advisory_xact_lock(1464355659, 1)"  # "WHKK": claims
+# "WHKK": claims. The commit of a claim or a mark does not wait for the WAL flush: one lost
+# in a crash leaves its rows as they were, and they are sent again with the same webhook-id
+# (at least once, as promised).
+# Opening the claim's transaction, taking the lock and setting the commit are one round
+# trip (a simple query of three statements).
+_CLAIM_OPEN: Final = (
+    "BEGIN; SELECT pg_advisory_xact_lock(1464355659, 1); SET LOCAL synchronous_commit = off"
+)
 _INSERT: Final = """
 INSERT INTO webhook_deliveries (webhook_id, position, msg_id, kind, payload, due_at, created_at)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
@@ -34,7 +41,9 @@ ON CONFLICT (webhook_id, position) DO NOTHING
 """
 # Endpoints at their cap are left out before the candidates are cut to $3 rows, so that a
 # slow endpoint's backlog never hides another endpoint's due rows; then each endpoint gets
-# at most its room ($4 minus what it has in flight).
+# at most its room ($4 minus what it has in flight). No row lock on the candidates: the
+# advisory lock already keeps other claimers out, and the UPDATE checks each row's state
+# again (a mark committed meanwhile, by an instance whose lease ran out, wins).
 _CLAIM: Final = """
 WITH busy AS (
     SELECT webhook_id, count(*)::int AS n FROM webhook_deliveries
@@ -45,27 +54,34 @@ WITH busy AS (
       AND (d.state = 'pending' OR d.lease_until <= $1)
       AND d.webhook_id NOT IN (SELECT webhook_id FROM busy WHERE n >= $4)
     ORDER BY d.due_at, d.id LIMIT $3
-    FOR UPDATE SKIP LOCKED
 ), ranked AS (
     SELECT c.id, row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.due_at, c.id) AS rn,
            coalesce(b.n, 0) AS n
     FROM candidates c LEFT JOIN busy b USING (webhook_id)
 )
 UPDATE webhook_deliveries w SET state = 'sending', lease_until = $2, attempts = w.attempts + 1
-FROM ranked WHERE w.id = ranked.id AND ranked.rn + ranked.n <= $4
+FROM ranked
+WHERE w.id = ranked.id AND ranked.rn + ranked.n <= $4
+  AND (w.state = 'pending' OR (w.state = 'sending' AND w.lease_until <= $1))
 RETURNING w.id, w.webhook_id, w.position, w.msg_id, w.payload, w.attempts
 """
 _ATTEMPT: Final = """
 INSERT INTO webhook_attempts (delivery_id, webhook_id, at, status, duration_ms, response, error)
 SELECT id, webhook_id, $2, $3, $4, $5, $6 FROM done
 """
-_DELIVERED: Final = f"""
-WITH done AS (
-    UPDATE webhook_deliveries SET state = 'delivered', lease_until = NULL, last_status = $3,
-           last_error = NULL, finished_at = $2
-    WHERE id = $1 RETURNING id, webhook_id
+_DELIVERED: Final = """
+WITH async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS off),
+outcome AS (
+    SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::int[], $5::text[])
+        AS o(id, at, status, duration_ms, response)
+), done AS (
+    UPDATE webhook_deliveries d SET state = 'delivered', lease_until = NULL,
+           last_status = o.status, last_error = NULL, finished_at = o.at
+    FROM outcome o, async_commit WHERE d.id = o.id RETURNING d.id, d.webhook_id
 )
-{_ATTEMPT}
+INSERT INTO webhook_attempts (delivery_id, webhook_id, at, status, duration_ms, response)
+SELECT done.id, done.webhook_id, o.at, o.status, o.duration_ms, o.response
+FROM done JOIN outcome o USING (id)
 """
 _FAILED: Final = f"""
 WITH done AS (
@@ -166,11 +182,18 @@ async def claim(
 ) -> list[Claimed]:
     """Claim up to ``limit`` deliveries due at ``now``, leased until ``lease_until``, leaving
     at most ``cap`` in flight per endpoint across instances."""
-    async with pool.acquire() as conn, conn.transaction():
+    async with pool.acquire() as conn:
         # Claimers queue on the lock before writing anything (no transaction id is held
-        # while waiting); each sees the rows the previous one marked.
-        await conn.execute(_CLAIM_LOCK)
-        rows = await conn.fetch(_CLAIM, now, lease_until, limit, cap)
+        # while waiting); each sees the rows the previous one marked (the claim is a
+        # statement after the lock's).
+        try:
+            await conn.execute(_CLAIM_OPEN)
+            rows = await conn.fetch(_CLAIM, now, lease_until, limit, cap)
+            await conn.execute("COMMIT")
+        except BaseException:
+            if conn.is_in_transaction() and not conn.is_closed():
+                await conn.execute("ROLLBACK")
+            raise
     return [
         Claimed(
             id=r["id"],
@@ -199,9 +222,18 @@ class Attempt:
         return (self.at, self.status, self.duration_ms, self.response, self.error)
 
 
-async def delivered(pool: asyncpg.Pool, delivery_id: int, attempt: Attempt) -> None:
-    """Mark a delivery delivered (a 2xx), logging the attempt."""
-    await pool.execute(_DELIVERED, delivery_id, *attempt.args())
+async def delivered(pool: asyncpg.Pool, done: Sequence[tuple[int, Attempt]]) -> None:
+    """Mark deliveries delivered (a 2xx), logging their attempts: (delivery id, attempt)
+    pairs, in one statement."""
+    if done:
+        await pool.execute(
+            _DELIVERED,
+            [i for i, _ in done],
+            [a.at for _, a in done],
+            [a.status for _, a in done],
+            [a.duration_ms for _, a in done],
+            [a.response for _, a in done],
+        )
 
 
 async def failed(pool: asyncpg.Pool, delivery_id: int, attempt: Attempt) -> None:

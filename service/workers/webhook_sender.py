@@ -50,6 +50,10 @@ _log = logging.getLogger(__name__)
 
 LEASE: Final = timedelta(minutes=2)
 """How long a claimed delivery is an instance's to send (well over a request's timeout)."""
+ENDPOINTS_TTL: Final = 1.0
+"""Seconds the sender keeps the active endpoints and their secrets between two reads: a
+hook disabled, deleted or given a new secret meanwhile may be sent deliveries already
+planned, signed as before, for that long."""
 PRUNE_EVERY: Final = 10.0
 """Seconds between two prunings of an endpoint's old deliveries and attempts."""
 
@@ -87,6 +91,8 @@ class WebhookSender:
         self.planner = Planner(self.services, self.wake, settle_timeout=self.settle_timeout)
         self._task: asyncio.Task[None] | None = None
         self._pruned: dict[str, float] = {}
+        self._known: dict[str, tuple[Endpoint, list[str]]] = {}
+        self._endpoints_read = float("-inf")
         self._stopping = False
         self.sent = 0
 
@@ -152,38 +158,70 @@ class WebhookSender:
     async def _claim(
         self, client: httpx.AsyncClient, room: int, tasks: set[asyncio.Task[None]]
     ) -> int:
+        """Claim up to ``room`` due deliveries and start a task sending each."""
+        loop = asyncio.get_running_loop()
+        ready = await self._claimed(room)
+        for endpoint, secrets, row in ready:
+            tasks.add(loop.create_task(self._deliver(client, endpoint, secrets, row)))
+        return len(ready)
+
+    async def _claimed(self, limit: int) -> list[tuple[Endpoint, list[str], Claimed]]:
+        """Up to ``limit`` due deliveries claimed, each with its endpoint and secrets; those
+        of endpoints no longer active are failed."""
         pool = self.services.store.pool
         now = self.services.clock()
-        rows = await deliveries.claim(pool, now, now + LEASE, room, self.concurrency)
+        rows = await deliveries.claim(pool, now, now + LEASE, limit, self.concurrency)
         if not rows:
-            return 0
-        endpoints = {e.id: e for e in await active_endpoints(pool)}
+            return []
+        endpoints = await self._endpoints(now)
+        if any(r.webhook_id not in endpoints for r in rows):
+            endpoints = await self._endpoints(now, again=True)  # a hook new since the read?
         gone = [r.id for r in rows if r.webhook_id not in endpoints]
         await deliveries.drop(pool, gone, now, "the endpoint is no longer active")
-        secrets: dict[str, list[str]] = {}
-        loop = asyncio.get_running_loop()
-        for row in rows:
-            endpoint = endpoints.get(row.webhook_id)
-            if endpoint is None:
-                continue
-            if endpoint.id not in secrets:
-                secrets[endpoint.id] = await signing_secrets(pool, endpoint.id, now)
-            tasks.add(loop.create_task(self._deliver(client, endpoint, secrets[endpoint.id], row)))
-        return len(rows)
+        return [(*endpoints[r.webhook_id], r) for r in rows if r.webhook_id in endpoints]
+
+    async def _endpoints(
+        self, now: datetime, *, again: bool = False
+    ) -> dict[str, tuple[Endpoint, list[str]]]:
+        """The active endpoints with their signing secrets, read again when
+        :data:`ENDPOINTS_TTL` has passed since the last read (or ``again``)."""
+        if not again and time.monotonic() - self._endpoints_read < ENDPOINTS_TTL:
+            return self._known
+        pool = self.services.store.pool
+        known = {}
+        for endpoint in await active_endpoints(pool):
+            known[endpoint.id] = (endpoint, await signing_secrets(pool, endpoint.id, now))
+        self._known, self._endpoints_read = known, time.monotonic()
+        return known
 
     # ----------------------------------------------------------- one delivery
 
     async def _deliver(
         self, client: httpx.AsyncClient, endpoint: Endpoint, secrets: Sequence[str], row: Claimed
     ) -> None:
-        try:
-            attempt = await self._send(client, endpoint, secrets, row)
-            await self._settle(endpoint, row, attempt)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Left `sending`: tried again once its lease runs out.
-            _log.exception("webhook delivery %s failed", row.id)
+        """Send ``row`` and mark its outcome; then, while there is work and the instance is
+        not stopping, claim one more delivery and do the same (the slot passes from one
+        delivery to the next without waiting for the loop: the deliveries in flight each
+        do their own database work, in parallel)."""
+        current: tuple[Endpoint, Sequence[str], Claimed] | None = (endpoint, secrets, row)
+        while current is not None:
+            endpoint, secrets, row = current
+            try:
+                attempt = await self._send(client, endpoint, secrets, row)
+                await self._settle(endpoint, row, attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Left `sending`: tried again once its lease runs out.
+                _log.exception("webhook delivery %s failed", row.id)
+                return
+            if self._stopping:
+                return
+            try:
+                more = await self._claimed(1)
+            except Exception:
+                return  # the loop claims again
+            current = more[0] if more else None
 
     async def _send(
         self, client: httpx.AsyncClient, endpoint: Endpoint, secrets: Sequence[str], row: Claimed
@@ -210,7 +248,7 @@ class WebhookSender:
         pool = self.services.store.pool
         status = attempt.status
         if status is not None and 200 <= status < 300:
-            await deliveries.delivered(pool, row.id, attempt)
+            await deliveries.delivered(pool, [(row.id, attempt)])
             self.sent += 1
         elif status == 410:
             await deliveries.failed(pool, row.id, attempt)

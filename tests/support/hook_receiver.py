@@ -1,7 +1,7 @@
 """A webhook receiver for tests: a tiny Starlette app on a free port of 127.0.0.1 that
 verifies every request with the ``standardwebhooks`` package (as any receiver following the
 spec would), records what it verified, and answers what the test scripts (500s, a hang past
-the sender's timeout, 410) before answering 204."""
+the sender's timeout, 410) before answering 200."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from .servers import serving_other
 
 HANG = -1
 """A scripted answer: hold the request open for :attr:`Receiver.hang` seconds (past the
-sender's timeout), then answer 204 (to nobody): recorded as :data:`HUNG`."""
+sender's timeout), then answer 200 (to nobody): recorded as :data:`HUNG`."""
 HUNG = 599
 """The status :attr:`Receiver.got` records for a request it hung on."""
 
@@ -41,7 +41,7 @@ class Got:
 class Receiver:
     """Verifies with ``secrets`` (any one of them must match, as a receiver holding one
     secret does); ``script``: the statuses of the next requests (:data:`HANG`: hang), then
-    204 for all, each after ``delay`` seconds. ``got``: the verified requests with the status answered; ``refused``:
+    200 for all, each after ``delay`` seconds. ``got``: the verified requests with the status answered; ``refused``:
     requests whose signature did not verify; ``signatures``: each request's header."""
 
     secrets: list[str] = field(default_factory=list)
@@ -69,13 +69,13 @@ class Receiver:
             self.refused.append(headers.get("webhook-id", ""))
             await Response(status_code=401)(scope, receive, send)
             return
-        status = self.script.pop(0) if self.script else 204
+        status = self.script.pop(0) if self.script else 200
         if self.delay:
             await asyncio.sleep(self.delay)  # a slow receiver
         if status == HANG:
             self.got.append(Got(headers["webhook-id"], payload, headers, HUNG))
             await asyncio.sleep(self.hang)  # the sender gave up long ago
-            await Response(status_code=204)(scope, receive, send)
+            await Response(status_code=200)(scope, receive, send)
             return
         self.got.append(Got(headers["webhook-id"], payload, headers, status))
         await Response(json.dumps({"ok": status < 300}), status_code=status)(scope, receive, send)
