@@ -289,7 +289,7 @@ class Settings(msgspec.Struct, kw_only=True):
         _setting(
             "hosts and networks (comma-separated names, CIDR networks or single IPs) that "
             "webhooks and external feeds may reach although private, loopback or otherwise "
-            "non-public (docs/OPERATIONS.md, Outbound requests); none: public addresses only"
+            "non-public (docs/OPERATIONS.md, Security: outbound requests); none: public addresses only"
         ),
     ] = ()
     allow_http_urls: Annotated[

@@ -237,7 +237,11 @@ class OutboundPolicy:
     ) -> httpx.AsyncClient:
         """An HTTP client whose every connection this policy checks (see the module's
         docstring); no proxy or other setting is taken from the environment. The caller
-        closes it (``async with``)."""
+        closes it (``async with``); a worker keeps one for its life, so that connections
+        (and their checks) are reused.
+
+        Raises (from its requests): :class:`Refused` for a URL or a connection the policy
+        refuses, before anything is sent; httpx's own errors otherwise."""
         return httpx.AsyncClient(
             transport=_GuardedTransport(self),
             timeout=timeout,

@@ -165,7 +165,9 @@ async def test_every_write_to_one_resource_honours_if_match(team: Team) -> None:
         f"/v1/projects/{team.project_id}/uploads", {"attachable_id": sent.json()["attachable_id"]}
     )
     token = await c.post(f"/v1/people/{team.mia_id}/tokens", json={"label": "x"})
+    hook = await c.post("/v1/webhooks", json={"url": "https://hooks.example/in"})
     ids = {
+        "webhook_id": hook.json()["id"],
         "notification_id": notification,
         "id": message["id"],
         "project_id": team.project_id,

@@ -207,6 +207,19 @@ KNOWN_REFUSALS: dict[str, Callable[[Refused], bool]] = {
     ),
     # - a picture is checked by its content (a PNG, JPEG, GIF or WebP signature): the
     #   document can only say "bytes";
+    # - a webhook's URL must be one Cairn may send to (https unless http is allowed, no
+    #   credentials, no private or loopback address...): the document gives its scheme, not
+    #   the outbound policy, which depends on the settings; and a project has at most 20;
+    "webhook URL Cairn may not send to": lambda r: (
+        r.operation
+        in {
+            "POST /v1/projects/{project_id}/webhooks",
+            "POST /v1/webhooks",
+            "PATCH /v1/webhooks/{webhook_id}",
+        }
+        and r.status == 422
+        and r.fields == {"url"}
+    ),
     "a picture that is no raster image": lambda r: (
         r.operation == "PUT /v1/me/avatar" and r.status == 415
     ),

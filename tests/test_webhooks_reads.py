@@ -18,9 +18,10 @@ from service.events.store import EventStore
 from service.events.streams import webhook_stream
 from service.events.webhooks import WebhookCreated, WebhookDisabled
 from service.reads import webhooks as reads
-from tests.support.api import Api, new_person
-from tests.support.servers import FixedClock
-from tests.support.waiting import eventually
+
+from .support.api import Api, new_person
+from .support.servers import FixedClock
+from .support.waiting import eventually
 
 NOON = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -13,7 +13,10 @@ followers could be told. ``SubscriberAdded`` and ``SubscriberRemoved``: notifica
 bookkeeping (an edit that assigns someone subscribes them as a side effect). The
 ``ProjectMemberAdded`` that seats a project's creator as owner (stream version 2, always
 appended with ``ProjectCreated``): it is part of "created the project". Events this code does
-not know (written by newer code) produce nothing either.
+not know (written by newer code) produce nothing either. Of webhooks (``webhook-<id>``), a
+project's hook created, disabled or deleted is an item of that project that only its team
+is told of (:data:`TEAM_ONLY`: a hook's URL is private); edits, rotations and account-wide
+hooks make none.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import msgspec
 from ..events import alerts as al
 from ..events import projects as pr
 from ..events import recordings as rc
+from ..events import webhooks as wh
 from ..events.base import Event, FieldChange, RecordedEvent
 from ..events.recordings import RecordingKind
 from ..events.streams import is_project_stream, recording_id_of
@@ -134,6 +138,20 @@ def activity_of(
         return _recording_item(event, recording, actor_id)
     if is_project_stream(stream_id) and project_id is not None:
         return _project_item(event, stream_version, project_id, actor_id, recorded_at)
+    if (
+        isinstance(event, (wh.WebhookCreated, wh.WebhookDisabled, wh.WebhookDeleted))
+        and event.project_id is not None
+    ):
+        # A project's hooks are its activity (for its team only: reads.visibility); the
+        # account-wide ones belong to no project, and make none.
+        kind = _WEBHOOK_KINDS[type(event)]
+        return ActivityItem(
+            kind=kind,
+            as_type=AS_TYPES[kind],
+            project_id=event.project_id,
+            actor_id=actor_id,
+            at=recorded_at,
+        )
     return None
 
 
@@ -152,6 +170,14 @@ def recorded_activity(
         recording=recording,
     )
 
+
+_WEBHOOK_KINDS: Final[dict[type[Event], str]] = {
+    wh.WebhookCreated: "webhook_created",
+    wh.WebhookDisabled: "webhook_disabled",
+    wh.WebhookDeleted: "webhook_deleted",
+}
+TEAM_ONLY: Final = frozenset(_WEBHOOK_KINDS.values())
+"""Kinds of items only a project's team is told of, never its clients."""
 
 _CREATED_KIND: Final[dict[type[Event], RecordingKind]] = {
     rc.MessagePosted: "message",

@@ -54,6 +54,9 @@ AS_TYPES: Final[Mapping[str, str]] = {
     "person_added_to_project": "Add",
     "project_role_changed": "Update",
     "person_removed_from_project": "Remove",
+    "webhook_created": "Create",
+    "webhook_disabled": "Update",
+    "webhook_deleted": "Delete",
 }
 """Every activity kind and its Activity Streams 2.0 activity type."""
 

@@ -62,6 +62,10 @@ _TEMPLATES: Final[Mapping[str, str]] = {
     "person_added_to_project": N_("{actor} added {person} to {project}"),
     "project_role_changed": N_("{actor} changed {person}’s role on {project}"),
     "person_removed_from_project": N_("{actor} removed {person} from {project}"),
+    # Webhooks: told to the project's team only (a hook's URL is private).
+    "webhook_created": N_("{actor} added a webhook to {project}"),
+    "webhook_disabled": N_("{actor} disabled a webhook of {project}: its deliveries failed"),
+    "webhook_deleted": N_("{actor} deleted a webhook of {project}"),
 }
 assert set(_TEMPLATES) == KINDS
 

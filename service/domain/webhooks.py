@@ -203,7 +203,8 @@ def decide_delete(state: WebhookState | None) -> list[Event]:
     """Raises:
     NotFound: no such hook (deleted already included).
     """
-    return [WebhookDeleted(webhook_id=existing(state).webhook_id)]
+    hook = existing(state)
+    return [WebhookDeleted(webhook_id=hook.webhook_id, project_id=hook.project_id)]
 
 
 def decide_disable(state: WebhookState | None, reason: str, detail: str) -> list[Event]:
@@ -216,4 +217,8 @@ def decide_disable(state: WebhookState | None, reason: str, detail: str) -> list
         raise Conflict("there is no such webhook")
     if state.deleted or not state.active:
         return []
-    return [WebhookDisabled(webhook_id=state.webhook_id, reason=reason, detail=detail)]
+    return [
+        WebhookDisabled(
+            webhook_id=state.webhook_id, reason=reason, detail=detail, project_id=state.project_id
+        )
+    ]

@@ -50,15 +50,19 @@ class WebhookSecretRotated(Event, frozen=True, kw_only=True):
 @register
 class WebhookDisabled(Event, frozen=True, kw_only=True):
     """Cairn stopped delivering to the hook: ``reason`` (``failing``: retries ran out;
-    ``gone``: the receiver answered 410) with a ``detail`` for people."""
+    ``gone``: the receiver answered 410) with a ``detail`` for people. ``project_id``: the
+    hook's (None: account-wide), so that its project's activity can tell."""
 
     webhook_id: str
     reason: str
     detail: str = ""
+    project_id: str | None = None
 
 
 @register
 class WebhookDeleted(Event, frozen=True, kw_only=True):
-    """The hook was deleted: nothing more is sent to it."""
+    """The hook (of ``project_id``; None: account-wide) was deleted: nothing more is sent
+    to it."""
 
     webhook_id: str
+    project_id: str | None = None

@@ -79,6 +79,7 @@ ROUTE_MODULES: list[str] = [
     "metrics",
     "mail",
     "oauth_apps",
+    "webhooks",
     "webhook_deliveries",
 ]
 

@@ -80,9 +80,10 @@ class Activity:
     """Projection ``activity``: tables ``activity`` and ``activity_targets``."""
 
     name = "activity"
-    version = 1
+    # 2: webhooks' items (created, disabled, deleted) in their project.
+    version = 2
     tables: Sequence[str] = ("activity", "activity_targets", "activity_counts")
-    stream_prefixes = (streams.RECORDING, streams.PROJECT)
+    stream_prefixes = (streams.RECORDING, streams.PROJECT, streams.WEBHOOK)
     """People's and e-mail claims' streams make no activity (see the domain module)."""
 
     def ddl(self) -> str:
@@ -420,8 +421,22 @@ project AS (
     ) x
     WHERE e.stream_id ^@ '{streams.PROJECT}' AND e.project_id IS NOT NULL AND x.kind IS NOT NULL
 ),
+hooks AS (
+    SELECT e.tx_id, e.position,
+           CASE e.event_type WHEN 'WebhookCreated' THEN 'webhook_created'
+                WHEN 'WebhookDisabled' THEN 'webhook_disabled' ELSE 'webhook_deleted' END AS kind,
+           e.data->>'project_id' AS project_id, e.metadata->>'actor' AS actor_id,
+           e.recorded_at AS at, NULL::text AS recording_id, NULL::text AS recording_kind,
+           NULL::text AS parent_id, NULL::text AS person_id, NULL::text AS excerpt,
+           '[]'::jsonb AS changes, false AS unsure
+    FROM {{log}} e
+    WHERE e.stream_id ^@ '{streams.WEBHOOK}'
+      AND e.event_type IN ('WebhookCreated', 'WebhookDisabled', 'WebhookDeleted')
+      AND e.data->>'project_id' IS NOT NULL
+),
 items AS (
     SELECT * FROM created UNION ALL SELECT * FROM recorded UNION ALL SELECT * FROM project
+    UNION ALL SELECT * FROM hooks
 ),
 numbered AS (
     SELECT row_number() OVER (ORDER BY tx_id, position) AS seq, i.*,

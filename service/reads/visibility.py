@@ -15,7 +15,7 @@ cannot leak what the rule refuses.
   as a client: items about a recording that is visible to clients now (its effective
   visibility) and, when they name a second recording (the commented one, the list a to-do
   was added or moved to), only while that one is too; membership items while the person is on
-  the project; every other project item.
+  the project; every other project item but webhooks' (``webhook_…``: team only).
 * **Actors and what items name** (:meth:`Scope.actor`, :func:`sights`): redacted by
   :mod:`service.domain.redaction`, as on every channel: a client is told who acted only about
   themselves and the people of their projects (anyone else reads "Someone", Cairn itself
@@ -42,6 +42,7 @@ from ..domain.access import (
     hidden_probe,
     sees_everyone,
 )
+from ..domain.activity import TEAM_ONLY
 from ..domain.i18n import Locale
 from ..domain.redaction import Sight, changes_mentions, known_people
 from ..domain.sentences import sentence
@@ -58,6 +59,7 @@ CLIENT_VISIBLE: Final = """
  OR (a.project_id = ANY($2::text[]) AND CASE
         WHEN a.recording_id IS NOT NULL THEN coalesce(r.visible_to_clients, false)
              AND (a.parent_id IS NULL OR coalesce(rp.visible_to_clients, false))
+        WHEN a.kind ^@ 'webhook_' THEN false
         WHEN a.person_id IS NOT NULL THEN EXISTS (
             SELECT 1 FROM project_members m
             WHERE m.project_id = a.project_id AND m.person_id = a.person_id)
@@ -178,7 +180,10 @@ class Scope:
         """Whether the viewer may see the item of a :func:`named` row: the one authorisation,
         asked once more per row, so that nothing can show what ``can_see_recording`` refuses."""
         if row["recording_id"] is None:
-            return True
+            # Items only a project's team is told of (webhooks): never to a client's view.
+            return (
+                row["kind"] not in TEAM_ONLY or self.everything or (row["project_id"] in self.full)
+            )
         facts = self.projects.get(row["project_id"])
         if facts is None:
             return self.everything

@@ -153,3 +153,19 @@ async def count(conn: Queryable, project_id: str | None) -> int:
             "SELECT count(*) FROM webhooks WHERE project_id IS NOT DISTINCT FROM $1", project_id
         )
     )
+
+
+async def owned_by(
+    conn: Queryable, person_id: str, projects: frozenset[str] | None
+) -> list[asyncpg.Record]:
+    """Hooks of the projects ``person_id`` owns (within ``projects`` when given), in creation
+    order."""
+    rows = await conn.fetch(
+        f"{_ROW} JOIN project_members m ON m.project_id = w.project_id "
+        "WHERE m.person_id = $1 AND m.project_role = 'owner' "
+        "AND ($2::text[] IS NULL OR w.project_id = ANY($2::text[])) "
+        "ORDER BY w.created_position",
+        person_id,
+        sorted(projects) if projects is not None else None,
+    )
+    return list(rows)
