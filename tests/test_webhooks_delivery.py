@@ -415,3 +415,28 @@ async def test_a_rebuild_or_a_new_planner_sends_no_history(
         assert since > 0
         assert await rows(store, webhook_id) == []
         assert receiver.got == []
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**LOCAL, "poll_interval": 0.05, "webhook_concurrency": 2}],
+)
+async def test_at_most_the_cap_in_flight_per_endpoint_across_instances(
+    database_url: str, api: Api, team: Team, store: EventStore
+) -> None:
+    """With two instances sending and a cap of 2, a slow receiver never holds more than 2
+    requests of one hook at once, and gets every event once."""
+    async with receiving() as receiver:
+        receiver.delay = 0.15
+        webhook_id = await new_hook(store, api, receiver, team.project_id, kinds=["message_posted"])
+        async with serving(database_url, **LOCAL, poll_interval=0.05, webhook_concurrency=2):
+            for n in range(10):
+                await team.message(subject=f"Message {n}")
+
+            def arrived() -> None:
+                assert len(receiver.delivered()) == 10
+
+            await eventually(arrived, timeout=20)
+        assert receiver.most == 2
+        assert set(receiver.delivered_ids().values()) == {1}
+        assert len(await rows(store, webhook_id)) == 10

@@ -41,13 +41,15 @@ class Got:
 class Receiver:
     """Verifies with ``secrets`` (any one of them must match, as a receiver holding one
     secret does); ``script``: the statuses of the next requests (:data:`HANG`: hang), then
-    200 for all, each after ``delay`` seconds. ``got``: the verified requests with the status answered; ``refused``:
+    200 for all, each after ``delay`` seconds (``most``: the most requests it held at once). ``got``: the verified requests with the status answered; ``refused``:
     requests whose signature did not verify; ``signatures``: each request's header."""
 
     secrets: list[str] = field(default_factory=list)
     script: list[int] = field(default_factory=list)
     hang: float = 3.0
     delay: float = 0.0
+    in_flight: int = 0
+    most: int = 0
     got: list[Got] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)
@@ -71,7 +73,10 @@ class Receiver:
             return
         status = self.script.pop(0) if self.script else 200
         if self.delay:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
             await asyncio.sleep(self.delay)  # a slow receiver
+            self.in_flight -= 1
         if status == HANG:
             self.got.append(Got(headers["webhook-id"], payload, headers, HUNG))
             await asyncio.sleep(self.hang)  # the sender gave up long ago
