@@ -6,13 +6,12 @@ deliveries are listed and can be sent again.
 
 A real receiver (tests/support/hook_receiver.py) on 127.0.0.1 verifies each request with
 the ``standardwebhooks`` package; the server reaches it by the outbound policy's allow-list
-(``LOCAL``). Hooks are made with ``commands.webhooks.create`` on the test's own store (the
-management API is another part's).
+(``LOCAL``). Hooks are made over HTTP; the receiver verifies with the secret the creation
+answers.
 """
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,15 +19,12 @@ import asyncpg
 import httpx
 import pytest
 
-from service.commands.caller import Caller, Services
-from service.commands.webhooks import create
-from service.domain.access import Viewer
 from service.domain.webhook_payload import SCHEDULE, kind_of
 from service.domain.webhooks import known_kinds
-from service.events.base import Metadata, RecordedEvent
+from service.events.base import RecordedEvent
 from service.events.store import EventStore
 from service.events.streams import webhook_stream
-from service.events.webhooks import WebhookCreated, WebhookDisabled
+from service.events.webhooks import WebhookDisabled
 
 from .support.api import Api, bearer, problem
 from .support.hook_receiver import HANG, Receiver, receiving
@@ -59,27 +55,20 @@ async def new_hook(
     store: EventStore,
     api: Api,
     receiver: Receiver,
-    project_id: str | None,
+    project_id: str,
     *,
     audience: str = "team",
     kinds: list[str] | None = None,
 ) -> str:
-    """A hook sending to ``receiver`` (which learns its secret), owned by the admin."""
-    caller = Caller(
-        services=Services(store=store),
-        actor=Viewer(person_id=api.admin_id, role="admin"),
-        metadata=Metadata(actor=api.admin_id, request_id="test"),
+    """A hook of ``project_id`` sending to ``receiver`` (which learns its secret), made by
+    the admin over HTTP."""
+    created = await api.client.post(
+        f"/v1/projects/{project_id}/webhooks",
+        json={"url": receiver.url, "kinds": kinds, "audience": audience},
     )
-    webhook_id = f"whk_{uuid.uuid4().hex[:20]}"
-    event = WebhookCreated(
-        webhook_id=webhook_id,
-        project_id=project_id,
-        url=receiver.url,
-        kinds=kinds,
-        audience=audience,  # type: ignore[arg-type]
-        owner_id=api.admin_id,
-    )
-    receiver.secrets.append(await create(caller, event))
+    assert created.status_code == 201, created.text
+    receiver.secrets.append(created.json()["secret"])
+    webhook_id: str = created.json()["id"]
     return webhook_id
 
 

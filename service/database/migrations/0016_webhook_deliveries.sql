@@ -28,7 +28,7 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (webhook_id, position)
 );
 -- What a sender claims: due rows waiting, or whose lease ran out.
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (due_at)
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (due_at, id)
     WHERE state IN ('pending', 'sending');
 -- The per-endpoint cap: rows in flight of an endpoint.
 CREATE INDEX webhook_deliveries_sending ON webhook_deliveries (webhook_id)
