@@ -4,10 +4,10 @@
 **Planning** (:func:`plan`): rows are inserted by the ``webhooks`` delivery reader in the
 transaction that moves its checkpoint, one per (endpoint, event): planned exactly once.
 
-**Claiming** (:func:`claim`): one short transaction, no network I/O: an advisory lock
-serialises claimers across instances (so that the per-endpoint cap holds across them), then
-one ``UPDATE`` marks due rows ``sending`` with a lease, at most ``cap`` in flight per
-endpoint. The request goes out after the commit; the outcome is marked
+**Claiming** (:func:`claim`): one call of ``cairn_webhook_claim`` (migration 0016), no
+network I/O: an advisory lock serialises claimers across instances (so that the
+per-endpoint cap holds across them), then one ``UPDATE`` marks due rows ``sending`` with a
+lease, at most ``cap`` in flight per endpoint. The request goes out after the commit; the outcome is marked
 in one statement per delivery that also logs the attempt (:func:`finish`, :func:`retry`).
 A row still ``sending`` past its lease belongs to an instance that died mid-request: it is
 claimed again and sent with the same ``webhook-id`` (at least once).
@@ -28,43 +28,18 @@ KEEP: Final = 100
 # "WHKK": claims. The commit of a claim or a mark does not wait for the WAL flush: one lost
 # in a crash leaves its rows as they were, and they are sent again with the same webhook-id
 # (at least once, as promised).
-# Opening the claim's transaction, taking the lock and setting the commit are one round
-# trip (a simple query of three statements).
-_CLAIM_OPEN: Final = (
-    "BEGIN; SELECT pg_advisory_xact_lock(1464355659, 1); SET LOCAL synchronous_commit = off"
-)
 _INSERT: Final = """
 INSERT INTO webhook_deliveries (webhook_id, position, msg_id, kind, payload, due_at, created_at)
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
                      $6::timestamptz[], $6::timestamptz[])
 ON CONFLICT (webhook_id, position) DO NOTHING
 """
-# Endpoints at their cap are left out before the candidates are cut to $3 rows, so that a
-# slow endpoint's backlog never hides another endpoint's due rows; then each endpoint gets
-# at most its room ($4 minus what it has in flight). No row lock on the candidates: the
-# advisory lock already keeps other claimers out, and the UPDATE checks each row's state
-# again (a mark committed meanwhile, by an instance whose lease ran out, wins).
-_CLAIM: Final = """
-WITH busy AS (
-    SELECT webhook_id, count(*)::int AS n FROM webhook_deliveries
-    WHERE state = 'sending' AND lease_until > $1 GROUP BY webhook_id
-), candidates AS (
-    SELECT d.id, d.webhook_id, d.due_at FROM webhook_deliveries d
-    WHERE d.state IN ('pending', 'sending') AND d.due_at <= $1
-      AND (d.state = 'pending' OR d.lease_until <= $1)
-      AND d.webhook_id NOT IN (SELECT webhook_id FROM busy WHERE n >= $4)
-    ORDER BY d.due_at, d.id LIMIT $3
-), ranked AS (
-    SELECT c.id, row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.due_at, c.id) AS rn,
-           coalesce(b.n, 0) AS n
-    FROM candidates c LEFT JOIN busy b USING (webhook_id)
+_CLAIM: Final = "SELECT * FROM cairn_webhook_claim($1, $2, $3, $4)"
+_DELIVERED_NEXT: Final = (
+    "SELECT * FROM cairn_webhook_delivered_next($1, $2, $3, $4, $5, $6, $7, $8)"
 )
-UPDATE webhook_deliveries w SET state = 'sending', lease_until = $2, attempts = w.attempts + 1
-FROM ranked
-WHERE w.id = ranked.id AND ranked.rn + ranked.n <= $4
-  AND (w.state = 'pending' OR (w.state = 'sending' AND w.lease_until <= $1))
-RETURNING w.id, w.webhook_id, w.position, w.msg_id, w.payload, w.attempts
-"""
+"""Migration 0016's function: the lock, then the claim, in one round trip (its comment says
+how the cap holds)."""
 _ATTEMPT: Final = """
 INSERT INTO webhook_attempts (delivery_id, webhook_id, at, status, duration_ms, response, error)
 SELECT id, webhook_id, $2, $3, $4, $5, $6 FROM done
@@ -182,18 +157,36 @@ async def claim(
 ) -> list[Claimed]:
     """Claim up to ``limit`` deliveries due at ``now``, leased until ``lease_until``, leaving
     at most ``cap`` in flight per endpoint across instances."""
-    async with pool.acquire() as conn:
-        # Claimers queue on the lock before writing anything (no transaction id is held
-        # while waiting); each sees the rows the previous one marked (the claim is a
-        # statement after the lock's).
-        try:
-            await conn.execute(_CLAIM_OPEN)
-            rows = await conn.fetch(_CLAIM, now, lease_until, limit, cap)
-            await conn.execute("COMMIT")
-        except BaseException:
-            if conn.is_in_transaction() and not conn.is_closed():
-                await conn.execute("ROLLBACK")
-            raise
+    # Claimers queue on the lock before writing anything (no transaction id is held while
+    # waiting); each sees the rows the previous one marked.
+    return _claimed(await pool.fetch(_CLAIM, now, lease_until, limit, cap))
+
+
+async def delivered_then_claim(
+    pool: asyncpg.Pool,
+    delivery_id: int,
+    attempt: Attempt,
+    now: datetime,
+    lease_until: datetime,
+    cap: int,
+) -> list[Claimed]:
+    """Mark a delivery delivered (a 2xx), logging its attempt, and claim the next due one
+    (as :func:`claim` with a limit of 1), in one round trip."""
+    rows = await pool.fetch(
+        _DELIVERED_NEXT,
+        delivery_id,
+        attempt.at,
+        attempt.status,
+        attempt.duration_ms,
+        attempt.response,
+        now,
+        lease_until,
+        cap,
+    )
+    return _claimed(rows)
+
+
+def _claimed(rows: Sequence[asyncpg.Record]) -> list[Claimed]:
     return [
         Claimed(
             id=r["id"],

@@ -168,11 +168,20 @@ class WebhookSender:
     async def _claimed(self, limit: int) -> list[tuple[Endpoint, list[str], Claimed]]:
         """Up to ``limit`` due deliveries claimed, each with its endpoint and secrets; those
         of endpoints no longer active are failed."""
-        pool = self.services.store.pool
         now = self.services.clock()
-        rows = await deliveries.claim(pool, now, now + LEASE, limit, self.concurrency)
+        pool = self.services.store.pool
+        return await self._ready(
+            await deliveries.claim(pool, now, now + LEASE, limit, self.concurrency), now
+        )
+
+    async def _ready(
+        self, rows: Sequence[Claimed], now: datetime
+    ) -> list[tuple[Endpoint, list[str], Claimed]]:
+        """Claimed ``rows`` with their endpoints and secrets; those of endpoints no longer
+        active are failed."""
         if not rows:
             return []
+        pool = self.services.store.pool
         endpoints = await self._endpoints(now)
         if any(r.webhook_id not in endpoints for r in rows):
             endpoints = await self._endpoints(now, again=True)  # a hook new since the read?
@@ -208,6 +217,22 @@ class WebhookSender:
             endpoint, secrets, row = current
             try:
                 attempt = await self._send(client, endpoint, secrets, row)
+                status = attempt.status
+                if status is not None and 200 <= status < 300 and not self._stopping:
+                    now = self.services.clock()
+                    claimed = await deliveries.delivered_then_claim(
+                        self.services.store.pool,
+                        row.id,
+                        attempt,
+                        now,
+                        now + LEASE,
+                        self.concurrency,
+                    )
+                    self.sent += 1
+                    await self._prune(endpoint.id)
+                    more = await self._ready(claimed, now)
+                    current = more[0] if more else None
+                    continue
                 await self._settle(endpoint, row, attempt)
             except asyncio.CancelledError:
                 raise

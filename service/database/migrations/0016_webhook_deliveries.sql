@@ -51,3 +51,68 @@ CREATE TABLE webhook_attempts (
 );
 CREATE INDEX webhook_attempts_endpoint ON webhook_attempts (webhook_id, id);
 CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
+
+-- Claiming due deliveries (service/reads/webhook_deliveries.py): one call, one round trip.
+-- The advisory lock serialises claimers across instances so that the per-endpoint cap
+-- ($4, p_cap) holds; the claim is a statement after the lock's, so its snapshot sees what
+-- the previous holder committed. Endpoints at their cap are left out before the candidates
+-- are cut to p_limit rows (a slow endpoint's backlog never hides another's due rows); each
+-- endpoint then gets at most its room. No row locks on the candidates: the lock keeps other
+-- claimers out, and the UPDATE checks each row's state again (a mark committed meanwhile by
+-- an instance whose lease ran out wins). The commit does not wait for the WAL flush: a
+-- claim lost in a crash leaves its rows due, sent later with the same webhook-id.
+CREATE FUNCTION cairn_webhook_claim(p_now timestamptz, p_lease timestamptz, p_limit int,
+                                    p_cap int)
+RETURNS TABLE (id bigint, webhook_id text, "position" bigint, msg_id text, payload text,
+               attempts int)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+BEGIN
+    PERFORM pg_advisory_xact_lock(1464355659, 1);
+    PERFORM set_config('synchronous_commit', 'off', true);
+    RETURN QUERY
+    WITH busy AS (
+        SELECT webhook_id, count(*)::int AS n FROM webhook_deliveries
+        WHERE state = 'sending' AND lease_until > p_now GROUP BY webhook_id
+    ), candidates AS (
+        SELECT d.id, d.webhook_id, d.due_at FROM webhook_deliveries d
+        WHERE d.state IN ('pending', 'sending') AND d.due_at <= p_now
+          AND (d.state = 'pending' OR d.lease_until <= p_now)
+          AND d.webhook_id NOT IN (SELECT webhook_id FROM busy WHERE n >= p_cap)
+        ORDER BY d.due_at, d.id LIMIT p_limit
+    ), ranked AS (
+        SELECT c.id, row_number() OVER (PARTITION BY c.webhook_id ORDER BY c.due_at, c.id) AS rn,
+               coalesce(b.n, 0) AS n
+        FROM candidates c LEFT JOIN busy b USING (webhook_id)
+    )
+    UPDATE webhook_deliveries w SET state = 'sending', lease_until = p_lease, attempts = w.attempts + 1
+    FROM ranked
+    WHERE w.id = ranked.id AND ranked.rn + ranked.n <= p_cap
+      AND (w.state = 'pending' OR (w.state = 'sending' AND w.lease_until <= p_now))
+    RETURNING w.id, w.webhook_id, w.position, w.msg_id, w.payload, w.attempts;
+END
+$fn$;
+
+-- A delivery answered 2xx, marked with its attempt, and the next due delivery claimed in
+-- the same call (what each delivery in flight does before passing its slot on: one round
+-- trip instead of two). The claim is a later statement of the same transaction: it sees
+-- the slot freed.
+CREATE FUNCTION cairn_webhook_delivered_next(p_id bigint, p_at timestamptz, p_status int,
+                                             p_duration int, p_response text,
+                                             p_now timestamptz, p_lease timestamptz, p_cap int)
+RETURNS TABLE (id bigint, webhook_id text, "position" bigint, msg_id text, payload text,
+               attempts int)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    WITH done AS (
+        UPDATE webhook_deliveries SET state = 'delivered', lease_until = NULL,
+               last_status = p_status, last_error = NULL, finished_at = p_at
+        WHERE id = p_id RETURNING id, webhook_id
+    )
+    INSERT INTO webhook_attempts (delivery_id, webhook_id, at, status, duration_ms, response)
+    SELECT id, webhook_id, p_at, p_status, p_duration, p_response FROM done;
+    RETURN QUERY SELECT * FROM cairn_webhook_claim(p_now, p_lease, 1, p_cap);
+END
+$fn$;
