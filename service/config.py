@@ -314,6 +314,18 @@ class Settings(msgspec.Struct, kw_only=True):
             "whether webhook and external-feed URLs may be `http` (unencrypted); off: `https` only"
         ),
     ] = False
+    webhook_concurrency: Annotated[
+        int,
+        _setting(
+            "webhook deliveries in flight per endpoint, across instances (no ordering promise: "
+            "one slow or failing event does not hold back the others)",
+            ge=1,
+        ),
+    ] = 4
+    webhook_timeout: Annotated[
+        float,
+        _setting("seconds a webhook delivery's request may take, connecting included", gt=0),
+    ] = 10.0
 
 
 FROM_COMMAND_LINE: Final = frozenset(

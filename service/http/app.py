@@ -37,6 +37,7 @@ from ..realtime.endpoint import Counters, Realtime, asyncapi_document
 from ..workers.alerts import AlertScheduler
 from ..workers.feeds_poller import FeedPoller
 from ..workers.notices import Notices
+from ..workers.webhook_sender import WebhookSender
 from . import docs, notifications, oauth
 from .accesslog import AccessLog
 from .api import Api, Ctx, Reply
@@ -83,6 +84,7 @@ ROUTE_MODULES: list[str] = [
     "mail",
     "oauth_apps",
     "webhooks",
+    "webhook_deliveries",
 ]
 
 
@@ -211,6 +213,13 @@ def create_app(
         )
         app.state.feeds_poller = poller  # for tests: its ticks
         mail = MailOut(services, settings, poll=settings.poll_interval)
+        webhooks = WebhookSender(
+            services,
+            concurrency=settings.webhook_concurrency,
+            timeout=settings.webhook_timeout,
+            poll=settings.poll_interval,
+            settle_timeout=settings.ryw_timeout,
+        )
         try:
             await engine.prepare()
             engine.start()
@@ -219,6 +228,7 @@ def create_app(
             alerts.start()
             poller.start()
             await mail.start()
+            await webhooks.start()
             yield {
                 "settings": settings,
                 "services": services,
@@ -229,8 +239,10 @@ def create_app(
                 "signing_keys": KeyringCache(),
                 "mail": mail,
                 "sign_in": SignInLimits(settings.sign_in_burst, settings.sign_in_rate),
+                "webhooks": webhooks,
             }
         finally:
+            await webhooks.stop()
             await mail.stop()
             await poller.stop()
             await alerts.stop()

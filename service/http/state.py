@@ -13,6 +13,7 @@ from ..feeds.cache import FeedCache
 from ..mail.sender import MailOut
 from ..reads.signing_keys import KeyringCache
 from ..realtime.endpoint import Realtime
+from ..workers.webhook_sender import WebhookSender
 from .ratelimit import RateLimiter
 from .signin_limits import SignInLimits
 
@@ -32,6 +33,8 @@ class State(TypedDict):
     """E-mail out of this instance (planner and sender; idle when mail is not configured)."""
     sign_in: SignInLimits
     """The rate limits of signing in (:mod:`.sessions`), per instance."""
+    webhooks: WebhookSender
+    """Webhooks out of this instance (planner and sender)."""
 
 
 def state_of(connection: HTTPConnection) -> State:
