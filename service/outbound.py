@@ -14,15 +14,25 @@ admin page. Two checks, both by :class:`OutboundPolicy`:
   (rebinding) cannot get through. TLS still checks the certificate against the host name.
 
 Refusals at connection time raise :class:`Refused`, an :class:`httpx.ConnectError`: callers
-that handle ``httpx.HTTPError`` treat it as any unreachable host.
+that handle ``httpx.HTTPError`` treat it as any unreachable host. Their messages, and those of
+failed connections, are generic (they end up where users read them: a feed's error, a
+webhook's attempts): what a name resolved to, and why it was refused, goes to the server's
+log only, not to whoever chose the URL (it would map the inside network for them).
+
+Bodies are read with :func:`read_limited`, never with httpx's decoding: httpx decompresses
+each network chunk at once and every ``Content-Encoding`` layer, so a few hundred bytes of
+nested gzip become gigabytes in memory before any size check. The client asks only for what
+:func:`read_limited` decodes with a bound (``Accept-Encoding: gzip, deflate``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
+import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -40,7 +50,11 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_log = logging.getLogger(__name__)
+
 MAX_URL_LENGTH: Final = 2048
+ACCEPT_ENCODING: Final = "gzip, deflate"
+"""What the client accepts: the encodings :func:`read_limited` decodes with a bound."""
 
 _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 """The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits."""
@@ -63,6 +77,75 @@ class Refused(httpx.ConnectError):
     """Raised by :meth:`OutboundPolicy.client` when the policy refuses a connection (a
     private address, a name that does not resolve, a redirect to ``http``...); nothing was
     sent. The message says why."""
+
+
+class TooLarge(Exception):
+    """Raised by :func:`read_limited`: the body (decoded, or as sent) is larger than
+    ``limit`` bytes; reading stopped there."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"larger than {limit} bytes")
+        self.limit = limit
+
+
+class Undecodable(httpx.DecodingError):
+    """Raised by :func:`read_limited`: a ``Content-Encoding`` it does not decode (anything
+    but one layer of ``gzip`` or ``deflate``), or a corrupt compressed body."""
+
+
+def _decoder(response: httpx.Response) -> Any:
+    """A zlib decompressor for the response's one encoding layer, or None (identity)."""
+    layers = [
+        layer.strip().lower()
+        for layer in response.headers.get("Content-Encoding", "").split(",")
+        if layer.strip() and layer.strip().lower() != "identity"
+    ]
+    if not layers:
+        return None
+    if len(layers) > 1 or layers[0] not in ("gzip", "x-gzip", "deflate"):
+        raise Undecodable(f"unsupported content encoding: {', '.join(layers)[:100]}")
+    # 32 + MAX_WBITS: a gzip or a zlib header, whichever comes.
+    return zlib.decompressobj(32 + zlib.MAX_WBITS)
+
+
+async def read_limited(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
+    """The body of a streamed ``response`` (``client.stream``), decoded, holding at most
+    ``limit`` bytes of it in memory, and one network chunk: the raw bytes are read and
+    decompressed here with a bound (never with httpx's decoders, unbounded).
+
+    Args:
+        limit: the most bytes taken, decoded and as sent.
+        truncate: past ``limit``, return the first ``limit`` bytes instead of raising.
+
+    Raises:
+        TooLarge: more than ``limit`` bytes (unless ``truncate``).
+        Undecodable: an encoding other than one layer of gzip or deflate; a corrupt body.
+        httpx.HTTPError: as httpx's reads.
+    """
+    decoder = _decoder(response)
+    got = bytearray()
+    raw = 0
+    async for chunk in response.aiter_raw():
+        raw += len(chunk)
+        if decoder is None:
+            got += chunk
+        else:
+            data = chunk
+            while data and not decoder.eof:
+                try:
+                    got += decoder.decompress(data, limit + 1 - len(got))
+                except zlib.error:
+                    raise Undecodable("corrupt compressed body") from None
+                if len(got) > limit:
+                    break
+                data = decoder.unconsumed_tail
+        if len(got) > limit or raw > limit:
+            if truncate:
+                return bytes(got[:limit])
+            raise TooLarge(limit)
+        if decoder is not None and decoder.eof:
+            break
+    return bytes(got)
 
 
 def unsafe_reason(address: IpAddress) -> str | None:
@@ -98,6 +181,21 @@ def _literal(host: str) -> IpAddress | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def _valid_name(host: str) -> bool:
+    """Whether ``host`` (a name, as httpx gives it: ASCII, IDNA-encoded) is one DNS can
+    carry: labels of 1 to 63 characters, at most 253 in all (a trailing dot aside)."""
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253:
+        return False
+    if not all(0 < len(label) <= 63 for label in name.split(".")):
+        return False
+    try:
+        name.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _parse_allowlist(entries: Iterable[str]) -> tuple[frozenset[str], tuple[IpNetwork, ...]]:
@@ -176,9 +274,10 @@ class OutboundPolicy:
         names are checked again, resolved, on every connection).
 
         Raises:
-            UnsafeUrl: not ``https`` (or ``http`` when allowed), no host, a user name or
-                password, longer than 2048 characters, or an IP address that is not public
-                and not allowed; ``reason`` says which.
+            UnsafeUrl: not ``https`` (or ``http`` when allowed), no host, a host name that
+                is not one (a label longer than 63 characters, a name longer than 253), a
+                user name or password, longer than 2048 characters, or an IP address that
+                is not public and not allowed; ``reason`` says which.
         """
         if len(url) > MAX_URL_LENGTH:
             raise UnsafeUrl(f"longer than {MAX_URL_LENGTH} characters")
@@ -199,6 +298,8 @@ class OutboundPolicy:
             reason = self.address_refusal(parsed.host, address)
             if reason is not None:
                 raise UnsafeUrl(reason)
+        elif not _valid_name(parsed.host):
+            raise UnsafeUrl("not a valid host name")
         normalised = str(parsed)
         if len(normalised) > MAX_URL_LENGTH:
             raise UnsafeUrl(f"longer than {MAX_URL_LENGTH} characters")
@@ -217,18 +318,23 @@ class OutboundPolicy:
         else:
             try:
                 addresses = await self.resolver(host, port)
-            except OSError as exc:
-                raise Refused(f"{host} does not resolve: {exc}") from None
+            except (OSError, UnicodeError, ValueError) as exc:
+                # UnicodeError: a name getaddrinfo cannot encode (a label over 63 characters).
+                _log.info("outbound: %r does not resolve (%s)", host, exc)
+                raise Refused(f"{host} does not resolve") from None
             if not addresses:
                 raise Refused(f"{host} does not resolve")
         checked: list[str] = []
         for text in addresses:
             address = _literal(text)
             if address is None:
-                raise Refused(f"{host} resolved to {text!r}, not an IP address")
+                _log.warning("outbound: %r resolved to %r, not an IP address", host, text)
+                raise Refused(f"{host} does not resolve")
             reason = self.address_refusal(host, address)
             if reason is not None:
-                raise Refused(f"{host} resolves to {address}: {reason}")
+                # Where the name points, and why that is refused, only in the log.
+                _log.warning("outbound: %r refused: it resolves to %s (%s)", host, address, reason)
+                raise Refused(f"{host} refused: not a public address")
             checked.append(str(address))
         return checked
 
@@ -244,6 +350,7 @@ class OutboundPolicy:
         refuses, before anything is sent; httpx's own errors otherwise."""
         return httpx.AsyncClient(
             transport=_GuardedTransport(self),
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
             timeout=timeout,
             follow_redirects=follow_redirects,
             max_redirects=max_redirects,
@@ -281,9 +388,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                     socket_options=socket_options,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                # Its message names the address tried: in the log, not in the error.
+                _log.info("outbound: connecting to %s (%s) failed: %s", host, address, exc)
                 failure = exc
-        assert failure is not None
-        raise failure
+        if isinstance(failure, httpcore.ConnectTimeout):
+            raise httpcore.ConnectTimeout(f"connecting to {host} timed out")
+        raise httpcore.ConnectError(f"could not connect to {host}")
 
     async def connect_unix_socket(
         self,

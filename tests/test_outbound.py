@@ -3,20 +3,32 @@ checked after DNS resolution, against real local servers that count what reaches
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
+import logging
+import socket
+import tracemalloc
+import zlib
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from service.config import from_env
 from service.errors import ConfigurationError, UnsafeUrl
 from service.http.problems import exception_handlers
-from service.outbound import OutboundPolicy, Refused, unsafe_reason
+from service.outbound import (
+    OutboundPolicy,
+    Refused,
+    TooLarge,
+    Undecodable,
+    read_limited,
+    unsafe_reason,
+)
 from tests.support.outbound import (
     LOCAL,
     Receiver,
@@ -58,6 +70,8 @@ from tests.support.servers import serving, serving_other
         ("https://240.0.0.1/", "reserved"),
         ("https://[2002:7f00:1::]/", "loopback"),  # 6to4 of 127.0.0.1
         ("https://[64:ff9b::a00:5]/", "private"),  # NAT64 of 10.0.0.5
+        ("https://" + "a" * 64 + ".com/", "not a valid host name"),  # a label over 63
+        ("https://" + "a." * 127 + "com/", "not a valid host name"),  # over 253 in all
     ],
 )
 def test_check_url_refuses(url: str, reason: str) -> None:
@@ -157,14 +171,15 @@ async def test_addresses_are_refused_before_any_request(receiver: Receiver, host
     ],
 )
 async def test_names_resolving_to_private_addresses_are_refused(
-    receiver: Receiver, answer: list[str], reason: str
+    receiver: Receiver, answer: list[str], reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A host name is checked after resolution: any non-public answer refuses it, and no
-    request leaves."""
+    request leaves (why: in the log only)."""
     resolver = StaticResolver({"feeds.example": answer})
     policy = OutboundPolicy(allow_http=True, resolver=resolver)
-    with pytest.raises(Refused, match=reason):
+    with pytest.raises(Refused, match="not a public address"):
         await _get(policy, f"http://feeds.example:{_port(receiver)}/feed")
+    assert f"({reason} address)" in caplog.text
     assert resolver.calls == ["feeds.example"]
     assert receiver.hits == []
 
@@ -213,7 +228,7 @@ async def test_allowlisted_host_does_not_allow_another_name(receiver: Receiver) 
     """Allowing one host name allows that name only, not others resolving alike."""
     resolver = StaticResolver({"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
     policy = OutboundPolicy(allow_http=True, allowlist=("hooks.example",), resolver=resolver)
-    with pytest.raises(Refused, match="loopback"):
+    with pytest.raises(Refused, match="not a public address"):
         await _get(policy, f"http://other.example:{_port(receiver)}/in")
     assert receiver.hits == []
 
@@ -238,7 +253,7 @@ async def test_rebinding_cannot_get_through(receiver: Receiver) -> None:
     assert response.status_code == 200
     assert resolver.calls == ["rebind.example"]
     assert receiver.hits == [("GET", "/x")]
-    with pytest.raises(Refused, match="private"):
+    with pytest.raises(Refused, match="not a public address"):
         await _get(policy, url)  # a new connection: resolved again, and refused
     assert resolver.calls == ["rebind.example", "rebind.example"]
     assert receiver.hits == [("GET", "/x")]
@@ -253,7 +268,7 @@ async def test_redirect_to_loopback_is_refused(receiver: Receiver) -> None:
     resolver = StaticResolver({"hooks.example": ["127.0.0.1"], "localhost.example": ["127.0.0.1"]})
     policy = OutboundPolicy(allow_http=True, allowlist=("hooks.example",), resolver=resolver)
     for path in ("/to-literal", "/to-name"):
-        with pytest.raises(Refused, match="loopback"):
+        with pytest.raises(Refused, match=r"loopback|not a public address"):
             await _get(policy, f"http://hooks.example:{port}{path}", follow_redirects=True)
     assert receiver.hits == [("GET", "/to-literal"), ("GET", "/to-name")]
     assert receiver.hits_on("/secret") == 0
@@ -342,3 +357,94 @@ async def test_the_server_gives_services_its_policy(database_url: str) -> None:
         response = await _get(policy, f"http://hooks.example:{_port(hook)}/in")
         assert response.status_code == 200
         assert hook.hits == [("GET", "/in")]
+
+
+# -- names the resolver cannot take; messages --------------------------------------------
+
+
+async def test_a_name_getaddrinfo_cannot_encode_is_refused_not_raised() -> None:
+    """A 64-character label makes getaddrinfo raise UnicodeError (not an OSError): the
+    policy refuses the connection as any name that does not resolve."""
+    with pytest.raises(Refused, match="does not resolve"):
+        await OutboundPolicy().resolve("a" * 64 + ".com", 443)
+
+
+async def test_refusals_and_failed_connections_do_not_name_addresses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a name resolved to, and where a failed connection went, stay in the log: the
+    errors (shown to users) do not say."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    resolver = StaticResolver({"inside.example": ["10.20.30.40"], "gone.example": ["127.0.0.1"]})
+    policy = OutboundPolicy(allow_http=True, allowlist=("127.0.0.1",), resolver=resolver)
+    with caplog.at_level(logging.INFO, logger="service.outbound"):
+        with pytest.raises(Refused) as refused:
+            await _get(policy, "http://inside.example/")
+        with pytest.raises(httpx.ConnectError) as failed:
+            await _get(policy, f"http://gone.example:{port}/")
+    assert str(refused.value) == "inside.example refused: not a public address"
+    assert str(failed.value) == "could not connect to gone.example"
+    assert "10.20.30.40 (private address)" in caplog.text
+    assert "127.0.0.1" not in str(failed.value)
+
+
+# -- bounded bodies -------------------------------------------------------------------------
+
+
+def _bomb(size: int, layers: int) -> bytes:
+    """``size`` zero bytes gzipped ``layers`` times (a few hundred KiB for 256 MiB)."""
+    body = gzip.compress(b"\0" * size, compresslevel=9)
+    for _ in range(layers - 1):
+        body = gzip.compress(body, compresslevel=9)
+    return body
+
+
+async def _read(receiver: Receiver, path: str, limit: int, **options: Any) -> bytes:
+    policy = OutboundPolicy(allow_http=True, allowlist=("127.0.0.1",))
+    async with policy.client() as client, client.stream("GET", receiver.url + path) as reply:
+        return await read_limited(reply, limit, **options)
+
+
+async def test_read_limited_decodes_one_layer_within_the_limit(receiver: Receiver) -> None:
+    """gzip and deflate bodies come back decoded; the client asks only for those."""
+    text = b"hello " * 1000
+    receiver.routes["/gzip"] = Response(gzip.compress(text), headers={"Content-Encoding": "gzip"})
+    receiver.routes["/deflate"] = Response(
+        zlib.compress(text), headers={"Content-Encoding": "deflate"}
+    )
+    receiver.routes["/plain"] = Response(text)
+    for path in ("/gzip", "/deflate", "/plain"):
+        assert await _read(receiver, path, 10_000) == text
+    assert await _read(receiver, "/gzip", 100, truncate=True) == text[:100]
+    with pytest.raises(TooLarge):
+        await _read(receiver, "/plain", 5999)
+    async with OutboundPolicy(allow_http=True, allowlist=("127.0.0.1",)).client() as client:
+        assert client.headers["Accept-Encoding"] == "gzip, deflate"
+
+
+async def test_compression_bombs_never_grow_past_the_limit(receiver: Receiver) -> None:
+    """256 MiB of zeros gzipped once is refused at the limit, never decoded further (memory
+    stays near the limit); gzipped twice (``Content-Encoding: gzip, gzip``), or in an
+    encoding without a bounded decoder, it is refused before any decoding."""
+    bomb = _bomb(256 * 1024 * 1024, 1)
+    receiver.routes["/bomb"] = Response(bomb, headers={"Content-Encoding": "gzip"})
+    receiver.routes["/double"] = Response(
+        gzip.compress(bomb), headers={"Content-Encoding": "gzip, gzip"}
+    )
+    receiver.routes["/br"] = Response(b"\x0b\x02\x80hi\x03", headers={"Content-Encoding": "br"})
+    limit = 1024 * 1024
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge):
+            await _read(receiver, "/bomb", limit)
+        assert await _read(receiver, "/bomb", limit, truncate=True) == b"\0" * limit
+        with pytest.raises(Undecodable, match="gzip, gzip"):
+            await _read(receiver, "/double", limit)
+        with pytest.raises(Undecodable, match="br"):
+            await _read(receiver, "/br", limit)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * limit, peak  # httpx's own decoding held 256 MiB at once

@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import nh3
@@ -183,25 +184,47 @@ def item_id(feed_id: str, key: str) -> str:
     return f"{RECORDING_ID}_{digest[:ID_DIGITS]}"
 
 
-def entries(parsed: Mapping[str, Any]) -> list[Entry]:
+def entries(parsed: Mapping[str, Any], feed_url: str) -> list[Entry]:
     """The entries of a feed parsed by ``feedparser``, oldest first (feeds list the newest
-    first): title (plain text, cut), link, summary (sanitised HTML, cut), published time."""
+    first): title (plain text, cut), link (see :func:`safe_link`), summary (sanitised HTML,
+    cut), published time."""
     found = []
     for raw in parsed.get("entries", []):
         title = _plain(str(raw.get("title") or ""), TITLE_LENGTH)
-        link = raw.get("link")
         summary_html = raw.get("summary") or None
         found.append(
             Entry(
                 key=entry_key(raw),
                 title=title or "(untitled)",
-                link=str(link)[:2048] if link else None,
+                link=safe_link(raw.get("link"), feed_url),
                 summary=_summary(summary_html),
                 published_at=_when(raw.get("published_parsed") or raw.get("updated_parsed")),
             )
         )
     found.reverse()
     return found
+
+
+LINK_SCHEMES: Final = frozenset({"http", "https"})
+"""The only schemes an item's link may have (``javascript:`` or ``data:`` would run in the
+pages and apps that show it)."""
+
+
+def safe_link(link: Any, feed_url: str) -> str | None:
+    """An entry's ``link`` resolved against the feed's URL (feedparser resolves relative
+    links only when it fetched the feed itself), if it is an ``http``/``https`` URL with a
+    host of at most 2048 characters; else None."""
+    if not isinstance(link, str) or not link.strip():
+        return None
+    try:
+        # urljoin drops tabs and line breaks as browsers do ("java\tscript:" is javascript).
+        resolved = urljoin(feed_url, link.strip())
+        parts = urlsplit(resolved)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in LINK_SCHEMES or not parts.hostname or len(resolved) > 2048:
+        return None
+    return resolved
 
 
 _SPACES = re.compile(r"\s+")

@@ -43,6 +43,7 @@ from ..events.recordings import ExternalItemPosted
 from ..events.streams import recording_stream
 from ..events.wakeup import TRANSIENT_ERRORS
 from ..metrics import Worker
+from ..outbound import Refused, TooLarge, read_limited
 from ..reads import external_feeds as rows
 
 _log = logging.getLogger(__name__)
@@ -156,7 +157,14 @@ class FeedPoller:
             if not parsed.get("version") and not parsed.get("entries"):
                 raise FeedError("malformed", "no RSS or Atom document")
             posted = await self._post(row, parsed)
-        except FeedError as exc:
+        except Exception as exc:
+            if not isinstance(exc, FeedError):
+                if isinstance(exc, TRANSIENT_ERRORS):
+                    raise  # PostgreSQL lost: the lease runs out, the feed is polled again
+                # Anything else is this feed's failure too: recorded, never retried in a
+                # loop by lease expiry; the other feeds of the tick go on.
+                _log.exception("feeds: %s failed unexpectedly", feed_id)
+                exc = FeedError("unreachable", "unexpected error")
             self._metrics.failed()
             failures = row["failures"] + 1
             _log.info("feeds: %s failed (%s)", feed_id, exc)
@@ -196,22 +204,19 @@ class FeedPoller:
                 declared = reply.headers.get("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
                     raise FeedError("too_large", str(self.max_bytes))
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in reply.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FeedError("too_large", str(self.max_bytes))
-                    chunks.append(chunk)
-                return (
-                    b"".join(chunks),
-                    reply.headers.get("ETag"),
-                    reply.headers.get("Last-Modified"),
-                )
+                # Counted as sent and as decoded, never more in memory (a compression bomb).
+                body = await read_limited(reply, self.max_bytes)
+                return body, reply.headers.get("ETag"), reply.headers.get("Last-Modified")
+        except TooLarge:
+            raise FeedError("too_large", str(self.max_bytes)) from None
         except (TimeoutError, httpx.TimeoutException):
             raise FeedError("timeout", f"{self.timeout:g}") from None
         except httpx.HTTPError as exc:
-            raise FeedError("unreachable", str(exc)[:200] or type(exc).__name__) from None
+            # Members read this: the policy's refusals are generic already; other errors
+            # (whose messages may name the addresses tried) are only named, detail logged.
+            _log.info("feeds: fetching %s failed: %r", row["feed_id"], exc)
+            detail = str(exc) if isinstance(exc, Refused) else _generic(exc)
+            raise FeedError("unreachable", detail[:200]) from None
 
     async def _post(self, row: asyncpg.Record, parsed: Any) -> int:
         """Append an item per entry not posted yet (the newest :data:`MAX_ITEMS_PER_POLL`),
@@ -219,7 +224,7 @@ class FeedPoller:
         services = self.services
         store = services.store
         feed_id = row["feed_id"]
-        found = entries(parsed)[-MAX_ITEMS_PER_POLL:]
+        found = entries(parsed, row["url"])[-MAX_ITEMS_PER_POLL:]
         ids = [item_id(feed_id, e.key) for e in found]
         known = await rows.known_items(store.pool, ids)
         name = row["title"] or feed_title(parsed) or row["url"]
@@ -251,3 +256,14 @@ class FeedPoller:
                 continue  # posted by another instance, or before a restart
             posted += 1
         return posted
+
+
+def _generic(exc: httpx.HTTPError) -> str:
+    """What a failed fetch says to members: the kind of failure, no address."""
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(exc, httpx.DecodingError):
+        return "undecodable body"
+    return type(exc).__name__

@@ -41,6 +41,7 @@ from ..commands.caller import Services
 from ..domain import webhook_payload as wp
 from ..errors import NotFound
 from ..events.wakeup import TRANSIENT_ERRORS
+from ..outbound import Undecodable, read_limited
 from ..reads import webhook_deliveries as deliveries
 from ..reads.webhook_deliveries import Attempt, Claimed
 from ..reads.webhooks import Endpoint, active_endpoints, signing_secrets
@@ -307,10 +308,9 @@ class WebhookSender:
 
 async def _excerpt(answer: httpx.Response) -> str:
     """The first :data:`~service.domain.webhook_payload.EXCERPT` characters of an answer's
-    body (read no further)."""
-    got = bytearray()
-    async for chunk in answer.aiter_bytes():
-        got += chunk
-        if len(got) >= wp.EXCERPT:
-            break
-    return got[: wp.EXCERPT].decode("utf-8", errors="replace")
+    body (read no further, decompressed with a bound: see :func:`~service.outbound.read_limited`)."""
+    try:
+        got = await read_limited(answer, wp.EXCERPT, truncate=True)
+    except Undecodable as exc:
+        return f"({exc})"
+    return got.decode("utf-8", errors="replace")
