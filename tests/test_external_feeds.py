@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from service.domain.external_feeds import entries
 from service.events.store import EventStore
 from service.events.streams import recording_stream
 from service.projections import all_projections
@@ -444,3 +445,24 @@ async def test_subscriptions_are_checked_and_removed(
 
 async def _has_items(c: httpx.AsyncClient, pid: str) -> None:
     assert len(await _items(c, pid)) == 2
+
+
+def test_only_http_links_are_kept_relative_ones_resolved() -> None:
+    """An entry's javascript: or data: link is dropped (stored XSS for every front end);
+    http(s) links are kept, relative ones resolved against the feed's URL."""
+    body = atom("Links", [("a", "A")]).replace(
+        b'<link href="https://news.example/a"/>',
+        b'<link href="javascript:alert(1)"/></entry><entry><id>urn:x:b</id><title>B</title>'
+        b'<link href="data:text/html,&lt;script&gt;x()&lt;/script&gt;"/></entry>'
+        b'<entry><id>urn:x:c</id><title>C</title><link href="/posts/c"/></entry>'
+        b'<entry><id>urn:x:d</id><title>D</title><link href="https://news.example/d"/>',
+    )
+    found = {
+        e.title: e.link for e in entries(feedparser.parse(body), "https://feeds.example/a.xml")
+    }
+    assert found == {
+        "A": None,
+        "B": None,
+        "C": "https://feeds.example/posts/c",
+        "D": "https://news.example/d",
+    }
