@@ -688,7 +688,10 @@ CREATE TABLE webhook_secrets (
 -- endpoint's audience) and its `webhook-id` (msg_id, kept on every retry and redelivery).
 -- state: pending (waiting for due_at), sending (claimed until lease_until: a row still
 -- `sending` past its lease was claimed by an instance that died; it is sent again with the
--- same msg_id), delivered (a 2xx), failed (410, the last retry, or the endpoint went away).
+-- same msg_id), delivered (a 2xx), failed (410, the last retry, or the endpoint went away),
+-- skipped (never sent: the hook's audience or URL changed after the row was planned; the
+-- reason in last_error). url and audience: the hook's when the row was planned (the payload
+-- was built for that audience, to go to that URL).
 CREATE TABLE webhook_deliveries (
     id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     webhook_id   text        NOT NULL,
@@ -696,8 +699,10 @@ CREATE TABLE webhook_deliveries (
     msg_id       text        NOT NULL,
     kind         text        NOT NULL,
     payload      text        NOT NULL,
+    url          text        NOT NULL,
+    audience     text        NOT NULL,
     state        text        NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sending', 'delivered', 'failed')),
+        CHECK (state IN ('pending', 'sending', 'delivered', 'failed', 'skipped')),
     due_at       timestamptz NOT NULL,
     lease_until  timestamptz,
     attempts     integer     NOT NULL DEFAULT 0,
@@ -739,12 +744,14 @@ CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id, id);
 -- are cut to p_limit rows (a slow endpoint's backlog never hides another's due rows); each
 -- endpoint then gets at most its room. No row locks on the candidates: the lock keeps other
 -- claimers out, and the UPDATE checks each row's state again (a mark committed meanwhile by
--- an instance whose lease ran out wins). The commit does not wait for the WAL flush: a
+-- an instance whose lease ran out wins). Each row claimed comes with its hook's url and
+-- audience now (hook_url, hook_audience; NULL: the hook is gone) read from the `webhooks`
+-- read model, so that the sender skips rows planned for another audience or URL. The commit does not wait for the WAL flush: a
 -- claim lost in a crash leaves its rows due, sent later with the same webhook-id.
 CREATE FUNCTION cairn_webhook_claim(p_now timestamptz, p_lease timestamptz, p_limit int,
                                     p_cap int)
 RETURNS TABLE (id bigint, webhook_id text, "position" bigint, msg_id text, payload text,
-               attempts int)
+               attempts int, url text, audience text, hook_url text, hook_audience text)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 BEGIN
@@ -769,7 +776,10 @@ BEGIN
     FROM ranked
     WHERE w.id = ranked.id AND ranked.rn + ranked.n <= p_cap
       AND (w.state = 'pending' OR (w.state = 'sending' AND w.lease_until <= p_now))
-    RETURNING w.id, w.webhook_id, w.position, w.msg_id, w.payload, w.attempts;
+    RETURNING w.id, w.webhook_id, w.position, w.msg_id, w.payload, w.attempts, w.url,
+              w.audience,
+              (SELECT h.url FROM webhooks h WHERE h.webhook_id = w.webhook_id),
+              (SELECT h.audience FROM webhooks h WHERE h.webhook_id = w.webhook_id);
 END
 $fn$;
 
@@ -781,7 +791,7 @@ CREATE FUNCTION cairn_webhook_delivered_next(p_id bigint, p_at timestamptz, p_st
                                              p_duration int, p_response text,
                                              p_now timestamptz, p_lease timestamptz, p_cap int)
 RETURNS TABLE (id bigint, webhook_id text, "position" bigint, msg_id text, payload text,
-               attempts int)
+               attempts int, url text, audience text, hook_url text, hook_audience text)
 LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 BEGIN

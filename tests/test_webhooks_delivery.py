@@ -12,7 +12,7 @@ answers.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,7 +27,7 @@ from service.events.streams import webhook_stream
 from service.events.webhooks import WebhookDisabled
 
 from .support.api import Api, bearer, problem
-from .support.hook_receiver import HANG, Receiver, receiving
+from .support.hook_receiver import DRIP, HANG, Receiver, receiving
 from .support.outbound import LOCAL
 from .support.servers import FixedClock, serving
 from .support.teams import Team, make_team
@@ -429,3 +429,140 @@ async def test_at_most_the_cap_in_flight_per_endpoint_across_instances(
         assert receiver.most == 2
         assert set(receiver.delivered_ids().values()) == {1}
         assert len(await rows(store, webhook_id)) == 10
+
+
+async def test_a_receiver_dripping_its_answer_is_cut_off_at_the_timeout(
+    api: Api, team: Team, store: EventStore, clock: FixedClock
+) -> None:
+    """The 0.5 s timeout is the whole request's: a receiver answering its headers at once,
+    then a byte every 50 ms (never a read timeout) is cut off at 0.5 s, the attempt recorded
+    as a timeout and retried on the schedule, never left in flight past its lease (moving
+    the clock 3 minutes, past the lease, brings no second copy), one request at a time."""
+    async with receiving(script=[DRIP, DRIP]) as receiver:
+        receiver.hang = 60.0
+        webhook_id = await new_hook(store, api, receiver, team.project_id, kinds=["message_posted"])
+        await team.message(subject="Drip")
+
+        async def attempt_marked(n: int) -> asyncpg.Record:
+            async def check() -> asyncpg.Record:
+                row = await one_row(store, webhook_id)
+                assert (row["attempts"], row["state"]) == (n, "pending"), dict(row)
+                assert receiver.dripping == 0  # the sender hung up
+                return row
+
+            found: asyncpg.Record = await eventually(check, timeout=10)
+            return found
+
+        row = await attempt_marked(1)
+        clock.now += timedelta(minutes=3)  # past the lease and the first retry's delay
+        row = await attempt_marked(2)
+        assert SCHEDULE[1] * 0.89 <= row["due_at"] - clock() <= SCHEDULE[1] * 1.11
+        clock.now = row["due_at"]
+        await eventually(lambda: _count(receiver, 1), timeout=10)
+        attempts = await store.pool.fetch(
+            "SELECT status, error, duration_ms FROM webhook_attempts WHERE webhook_id = $1 "
+            "ORDER BY id",
+            webhook_id,
+        )
+        assert [a["status"] for a in attempts] == [None, None, 200]
+        for timed_out in attempts[:2]:
+            assert timed_out["error"].startswith("TimeoutError"), timed_out
+            assert 400 <= timed_out["duration_ms"] < 5000, timed_out
+        assert receiver.most_dripping == 1
+        assert len(receiver.got) == 3
+        assert len({g.msg_id for g in receiver.got}) == 1
+
+
+class ResolverBug(Exception):
+    """Not an OSError, not an httpx error: what no code path foresees."""
+
+
+async def broken_resolver(host: str, port: int) -> list[str]:
+    if host == "broken.example":
+        raise ResolverBug("something unforeseen")
+    return ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "server_settings",
+    [{**LOCAL, "poll_interval": 0.05, "webhook_timeout": 0.5, "resolver": broken_resolver}],
+)
+async def test_any_failure_of_a_send_is_a_failed_attempt(
+    api: Api, team: Team, store: EventStore
+) -> None:
+    """An exception nobody foresaw while sending is recorded as the attempt's error and
+    the delivery retried on the schedule: never left ``sending``."""
+    created = await api.client.post(
+        f"/v1/projects/{team.project_id}/webhooks",
+        json={"url": "http://broken.example/hooks", "kinds": ["message_posted"]},
+    )
+    assert created.status_code == 201, created.text
+    webhook_id = created.json()["id"]
+    await team.message(subject="Unforeseen")
+
+    async def retrying() -> asyncpg.Record:
+        row = await one_row(store, webhook_id)
+        assert (row["state"], row["attempts"]) == ("pending", 1), dict(row)
+        return row
+
+    row = await eventually(retrying, timeout=10)
+    assert row["last_error"].startswith("ResolverBug"), row["last_error"]
+    assert row["last_status"] is None
+
+
+async def edit_hook(api: Api, webhook_id: str, **changes: object) -> None:
+    shown = await api.client.get(f"/v1/webhooks/{webhook_id}")
+    assert shown.status_code == 200, shown.text
+    edited = await api.client.patch(
+        f"/v1/webhooks/{webhook_id}", json=changes, headers={"If-Match": shown.headers["etag"]}
+    )
+    assert edited.status_code == 200, edited.text
+
+
+@pytest.mark.parametrize("change", ["audience", "url"])
+async def test_deliveries_planned_before_an_audience_or_url_change_are_skipped(
+    api: Api, team: Team, store: EventStore, clock: FixedClock, change: str
+) -> None:
+    """A delivery retrying when its hook goes from the team to clients (or to another URL)
+    is never sent: its payload was built for the team, for the old receiver. It is shown
+    ``skipped`` with the reason, and its redelivery is refused (409); what happens after
+    the change is planned and sent for the hook as it is now."""
+    async with receiving(script=[500]) as receiver, receiving() as other:
+        webhook_id = await new_hook(store, api, receiver, team.project_id, kinds=["message_posted"])
+        other.secrets = receiver.secrets
+        await team.message(subject="For the team only")
+
+        async def retrying() -> asyncpg.Record:
+            row = await one_row(store, webhook_id)
+            assert (row["state"], row["attempts"]) == ("pending", 1), dict(row)
+            return row
+
+        row = await eventually(retrying, timeout=10)
+        if change == "audience":
+            await edit_hook(api, webhook_id, audience="clients")
+        else:
+            await edit_hook(api, webhook_id, url=other.url)
+        clock.now = row["due_at"] + timedelta(seconds=1)
+
+        async def skipped() -> dict[str, Any]:
+            listed = await api.client.get(f"/v1/webhooks/{webhook_id}/deliveries")
+            assert listed.status_code == 200, listed.text
+            (shown,) = listed.json()
+            assert shown["state"] == "skipped", shown
+            return shown  # type: ignore[no-any-return]
+
+        shown = await eventually(skipped, timeout=10)
+        assert ("audience changed from team to clients" if change == "audience" else "URL") in (
+            shown["reason"]
+        )
+        assert shown["attempts"] == 2  # claimed, then skipped without a request
+        assert shown["last_attempt"]["status"] == 500
+        refused = await api.client.post(
+            f"/v1/webhooks/{webhook_id}/deliveries/{shown['id']}/redeliver"
+        )
+        problem(refused, 409)
+        await team.message(subject="After the change", visible_to_clients=True)
+        target = receiver if change == "audience" else other
+        await eventually(lambda: _count(target, 1), timeout=10)
+        assert len(receiver.got) + len(other.got) == 2
+        assert target.got[-1].payload["position"] > shown["position"]

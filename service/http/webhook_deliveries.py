@@ -50,18 +50,21 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     """One event sent (or to be sent) to a webhook. ``webhook_id`` is the ``webhook-id``
     header (the same on every retry and redelivery); ``state``: ``pending`` (waiting for
     ``next_attempt_at``), ``sending``, ``delivered`` (a 2xx), ``failed`` (410, retries ran
-    out, or the endpoint was disabled)."""
+    out, or the endpoint was disabled), ``skipped`` (never sent: the hook's audience or URL
+    changed after the event was planned; ``reason`` says which)."""
 
     id: int
     webhook_id: str
     position: int
     kind: str
-    state: Literal["pending", "sending", "delivered", "failed"]
+    state: Literal["pending", "sending", "delivered", "failed", "skipped"]
     attempts: int
     created_at: Timestamp
     next_attempt_at: Timestamp | None
     finished_at: Timestamp | None
     last_attempt: LastAttempt | None
+    reason: str | None = None
+    """Why a delivery was ``skipped``, or ``failed`` (the last error)."""
 
 
 class Redelivery(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,8 +74,8 @@ class Redelivery(msgspec.Struct, frozen=True, kw_only=True):
     state: Literal["pending"] = "pending"
 
 
-async def _managed(ctx: Ctx, webhook_id: str, *, write: bool) -> None:
-    """Raises NotFound unless the caller may manage hook ``webhook_id``."""
+async def _managed(ctx: Ctx, webhook_id: str, *, write: bool) -> hooks.Endpoint:
+    """Hook ``webhook_id``; raises NotFound unless the caller may manage it."""
     pool = ctx.store.pool
     endpoint = await hooks.endpoint(pool, webhook_id)
     if endpoint is None:
@@ -83,6 +86,7 @@ async def _managed(ctx: Ctx, webhook_id: str, *, write: bool) -> None:
         if project is None:
             raise NotFound("there is no such webhook")
     require_manager(ctx.me, project, write=write)
+    return endpoint
 
 
 @api.get(
@@ -118,6 +122,7 @@ async def list_deliveries(ctx: Ctx) -> Reply:
                 next_attempt_at=r["due_at"] if r["state"] == "pending" else None,
                 finished_at=r["finished_at"],
                 last_attempt=last,
+                reason=r["last_error"] if r["state"] in ("failed", "skipped") else None,
             )
         )
     return Reply(shown)
@@ -135,13 +140,23 @@ async def list_deliveries(ctx: Ctx) -> Reply:
 async def redeliver(ctx: Ctx) -> Reply:
     webhook_id = ctx.path("webhook_id")
     delivery_id = int(ctx.path("delivery_id"))
-    await _managed(ctx, webhook_id, write=True)
+    endpoint = await _managed(ctx, webhook_id, write=True)
     queued = await deliveries.redeliver(
-        ctx.store.pool, webhook_id, delivery_id, ctx.services.clock()
+        ctx.store.pool,
+        webhook_id,
+        delivery_id,
+        ctx.services.clock(),
+        endpoint.url,
+        endpoint.audience,
     )
     if queued is None:
         raise NotFound("there is no such delivery")
-    if not queued:
+    if queued == "changed":
+        raise Conflict(
+            "the hook's audience or URL changed after this delivery was planned: "
+            "its payload is never sent"
+        )
+    if queued == "sending":
         raise Conflict("the delivery is being sent right now; try again in a moment")
     ctx.state["webhooks"].wake.set()
     return Reply(Redelivery(id=delivery_id), 202)

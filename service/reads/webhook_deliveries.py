@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import asyncpg
 
@@ -29,9 +29,10 @@ KEEP: Final = 100
 # in a crash leaves its rows as they were, and they are sent again with the same webhook-id
 # (at least once, as promised).
 _INSERT: Final = """
-INSERT INTO webhook_deliveries (webhook_id, position, msg_id, kind, payload, due_at, created_at)
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                     $6::timestamptz[], $6::timestamptz[])
+INSERT INTO webhook_deliveries (webhook_id, position, msg_id, kind, payload, url, audience,
+                                due_at, created_at)
+SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::timestamptz[], $8::timestamptz[])
 ON CONFLICT (webhook_id, position) DO NOTHING
 """
 _CLAIM: Final = "SELECT * FROM cairn_webhook_claim($1, $2, $3, $4)"
@@ -79,9 +80,15 @@ UPDATE webhook_deliveries SET state = 'failed', lease_until = NULL, last_error =
        finished_at = $2
 WHERE id = ANY($1::bigint[])
 """
+_SKIP: Final = """
+UPDATE webhook_deliveries SET state = 'skipped', lease_until = NULL, last_error = u.why,
+       finished_at = $2
+FROM unnest($1::bigint[], $3::text[]) AS u(id, why)
+WHERE webhook_deliveries.id = u.id
+"""
 _PRUNE_DELIVERIES: Final = """
 DELETE FROM webhook_deliveries d
-WHERE d.webhook_id = $1 AND d.state IN ('delivered', 'failed') AND d.id < (
+WHERE d.webhook_id = $1 AND d.state IN ('delivered', 'failed', 'skipped') AND d.id < (
     SELECT min(id) FROM (SELECT id FROM webhook_deliveries WHERE webhook_id = $1
                          ORDER BY id DESC LIMIT $2) newest
 )
@@ -107,10 +114,13 @@ WHERE d.webhook_id = $1 ORDER BY d.id DESC LIMIT $2
 _REDELIVER: Final = """
 UPDATE webhook_deliveries SET state = 'pending', due_at = $3, attempts = 0,
        lease_until = NULL, finished_at = NULL
-WHERE webhook_id = $1 AND id = $2 AND state <> 'sending'
+WHERE webhook_id = $1 AND id = $2 AND state <> 'sending' AND url = $4 AND audience = $5
 RETURNING id
 """
-_EXISTS: Final = "SELECT state FROM webhook_deliveries WHERE webhook_id = $1 AND id = $2"
+_EXISTS: Final = """
+SELECT state, url = $3 AND audience = $4 AS fits FROM webhook_deliveries
+WHERE webhook_id = $1 AND id = $2
+"""
 _WAITING: Final = "SELECT count(*) FROM webhook_deliveries WHERE state IN ('pending', 'sending')"
 
 
@@ -123,11 +133,15 @@ class Planned:
     msg_id: str
     kind: str
     payload: bytes
+    url: str
+    audience: str
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """A delivery claimed for sending (``attempts``: this one included)."""
+    """A delivery claimed for sending (``attempts``: this one included), with the URL and
+    audience it was planned for (``url``, ``audience``) and its hook's now (``hook_url``,
+    ``hook_audience``; None: the hook is gone)."""
 
     id: int
     webhook_id: str
@@ -135,6 +149,23 @@ class Claimed:
     msg_id: str
     payload: bytes
     attempts: int
+    url: str = ""
+    audience: str = ""
+    hook_url: str | None = None
+    hook_audience: str | None = None
+
+    def changed(self) -> str | None:
+        """Why the delivery must not be sent: its hook's audience or URL is no longer the
+        one it was planned for (the payload was redacted for that audience, for that
+        receiver); None when they are the same, or the hook is gone."""
+        if self.hook_audience is not None and self.hook_audience != self.audience:
+            return (
+                f"the hook's audience changed from {self.audience} to {self.hook_audience} "
+                "after this event was planned"
+            )
+        if self.hook_url is not None and self.hook_url != self.url:
+            return "the hook's URL changed after this event was planned"
+        return None
 
 
 async def plan(conn: asyncpg.Connection, rows: Sequence[Planned], due: datetime) -> None:
@@ -148,6 +179,8 @@ async def plan(conn: asyncpg.Connection, rows: Sequence[Planned], due: datetime)
             [r.msg_id for r in rows],
             [r.kind for r in rows],
             [r.payload.decode() for r in rows],
+            [r.url for r in rows],
+            [r.audience for r in rows],
             [due] * len(rows),
         )
 
@@ -195,6 +228,10 @@ def _claimed(rows: Sequence[asyncpg.Record]) -> list[Claimed]:
             msg_id=r["msg_id"],
             payload=r["payload"].encode(),
             attempts=r["attempts"],
+            url=r["url"],
+            audience=r["audience"],
+            hook_url=r["hook_url"],
+            hook_audience=r["hook_audience"],
         )
         for r in rows
     ]
@@ -245,6 +282,12 @@ async def drop(pool: asyncpg.Pool, delivery_ids: Sequence[int], at: datetime, wh
         await pool.execute(_DROP, list(delivery_ids), at, why)
 
 
+async def skip(pool: asyncpg.Pool, skipped: Sequence[tuple[int, str]], at: datetime) -> None:
+    """Mark deliveries skipped, never sent: (delivery id, why) pairs."""
+    if skipped:
+        await pool.execute(_SKIP, [i for i, _ in skipped], at, [w for _, w in skipped])
+
+
 async def prune(pool: asyncpg.Pool, webhook_id: str, keep: int = KEEP) -> None:
     """Forget an endpoint's finished deliveries and attempts older than its newest
     ``keep``."""
@@ -258,14 +301,19 @@ async def recent(pool: asyncpg.Pool, webhook_id: str, limit: int = KEEP) -> list
 
 
 async def redeliver(
-    pool: asyncpg.Pool, webhook_id: str, delivery_id: int, now: datetime
-) -> bool | None:
+    pool: asyncpg.Pool, webhook_id: str, delivery_id: int, now: datetime, url: str, audience: str
+) -> Literal["queued", "sending", "changed"] | None:
     """Send a delivery again (same payload, same ``webhook-id``), due at ``now`` with a fresh
-    retry schedule: True; False when it is being sent right now; None when the endpoint has
-    no such delivery."""
-    if await pool.fetchval(_REDELIVER, webhook_id, delivery_id, now) is not None:
-        return True
-    return False if await pool.fetchval(_EXISTS, webhook_id, delivery_id) else None
+    retry schedule, if the hook still has the ``url`` and ``audience`` it was planned for:
+    ``"queued"``; ``"sending"`` when it is being sent right now; ``"changed"`` when the hook's
+    URL or audience is no longer the delivery's (its payload is never sent); None when the
+    endpoint has no such delivery."""
+    if await pool.fetchval(_REDELIVER, webhook_id, delivery_id, now, url, audience) is not None:
+        return "queued"
+    found = await pool.fetchrow(_EXISTS, webhook_id, delivery_id, url, audience)
+    if found is None:
+        return None
+    return "changed" if not found["fits"] else "sending"
 
 
 async def waiting(pool: asyncpg.Pool) -> int:

@@ -6,17 +6,19 @@ one short transaction (:func:`~service.reads.webhook_deliveries.claim`), at most
 ``CAIRN_WEBHOOK_CONCURRENCY`` in flight per endpoint across instances, so one failing or
 slow event never holds back the others (there is no ordering promise: receivers order by
 ``position``). Each request goes out through ``services.outbound`` (the SSRF-safe client:
-every connection checked after DNS resolution, redirects not followed, 10 s timeout), signed
+every connection checked after DNS resolution, redirects not followed, 10 s for the whole
+request and the answer's start), signed
 with every secret valid now (both while a rotated one lasts); the outcome is marked in one
 statement that also logs the attempt.
 
 **Outcomes**: a 2xx is delivered. A 410 fails the delivery and disables the endpoint
 (``commands.webhooks.disable``, reason ``gone``). Anything else (another status, a refused
-or lost connection, a timeout) is retried on the schedule of
+or lost connection, a timeout, any unforeseen error of the attempt) is retried on the schedule of
 :data:`~service.domain.webhook_payload.SCHEDULE`, jittered, by ``services.clock``; after the
 last retry the delivery fails and the endpoint is disabled (reason ``failing``). A delivery
 whose endpoint is no longer active (disabled, deleted, its owner deactivated) fails
-without a request.
+without a request; one planned for another audience or URL than its hook's now (an edit
+since) is skipped, never sent.
 
 **At least once**: an instance dying mid-request leaves its rows ``sending``; once their
 lease has run out another instance sends them again with the same ``webhook-id``.
@@ -179,7 +181,8 @@ class WebhookSender:
         self, rows: Sequence[Claimed], now: datetime
     ) -> list[tuple[Endpoint, list[str], Claimed]]:
         """Claimed ``rows`` with their endpoints and secrets; those of endpoints no longer
-        active are failed."""
+        active are failed; those planned for another audience or URL than their hook's now
+        are skipped (never sent)."""
         if not rows:
             return []
         pool = self.services.store.pool
@@ -188,7 +191,14 @@ class WebhookSender:
             endpoints = await self._endpoints(now, again=True)  # a hook new since the read?
         gone = [r.id for r in rows if r.webhook_id not in endpoints]
         await deliveries.drop(pool, gone, now, "the endpoint is no longer active")
-        return [(*endpoints[r.webhook_id], r) for r in rows if r.webhook_id in endpoints]
+        changed = [(r.id, why) for r in rows if (why := r.changed()) is not None]
+        await deliveries.skip(pool, changed, now)
+        skipped = {i for i, _ in changed}
+        return [
+            (*endpoints[r.webhook_id], r)
+            for r in rows
+            if r.webhook_id in endpoints and r.id not in skipped
+        ]
 
     async def _endpoints(
         self, now: datetime, *, again: bool = False
@@ -252,21 +262,36 @@ class WebhookSender:
     async def _send(
         self, client: httpx.AsyncClient, endpoint: Endpoint, secrets: Sequence[str], row: Claimed
     ) -> Attempt:
+        """One attempt at ``row``, to the URL it was planned for, within :attr:`timeout`
+        seconds in all (connecting, sending, the answer's status and excerpt: a receiver
+        dripping its answer is cut off like one that never answers). Never raises but
+        :class:`asyncio.CancelledError`: whatever else goes wrong is the attempt's error,
+        so that the delivery is settled (retried or failed), never left ``sending``."""
         at = self.services.clock()
         if not secrets:
             return Attempt(at=at, status=None, duration_ms=0, error="no signing secret")
-        headers = wp.headers(secrets, row.msg_id, wall_clock(), row.payload)
         started = time.perf_counter()
+        status: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
         try:
-            async with client.stream(
-                "POST", endpoint.url, content=row.payload, headers=headers
-            ) as answer:
-                excerpt = await _excerpt(answer)
-            status: int | None = answer.status_code
-            error = None
+            headers = wp.headers(secrets, row.msg_id, wall_clock(), row.payload)
+            async with asyncio.timeout(self.timeout):
+                async with client.stream(
+                    "POST", row.url, content=row.payload, headers=headers
+                ) as answer:
+                    excerpt = await _excerpt(answer)
+            status = answer.status_code
+        except TimeoutError:
+            status, excerpt = None, None
+            error = f"TimeoutError: no complete answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             status, excerpt = None, None
             error = f"{type(exc).__name__}: {exc}".rstrip(": ") or type(exc).__name__
+        except Exception as exc:  # a bug or an unforeseen failure: still an attempt
+            _log.exception("webhook delivery %s: unexpected failure", row.id)
+            status, excerpt = None, None
+            error = f"{type(exc).__name__}: the request failed"
         duration = round((time.perf_counter() - started) * 1000)
         return Attempt(at=at, status=status, duration_ms=duration, response=excerpt, error=error)
 

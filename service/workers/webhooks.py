@@ -145,6 +145,8 @@ class Planner:
                         msg_id=wp.msg_id(event.position, hook.id),
                         kind=wp.kind_of(event.event_type),
                         payload=body,
+                        url=hook.url,
+                        audience=hook.audience,
                     )
                 )
         await plan(conn, planned, due)

@@ -23,6 +23,13 @@ from .servers import serving_other
 HANG = -1
 """A scripted answer: hold the request open for :attr:`Receiver.hang` seconds (past the
 sender's timeout), then answer 200 (to nobody): recorded as :data:`HUNG`."""
+DRIP = -2
+"""A scripted answer: 200 with its headers at once, then the body one byte every
+:attr:`Receiver.drip` seconds for :attr:`Receiver.hang` seconds (each byte well within a read
+timeout, the whole far past the sender's): recorded as :data:`DRIPPED`; stops when the
+sender hangs up (``dripping``: the drips going on now, ``most_dripping``: the most at once)."""
+DRIPPED = 598
+"""The status :attr:`Receiver.got` records for a request it dripped its answer to."""
 HUNG = 599
 """The status :attr:`Receiver.got` records for a request it hung on."""
 
@@ -54,6 +61,9 @@ class Receiver:
     refused: list[str] = field(default_factory=list)
     signatures: list[str] = field(default_factory=list)
     url: str = ""
+    drip: float = 0.05
+    dripping: int = 0
+    most_dripping: int = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -82,8 +92,31 @@ class Receiver:
             await asyncio.sleep(self.hang)  # the sender gave up long ago
             await Response(status_code=200)(scope, receive, send)
             return
+        if status == DRIP:
+            self.got.append(Got(headers["webhook-id"], payload, headers, DRIPPED))
+            await self._drip(receive, send)
+            return
         self.got.append(Got(headers["webhook-id"], payload, headers, status))
         await Response(json.dumps({"ok": status < 300}), status_code=status)(scope, receive, send)
+
+    async def _drip(self, receive: Receive, send: Send) -> None:
+        self.dripping += 1
+        self.most_dripping = max(self.most_dripping, self.dripping)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            loop = asyncio.get_running_loop()
+            until = loop.time() + self.hang
+            while loop.time() < until:
+                await send({"type": "http.response.body", "body": b".", "more_body": True})
+                try:  # the pause between two bytes, or the sender hanging up
+                    message = await asyncio.wait_for(receive(), self.drip)
+                except TimeoutError:
+                    continue
+                if message["type"] == "http.disconnect":
+                    return
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            self.dripping -= 1
 
     def delivered(self) -> list[Got]:
         """The requests answered with a 2xx."""
