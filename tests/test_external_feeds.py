@@ -7,6 +7,8 @@ across instances and restarts. The poller's clock is moved, never waited for."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -72,12 +74,20 @@ def atom(title: str, entries: list[tuple[str, str]]) -> bytes:
     ).encode()
 
 
+@functools.cache
+def _bombs() -> tuple[bytes, bytes]:
+    """64 MiB of zeros gzipped once (64 KiB), and that gzipped again (a few hundred bytes)."""
+    once = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+    return once, gzip.compress(once, compresslevel=9)
+
+
 @dataclass
 class FeedServer:
     """What the local feed server serves and what reached it: ``/news`` is ``body`` with
     ``etag`` and ``last_modified`` (304 when the request's validators match), ``/broken``
     500, ``/slow`` waits for ``release``, ``/malformed`` is not XML, ``/huge`` streams
-    10 MiB with no length."""
+    10 MiB with no length, ``/bomb`` is 64 MiB gzipped into 64 KiB, ``/bomb2`` the same gzipped
+    twice (``Content-Encoding: gzip, gzip``) into a few hundred bytes."""
 
     url: str = ""
     body: bytes = b""
@@ -126,8 +136,16 @@ class FeedServer:
 
             return StreamingResponse(chunks(), media_type="application/atom+xml")
 
+        async def bomb(request: Request) -> Response:
+            self.requests.append((request.url.path, dict(request.headers)))
+            double = request.url.path == "/bomb2"
+            headers = {"Content-Encoding": "gzip, gzip" if double else "gzip"}
+            return Response(_bombs()[double], media_type="application/atom+xml", headers=headers)
+
         return Starlette(
             routes=[
+                Route("/bomb", bomb),
+                Route("/bomb2", bomb),
                 Route("/news", news),
                 Route("/broken", broken),
                 Route("/slow", slow),
@@ -334,9 +352,10 @@ async def test_broken_feeds_get_an_error_and_the_others_go_on(
     status and message (and back off); the good feed beside them is posted all the same."""
     c = api.client
     pid = team.project_id
+    _bombs()  # made before the feed server is asked for them (it would stall meanwhile)
     broken = {
         path: await _subscribe(c, pid, url=f"{feeds.url}/{path}")
-        for path in ("broken", "slow", "malformed", "huge")
+        for path in ("broken", "slow", "malformed", "huge", "bomb", "bomb2")
     }
     good = await _subscribe(c, pid, url=f"{feeds.url}/news")
 
@@ -355,6 +374,10 @@ async def test_broken_feeds_get_an_error_and_the_others_go_on(
     assert errors["malformed"]["error"].startswith("this is not an RSS or Atom feed")
     assert errors["huge"]["error"] == "the feed is larger than 5242880 bytes"
     assert feeds.huge_sent > 5 * 1024 * 1024  # it did send more than the cap
+    # Compression bombs: decoded no further than the cap (64 MiB would have been), and two
+    # layers of gzip refused without decoding.
+    assert errors["bomb"]["error"] == "the feed is larger than 5242880 bytes"
+    assert errors["bomb2"]["error"].startswith("the feed could not be reached"), errors["bomb2"]
     assert len(feeds.hits("/huge")) == 1  # refused, then left alone until due again
     assert (await c.get(good["self_url"])).json()["status"] == "ok"
     # In French for a French reader.
