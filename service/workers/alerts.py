@@ -18,15 +18,13 @@ open while deciding: the reads, the folds and the append are separate statements
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from ..commands.caller import Caller, Services
+from ..commands.caller import Caller
 from ..commands.execute import execute
 from ..domain.access import SYSTEM
 from ..domain.alerts import HORIZON, concerned, decide_alerts, earliest_due_at, owed_now
@@ -36,14 +34,13 @@ from ..domain.recordings import RecordingState, fold_recording
 from ..errors import CairnError
 from ..events.base import Event, Metadata
 from ..events.streams import project_stream, recording_stream
-from ..events.wakeup import TRANSIENT_ERRORS
-from ..metrics import Worker
 from ..reads import alerts, directory
+from .ticking import Ticking
 
 _log = logging.getLogger(__name__)
 
 
-class AlertScheduler:
+class AlertScheduler(Ticking):
     """Raises owed alerts every ``interval`` seconds until stopped.
 
     Args:
@@ -52,37 +49,7 @@ class AlertScheduler:
         interval: seconds between ticks.
     """
 
-    def __init__(self, services: Services, interval: float) -> None:
-        self.services = services
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        self._metrics = Worker("alerts")
-        self.ticks = 0
-        """How many ticks of the loop have ended (raised or failed): a tick that begins after
-        the clock moved has decided on that instant once this moved by two."""
-
-    def start(self) -> None:
-        """Tick in a task until :meth:`stop`."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="alerts")
-
-    async def stop(self) -> None:
-        """Stop ticking (an append in flight is made whole or not at all)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except TRANSIENT_ERRORS as exc:
-                _log.info("alerts lost PostgreSQL (%s); retrying", exc)
-            except Exception:
-                _log.exception("alerts: a tick failed; next one in %s s", self.interval)
-            self.ticks += 1
-            await asyncio.sleep(self.interval)
+    name = "alerts"
 
     async def tick(self) -> int:
         """Raise every alert owed now; the number appended."""

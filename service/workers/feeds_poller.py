@@ -23,7 +23,6 @@ fails (unreachable, slow, huge, malformed, an error status, refused by the polic
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import timedelta
@@ -42,9 +41,9 @@ from ..events.base import Metadata
 from ..events.recordings import ExternalItemPosted
 from ..events.streams import recording_stream
 from ..events.wakeup import TRANSIENT_ERRORS
-from ..metrics import Worker
 from ..outbound import Refused, TooLarge, read_limited
 from ..reads import external_feeds as rows
+from .ticking import Ticking
 
 _log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class FeedError(Exception):
         self.detail = detail
 
 
-class FeedPoller:
+class FeedPoller(Ticking):
     """Polls due external feeds every ``interval`` seconds until stopped.
 
     Args:
@@ -78,41 +77,14 @@ class FeedPoller:
         max_bytes: the largest feed body taken; larger ones are refused as they arrive.
     """
 
+    name = "feeds"
+
     def __init__(
         self, services: Services, *, interval: float, timeout: float, max_bytes: int
     ) -> None:
-        self.services = services
-        self.interval = interval
+        super().__init__(services, interval)
         self.timeout = timeout
         self.max_bytes = max_bytes
-        self._task: asyncio.Task[None] | None = None
-        self._metrics = Worker("feeds")
-        self.ticks = 0
-        """How many ticks have ended: a tick begun after the clock moved has ended once this
-        moved by two."""
-
-    def start(self) -> None:
-        """Tick in a task until :meth:`stop`."""
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="feeds")
-
-    async def stop(self) -> None:
-        """Stop polling (a lease held ends by itself: another instance takes the feed)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except TRANSIENT_ERRORS as exc:
-                _log.info("feeds lost PostgreSQL (%s); retrying", exc)
-            except Exception:
-                _log.exception("feeds: a tick failed; next one in %s s", self.interval)
-            self.ticks += 1
-            await asyncio.sleep(self.interval)
 
     async def tick(self) -> int:
         """Poll every feed due now (up to :data:`BATCH`); the number of items posted."""
