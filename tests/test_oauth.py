@@ -9,7 +9,7 @@ import json
 import re
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
@@ -38,6 +38,9 @@ class Site:
     server: Server
     clock: FixedClock
     api: Api
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+    """The people's browsers and the apps' OAuth clients, closed before the server stops: an
+    open keep-alive connection holds uvicorn's graceful shutdown for its whole 5 s."""
 
     @property
     def url(self) -> str:
@@ -53,7 +56,12 @@ async def site(database_url: str) -> AsyncIterator[Site]:
             base_url=server.base_url, headers=bearer(admin.token), timeout=30
         ) as client:
             await known_token(client, timeout=5.0)
-            yield Site(server, clock, Api(server, client, admin.person_id, admin.token))
+            site = Site(server, clock, Api(server, client, admin.person_id, admin.token))
+            try:
+                yield site
+            finally:
+                for opened in site.clients:
+                    await opened.aclose()
 
 
 @dataclass
@@ -68,6 +76,7 @@ async def _signed_in(site: Site, name: str, **extra: Any) -> Person:
     put = await site.api.client.put(f"/v1/people/{person_id}/password", json={"password": PASSWORD})
     assert put.status_code == 204, put.text
     browser = httpx.AsyncClient(base_url=site.url, timeout=30)
+    site.clients.append(browser)
     email = f"{name.lower()}@example.com"
     signed = await browser.post("/v1/session", json={"email": email, "password": PASSWORD})
     assert signed.status_code == 204, signed.text
@@ -82,7 +91,7 @@ async def _app(site: Site, **extra: Any) -> dict[str, Any]:
 
 
 def _client(site: Site, app: dict[str, Any], scope: str = "read write") -> AsyncOAuth2Client:
-    return AsyncOAuth2Client(
+    client = AsyncOAuth2Client(
         client_id=app["client_id"],
         client_secret=app.get("client_secret"),
         token_endpoint_auth_method="client_secret_basic" if app["confidential"] else "none",
@@ -90,6 +99,8 @@ def _client(site: Site, app: dict[str, Any], scope: str = "read write") -> Async
         scope=scope,
         code_challenge_method="S256",
     )
+    site.clients.append(client)
+    return client
 
 
 def _form(page: str) -> dict[str, str]:
@@ -312,6 +323,7 @@ async def test_confidential_app_refresh_rotation_and_reuse_revoke_the_family(sit
         with pytest.raises(OAuthError):
             await client.refresh_token(site.url + "/oauth/token", third["refresh_token"])
     wrong = AsyncOAuth2Client(client_id=app["id"], client_secret="nope")
+    site.clients.append(wrong)
     with pytest.raises(OAuthError) as unauthenticated:
         await wrong.refresh_token(site.url + "/oauth/token", third["refresh_token"])
     assert unauthenticated.value.error == "invalid_client"

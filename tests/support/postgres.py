@@ -138,7 +138,12 @@ class OwnCluster:
 
     def freeze(self) -> None:
         """Stop every process of the server (SIGSTOP) without closing a connection: a hung
-        server, which accepts connections and statements and never answers."""
+        server, which accepts connections and statements and never answers.
+
+        The postmaster first, then its children as listed after: a backend it forked
+        between a listing and its stop would go on answering (CI met one)."""
+        postmaster = self._processes()[0]
+        os.kill(postmaster, signal.SIGSTOP)
         self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
