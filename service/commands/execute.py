@@ -216,6 +216,30 @@ async def _append_all(
     return last
 
 
+async def append_alongside(
+    caller: Caller,
+    stream: str,
+    events: Sequence[Event],
+    expected: int,
+    alongside: Callable[[asyncpg.Connection], Awaitable[object]],
+    *,
+    project_id: str | None = None,
+) -> AppendResult:
+    """Append ``events`` to ``stream`` and, in the same transaction, write what goes with
+    them outside the log (``alongside(conn)``: a secret, a row of operational state); then
+    wait for the read models."""
+    store = caller.store
+    async with store.pool.acquire() as conn, conn.transaction():
+        result = await store.append(
+            stream, list(events), expected, caller.metadata, project_id=project_id,
+            connection=conn,
+        )  # fmt: skip
+        await alongside(conn)
+    store.committed()
+    await settle(caller, result, [stream])
+    return result
+
+
 async def settle(caller: Caller, result: AppendResult, streams: Sequence[str]) -> None:
     """Read-your-writes: wait (bounded) until every projection has applied ``result``, the
     append (or transaction) that wrote to ``streams`` (no wait in a process without read

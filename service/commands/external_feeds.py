@@ -26,7 +26,7 @@ from ..errors import Conflict, Forbidden, NotFound
 from ..events.streams import EXTERNAL_FEED_ID, external_feed_stream, project_stream
 from ..reads import external_feeds as rows
 from .caller import Caller
-from .execute import load, settle
+from .execute import append_alongside, load
 
 
 async def _project(caller: Caller, project_id: str) -> ProjectState:
@@ -83,18 +83,15 @@ async def subscribe(caller: Caller, project_id: str, cmd: NewExternalFeed) -> st
     feed_id = caller.new_id(EXTERNAL_FEED_ID)
     now = caller.services.clock()
     event = decide_add(feed_id, project_id, caller.actor.person_id, url, cmd, now)
-    stream = external_feed_stream(feed_id)
-    async with store.pool.acquire() as conn, conn.transaction():
-        result = await store.append(
-            stream, [event], 0, caller.metadata, project_id=project_id, connection=conn
-        )
-        await rows.insert(
+    await append_alongside(
+        caller, external_feed_stream(feed_id), [event], 0,
+        lambda conn: rows.insert(
             conn, feed_id=feed_id, project_id=project_id, url=url, title=event.title,
             visible_to_clients=event.visible_to_clients, interval=event.interval,
             creator_id=caller.actor.person_id, now=now,
-        )  # fmt: skip
-    store.committed()
-    await settle(caller, result, [stream])
+        ),
+        project_id=project_id,
+    )  # fmt: skip
     return feed_id
 
 
@@ -133,17 +130,12 @@ async def edit(caller: Caller, feed_id: str, cmd: EditExternalFeed) -> None:
     events = decide_edit(state, cmd, checked, caller.services.clock())
     if not events:
         return
-    store = caller.store
-    stream = external_feed_stream(feed_id)
-    async with store.pool.acquire() as conn, conn.transaction():
-        result = await store.append(
-            stream, list(events), version, caller.metadata, project_id=state.project_id,
-            connection=conn,
-        )  # fmt: skip
-        changes = {c.field: c.after for c in events[0].changes}
-        await rows.update(conn, feed_id, changes, caller.services.clock())
-    store.committed()
-    await settle(caller, result, [stream])
+    changes = {c.field: c.after for c in events[0].changes}
+    await append_alongside(
+        caller, external_feed_stream(feed_id), events, version,
+        lambda conn: rows.update(conn, feed_id, changes, caller.services.clock()),
+        project_id=state.project_id,
+    )  # fmt: skip
 
 
 async def unsubscribe(caller: Caller, feed_id: str) -> None:
@@ -155,13 +147,8 @@ async def unsubscribe(caller: Caller, feed_id: str) -> None:
     await visible_project(caller, feed_id, write=True)
     state, version = await _feed(caller, feed_id)
     events = decide_remove(state, caller.services.clock())
-    store = caller.store
-    stream = external_feed_stream(feed_id)
-    async with store.pool.acquire() as conn, conn.transaction():
-        result = await store.append(
-            stream, list(events), version, caller.metadata, project_id=state.project_id,
-            connection=conn,
-        )  # fmt: skip
-        await rows.remove(conn, feed_id, caller.services.clock())
-    store.committed()
-    await settle(caller, result, [stream])
+    await append_alongside(
+        caller, external_feed_stream(feed_id), events, version,
+        lambda conn: rows.remove(conn, feed_id, caller.services.clock()),
+        project_id=state.project_id,
+    )  # fmt: skip

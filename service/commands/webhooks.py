@@ -28,7 +28,7 @@ from ..events.streams import webhook_stream
 from ..events.webhooks import WebhookCreated
 from ..reads import webhooks as rows
 from .caller import Caller, Services
-from .execute import decided, execute, load, settle
+from .execute import append_alongside, decided, execute, load
 
 
 async def create(caller: Caller, event: WebhookCreated) -> str:
@@ -39,16 +39,11 @@ async def create(caller: Caller, event: WebhookCreated) -> str:
         WrongExpectedVersion: the hook's id exists already (an id derived from an
             idempotency key used before: the caller answers with what was made then).
     """
-    services = caller.services
-    stream = webhook_stream(event.webhook_id)
     secret = rows.new_secret()
-    async with services.store.pool.acquire() as conn, conn.transaction():
-        result = await services.store.append(
-            stream, [event], NO_STREAM, caller.metadata, connection=conn
-        )
-        await rows.add_secret(conn, event.webhook_id, secret, services.clock())
-    services.store.committed()
-    await settle(caller, result, [stream])
+    await append_alongside(
+        caller, webhook_stream(event.webhook_id), [event], NO_STREAM,
+        lambda conn: rows.add_secret(conn, event.webhook_id, secret, caller.services.clock()),
+    )  # fmt: skip
     return secret
 
 
@@ -85,20 +80,16 @@ async def rotate_secret(caller: Caller, webhook_id: str) -> str:
         NotFound: no such hook.
         WrongExpectedVersion: the hook changed meanwhile (try again).
     """
-    services = caller.services
     stream = webhook_stream(webhook_id)
     loaded = await load(caller, stream)
     events: list[Event] = decided(
         caller, loaded.version, decide_rotate, fold_webhook([e.event for e in loaded.events])
     )
     secret = rows.new_secret()
-    async with services.store.pool.acquire() as conn, conn.transaction():
-        result = await services.store.append(
-            stream, events, loaded.version, caller.metadata, connection=conn
-        )
-        await rows.add_secret(conn, webhook_id, secret, services.clock())
-    services.store.committed()
-    await settle(caller, result, [stream])
+    await append_alongside(
+        caller, stream, events, loaded.version,
+        lambda conn: rows.add_secret(conn, webhook_id, secret, caller.services.clock()),
+    )  # fmt: skip
     return secret
 
 
